@@ -1,0 +1,41 @@
+# The demo: SAMed's model with a tiny SAM-architecture ViT trained from scratch on the
+# synthetic abdomen (CPU, a few minutes). No SAM weights are needed.
+_base_ = [
+    '../_base_/models/samed_vit-b.py',
+    '../_base_/datasets/synthetic_abdomen.py',
+    '../_base_/schedules/samed_schedule.py',
+    '../_base_/default_runtime.py',
+]
+img_size = 128
+tiny_width = 64
+data_preprocessor = dict(size=(img_size, img_size))
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        arch=dict(embed_dim=tiny_width, depth=2, num_heads=4, global_attn_indexes=(1,),
+                  patch_size=8, window_size=8, out_chans=tiny_width),
+        img_size=img_size,
+        frozen=False,  # from scratch: the whole encoder trains (LoRA off)
+        adapter=None,
+        checkpoint=None,
+    ),
+    decode_head=dict(
+        prompt_encoder=dict(embed_dim=tiny_width, img_size=img_size, patch_size=8,
+                            checkpoint=None),
+        mask_decoder=dict(transformer_dim=tiny_width, transformer_mlp_dim=256,
+                          transformer_num_heads=4, iou_head_hidden_dim=tiny_width,
+                          checkpoint=None),
+    ),
+)
+max_epochs = 12
+base_lr = 0.002
+warmup_iters = 30
+optim_wrapper = dict(optimizer=dict(lr=base_lr, weight_decay=0.01))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1.0 / warmup_iters, by_epoch=False, begin=0,
+         end=warmup_iters),
+    dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=True, begin=0, end=max_epochs,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+default_hooks = dict(logger=dict(interval=10))

@@ -1,0 +1,3 @@
+from .load_npz_slice import LoadNpzSlice
+
+__all__ = ['LoadNpzSlice']

@@ -1,0 +1,151 @@
+"""Reading and writing mmsam's on-disk format for slice-trained, volume-tested CT/MR data.
+
+The format (written by the dataset converters and the synthetic generators)::
+
+    <data_root>/
+      meta.json                       {"classes": [...], "palette": [...], "spacing_note": ...}
+      train_slices/<case>_slice<NNN>.npz
+          image (H, W) float32 in [0, 1]; label (H, W) uint8 class ids (0 = background)
+      test_volumes/<case>.npz
+          image (D, H, W) float32 in [0, 1]; label (D, H, W) uint8; spacing (3,) float (z, y, x) mm
+      splits/train.txt                one slice name per line (file stem, no extension)
+      splits/test.txt                 one case name per line
+
+Every writer goes through :func:`atomic_savez`, so an interrupted conversion never leaves a
+half-written file that a later run would take for a good one.
+"""
+import json
+import os
+import os.path as osp
+import tempfile
+import zipfile
+
+import numpy as np
+
+TRAIN_SLICE_DIR = 'train_slices'
+TEST_VOLUME_DIR = 'test_volumes'
+SPLIT_DIR = 'splits'
+META_FILE = 'meta.json'
+
+
+def atomic_savez(path, **arrays):
+    """Write ``arrays`` to ``path`` (an ``.npz``) via a temporary file and an atomic rename."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp.npz')
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _check_pair(image, label, ndim, what):
+    if image.ndim != ndim or label.shape != image.shape:
+        raise ValueError(f'{what}: expected image and label of the same {ndim}-D shape, got '
+                         f'image {image.shape} and label {label.shape}')
+
+
+def save_slice(path, image, label):
+    """Save one 2D training slice.
+
+    Args:
+        path (str): target ``.npz`` file.
+        image (ndarray): (H, W) intensities in [0, 1].
+        label (ndarray): (H, W) integer class ids.
+    """
+    _check_pair(image, label, 2, path)
+    atomic_savez(path, image=image.astype(np.float32), label=label.astype(np.uint8))
+
+
+def save_volume(path, image, label, spacing=(1.0, 1.0, 1.0)):
+    """Save one 3D test volume.
+
+    Args:
+        path (str): target ``.npz`` file.
+        image (ndarray): (D, H, W) intensities in [0, 1].
+        label (ndarray): (D, H, W) integer class ids.
+        spacing (sequence[float]): voxel size (z, y, x) in mm.
+    """
+    _check_pair(image, label, 3, path)
+    atomic_savez(path, image=image.astype(np.float32), label=label.astype(np.uint8),
+                 spacing=np.asarray(spacing, dtype=np.float64))
+
+
+def load_npz(path, keys=('image', 'label')):
+    """Load ``keys`` from an ``.npz`` file, with an error naming the file when it is unusable.
+
+    Returns:
+        dict[str, ndarray]: the requested arrays.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'data file {path} does not exist; (re)run the dataset converter '
+                                'or delete the data root to regenerate synthetic data')
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise KeyError(f'data file {path} lacks key(s) {missing}; it has {npz.files}')
+            return {k: npz[k] for k in keys}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise OSError(f'cannot read data file {path} ({err}); it is corrupt or not an .npz '
+                      'written by mmsam: re-run the converter for it') from err
+
+
+def read_split(data_root, name):
+    """Read ``splits/<name>.txt`` under ``data_root`` into a list of non-empty names."""
+    path = osp.join(data_root, SPLIT_DIR, f'{name}.txt')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'split file {path} does not exist; run the dataset converter '
+                                f'for {data_root} first')
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def write_split(data_root, name, items):
+    """Write ``items`` one per line to ``splits/<name>.txt`` under ``data_root``."""
+    atomic_write_text(osp.join(data_root, SPLIT_DIR, f'{name}.txt'),
+                      ''.join(f'{item}\n' for item in items))
+
+
+def read_meta(data_root):
+    """Read ``meta.json`` under ``data_root``."""
+    path = osp.join(data_root, META_FILE)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist; run the dataset converter first')
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_meta(data_root, meta):
+    """Write ``meta`` as ``meta.json`` under ``data_root``."""
+    atomic_write_text(osp.join(data_root, META_FILE), json.dumps(meta, indent=2))
+
+
+def npz_array_shape(path, key):
+    """Read the shape of array ``key`` in an ``.npz`` from its header, without loading it."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(f'{key}.npy') as member:
+            version = np.lib.format.read_magic(member)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(member)
+            return header[0]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise OSError(f'cannot read array {key!r} of data file {path} ({err}); re-run the '
+                      'converter for it') from err

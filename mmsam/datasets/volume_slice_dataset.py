@@ -1,0 +1,62 @@
+"""Datasets in mmsam's slice/volume format: 2D slices to train, 3D volumes to test."""
+import os.path as osp
+
+from mmseg.datasets import BaseSegDataset
+
+from mmsam.registry import DATASETS
+from .volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR, npz_array_shape, read_meta,
+                        read_split)
+
+
+@DATASETS.register_module()
+class VolumeSliceDataset(BaseSegDataset):
+    """2D slices for training and slice-by-slice 3D volumes for testing (TransUNet protocol).
+
+    The on-disk format is described in :mod:`mmsam.datasets.volume_io`. In ``split='train'``
+    each item is one stored slice. In a volume split (``'test'``) each item is one slice of a
+    stored volume, with ``case_id``, ``slice_index`` and ``num_slices`` in its metainfo so
+    that :class:`VolumeDiceHD95Metric` can stack predictions back into volumes.
+
+    Args:
+        data_root (str): dataset root.
+        split (str): name of a file in ``splits/`` (``train``, ``test``, or e.g. a few-shot
+            subset ``train_10pct``); the train-style splits list slices, ``test`` lists cases.
+        volumes (bool, optional): whether ``split`` lists volumes; default: ``split == 'test'``.
+        **kwargs: ``BaseSegDataset`` arguments (``pipeline``, ``test_mode``, ...).
+    """
+
+    METAINFO = dict(classes=None, palette=None)
+
+    def __init__(self, data_root, split='train', volumes=None, **kwargs):
+        self.split = split
+        self.volumes = split == 'test' if volumes is None else volumes
+        super().__init__(data_root=data_root, ann_file='', img_suffix='.npz',
+                         seg_map_suffix='.npz', reduce_zero_label=False, **kwargs)
+
+    def load_data_list(self):
+        """Enumerate the split's items: list of dicts with ``img_path`` and slice metainfo."""
+        classes = self.metainfo.get('classes')
+        if not classes:
+            classes = read_meta(self.data_root)['classes']
+            self._metainfo['classes'] = tuple(classes)
+        common = dict(label_map=None, reduce_zero_label=False, seg_fields=[],
+                      num_classes=len(classes))
+        data_list = []
+        if not self.volumes:
+            for name in read_split(self.data_root, self.split):
+                path = osp.join(self.data_root, TRAIN_SLICE_DIR, f'{name}.npz')
+                case_id, _, index = name.rpartition('_slice')
+                data_list.append(dict(img_path=path, seg_map_path=path, case_id=case_id,
+                                      slice_index=int(index) if index.isdigit() else 0,
+                                      **common))
+            return data_list
+        for case_id in read_split(self.data_root, self.split):
+            path = osp.join(self.data_root, TEST_VOLUME_DIR, f'{case_id}.npz')
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'volume {path} listed in split {self.split!r} does '
+                                        'not exist; re-run the dataset converter')
+            depth = npz_array_shape(path, 'label')[0]
+            data_list += [dict(img_path=path, seg_map_path=path, case_id=case_id,
+                               slice_index=i, num_slices=depth, **common)
+                          for i in range(depth)]
+        return data_list

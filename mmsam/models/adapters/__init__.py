@@ -1,0 +1,3 @@
+from .lora import LoRA, LoRAQKVLinear
+
+__all__ = ['LoRA', 'LoRAQKVLinear']

@@ -1,0 +1,3 @@
+from .sam_image_encoder import SAM_ARCHS, SAMImageEncoder
+
+__all__ = ['SAM_ARCHS', 'SAMImageEncoder']

@@ -1,0 +1,130 @@
+"""SAM's ViT image encoder as an mmseg backbone, with official-checkpoint loading and adapters."""
+from functools import partial
+
+import torch
+import torch.nn as nn
+from segment_anything.modeling import ImageEncoderViT
+
+from mmsam.registry import MODELS
+from ..utils.sam_checkpoint import (load_part_state_dict, read_sam_part, resize_abs_pos_embed,
+                                    resize_rel_pos)
+
+# The official SAM encoders (segment_anything/build_sam.py).
+SAM_ARCHS = {
+    'vit_b': dict(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11)),
+    'vit_l': dict(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23)),
+    'vit_h': dict(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31)),
+}
+_ARCH_DEFAULTS = dict(patch_size=16, window_size=14, out_chans=256, mlp_ratio=4.0)
+
+
+def resolve_arch(arch):
+    """Turn an arch name or dict into the full ``ImageEncoderViT`` hyper-parameters.
+
+    Args:
+        arch (str | dict): ``'vit_b'``, ``'vit_l'``, ``'vit_h'`` or a dict with ``embed_dim``,
+            ``depth``, ``num_heads``, ``global_attn_indexes`` and optionally ``patch_size``,
+            ``window_size``, ``out_chans``, ``mlp_ratio``.
+
+    Returns:
+        dict: the hyper-parameters.
+    """
+    if isinstance(arch, str):
+        if arch not in SAM_ARCHS:
+            raise KeyError(f'unknown SAM arch {arch!r}; use one of {sorted(SAM_ARCHS)} or a dict')
+        arch = SAM_ARCHS[arch]
+    required = {'embed_dim', 'depth', 'num_heads', 'global_attn_indexes'}
+    if not required <= set(arch):
+        raise KeyError(f'SAM arch dict {arch} lacks {sorted(required - set(arch))}')
+    unknown = set(arch) - required - set(_ARCH_DEFAULTS)
+    if unknown:
+        raise KeyError(f'SAM arch dict has unknown keys {sorted(unknown)}')
+    return {**_ARCH_DEFAULTS, **arch}
+
+
+@MODELS.register_module()
+class SAMImageEncoder(ImageEncoderViT):
+    """SAM's ViT image encoder (segment-anything's ``ImageEncoderViT``, unchanged inside).
+
+    Parameter names equal segment-anything's, so an official checkpoint's ``image_encoder.*``
+    weights load directly. Adapters (e.g. ``dict(type='LoRA', rank=4)``) are injected after
+    construction; with ``frozen=True`` only adapter weights train.
+
+    Args:
+        arch (str | dict): see :func:`resolve_arch`.
+        img_size (int): input side length; SAM uses 1024, SAMed/H-SAM 512. Position tables of a
+            checkpoint made for another size are resized when loading.
+        in_channels (int): input channels.
+        out_indices (Sequence[int]): blocks whose outputs are returned. The last block's
+            output is returned after SAM's neck, i.e. the image embedding
+            (B, out_chans, img_size/16, img_size/16); other blocks' outputs are returned as
+            (B, embed_dim, img_size/16, img_size/16).
+        frozen (bool): freeze all encoder weights except the adapter's.
+        adapter (dict, optional): adapter config, built from MODELS; it must have
+            ``inject(vit) -> list[str]`` returning the names of the parameters it added.
+        checkpoint (str, optional): official SAM/MedSAM file or an encoder-only state dict,
+            loaded by :meth:`init_weights`.
+    """
+
+    def __init__(self, arch='vit_b', img_size=1024, in_channels=3, out_indices=(-1,),
+                 frozen=True, adapter=None, checkpoint=None, init_cfg=None):
+        hp = resolve_arch(arch)
+        super().__init__(
+            img_size=img_size, patch_size=hp['patch_size'], in_chans=in_channels,
+            embed_dim=hp['embed_dim'], depth=hp['depth'], num_heads=hp['num_heads'],
+            mlp_ratio=hp['mlp_ratio'], out_chans=hp['out_chans'], qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6), act_layer=nn.GELU, use_abs_pos=True,
+            use_rel_pos=True, window_size=hp['window_size'],
+            global_attn_indexes=tuple(hp['global_attn_indexes']))
+        if init_cfg is not None:
+            raise ValueError('SAMImageEncoder loads weights from `checkpoint`, not `init_cfg`')
+        self.arch, self.patch_size = hp, hp['patch_size']
+        self.out_channels = hp['out_chans']
+        depth = hp['depth']
+        self.out_indices = tuple(sorted({i % depth for i in out_indices}))
+        if any(not -depth <= i < depth for i in out_indices):
+            raise ValueError(f'out_indices {out_indices} out of range for depth {depth}')
+        self.checkpoint = checkpoint
+        self.adapter_param_names = MODELS.build(adapter).inject(self) if adapter else []
+        self.frozen = frozen
+        if frozen:
+            adapter_names = set(self.adapter_param_names)
+            for name, param in self.named_parameters():
+                param.requires_grad = name in adapter_names
+
+    def init_weights(self):
+        """Load ``checkpoint`` (when given), resizing position tables to ``img_size``."""
+        if self.checkpoint is None:
+            return
+        state = read_sam_part(self.checkpoint, 'image_encoder.', 'patch_embed.proj.weight')
+        own = self.state_dict()
+        state = dict(state)
+        if 'pos_embed' in state and 'pos_embed' in own:
+            state['pos_embed'] = resize_abs_pos_embed(state['pos_embed'], own['pos_embed'].shape[1:3])
+        for key in state:
+            if key.endswith(('rel_pos_h', 'rel_pos_w')) and key in own:
+                state[key] = resize_rel_pos(state[key], own[key].shape[0])
+        load_part_state_dict(self, state, self.checkpoint, 'image_encoder',
+                             ignore_missing=self.adapter_param_names)
+
+    def forward(self, x):
+        """Encode images.
+
+        Args:
+            x (Tensor): (B, in_channels, img_size, img_size) normalised images.
+
+        Returns:
+            tuple[Tensor]: one feature map per ``out_indices`` (see the class docstring).
+        """
+        no_grad = self.frozen and not self.adapter_param_names
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not no_grad):
+            x = self.patch_embed(x)
+            x = x + self.pos_embed
+            outs = []
+            last = len(self.blocks) - 1
+            for i, block in enumerate(self.blocks):
+                x = block(x)
+                if i in self.out_indices:
+                    feat = x.permute(0, 3, 1, 2)
+                    outs.append(self.neck(feat) if i == last else feat)
+        return tuple(outs)

@@ -1,0 +1,74 @@
+"""The base of mmsam's decode heads built on SAM's prompt encoder and mask decoder."""
+import torch.nn.functional as F
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.losses import accuracy
+
+from mmsam.registry import MODELS
+
+
+class SAMDecodeHead(BaseDecodeHead):
+    """Owns SAM's prompt encoder and mask decoder; heads decide how they are run.
+
+    Differences from mmseg's ``BaseDecodeHead``: there is no ``conv_seg`` (SAM's hypernetwork
+    MLPs make the logits); ``forward``/``predict`` receive the data samples, which carry the
+    prompts; the loss is computed at the logits' resolution against labels resized with
+    nearest-neighbour sampling (as SAMed and H-SAM do), not on upsampled logits.
+
+    Args:
+        num_classes (int): classes including background.
+        prompt_encoder (dict): config of a :class:`SAMPromptEncoder`.
+        mask_decoder (dict): config of a :class:`SAMMaskDecoder`.
+        loss_decode (dict | list[dict]): losses called as ``loss(logits, label,
+            ignore_index=...)``.
+        **kwargs: the rest of ``BaseDecodeHead``'s arguments (``align_corners``,
+            ``ignore_index``, ``threshold``, ...).
+    """
+
+    def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs):
+        width = mask_decoder.get('transformer_dim', 256)
+        super().__init__(in_channels=width, channels=width, num_classes=num_classes,
+                         loss_decode=loss_decode, init_cfg=None, **kwargs)
+        del self.conv_seg, self.dropout
+        self.prompt_encoder = MODELS.build(prompt_encoder)
+        self.mask_decoder = MODELS.build(mask_decoder)
+
+    def predict(self, inputs, batch_data_samples, test_cfg):
+        """Predict logits at the network input size.
+
+        Args:
+            inputs (tuple[Tensor]): encoder features, the image embedding last.
+            batch_data_samples (list[SegDataSample]): with metainfo (and prompts).
+            test_cfg (dict): unused by the base.
+
+        Returns:
+            Tensor: (B, out_channels, H, W) logits.
+        """
+        seg_logits = self.forward(inputs, batch_data_samples)
+        return self.predict_by_feat(seg_logits, [s.metainfo for s in batch_data_samples])
+
+    def loss(self, inputs, batch_data_samples, train_cfg):
+        """Compute the losses of a batch: ``dict[str, Tensor]``."""
+        return self.loss_by_feat(self.forward(inputs, batch_data_samples), batch_data_samples)
+
+    def resize_labels(self, batch_data_samples, size):
+        """Stack ground-truth labels resized (nearest) to ``size``: (B, h, w) long."""
+        labels = self._stack_batch_gt(batch_data_samples).float()
+        return F.interpolate(labels, size=size, mode='nearest').squeeze(1).long()
+
+    def loss_by_feat(self, seg_logits, batch_data_samples):
+        """Losses at the logits' resolution.
+
+        Args:
+            seg_logits (Tensor): (B, C, h, w) logits.
+            batch_data_samples (list[SegDataSample]): with ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: one entry per loss plus ``acc_seg``.
+        """
+        seg_label = self.resize_labels(batch_data_samples, seg_logits.shape[-2:])
+        losses = {}
+        for loss_decode in self.loss_decode:
+            value = loss_decode(seg_logits, seg_label, ignore_index=self.ignore_index)
+            losses[loss_decode.loss_name] = losses.get(loss_decode.loss_name, 0) + value
+        losses['acc_seg'] = accuracy(seg_logits, seg_label, ignore_index=self.ignore_index)
+        return losses

@@ -1,0 +1,47 @@
+"""SAMed's head: SAM's mask decoder run prompt-free with one mask token per class."""
+from mmsam.registry import MODELS
+from .sam_decode_head import SAMDecodeHead
+
+
+@MODELS.register_module()
+class SAMedHead(SAMDecodeHead):
+    """Prompt-free SAM mask decoder with ``num_classes`` mask tokens (background included).
+
+    The sparse prompt is empty and the dense prompt is SAM's learned no-mask embedding, so the
+    decoder sees only the image embedding. Mask token k predicts the logits of class k, so the
+    decoder is built with ``num_multimask_outputs = num_classes - 1`` (SAMed's
+    "num_classes + 1 tokens" with num_classes counting organs only). The logits are at 1/4 of
+    the input (128 x 128 for a 512 input) and are upsampled for prediction.
+
+    Args:
+        num_classes (int): classes including background (Synapse: 9).
+        prompt_encoder (dict), mask_decoder (dict), loss_decode: see :class:`SAMDecodeHead`;
+            ``mask_decoder.num_multimask_outputs`` is set here from ``num_classes``.
+    """
+
+    def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs):
+        if 'num_multimask_outputs' in mask_decoder:
+            raise ValueError('SAMedHead sets mask_decoder.num_multimask_outputs from '
+                             'num_classes; remove it from the config')
+        mask_decoder = dict(mask_decoder, num_multimask_outputs=num_classes - 1)
+        super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
+
+    def forward(self, inputs, batch_data_samples=None):
+        """Decode class logits.
+
+        Args:
+            inputs (tuple[Tensor]): encoder features; ``inputs[-1]`` is the (B, C, h, w)
+                image embedding.
+            batch_data_samples: unused (no prompts).
+
+        Returns:
+            Tensor: (B, num_classes, 4h, 4w) logits.
+        """
+        embedding = inputs[-1]
+        batch = embedding.shape[0]
+        pe = self.prompt_encoder
+        sparse = embedding.new_zeros(batch, 0, pe.embed_dim)
+        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
+            1, -1, *embedding.shape[-2:])
+        masks, _ = self.mask_decoder.predict(embedding, pe.get_dense_pe(), sparse, dense)
+        return masks

@@ -1,0 +1,3 @@
+from .multiclass_dice_loss import MultiClassDiceLoss
+
+__all__ = ['MultiClassDiceLoss']

@@ -1,0 +1,3 @@
+from .sam_prompt_encoder import SAMPromptEncoder
+
+__all__ = ['SAMPromptEncoder']

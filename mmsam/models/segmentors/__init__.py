@@ -1,0 +1,3 @@
+from .sam_segmentor import SAMSegmentor
+
+__all__ = ['SAMSegmentor']

@@ -1,0 +1,66 @@
+"""SAMSegmentor: image -> SAM encoder -> (neck) -> SAM decode head, as an mmseg segmentor."""
+import torch.nn.functional as F
+from mmseg.models.segmentors.base import BaseSegmentor
+
+from mmsam.registry import MODELS
+
+
+@MODELS.register_module()
+class SAMSegmentor(BaseSegmentor):
+    """Runs a SAM image encoder once per image and hands its features to a SAM decode head.
+
+    The head receives the data samples as well as the features, so prompts travel with the
+    data (boxes, points) and heads stay free of file I/O. Predictions are upsampled to the
+    network input and then, by ``BaseSegmentor.postprocess_result``, to each image's original
+    shape. 3D volumes are handled slice by slice by the dataset and the volume metric.
+
+    Args:
+        backbone (dict): e.g. a :class:`SAMImageEncoder`.
+        decode_head (dict): a :class:`SAMDecodeHead` subclass.
+        neck (dict, optional): applied to the backbone features.
+        train_cfg (dict, optional), test_cfg (dict, optional): passed to the head.
+        data_preprocessor (dict, optional): e.g. mmseg's ``SegDataPreProcessor``.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self, backbone, decode_head, neck=None, train_cfg=None, test_cfg=None,
+                 data_preprocessor=None, init_cfg=None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        if neck is not None:
+            self.neck = MODELS.build(neck)
+        self.decode_head = MODELS.build(decode_head)
+        self.align_corners = self.decode_head.align_corners
+        self.num_classes = self.decode_head.num_classes
+        self.out_channels = self.decode_head.out_channels
+        self.train_cfg, self.test_cfg = train_cfg, test_cfg
+
+    def extract_feat(self, inputs):
+        """Encode images: (B, 3, H, W) -> tuple of feature maps, the image embedding last."""
+        feats = self.backbone(inputs)
+        return self.neck(feats) if self.with_neck else feats
+
+    def encode_decode(self, inputs, batch_data_samples):
+        """Logits at the input size: (B, out_channels, H, W)."""
+        logits = self.decode_head.predict(self.extract_feat(inputs), batch_data_samples,
+                                          self.test_cfg)
+        if logits.shape[-2:] != inputs.shape[-2:]:
+            logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear',
+                                   align_corners=self.align_corners)
+        return logits
+
+    def loss(self, inputs, data_samples):
+        """Training losses: ``dict[str, Tensor]`` with keys prefixed ``decode.``."""
+        losses = self.decode_head.loss(self.extract_feat(inputs), data_samples, self.train_cfg)
+        return {f'decode.{k}': v for k, v in losses.items()}
+
+    def predict(self, inputs, data_samples=None):
+        """Predict segmentations: list of ``SegDataSample`` with ``pred_sem_seg`` and
+        ``seg_logits`` at each image's original shape."""
+        if data_samples is None:
+            raise ValueError('SAMSegmentor.predict needs data samples (image metainfo)')
+        return self.postprocess_result(self.encode_decode(inputs, data_samples), data_samples)
+
+    def _forward(self, inputs, data_samples=None):
+        """Raw head output (for tracing and FLOP counting)."""
+        return self.decode_head.forward(self.extract_feat(inputs), data_samples)

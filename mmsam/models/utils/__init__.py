@@ -1,0 +1,3 @@
+from .sam_mask_decoder import SAMMaskDecoder
+
+__all__ = ['SAMMaskDecoder']

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny SAMs built with segment-anything's own classes, saved in the official
+checkpoint layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``)."""
+from functools import partial
+
+import pytest
+import torch
+import torch.nn as nn
+from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
+                                       TwoWayTransformer)
+
+# A SAM-architecture ViT small enough for CPU tests (as in the demo config).
+TINY_ARCH = dict(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), patch_size=8,
+                 window_size=4, out_chans=32)
+TINY_IMG = 64
+
+
+def build_reference_sam(arch=TINY_ARCH, img_size=TINY_IMG, num_multimask_outputs=3):
+    """A randomly initialised SAM made only of segment-anything's modules."""
+    torch.manual_seed(0)
+    grid = img_size // arch['patch_size']
+    width = arch['out_chans']
+    sam = Sam(
+        image_encoder=ImageEncoderViT(
+            img_size=img_size, patch_size=arch['patch_size'], embed_dim=arch['embed_dim'],
+            depth=arch['depth'], num_heads=arch['num_heads'], mlp_ratio=4.0, out_chans=width,
+            qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True,
+            window_size=arch['window_size'], global_attn_indexes=arch['global_attn_indexes']),
+        prompt_encoder=PromptEncoder(embed_dim=width, image_embedding_size=(grid, grid),
+                                     input_image_size=(img_size, img_size), mask_in_chans=16),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=num_multimask_outputs, transformer_dim=width,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=width, mlp_dim=64, num_heads=2),
+            iou_head_depth=3, iou_head_hidden_dim=32),
+    )
+    # SAM zero-initialises position tables; randomise them so loading is really tested.
+    with torch.no_grad():
+        for name, param in sam.named_parameters():
+            if 'pos' in name:
+                param.normal_(0, 0.02)
+    return sam.eval()
+
+
+@pytest.fixture(scope='session')
+def tiny_sam():
+    return build_reference_sam()
+
+
+@pytest.fixture(scope='session')
+def tiny_sam_checkpoint(tiny_sam, tmp_path_factory):
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny_sam.pth'
+    torch.save(tiny_sam.state_dict(), path)
+    return str(path)
