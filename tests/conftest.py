@@ -8,6 +8,11 @@ import torch.nn as nn
 from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,
                                        TwoWayTransformer)
 
+from mmsam.utils import register_all_modules
+
+# Configs and components build under default_scope='mmsam', as tools/train.py sets it.
+register_all_modules(init_default_scope=True)
+
 # A SAM-architecture ViT small enough for CPU tests (as in the demo config).
 TINY_ARCH = dict(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), patch_size=8,
                  window_size=4, out_chans=32)

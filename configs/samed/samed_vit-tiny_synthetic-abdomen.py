@@ -12,7 +12,7 @@ data_preprocessor = dict(size=(img_size, img_size))
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
-        arch=dict(embed_dim=tiny_width, depth=2, num_heads=4, global_attn_indexes=(1,),
+        arch=dict(_delete_=True, embed_dim=tiny_width, depth=2, num_heads=4, global_attn_indexes=(1,),
                   patch_size=8, window_size=8, out_chans=tiny_width),
         img_size=img_size,
         frozen=False,  # from scratch: the whole encoder trains (LoRA off)

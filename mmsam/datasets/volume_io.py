@@ -15,45 +15,17 @@ Every writer goes through :func:`atomic_savez`, so an interrupted conversion nev
 half-written file that a later run would take for a good one.
 """
 import json
-import os
 import os.path as osp
-import tempfile
 import zipfile
 
 import numpy as np
+
+from mmsam.utils.io import atomic_savez, atomic_write_text
 
 TRAIN_SLICE_DIR = 'train_slices'
 TEST_VOLUME_DIR = 'test_volumes'
 SPLIT_DIR = 'splits'
 META_FILE = 'meta.json'
-
-
-def atomic_savez(path, **arrays):
-    """Write ``arrays`` to ``path`` (an ``.npz``) via a temporary file and an atomic rename."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp.npz')
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _check_pair(image, label, ndim, what):

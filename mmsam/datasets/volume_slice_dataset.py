@@ -25,22 +25,25 @@ class VolumeSliceDataset(BaseSegDataset):
         **kwargs: ``BaseSegDataset`` arguments (``pipeline``, ``test_mode``, ...).
     """
 
-    METAINFO = dict(classes=None, palette=None)
+    METAINFO = dict()
 
-    def __init__(self, data_root, split='train', volumes=None, **kwargs):
+    def __init__(self, data_root, split='train', volumes=None, metainfo=None, **kwargs):
         self.split = split
         self.volumes = split == 'test' if volumes is None else volumes
+        metainfo = dict(metainfo or {})
+        if not metainfo.get('classes') and not self.METAINFO.get('classes'):
+            meta = read_meta(data_root)
+            metainfo['classes'] = tuple(meta['classes'])
+            if meta.get('palette'):
+                metainfo.setdefault('palette', [list(c) for c in meta['palette']])
         super().__init__(data_root=data_root, ann_file='', img_suffix='.npz',
-                         seg_map_suffix='.npz', reduce_zero_label=False, **kwargs)
+                         seg_map_suffix='.npz', reduce_zero_label=False, metainfo=metainfo,
+                         **kwargs)
 
     def load_data_list(self):
         """Enumerate the split's items: list of dicts with ``img_path`` and slice metainfo."""
-        classes = self.metainfo.get('classes')
-        if not classes:
-            classes = read_meta(self.data_root)['classes']
-            self._metainfo['classes'] = tuple(classes)
         common = dict(label_map=None, reduce_zero_label=False, seg_fields=[],
-                      num_classes=len(classes))
+                      num_classes=len(self.metainfo['classes']))
         data_list = []
         if not self.volumes:
             for name in read_split(self.data_root, self.split):
