@@ -29,7 +29,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON_BIN" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check -q)
+# This machine's pip configuration may name local index folders that lack some packages; pip
+# warns once per package about them, which drowns the real output.
+pip_install() {
+  "$PY" -m pip install --disable-pip-version-check -q "$@" \
+    2> >(grep -v "^WARNING: Location '.*' is ignored" >&2)
+}
 
 stamp_file="$VENV/.mmsam-setup-stamp"
 stamp="$(cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1)"
@@ -39,14 +44,14 @@ if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] \
   exit 0
 fi
 
-"${PIP[@]}" -r "$ROOT/requirements/build.txt"
+pip_install -r "$ROOT/requirements/build.txt"
 
 installed_torch="$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
 if [ "${installed_torch%%+*}" = "$TORCH_VERSION" ]; then
   log "keeping installed torch $installed_torch"
 else
   log "installing torch $TORCH_VERSION + torchvision $TORCHVISION_VERSION"
-  "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+  pip_install "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 fi
 
 mmcv_ok() {
@@ -81,13 +86,13 @@ else
   else
     log "using cached mmcv wheel $wheel"
   fi
-  "${PIP[@]}" "$wheel"
+  pip_install "$wheel"
 fi
 
 log "installing runtime and test requirements"
-"${PIP[@]}" -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/runtime.txt" \
+pip_install -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/runtime.txt" \
   -r "$ROOT/requirements/tests.txt"
-"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+pip_install --no-deps --no-build-isolation -e "$ROOT"
 
 "$PY" -c "import mmcv.ops, mmseg.models, segment_anything, mmsam; print('[setup_env] ok: torch', __import__('torch').__version__, 'mmcv', mmcv.__version__, 'mmseg', __import__('mmseg').__version__)"
 echo "$stamp" > "$stamp_file"

@@ -1,6 +1,4 @@
 """The embedded-default multi-organ dataset: procedurally generated CT-like volumes."""
-from mmengine.dist import barrier, get_rank
-
 from mmsam.registry import DATASETS
 from .synthetic.abdomen_generator import CLASSES, PALETTE, ensure_synthetic_abdomen
 from .volume_slice_dataset import VolumeSliceDataset
@@ -24,9 +22,6 @@ class SyntheticAbdomenDataset(VolumeSliceDataset):
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
 
     def __init__(self, data_root, generator=None, **kwargs):
-        # Rank 0 generates first, so distributed workers never write the same files.
-        if get_rank() == 0:
-            ensure_synthetic_abdomen(data_root, **(generator or {}))
-        barrier()
+        # Safe with several processes: generation holds a lock next to data_root.
         ensure_synthetic_abdomen(data_root, **(generator or {}))
         super().__init__(data_root=data_root, **kwargs)

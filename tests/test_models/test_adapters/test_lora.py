@@ -28,8 +28,12 @@ def test_only_adapter_weights_train_and_frozen_weights_stay(tiny_sam_checkpoint)
     assert trainable == set(encoder.adapter_param_names)
     assert trainable == {f'blocks.{i}.attn.qkv.lora_{ab}.{t}.weight'
                          for i in range(2) for ab in 'ab' for t in 'qv'}
+    with torch.no_grad():  # B starts at zero, which gives A no gradient on the first step
+        for name, param in encoder.named_parameters():
+            if 'lora_b' in name:
+                param.normal_()
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    optimizer = torch.optim.SGD([p for p in encoder.parameters() if p.requires_grad], lr=0.1)
+    optimizer = torch.optim.SGD([p for p in encoder.parameters() if p.requires_grad], lr=10.0)
     for _ in range(2):
         optimizer.zero_grad()
         encoder(torch.randn(2, 3, TINY_IMG, TINY_IMG))[0].square().mean().backward()
