@@ -26,3 +26,12 @@ def test_config_builds(path):
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) > 0
     assert isinstance(model, torch.nn.Module)
+
+
+def test_real_data_config_without_sam_weights_says_where_to_get_them(tmp_path):
+    cfg = Config.fromfile(ROOT / 'configs/samed/samed_vit-b_synapse.py')
+    missing = str(tmp_path / 'sam_vit_b_01ec64.pth')
+    cfg.merge_from_dict({'model.backbone.checkpoint': missing})
+    model = MODELS.build(cfg.model)
+    with pytest.raises(FileNotFoundError, match=r'sam_vit_b_01ec64\.pth not found.*Checkpoints'):
+        model.init_weights()

@@ -1,0 +1,3 @@
+from .slice_visualization_hook import SliceVisualizationHook
+
+__all__ = ['SliceVisualizationHook']
