@@ -13,8 +13,11 @@ class SliceVisualizationHook(SegVisualizationHook):
     mmseg's hook re-reads each ``img_path`` as an image file, which fails for mmsam's ``.npz``
     slices and volumes. This hook takes the (un-normalised) input image from the data batch
     instead, resizes it to the sample's ``ori_shape`` when needed, and names the picture after
-    the case and slice (``<mode>_<case>_slice<NNN>``). Arguments are mmseg's (``draw``,
-    ``interval``, ``show``, ``wait_time``).
+    the case and slice (``<mode>_<case>_slice<NNN>``). Class names are not written on the
+    picture (small slices; and mmseg's label drawing fails with opencv 5).
+
+    Args:
+        **kwargs: mmseg's (``draw``, ``interval``, ``show``, ``wait_time``).
     """
 
     def _after_iter(self, runner, batch_idx, data_batch, outputs, mode='val'):
@@ -35,4 +38,4 @@ class SliceVisualizationHook(SegVisualizationHook):
                 name = f'{name}_slice{output.slice_index:03d}'
             self._visualizer.add_datasample(f'{mode}_{name}', img, data_sample=output,
                                             show=self.show, wait_time=self.wait_time,
-                                            step=runner.iter)
+                                            step=runner.iter, with_labels=False)

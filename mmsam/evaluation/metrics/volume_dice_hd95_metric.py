@@ -1,6 +1,7 @@
 """Per-volume Dice and HD95 of slice-wise predictions (the TransUNet/SAMed test protocol)."""
 import csv
 import io
+import os.path as osp
 from collections import defaultdict
 
 import numpy as np
@@ -8,8 +9,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from prettytable import PrettyTable
 
-from mmsam.utils.io import atomic_write_text
 from mmsam.registry import METRICS
+from mmsam.utils.io import atomic_savez, atomic_write_text
 from ..functional import per_class_dice_hd95
 
 
@@ -31,14 +32,19 @@ class VolumeDiceHD95Metric(BaseMetric):
         prefix (str | None): prefix of the returned keys.
         output_file (str | None): if set, a CSV with one row per case and class
             (case_id, class, dice_percent, hd95), written atomically.
+        output_dir (str | None): if set, each case's predicted volume is saved as
+            ``<output_dir>/<case_id>.npz`` with ``pred`` (D, H, W) uint8 class ids
+            (``tools/test.py --out DIR`` sets it).
     """
 
     default_prefix = None
 
-    def __init__(self, use_spacing=False, collect_device='cpu', prefix=None, output_file=None):
+    def __init__(self, use_spacing=False, collect_device='cpu', prefix=None, output_file=None,
+                 output_dir=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.use_spacing = use_spacing
         self.output_file = output_file
+        self.output_dir = output_dir
 
     def process(self, data_batch, data_samples):
         """Store each slice's prediction and ground truth as uint8 with its case metainfo.
@@ -85,6 +91,8 @@ class VolumeDiceHD95Metric(BaseMetric):
                                          self._case_spacing(case_id, slices))
             scores[:, 0] *= 100
             per_case[case_id] = scores
+            if self.output_dir:
+                atomic_savez(osp.join(self.output_dir, f'{case_id}.npz'), pred=pred)
         mean = np.mean(np.stack(list(per_case.values())), axis=0)
         if self.output_file:
             self._write_csv(per_case, classes)

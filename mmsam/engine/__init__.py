@@ -1,0 +1,10 @@
+"""Runner, checkpoint loading and distributed helpers, and hooks."""
+from .checkpoint import allow_mmengine_checkpoints, load_checkpoint, mmengine_checkpoint_globals
+from .distributed import init_dist, model_wrapper_cfg_for_device
+from .hooks import *  # noqa: F401,F403
+from .runner import MMSAMRunner
+
+__all__ = [
+    'MMSAMRunner', 'allow_mmengine_checkpoints', 'load_checkpoint', 'mmengine_checkpoint_globals',
+    'init_dist', 'model_wrapper_cfg_for_device'
+]

@@ -1,0 +1,4 @@
+"""Environment helpers."""
+from .setup_env import register_all_modules
+
+__all__ = ['register_all_modules']

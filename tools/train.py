@@ -1,0 +1,147 @@
+"""Train a segmentor from a config.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    bash tools/dist_train.sh CONFIG NPROC [same options]       # distributed, GPU or CPU (gloo)
+
+Checkpoints and logs go to ``--work-dir``, else the config's ``work_dir``, else
+``./work_dirs/<config name>``.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+# Running `python tools/train.py` puts tools/ (not the repository) on sys.path; the repository
+# root goes first so this checkout's mmsam is used even without an (editable) install.
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+from mmengine.runner import find_latest_checkpoint  # noqa: E402
+
+from mmsam.engine import MMSAMRunner  # noqa: E402
+from mmsam.registry import RUNNERS  # noqa: E402
+from mmsam.utils import register_all_modules  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume training: without a value from the latest checkpoint in the work dir '
+        '(starts from scratch if there is none), or from the given checkpoint')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        default=False,
+        help='enable automatic-mixed-precision training (needs a CUDA GPU)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override some settings in the used config, the key-value pair '
+        'in xxx=yyy format will be merged into config file. If the value to '
+        'be overwritten is a list, it should be like key="[a,b]" or key=a,b '
+        'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
+        'Note that the quotation marks are necessary and that no white space '
+        'is allowed.')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank; torchrun
+    # sets the LOCAL_RANK environment variable instead.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return parser, args
+
+
+def set_work_dir(cfg, config_path, work_dir=None):
+    """Work dir priority: command line > config's ``work_dir`` > ./work_dirs/<config stem>."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def enable_amp(cfg, parser):
+    """Switches the optimizer wrapper to AmpOptimWrapper; fails clearly without CUDA."""
+    if not torch.cuda.is_available():
+        parser.error('--amp needs a CUDA GPU (mixed precision runs on CUDA here), but '
+                     'torch.cuda.is_available() is False on this machine. Train without --amp.')
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in your config.', logger='current',
+                  level=logging.WARNING)
+        return
+    if optim_wrapper != 'OptimWrapper':
+        parser.error('--amp is only supported when the optimizer wrapper type is '
+                     f'`OptimWrapper`, but the config has `{optim_wrapper}`.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def set_resume(cfg, resume, parser):
+    """Sets ``cfg.resume``/``cfg.load_from`` from ``--resume`` (None, 'auto' or a path)."""
+    if resume is None:
+        cfg.setdefault('resume', False)
+        return
+    if resume == 'auto':
+        latest = find_latest_checkpoint(cfg.work_dir)
+        if latest is None:
+            # Keep cfg.load_from (e.g. pretrained weights): resuming from it would also restore
+            # an optimizer state and iteration it does not have.
+            print_log(f'--resume: no checkpoint in {cfg.work_dir}, training from the start.',
+                      logger='current', level=logging.WARNING)
+            cfg.resume = False
+            return
+        resume = latest
+    elif '://' not in resume and not osp.isfile(resume):
+        parser.error(f'--resume {resume}: no such checkpoint file.')
+    cfg.resume = True
+    cfg.load_from = resume
+
+
+def build_runner(cfg):
+    """mmsam's runner, unless the config names another one with ``runner_type``."""
+    if 'runner_type' not in cfg:
+        return MMSAMRunner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    register_all_modules(init_default_scope=True)
+
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    set_work_dir(cfg, args.config, args.work_dir)
+
+    if args.amp:
+        enable_amp(cfg, parser)
+    elif cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' \
+            and not torch.cuda.is_available():
+        parser.error(f'{args.config} uses AmpOptimWrapper, which needs a CUDA GPU; on this '
+                     'machine set --cfg-options optim_wrapper.type=OptimWrapper.')
+    set_resume(cfg, args.resume, parser)
+
+    runner = build_runner(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
