@@ -11,7 +11,7 @@ setup:
 demo: setup
 	$(PYTHON_VENV) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR)
 	$(PYTHON_VENV) tools/test.py $(DEMO_CONFIG) "$$(cat $(DEMO_WORK_DIR)/last_checkpoint)" \
-		--work-dir $(DEMO_WORK_DIR) --show-dir vis
+		--work-dir $(DEMO_WORK_DIR) --show-dir $(DEMO_WORK_DIR)/vis
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests

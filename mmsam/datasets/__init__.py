@@ -1,8 +1,9 @@
 """mmsam's datasets and transforms (mmseg's are imported so configs can name them too)."""
 import mmseg.datasets  # noqa: F401
 
+from .synapse_dataset import SynapseDataset
 from .synthetic_abdomen_dataset import SyntheticAbdomenDataset
 from .transforms import *  # noqa: F401,F403
 from .volume_slice_dataset import VolumeSliceDataset
 
-__all__ = ['SyntheticAbdomenDataset', 'VolumeSliceDataset']
+__all__ = ['SynapseDataset', 'SyntheticAbdomenDataset', 'VolumeSliceDataset']

@@ -4,6 +4,7 @@ import torch.nn as nn
 from segment_anything.modeling import MaskDecoder, TwoWayTransformer
 
 from mmsam.registry import MODELS
+from .masked_two_way_transformer import two_way_transformer_forward
 from .sam_checkpoint import load_part_state_dict, read_sam_part
 
 
@@ -62,8 +63,9 @@ class SAMMaskDecoder(MaskDecoder):
             self, state, self.checkpoint, 'mask_decoder', ignore_missing=extra_heads,
             row_partial=('mask_tokens.weight', f'{last_iou}.weight', f'{last_iou}.bias'))
 
-    def predict(self, image_embeddings, image_pe, sparse_embeddings, dense_embeddings):
-        """Decode masks, the i-th image embedding with the i-th prompt set.
+    def decode_tokens(self, image_embeddings, image_pe, sparse_embeddings, dense_embeddings,
+                      token_mask=None, mask_mode='learnable'):
+        """Run the two-way transformer, the i-th image embedding with the i-th prompt set.
 
         Args:
             image_embeddings (Tensor): (N, C, h, w); repeat an image's embedding to pair it
@@ -71,24 +73,63 @@ class SAMMaskDecoder(MaskDecoder):
             image_pe (Tensor): (1, C, h, w) dense positional encoding.
             sparse_embeddings (Tensor): (N, T, C) prompt tokens (T may be 0).
             dense_embeddings (Tensor): (N, C, h, w) or (1, C, h, w) dense prompt.
+            token_mask (Tensor, optional): (N, 1 + num_mask_tokens + T, h * w) in [0, 1] on
+                the token-to-image attention (see :func:`two_way_transformer_forward`).
+            mask_mode (str): ``'learnable'`` or ``'binary'``.
 
         Returns:
-            tuple[Tensor, Tensor]: masks (N, num_mask_tokens, 4h, 4w) logits and IoU
-            predictions (N, num_mask_tokens).
+            tuple[Tensor, Tensor]: output tokens (N, 1 + num_mask_tokens + T, C) and image
+            features (N, C, h, w).
         """
         n = image_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_embeddings],
                            dim=1)
         src = image_embeddings + dense_embeddings
-        pos_src = image_pe.expand(n, -1, -1, -1)
         b, c, h, w = src.shape
-        hs, src = self.transformer(src, pos_src, tokens)
-        iou_token_out = hs[:, 0, :]
+        hs, src = two_way_transformer_forward(self.transformer, src, image_pe.expand(n, -1, -1, -1),
+                                              tokens, token_mask, mask_mode)
+        return hs, src.transpose(1, 2).reshape(b, c, h, w)
+
+    def upscale(self, src):
+        """SAM's pixel decoder, keeping its two stages.
+
+        Args:
+            src (Tensor): (N, C, h, w) transformer image features.
+
+        Returns:
+            list[Tensor]: (N, C/4, 2h, 2w) and (N, C/8, 4h, 4w) features.
+        """
+        half = self.output_upscaling[:3](src)
+        return [half, self.output_upscaling[3:](half)]
+
+    def masks_from_tokens(self, hs, pixels):
+        """Masks from the mask tokens' hypernetworks and per-pixel features.
+
+        Args:
+            hs (Tensor): (N, 1 + num_mask_tokens + T, C) output tokens.
+            pixels (Tensor): (N, C', H', W') features, C' the hypernetworks' output width.
+
+        Returns:
+            tuple[Tensor, Tensor]: masks (N, num_mask_tokens, H', W') logits and IoU
+            predictions (N, num_mask_tokens).
+        """
         mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens, :]
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :])
                                 for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.reshape(b, c, h * w)).reshape(b, -1, h, w)
-        return masks, self.iou_prediction_head(iou_token_out)
+        b, c, h, w = pixels.shape
+        masks = (hyper_in @ pixels.reshape(b, c, h * w)).reshape(b, -1, h, w)
+        return masks, self.iou_prediction_head(hs[:, 0, :])
+
+    def predict(self, image_embeddings, image_pe, sparse_embeddings, dense_embeddings):
+        """Decode masks, the i-th image embedding with the i-th prompt set.
+
+        Args: see :meth:`decode_tokens`.
+
+        Returns:
+            tuple[Tensor, Tensor]: masks (N, num_mask_tokens, 4h, 4w) logits and IoU
+            predictions (N, num_mask_tokens).
+        """
+        hs, src = self.decode_tokens(image_embeddings, image_pe, sparse_embeddings,
+                                     dense_embeddings)
+        return self.masks_from_tokens(hs, self.upscale(src)[-1])

@@ -1,0 +1,88 @@
+"""Random smooth (elastic) deformation of a slice and its label maps."""
+import numbers
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmcv.transforms.utils import cache_randomness
+from scipy.ndimage import gaussian_filter
+
+from mmsam.registry import TRANSFORMS
+from .random_rotate_scale import check_border_value, check_prob, check_range, remap_fields
+
+
+def _as_range(name, value, minimum, strict):
+    """A number means that fixed value; a pair means a uniform draw between its ends."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = (value, value)
+    return check_range(name, value, minimum=minimum, strict=strict)
+
+
+@TRANSFORMS.register_module()
+class RandomElasticDeformation(BaseTransform):
+    """Warp the image and its label maps with a random smooth displacement field.
+
+    The Simard et al. (2003) elastic distortion: each displacement component is uniform noise
+    in [-1, 1] per pixel, smoothed by a Gaussian of standard deviation ``sigma`` pixels and
+    multiplied by ``alpha``. Output pixel (y, x) then takes the source value at
+    (y + dy, x + dx): bilinear for the image, nearest for every map in ``seg_fields``, so labels
+    keep their dtype and take no values other than their own and ``seg_border_value``. The
+    image size (H, W) is unchanged.
+
+    Smoothing shrinks the noise, so ``alpha`` is large: each displacement component has a
+    standard deviation of about ``alpha / (2 * sqrt(3 * pi) * sigma) ~= 0.16 * alpha / sigma``
+    pixels. The defaults (alpha up to 400, sigma 9-13) give up to ~7 px on a 224-512 px slice.
+
+    Pixels pulled from outside the slice are filled with ``img_border_value`` and
+    ``seg_border_value`` (0: air and background, see :class:`RandomRotateScale`).
+    Randomness comes from ``np.random`` (seeded by mmengine) through a ``cache_randomness``
+    method.
+
+    Required keys: ``img``; optional ``seg_fields`` and the keys it names.
+
+    Modified keys: ``img``, and each key in ``seg_fields`` (e.g. ``gt_seg_map``).
+
+    Args:
+        prob (float): probability of applying the deformation. Default: 0.5.
+        alpha (float | tuple[float, float]): displacement scale >= 0, or a (min, max) range
+            drawn uniformly per sample. 0 gives the identity. Default: (0, 400).
+        sigma (float | tuple[float, float]): Gaussian smoothing in pixels > 0, or a (min, max)
+            range drawn uniformly per sample; larger is smoother. Default: (9, 13).
+        img_border_value (float): image fill outside the source slice, every channel.
+            Default: 0.
+        seg_border_value (int): label fill outside the source slice. Default: 0 (background).
+    """
+
+    def __init__(self, prob=0.5, alpha=(0., 400.), sigma=(9., 13.), img_border_value=0.,
+                 seg_border_value=0):
+        self.prob = check_prob('prob', prob)
+        self.alpha = _as_range('alpha', alpha, minimum=0, strict=False)
+        self.sigma = _as_range('sigma', sigma, minimum=0, strict=True)
+        self.img_border_value = check_border_value('img_border_value', img_border_value)
+        self.seg_border_value = check_border_value('seg_border_value', seg_border_value)
+
+    @cache_randomness
+    def _sample(self, shape):
+        """Return the (dx, dy) displacement fields, each (H, W) float64, or None to skip."""
+        if np.random.rand() >= self.prob:
+            return None
+        alpha = np.random.uniform(*self.alpha)
+        sigma = np.random.uniform(*self.sigma)
+        return tuple(alpha * gaussian_filter(np.random.uniform(-1., 1., shape), sigma)
+                     for _ in range(2))
+
+    def transform(self, results):
+        height, width = results['img'].shape[:2]
+        field = self._sample((height, width))
+        if field is None:
+            return results
+        dx, dy = field
+        rows, cols = np.mgrid[0:height, 0:width]
+        map_x = (cols + dx).astype(np.float32)
+        map_y = (rows + dy).astype(np.float32)
+        return remap_fields(results, map_x, map_y, self.img_border_value,
+                            self.seg_border_value)
+
+    def __repr__(self):
+        return (f'{self.__class__.__name__}(prob={self.prob}, alpha={self.alpha}, '
+                f'sigma={self.sigma}, img_border_value={self.img_border_value}, '
+                f'seg_border_value={self.seg_border_value})')
