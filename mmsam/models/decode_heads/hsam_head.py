@@ -1,0 +1,176 @@
+"""H-SAM's hierarchical two-stage decoder (Cheng et al., CVPR 2024)."""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmseg.models.losses import accuracy
+from segment_anything.modeling.common import LayerNorm2d
+
+from mmsam.registry import MODELS
+from ..utils.class_balanced_mask_attention import ClassBalancedMaskAttention, resize_labels
+from ..utils.masked_two_way_transformer import pad_token_mask
+from .sam_decode_head import SAMDecodeHead
+
+MASK_ATTENTION_MODES = ('learnable', 'binary', None)
+
+
+@MODELS.register_module()
+class HSAMHead(SAMDecodeHead):
+    """Two SAM mask decoders in sequence, the second guided by the first's prior mask.
+
+    Stage 1 is SAMed's prompt-free decoder: class logits at 1/4 of the input, whose softmax
+    is the prior. Stage 2 is a second SAM decoder (same architecture, also initialised from
+    the SAM checkpoint) whose input embedding is enhanced by class-balanced mask-guided
+    self-attention (:class:`ClassBalancedMaskAttention`), whose token-to-image attention is
+    multiplied by the prior (learnable mask cross-attention, ``X = M * softmax(K Q^T) V + X``),
+    and whose pixel decoder continues stage 1's with skip connections up to full resolution.
+    The prediction averages both stages' probabilities. The loss is
+    ``w * L(stage 1, labels at 1/4) + (1 - w) * L(stage 2, labels at full size)`` with
+    ``w = stage1_weight``, which :class:`StageLossWeightHook` schedules.
+
+    Every switch of the paper's ablation (Table 4 and 5) is an argument.
+
+    Args:
+        num_classes (int): classes including background.
+        prompt_encoder (dict), mask_decoder (dict), loss_decode: see :class:`SAMDecodeHead`;
+            ``mask_decoder`` builds both stages.
+        mask_guided_self_attention (bool): CMAttn on the stage-2 input embedding.
+        class_balance (bool): CMAttn's class-balanced noise (training only).
+        mask_cross_attention (str | None): ``'learnable'`` (H-SAM), ``'binary'`` (Mask2Former's
+            original mask attention, Table 5) or None (plain cross-attention).
+        hierarchical_pixel_decoder (bool): stage 2 upsamples to full resolution with skip
+            connections from stage 1's pixel decoder; otherwise SAM's pixel decoder (1/4).
+        stage1_weight (float): initial w (the hook overrides it during training).
+        class_frequencies (list[float], optional): per-class pixel frequencies for the noise,
+            computed offline (``tools/analysis_tools/class_frequencies.py``); when None they
+            are counted from the training labels seen so far.
+        max_noise_var (float): noise variance of the rarest class.
+        attention_heads (int): heads of CMAttn.
+    """
+
+    def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode,
+                 mask_guided_self_attention=True, class_balance=True,
+                 mask_cross_attention='learnable', hierarchical_pixel_decoder=True,
+                 stage1_weight=0.4, class_frequencies=None, max_noise_var=0.1,
+                 attention_heads=8, **kwargs):
+        if 'num_multimask_outputs' in mask_decoder:
+            raise ValueError('HSAMHead sets mask_decoder.num_multimask_outputs from '
+                             'num_classes; remove it from the config')
+        if mask_cross_attention not in MASK_ATTENTION_MODES:
+            raise ValueError(f'mask_cross_attention must be one of {MASK_ATTENTION_MODES}, '
+                             f'got {mask_cross_attention!r}')
+        if class_balance and not mask_guided_self_attention:
+            raise ValueError('class_balance perturbs the input of the mask-guided '
+                             'self-attention; it needs mask_guided_self_attention=True')
+        mask_decoder = dict(mask_decoder, num_multimask_outputs=num_classes - 1)
+        super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
+        self.stage2_decoder = MODELS.build(mask_decoder)
+        self.mask_cross_attention = mask_cross_attention
+        self.stage1_weight = stage1_weight
+        width = self.stage2_decoder.transformer_dim
+        self.cmattn = ClassBalancedMaskAttention(
+            num_classes, width, attention_heads, class_balance,
+            max_noise_var) if mask_guided_self_attention else None
+        self.hierarchical_pixel_decoder = hierarchical_pixel_decoder
+        if hierarchical_pixel_decoder:
+            # SAM's pixel decoder reaches 4x the embedding grid; ViT-B's 16-pixel patches need
+            # two more 2x steps to reach the input size (a tiny ViT with 8-pixel patches, one).
+            patch = self.prompt_encoder.input_image_size[0] // \
+                self.prompt_encoder.image_embedding_size[0]
+            steps = max(int(round(math.log2(patch / 4))), 0)
+            out = width // 8
+            layers = []
+            for i in range(steps):
+                layers += [nn.ConvTranspose2d(out, out, kernel_size=2, stride=2)]
+                layers += [LayerNorm2d(out), nn.GELU()] if i < steps - 1 else [nn.GELU()]
+            self.full_res_upscaling = nn.Sequential(*layers)
+        fixed = class_frequencies is not None
+        if fixed and len(class_frequencies) != num_classes:
+            raise ValueError(f'class_frequencies has {len(class_frequencies)} entries, '
+                             f'num_classes is {num_classes}')
+        self.count_classes = not fixed
+        counts = torch.tensor(class_frequencies, dtype=torch.float64) if fixed else \
+            torch.zeros(num_classes, dtype=torch.float64)
+        self.register_buffer('class_counts', counts)
+
+    def _stage2_pixels(self, src, half1, quarter1):
+        """Stage 2's pixel decoder: (B, D, h, w) -> (B, D/8, H, W) (hierarchical) or 1/4."""
+        up = self.stage2_decoder.output_upscaling
+        if not self.hierarchical_pixel_decoder:
+            return up(src)
+        half = up[2](up[1](up[0](src) + half1))
+        quarter = up[4](up[3](half) + quarter1)
+        return self.full_res_upscaling(quarter)
+
+    def forward(self, inputs, batch_data_samples=None, labels=None):
+        """Run both stages.
+
+        Args:
+            inputs (tuple[Tensor]): encoder features; ``inputs[-1]`` is the (B, D, h, w)
+                image embedding.
+            batch_data_samples: unused (prompt-free).
+            labels (Tensor, optional): (B, H, W) ground truth for CMAttn's noise (training).
+
+        Returns:
+            tuple[Tensor, Tensor]: stage-1 logits (B, C, 4h, 4w) and stage-2 logits at the
+            input size (B, C, H, W), or (B, C, 4h, 4w) without the hierarchical pixel decoder.
+        """
+        embedding = inputs[-1]
+        b, _, h, w = embedding.shape
+        pe = self.prompt_encoder.get_dense_pe()
+        sparse = embedding.new_zeros(b, 0, self.prompt_encoder.embed_dim)
+        dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
+
+        hs1, src1 = self.mask_decoder.decode_tokens(embedding, pe, sparse, dense)
+        half1, quarter1 = self.mask_decoder.upscale(src1)
+        logits1, _ = self.mask_decoder.masks_from_tokens(hs1, quarter1)
+
+        stage2_input = embedding
+        if self.cmattn is not None:
+            mask_tokens = hs1[:, 1:1 + self.num_classes]
+            mask_feature = (mask_tokens @ src1.flatten(2)).reshape(b, -1, h, w)
+            small_labels = None if labels is None else resize_labels(labels, (h, w))
+            frequencies = self.class_counts / self.class_counts.sum().clamp_min(1)
+            stage2_input = self.cmattn(embedding, mask_feature, pe, small_labels, frequencies)
+        token_mask = None
+        if self.mask_cross_attention is not None:
+            prior = F.interpolate(logits1.softmax(dim=1), size=(h, w), mode='area')
+            token_mask = pad_token_mask(prior.flatten(2), 1 + self.num_classes)
+        hs2, src2 = self.stage2_decoder.decode_tokens(stage2_input, pe, sparse, dense,
+                                                      token_mask, self.mask_cross_attention)
+        logits2, _ = self.stage2_decoder.masks_from_tokens(
+            hs2, self._stage2_pixels(src2, half1, quarter1))
+        return logits1, logits2
+
+    def predict(self, inputs, batch_data_samples, test_cfg):
+        """Average of both stages' probabilities, returned as log-probabilities at the input
+        size: (B, C, H, W)."""
+        logits1, logits2 = self.forward(inputs, batch_data_samples)
+        logits1 = F.interpolate(logits1, size=logits2.shape[-2:], mode='bilinear',
+                                align_corners=self.align_corners)
+        probs = (logits1.softmax(dim=1) + logits2.softmax(dim=1)) / 2
+        return self.predict_by_feat(probs.clamp_min(1e-8).log(),
+                                    [s.metainfo for s in batch_data_samples])
+
+    def loss(self, inputs, batch_data_samples, train_cfg):
+        """``w * L1 + (1 - w) * L2`` per loss term; also logs ``stage1_weight`` and each
+        stage's accuracy."""
+        labels = self._stack_batch_gt(batch_data_samples)[:, 0]
+        if self.count_classes:
+            valid = labels[labels != self.ignore_index]
+            self.class_counts += torch.bincount(valid.flatten(), minlength=self.num_classes)[
+                :self.num_classes].to(self.class_counts)
+        logits1, logits2 = self.forward(inputs, batch_data_samples, labels=labels)
+        w = float(self.stage1_weight)
+        losses = {}
+        for stage, logits, weight in (('s1', logits1, w), ('s2', logits2, 1 - w)):
+            stage_labels = resize_labels(labels, logits.shape[-2:])
+            for loss_decode in self.loss_decode:
+                value = loss_decode(logits, stage_labels, ignore_index=self.ignore_index)
+                losses[loss_decode.loss_name] = losses.get(loss_decode.loss_name, 0) + \
+                    weight * value
+            losses[f'acc_seg_{stage}'] = accuracy(logits, stage_labels,
+                                                  ignore_index=self.ignore_index)
+        losses['stage1_weight'] = logits1.new_tensor(w)
+        return losses
