@@ -1,17 +1,16 @@
 # Synapse multi-organ CT (BTCV, TransUNet split: 18 train / 12 test cases) in mmsam's format,
-# as written by tools/dataset_converters/synapse.py under data_root.
-dataset_type = 'VolumeSliceDataset'
+# as written by tools/dataset_converters/synapse.py under data_root (few-shot subsets, e.g.
+# split='train_10pct', are written there too).
+dataset_type = 'SynapseDataset'  # classes and palette in mmsam/datasets/synapse_dataset.py
 data_root = 'data/synapse'
-metainfo = dict(
-    classes=('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder', 'liver',
-             'stomach', 'aorta', 'pancreas'),
-    palette=[[0, 0, 0], [220, 20, 60], [0, 128, 0], [0, 0, 255], [255, 255, 0],
-             [255, 128, 0], [128, 0, 255], [255, 0, 255], [0, 255, 255]])
 meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
              'flip_direction', 'reduce_zero_label', 'case_id', 'slice_index', 'num_slices',
              'spacing')
+# H-SAM's augmentation (Sec. 4.2): rotation, scaling and elastic deformation.
 train_pipeline = [
     dict(type='LoadNpzSlice'),
+    dict(type='RandomRotateScale', prob=0.5, rotate_range=(-20, 20), scale_range=(0.9, 1.1)),
+    dict(type='RandomElasticDeformation', prob=0.5),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [
@@ -23,7 +22,7 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo, split='train',
+    dataset=dict(type=dataset_type, data_root=data_root, split='train',
                  pipeline=train_pipeline),
 )
 val_dataloader = dict(
@@ -31,7 +30,7 @@ val_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, metainfo=metainfo, split='test',
+    dataset=dict(type=dataset_type, data_root=data_root, split='test',
                  test_mode=True, pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader

@@ -30,7 +30,9 @@ class RandomElasticDeformation(BaseTransform):
 
     Smoothing shrinks the noise, so ``alpha`` is large: each displacement component has a
     standard deviation of about ``alpha / (2 * sqrt(3 * pi) * sigma) ~= 0.16 * alpha / sigma``
-    pixels. The defaults (alpha up to 400, sigma 9-13) give up to ~7 px on a 224-512 px slice.
+    pixels, and its spatial derivative (the local stretch, which changes object areas) about
+    ``0.115 * alpha / sigma**2``. The defaults (alpha up to 150, sigma 10-13) give at most
+    ~2.4 px and ~17% stretch; on a 224 px slice organ areas change by a few percent on average.
 
     Pixels pulled from outside the slice are filled with ``img_border_value`` and
     ``seg_border_value`` (0: air and background, see :class:`RandomRotateScale`).
@@ -44,15 +46,15 @@ class RandomElasticDeformation(BaseTransform):
     Args:
         prob (float): probability of applying the deformation. Default: 0.5.
         alpha (float | tuple[float, float]): displacement scale >= 0, or a (min, max) range
-            drawn uniformly per sample. 0 gives the identity. Default: (0, 400).
+            drawn uniformly per sample. 0 gives the identity. Default: (0, 150).
         sigma (float | tuple[float, float]): Gaussian smoothing in pixels > 0, or a (min, max)
-            range drawn uniformly per sample; larger is smoother. Default: (9, 13).
+            range drawn uniformly per sample; larger is smoother. Default: (10, 13).
         img_border_value (float): image fill outside the source slice, every channel.
             Default: 0.
         seg_border_value (int): label fill outside the source slice. Default: 0 (background).
     """
 
-    def __init__(self, prob=0.5, alpha=(0., 400.), sigma=(9., 13.), img_border_value=0.,
+    def __init__(self, prob=0.5, alpha=(0., 150.), sigma=(10., 13.), img_border_value=0.,
                  seg_border_value=0):
         self.prob = check_prob('prob', prob)
         self.alpha = _as_range('alpha', alpha, minimum=0, strict=False)

@@ -1,0 +1,14 @@
+# H-SAM (Cheng et al., CVPR 2024) on Synapse with 10% of the training slices (few-shot),
+# SAM ViT-B + LoRA r=4 at 512 x 512, 300 epochs. Paper: 80.35 mean Dice (Table 1).
+# Needs checkpoints/sam_vit_b_01ec64.pth and data/synapse written by
+#   python tools/dataset_converters/synapse.py SRC data/synapse
+_base_ = [
+    '../_base_/models/hsam_vit-b.py',
+    '../_base_/datasets/synapse.py',
+    '../_base_/schedules/hsam_schedule.py',
+    '../_base_/default_runtime.py',
+]
+# Table 7: batch 32 (4 GPUs x 8). On another number of GPUs keep 32 in total or enable
+# auto_scale_lr (--cfg-options auto_scale_lr.enable=True).
+train_dataloader = dict(batch_size=8, dataset=dict(split='train_10pct'))
+auto_scale_lr = dict(enable=False, base_batch_size=32)

@@ -1,0 +1,22 @@
+# H-SAM on Synapse, all training slices (fully supervised): SAM ViT-L at 224 x 224 as the
+# paper does for this setting (Sec. 4.2). Paper: 86.49 mean Dice, HD 8.18 (Table 1).
+# Needs checkpoints/sam_vit_l_0b3195.pth and data/synapse (tools/dataset_converters/synapse.py).
+_base_ = ['./hsam_synapse_10pct.py']
+img_size = 224
+sam_checkpoint = 'checkpoints/sam_vit_l_0b3195.pth'
+model = dict(
+    data_preprocessor=dict(size=(img_size, img_size)),
+    backbone=dict(arch='vit_l', img_size=img_size, checkpoint=sam_checkpoint),
+    decode_head=dict(
+        prompt_encoder=dict(img_size=img_size, checkpoint=sam_checkpoint),
+        mask_decoder=dict(checkpoint=sam_checkpoint)))
+resize = dict(type='Resize', scale=(img_size, img_size), keep_ratio=False)
+train_dataloader = dict(dataset=dict(split='train', pipeline=[
+    dict(type='LoadNpzSlice'), resize,
+    dict(type='RandomRotateScale', prob=0.5, rotate_range=(-20, 20), scale_range=(0.9, 1.1)),
+    dict(type='RandomElasticDeformation', prob=0.5),
+    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]))
+test_pipeline = [dict(type='LoadNpzSlice'), resize,
+                 dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
