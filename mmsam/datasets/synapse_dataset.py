@@ -44,6 +44,9 @@ class SynapseDataset(VolumeSliceDataset):
     """
 
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
+    CONVERTER = ('make it with: python tools/dataset_converters/synapse.py SRC {data_root} '
+                 '(SRC: the TransUNet release with train_npz/ and test_vol_h5/, or raw BTCV '
+                 'with img/ and label/)')
 
     def __init__(self, data_root, metainfo=None, **kwargs):
         if not (metainfo or {}).get('classes') and osp.isfile(osp.join(data_root, META_FILE)):

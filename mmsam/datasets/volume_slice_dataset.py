@@ -4,8 +4,8 @@ import os.path as osp
 from mmseg.datasets import BaseSegDataset
 
 from mmsam.registry import DATASETS
-from .volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR, npz_array_shape, read_meta,
-                        read_split)
+from .volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, npz_array_shape,
+                        read_meta, read_split)
 
 
 @DATASETS.register_module()
@@ -26,8 +26,15 @@ class VolumeSliceDataset(BaseSegDataset):
     """
 
     METAINFO = dict()
+    # How to make the data root, shown when it holds no converted data.
+    CONVERTER = 'convert the data with the matching script in tools/dataset_converters/'
 
     def __init__(self, data_root, split='train', volumes=None, metainfo=None, **kwargs):
+        if not osp.isfile(osp.join(data_root, META_FILE)):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: {osp.join(data_root, META_FILE)} not found, so '
+                f'{data_root} holds no converted data; '
+                f'{self.CONVERTER.format(data_root=data_root)}')
         self.split = split
         self.volumes = split == 'test' if volumes is None else volumes
         metainfo = dict(metainfo or {})

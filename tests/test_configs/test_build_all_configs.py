@@ -35,3 +35,12 @@ def test_real_data_config_without_sam_weights_says_where_to_get_them(tmp_path):
     model = MODELS.build(cfg.model)
     with pytest.raises(FileNotFoundError, match=r'sam_vit_b_01ec64\.pth not found.*Checkpoints'):
         model.init_weights()
+
+
+def test_missing_synapse_data_names_the_converter(tmp_path):
+    from mmsam.registry import DATASETS
+    cfg = Config.fromfile(ROOT / 'configs/hsam/hsam_synapse_10pct.py')
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'synapse')
+    with pytest.raises(FileNotFoundError,
+                       match=r'meta\.json not found.*dataset_converters/synapse\.py SRC'):
+        DATASETS.build(cfg.train_dataloader.dataset)

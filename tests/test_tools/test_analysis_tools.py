@@ -41,3 +41,20 @@ def test_class_frequencies_counts_label_pixels(tmp_path):
     freqs = load_tool('class_frequencies').main([str(config)])
     np.testing.assert_allclose(freqs, [12 / 16, 3 / 16, 1 / 16])
     assert freqs.sum() == pytest.approx(1)
+
+
+def test_compare_results_reads_the_newest_run(tmp_path, capsys):
+    import json
+    for run, dice in (('a', 50.0), ('b', 60.0)):
+        for stamp, offset in (('20260101_000000', -10), ('20260102_000000', 0)):
+            folder = tmp_path / run / stamp
+            folder.mkdir(parents=True)
+            (folder / f'{stamp}.json').write_text(json.dumps(
+                {'mDice': dice + offset, 'mHD95': 3.0, 'Dice.liver': dice + offset,
+                 'HD95.liver': 3.0}))
+    load_tool('compare_results').main([str(tmp_path / 'a'), str(tmp_path / 'b')])
+    out = capsys.readouterr().out
+    assert 'a Dice' in out and 'b HD95' in out
+    assert '50.00' in out and '60.00' in out and '40.00' not in out
+    with pytest.raises(FileNotFoundError, match='no test results'):
+        load_tool('compare_results').latest_result(str(tmp_path / 'missing'))

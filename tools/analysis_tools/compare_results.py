@@ -1,0 +1,51 @@
+"""Print the latest test results of several work dirs side by side, per class.
+
+    python tools/analysis_tools/compare_results.py work_dirs/samed_x work_dirs/hsam_x
+
+Each work dir's newest ``<timestamp>/<timestamp>.json`` (written by ``tools/test.py``) is
+read; rows are the metric's classes, columns Dice (%) and HD95 for each run.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+
+from prettytable import PrettyTable
+
+
+def latest_result(work_dir):
+    """The newest test-metrics json of a work dir, as a dict."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')),
+                   key=lambda p: osp.basename(osp.dirname(p)))
+    files = [f for f in files if osp.basename(f) != 'scalars.json']
+    if not files:
+        raise FileNotFoundError(f'no test results (<timestamp>/<timestamp>.json) under '
+                                f'{work_dir}; run tools/test.py with --work-dir {work_dir}')
+    with open(files[-1]) as f:
+        return json.load(f)
+
+
+def comparison_table(results):
+    """A PrettyTable of per-class Dice/HD95 for ``{run name: metrics dict}``."""
+    names = list(results)
+    classes = [k[len('Dice.'):] for k in results[names[0]] if k.startswith('Dice.')]
+    table = PrettyTable(['class'] + [f'{n} {m}' for n in names for m in ('Dice', 'HD95')])
+    for cls in classes + ['mean']:
+        dice_key, hd_key = ('mDice', 'mHD95') if cls == 'mean' else (f'Dice.{cls}',
+                                                                      f'HD95.{cls}')
+        table.add_row([cls] + [f'{results[n][k]:.2f}' for n in names for k in (dice_key, hd_key)])
+    return table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('work_dirs', nargs='+')
+    args = parser.parse_args(argv)
+    results = {osp.basename(osp.normpath(w)): latest_result(w) for w in args.work_dirs}
+    table = comparison_table(results)
+    print(table)
+    return table
+
+
+if __name__ == '__main__':
+    main()

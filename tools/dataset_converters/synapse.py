@@ -1,0 +1,706 @@
+"""Convert the Synapse multi-organ CT data (MICCAI 2015 BTCV) into mmsam's slice/volume format.
+
+    python tools/dataset_converters/synapse.py SRC DST [--format auto|transunet|btcv]
+        [--few-shot-fraction 0.1] [--seed 0] [--few-shot-list FILE] [--few-shot-name NAME]
+        [--overwrite]
+
+Two sources are understood:
+
+* ``transunet``: TransUNet's preprocessed release, ``SRC/train_npz/caseXXXX_sliceYYY.npz``
+  (``image``, ``label``: (H, W), image already in [0, 1]) and ``SRC/test_vol_h5/caseXXXX.npy.h5``
+  (datasets ``image``, ``label``: (D, H, W)), optionally with
+  ``SRC/lists/lists_Synapse/{train.txt,test_vol.txt}``; when a list exists it is authoritative
+  (every listed item must exist; unlisted files are skipped with a warning). Arrays are copied
+  as they are. The release carries no voxel spacing: test volumes get spacing (1, 1, 1), i.e.
+  HD95 in voxels, which is how TransUNet evaluates.
+* ``btcv``: the raw release, ``SRC/img/img00XX.nii.gz`` and ``SRC/label/label00XX.nii.gz``
+  (``SRC`` may also be the folder holding ``Training/`` or ``RawData/Training/``). Each case is
+  processed the way TransUNet's release was made: HU clipped to :data:`HU_WINDOW` and rescaled
+  linearly to [0, 1]; the stored voxel array (i, j, k) transposed to (k, j, i) = (D, H, W), so
+  axial slices run along the first axis; no reorientation by the affine, so the slices match
+  the release's slice for slice and pixel for pixel (each case's axis codes, from its affine,
+  are recorded in ``meta.json`` under ``source_axcodes``); labels mapped with
+  :data:`mmsam.datasets.synapse_dataset.BTCV_TO_SYNAPSE` (the 8 evaluated organs, every other
+  raw id to background); spacing (z, y, x) from the NIfTI header's zooms (k, j, i).
+
+Cases follow TransUNet's split: :data:`TEST_CASES` (12) are written as volumes, the other 18 of
+the 30 labelled BTCV cases as 2D slices (all of each case's slices). Whichever of the 30 cases
+are present are converted; missing ones are reported in a warning.
+
+Few-shot split (``splits/train_10pct.txt`` for the default fraction 0.1): H-SAM (supplementary
+A) selects "10% training data, i.e. 221 slices, randomly from different subjects in the
+training volumes", a slice-based selection; the "1 volume" of the main text is the amount of
+data (221 slices is about one volume), not a whole-case selection. So the split is a seeded
+random sample of slices stratified by case: ``round(fraction * N)`` slices in all, each case
+getting its proportional share (largest remainders first) and taking the first slices of a
+permutation seeded with ``(seed, case name)``, so a case's draw does not depend on which other
+cases are present beyond its share. ``--few-shot-list`` uses a published list instead (one slice
+name per line, e.g. ``case0005_slice042``; every name must be a training slice).
+
+Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` once complete
+(``meta.json`` is written last), so a failed run leaves no ``DST`` behind.
+"""
+import argparse
+import os
+import os.path as osp
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+import zipfile
+import zlib
+
+import numpy as np
+
+# Running `python tools/dataset_converters/synapse.py` puts this folder (not the repository) on
+# sys.path; the repository root goes first so this checkout's mmsam is used.
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+from mmsam.datasets.synapse_dataset import (BTCV_TO_SYNAPSE, CLASSES,  # noqa: E402
+                                            PALETTE)
+from mmsam.datasets.volume_io import (META_FILE, TEST_VOLUME_DIR,  # noqa: E402
+                                      TRAIN_SLICE_DIR, save_slice, save_volume, write_meta,
+                                      write_split)
+
+CONVERTER_NAME = 'SynapseConverter'
+CONVERTER_VERSION = 1
+
+# The 30 labelled BTCV cases (img0001-0010, img0021-0040) and TransUNet's 12 test cases.
+ALL_CASES = tuple(f'case{n:04d}' for n in (*range(1, 11), *range(21, 41)))
+TEST_CASES = tuple(f'case{n:04d}' for n in (1, 2, 3, 4, 8, 22, 25, 29, 32, 35, 36, 38))
+TRAIN_CASES = tuple(c for c in ALL_CASES if c not in TEST_CASES)
+
+HU_WINDOW = (-125.0, 275.0)
+NUM_CLASSES = len(CLASSES)
+
+_SLICE_RE = re.compile(r'^(case\d{4})_slice(\d+)$')
+
+
+class SynapseConversionError(RuntimeError):
+    """A source file or argument that the conversion cannot use; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------------
+# array helpers
+
+
+def window_hu(hu, window=HU_WINDOW):
+    """Clip CT intensities to a HU window and rescale it linearly to [0, 1].
+
+    Args:
+        hu (ndarray): (...) intensities in Hounsfield units.
+        window (tuple[float, float]): (low, high) HU mapped to 0 and 1.
+
+    Returns:
+        ndarray: (...) float32 in [0, 1].
+    """
+    low, high = window
+    hu = np.clip(np.asarray(hu, dtype=np.float32), low, high)
+    return ((hu - np.float32(low)) / np.float32(high - low)).astype(np.float32)
+
+
+def _integer_labels(label, path, max_id=None):
+    """Check that ``label`` holds non-negative integer ids (<= ``max_id``); return them as int64."""
+    label = np.asarray(label)
+    if label.size and not np.all(np.isfinite(label)):
+        raise SynapseConversionError(f'{path}: label contains NaN/inf; the file is damaged, '
+                                     're-download it')
+    ids = np.rint(label).astype(np.int64)
+    if label.size and (not np.array_equal(ids, label) or ids.min() < 0):
+        raise SynapseConversionError(f'{path}: label values must be non-negative integer ids, got '
+                                     f'values in [{label.min()}, {label.max()}]; is this a label '
+                                     'file of the release?')
+    if max_id is not None and label.size and ids.max() > max_id:
+        raise SynapseConversionError(
+            f'{path}: label id {ids.max()} > {max_id}; TransUNet\'s release has ids 0-{max_id} '
+            f'only. For the raw BTCV labels (ids 0-13) use --format btcv')
+    return ids
+
+
+def map_btcv_labels(raw, path='label'):
+    """Map raw BTCV label ids to Synapse ids: the 8 evaluated organs, everything else 0.
+
+    Args:
+        raw (ndarray): (...) raw BTCV ids (integer-valued, any dtype).
+        path (str): source file, named in errors.
+
+    Returns:
+        ndarray: (...) uint8 ids into :data:`CLASSES`.
+    """
+    raw = _integer_labels(raw, path)
+    lut = np.zeros(max(int(raw.max(initial=0)), max(BTCV_TO_SYNAPSE)) + 1, dtype=np.uint8)
+    for raw_id, new_id in BTCV_TO_SYNAPSE.items():
+        lut[raw_id] = new_id
+    return lut[raw]
+
+
+def to_dhw(array):
+    """Reorder a NIfTI voxel array (i, j, k) to (k, j, i) = (D, H, W), as TransUNet's release.
+
+    Args:
+        array (ndarray): (I, J, K) array as stored in the NIfTI file.
+
+    Returns:
+        ndarray: (K, J, I) contiguous array; ``out[k] = array[:, :, k].T``.
+    """
+    return np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
+
+
+def _check_release_pair(image, label, ndim, path):
+    if image.ndim != ndim or label.shape != image.shape:
+        raise SynapseConversionError(
+            f'{path}: expected image and label of one {ndim}-D shape, got image {image.shape} '
+            f'and label {label.shape}; the file is not from TransUNet\'s release or is damaged')
+    if image.size and not np.all(np.isfinite(image)):
+        raise SynapseConversionError(f'{path}: image contains NaN/inf; re-download the file')
+    if image.size and (image.min() < -1e-4 or image.max() > 1 + 1e-4):
+        raise SynapseConversionError(
+            f'{path}: image values span [{image.min():.4g}, {image.max():.4g}], not [0, 1]; '
+            'TransUNet\'s release is already windowed and rescaled. For raw HU use --format btcv')
+    return np.clip(image, 0, 1).astype(np.float32), \
+        _integer_labels(label, path, max_id=NUM_CLASSES - 1).astype(np.uint8)
+
+
+def _read_npz(path):
+    if osp.isfile(path) and not zipfile.is_zipfile(path):
+        raise SynapseConversionError(f'cannot read {path}: it is not an .npz (zip) archive; the '
+                                     'file is damaged: re-download or re-extract it')
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in ('image', 'label') if k not in npz.files]
+            if missing:
+                raise SynapseConversionError(
+                    f'{path} lacks key(s) {missing} (it has {npz.files}); TransUNet\'s slices '
+                    'hold "image" and "label": re-download or re-extract the release')
+            return npz['image'], npz['label']
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise SynapseConversionError(f'cannot read {path} ({type(err).__name__}: {err}); the file '
+                                     'is damaged or not an .npz: re-download or re-extract '
+                                     'it') from err
+
+
+def _read_h5(path):
+    import h5py
+    try:
+        with h5py.File(path, 'r') as f:
+            missing = [k for k in ('image', 'label') if k not in f]
+            if missing:
+                raise SynapseConversionError(
+                    f'{path} lacks dataset(s) {missing} (it has {sorted(f.keys())}); '
+                    'TransUNet\'s test volumes hold "image" and "label": re-download the release')
+            return f['image'][()], f['label'][()]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SynapseConversionError(f'cannot read {path} ({type(err).__name__}: {err}); the file '
+                                     'is damaged or not HDF5: re-download or re-extract '
+                                     'it') from err
+
+
+def _load_nifti(path):
+    import nibabel as nib
+    try:
+        return nib.load(path)
+    except Exception as err:  # nibabel raises many types (ImageFileError, OSError, ...)
+        raise SynapseConversionError(f'cannot read {path} ({type(err).__name__}: {err}); the file '
+                                     'is damaged or not NIfTI: re-download or re-extract '
+                                     'it') from err
+
+
+def _nifti_data(img, path):
+    try:
+        return img.get_fdata(dtype=np.float32)
+    except Exception as err:  # truncated gzip: EOFError, zlib.error, OSError, ValueError
+        raise SynapseConversionError(f'cannot read the voxels of {path} ({type(err).__name__}: '
+                                     f'{err}); the file is damaged: re-download or re-extract '
+                                     'it') from err
+
+
+# ---------------------------------------------------------------------------------------------
+# sources
+
+
+class TransUNetSource:
+    """TransUNet's preprocessed release: training slices (npz) and test volumes (h5).
+
+    Args:
+        src (str): release folder holding ``train_npz/`` and ``test_vol_h5/``.
+
+    Attributes:
+        train_slices (dict[str, list[str]]): case -> slice names (file stems), in slice order.
+        test_cases (list[str]): case names of the test volumes.
+    """
+
+    format = 'transunet'
+
+    def __init__(self, src):
+        self.src = src
+        self.npz_dir = osp.join(src, 'train_npz')
+        self.h5_dir = osp.join(src, 'test_vol_h5')
+        for folder in (self.npz_dir, self.h5_dir):
+            if not osp.isdir(folder):
+                raise SynapseConversionError(
+                    f'{folder} does not exist: {src} is not TransUNet\'s preprocessed release '
+                    '(train_npz/ and test_vol_h5/). For the raw BTCV data (img/, label/) use '
+                    '--format btcv')
+        list_dir = osp.join(src, 'lists', 'lists_Synapse')
+        stems = self._listed(self.npz_dir, '.npz', osp.join(list_dir, 'train.txt'))
+        cases = self._listed(self.h5_dir, '.npy.h5', osp.join(list_dir, 'test_vol.txt'))
+        self.train_slices = {}
+        for stem in stems:
+            match = _SLICE_RE.match(stem)
+            if match is None:
+                warnings.warn(f'{osp.join(self.npz_dir, stem)}.npz is not named '
+                              'caseXXXX_sliceYYY.npz; skipped')
+                continue
+            self.train_slices.setdefault(match.group(1), []).append(stem)
+        for case, names in self.train_slices.items():
+            names.sort(key=lambda s: int(_SLICE_RE.match(s).group(2)))
+        self.train_slices = dict(sorted(self.train_slices.items()))
+        self.test_cases = sorted(cases)
+
+    @staticmethod
+    def _listed(folder, suffix, list_file):
+        """Item names in ``folder`` (files ending in ``suffix``), restricted to ``list_file``."""
+        present = sorted(f[:-len(suffix)] for f in os.listdir(folder) if f.endswith(suffix))
+        if not osp.isfile(list_file):
+            return present
+        with open(list_file) as f:
+            listed = [osp.basename(line.strip()) for line in f if line.strip()]
+        listed = [name[:-len(suffix)] if name.endswith(suffix) else name for name in listed]
+        missing = sorted(set(listed) - set(present))
+        if missing:
+            raise SynapseConversionError(
+                f'{list_file} lists {len(missing)} item(s) missing from {folder}: '
+                f'{_abbrev(missing)}; the release is incomplete: re-extract it, or delete the '
+                'list to convert the files that are present')
+        unlisted = sorted(set(present) - set(listed))
+        if unlisted:
+            warnings.warn(f'{len(unlisted)} file(s) in {folder} are not in {list_file} and are '
+                          f'skipped: {_abbrev(unlisted)}')
+        return sorted(set(listed))
+
+    def write_train_case(self, case, root):
+        """Copy the case's slices to ``root/train_slices/``."""
+        for stem in self.train_slices[case]:
+            path = osp.join(self.npz_dir, f'{stem}.npz')
+            image, label = _check_release_pair(*_read_npz(path), 2, path)
+            save_slice(osp.join(root, TRAIN_SLICE_DIR, f'{stem}.npz'), image, label)
+
+    def write_test_case(self, case, root):
+        """Copy the case's volume to ``root/test_volumes/``, with unit spacing (unknown)."""
+        path = osp.join(self.h5_dir, f'{case}.npy.h5')
+        image, label = _check_release_pair(*_read_h5(path), 3, path)
+        save_volume(osp.join(root, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
+                    spacing=(1.0, 1.0, 1.0))
+
+    def meta(self):
+        return dict(spacing_note='TransUNet\'s release has no voxel spacing: test volumes are '
+                                 'stored with spacing (1, 1, 1), so HD95 is in voxels as in '
+                                 'TransUNet; axial slices (D, H, W) as in the release',
+                    spacing_known=False)
+
+
+class BTCVSource:
+    """The raw BTCV release: NIfTI CT volumes and raw 13-organ labels.
+
+    Args:
+        src (str): folder holding ``img/`` and ``label/`` (or ``Training/``, or
+            ``RawData/Training/`` with them).
+
+    Attributes:
+        train_slices (dict[str, list[str]]): case -> slice names to be written, in slice order.
+        test_cases (list[str]): case names to be written as volumes.
+    """
+
+    format = 'btcv'
+    _IMG_RE = re.compile(r'^img(\d{4})(\.nii(?:\.gz)?)$')
+
+    def __init__(self, src):
+        self.src = src
+        base = next((osp.join(src, sub) for sub in ('', 'Training', osp.join('RawData', 'Training'))
+                     if osp.isdir(osp.join(src, sub, 'img'))), None)
+        if base is None:
+            raise SynapseConversionError(
+                f'{osp.join(src, "img")} does not exist: {src} is not the raw BTCV release '
+                '(img/img00XX.nii.gz, label/label00XX.nii.gz). For TransUNet\'s preprocessed '
+                'release (train_npz/, test_vol_h5/) use --format transunet')
+        self.img_dir, self.label_dir = osp.join(base, 'img'), osp.join(base, 'label')
+        self.files = {}
+        for name in sorted(os.listdir(self.img_dir)):
+            match = self._IMG_RE.match(name)
+            if match is None:
+                continue
+            case = f'case{match.group(1)}'
+            label = osp.join(self.label_dir, f'label{match.group(1)}{match.group(2)}')
+            if not osp.isfile(label):
+                raise SynapseConversionError(
+                    f'label file {label} for {osp.join(self.img_dir, name)} does not exist; '
+                    're-extract the release (every img00XX needs its label00XX)')
+            self.files[case] = (osp.join(self.img_dir, name), label)
+        self.test_cases = [c for c in self.files if c in TEST_CASES]
+        self.train_slices = {}
+        self.axcodes = {}
+        for case in self.files:
+            if case in TEST_CASES:
+                continue
+            # the header alone gives the number of slices, so splits are planned before any
+            # voxel is read
+            img = _load_nifti(self.files[case][0])
+            if len(img.shape) != 3:
+                raise SynapseConversionError(f'{self.files[case][0]}: expected a 3D volume, got '
+                                             f'shape {img.shape}')
+            self.train_slices[case] = [f'{case}_slice{k:03d}' for k in range(img.shape[2])]
+
+    def _read_case(self, case):
+        """Windowed image (D, H, W) float32, Synapse label (D, H, W) uint8, spacing (z, y, x)."""
+        import nibabel as nib
+        img_path, label_path = self.files[case]
+        img, lbl = _load_nifti(img_path), _load_nifti(label_path)
+        if len(img.shape) != 3 or tuple(lbl.shape) != tuple(img.shape):
+            raise SynapseConversionError(
+                f'{label_path} has shape {lbl.shape}, {img_path} has {img.shape}: expected one 3D '
+                'shape; re-extract the release')
+        image = to_dhw(window_hu(_nifti_data(img, img_path)))
+        label = to_dhw(map_btcv_labels(_nifti_data(lbl, label_path), label_path))
+        zooms = [float(z) for z in img.header.get_zooms()[:3]]
+        self.axcodes[case] = ''.join(str(c) for c in nib.aff2axcodes(img.affine))
+        return image, label, (zooms[2], zooms[1], zooms[0])
+
+    def write_train_case(self, case, root):
+        """Write every axial slice of the case to ``root/train_slices/``."""
+        image, label, _ = self._read_case(case)
+        for k, stem in enumerate(self.train_slices[case]):
+            save_slice(osp.join(root, TRAIN_SLICE_DIR, f'{stem}.npz'), image[k], label[k])
+
+    def write_test_case(self, case, root):
+        """Write the case as a volume with its spacing to ``root/test_volumes/``."""
+        image, label, spacing = self._read_case(case)
+        save_volume(osp.join(root, TEST_VOLUME_DIR, f'{case}.npz'), image, label, spacing)
+
+    def meta(self):
+        return dict(spacing_note='(z, y, x) mm from the NIfTI headers; volumes (D, H, W) are the '
+                                 'stored voxel arrays (i, j, k) transposed to (k, j, i), as in '
+                                 'TransUNet\'s release, without reorientation by the affine',
+                    spacing_known=True, hu_window=list(HU_WINDOW),
+                    label_map={str(k): v for k, v in BTCV_TO_SYNAPSE.items()},
+                    source_axcodes=dict(sorted(self.axcodes.items())))
+
+
+SOURCES = dict(transunet=TransUNetSource, btcv=BTCVSource)
+
+
+def detect_format(src):
+    """Guess the source layout of ``src``: ``'transunet'`` or ``'btcv'``."""
+    if osp.isdir(osp.join(src, 'train_npz')) or osp.isdir(osp.join(src, 'test_vol_h5')):
+        return 'transunet'
+    if any(osp.isdir(osp.join(src, sub, 'img'))
+           for sub in ('', 'Training', osp.join('RawData', 'Training'))):
+        return 'btcv'
+    raise SynapseConversionError(
+        f'{src} holds neither TransUNet\'s release (train_npz/, test_vol_h5/) nor the raw BTCV '
+        'data (img/, label/); check the path')
+
+
+# ---------------------------------------------------------------------------------------------
+# splits
+
+
+def _abbrev(names, limit=20):
+    names = list(names)
+    return ', '.join(names[:limit]) + (f', ... ({len(names)} in all)' if len(names) > limit
+                                       else '')
+
+
+def check_cases(train_cases, test_cases, src):
+    """Check the cases against TransUNet's split; warn about the expected ones that are missing.
+
+    Args:
+        train_cases (list[str]): cases found for training.
+        test_cases (list[str]): cases found for testing.
+        src (str): source folder, named in messages.
+
+    Returns:
+        list[str]: the expected cases that are missing.
+    """
+    unknown = sorted(c for c in set(train_cases) | set(test_cases) if c not in ALL_CASES)
+    if unknown:
+        raise SynapseConversionError(
+            f'{src} has case(s) {unknown} that are not among the 30 labelled BTCV cases '
+            f'(case0001-0010, case0021-0040) of the TransUNet split; remove them from the source')
+    leaked = sorted(c for c in train_cases if c in TEST_CASES)
+    wrong = sorted(c for c in test_cases if c not in TEST_CASES)
+    if leaked or wrong:
+        raise SynapseConversionError(
+            f'{src} does not follow the TransUNet split (test cases {list(TEST_CASES)}): '
+            f'test case(s) {leaked} among the training slices, training case(s) {wrong} among '
+            'the test volumes; use the unmodified release')
+    if not train_cases or not test_cases:
+        raise SynapseConversionError(
+            f'{src} has {len(train_cases)} training and {len(test_cases)} test case(s); at least '
+            'one of each is needed')
+    missing = [c for c in ALL_CASES if c not in train_cases and c not in test_cases]
+    if missing:
+        train_missing = [c for c in missing if c in TRAIN_CASES]
+        test_missing = [c for c in missing if c in TEST_CASES]
+        warnings.warn(f'Synapse source {src} lacks {len(missing)} of the 30 cases (training: '
+                      f'{train_missing or "none"}; test: {test_missing or "none"}); converting the '
+                      f'{30 - len(missing)} present')
+    return missing
+
+
+def few_shot_split_name(fraction):
+    """Name of the few-shot split file for ``fraction``, e.g. 0.1 -> ``'train_10pct'``."""
+    return f'train_{round(fraction * 100, 6):g}pct'
+
+
+def sample_few_shot(train_slices, fraction=0.1, seed=0):
+    """Draw a seeded random subset of training slices, stratified by case.
+
+    ``n = round(fraction * N)`` slices of the ``N`` in all (at least 1); case ``c`` with ``N_c``
+    slices gets ``floor(n * N_c / N)`` of them, and the remaining ones go to the cases with the
+    largest fractional parts (ties: case order). A case's slices are the first ``k`` of a
+    permutation drawn by a generator seeded with ``(seed, crc32(case))``, so other cases only
+    matter through the quota ``k``.
+
+    Args:
+        train_slices (dict[str, list[str]]): case -> its slice names.
+        fraction (float): share of the slices to keep, in (0, 1].
+        seed (int): seed of the draw.
+
+    Returns:
+        list[str]: the selected slice names, in case then slice order.
+    """
+    if not 0 < fraction <= 1:
+        raise SynapseConversionError(f'few-shot fraction {fraction} must be in (0, 1]')
+    cases = list(train_slices)
+    counts = np.array([len(train_slices[c]) for c in cases], dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return []
+    n = min(total, max(1, int(np.floor(fraction * total + 0.5))))
+    exact = counts * n / total
+    quota = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - quota), kind='stable')
+    quota[order[:n - int(quota.sum())]] += 1
+    selected = []
+    for case, k in zip(cases, quota):
+        names = train_slices[case]
+        order = np.random.default_rng([seed, zlib.crc32(case.encode())]).permutation(len(names))
+        selected += [names[i] for i in sorted(order[:k])]
+    return selected
+
+
+def read_slice_list(path, train_slices):
+    """Read a user-supplied few-shot list and check that every entry is a training slice.
+
+    Lines are slice names (``case0005_slice042``; a directory or an ``.npz`` suffix is dropped);
+    blank lines and lines starting with ``#`` are skipped; duplicates are kept once.
+
+    Args:
+        path (str): the list file.
+        train_slices (dict[str, list[str]]): case -> its slice names (what will be written).
+
+    Returns:
+        list[str]: the listed slice names, in file order.
+    """
+    try:
+        with open(path) as f:
+            lines = [line.strip() for line in f]
+    except OSError as err:
+        raise SynapseConversionError(f'cannot read the few-shot list {path} ({err})') from err
+    names = []
+    for line in lines:
+        if not line or line.startswith('#'):
+            continue
+        name = osp.basename(line)
+        name = name[:-4] if name.endswith('.npz') else name
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise SynapseConversionError(f'the few-shot list {path} lists no slices')
+    available = {s for stems in train_slices.values() for s in stems}
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise SynapseConversionError(
+            f'the few-shot list {path} names {len(missing)} slice(s) that are not training slices '
+            f'of the source: {_abbrev(missing)}. Entries must be <case>_slice<NNN> of the '
+            f'training cases present ({_abbrev(train_slices, 30)}); test cases '
+            f'{list(TEST_CASES)} are never training slices')
+    return names
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion
+
+
+def _is_our_output(folder):
+    import json
+    try:
+        with open(osp.join(folder, META_FILE)) as f:
+            return json.load(f).get('converter', {}).get('name') == CONVERTER_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_shot_list=None,
+                    few_shot_name=None, overwrite=False, log=None):
+    """Convert a Synapse source (TransUNet's release or raw BTCV) into mmsam's format at ``dst``.
+
+    Writes ``train_slices/``, ``test_volumes/``, ``splits/{train,test}.txt``, the few-shot split
+    and ``meta.json`` (see :mod:`mmsam.datasets.volume_io`) into a temporary folder next to
+    ``dst``, then renames it to ``dst``; on any error nothing is left at ``dst``.
+
+    Args:
+        src (str): source folder.
+        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
+            previous output of this converter.
+        fmt (str): ``'transunet'``, ``'btcv'`` or ``'auto'`` (detected from the folders).
+        few_shot_fraction (float | None): share of training slices in the few-shot split;
+            0 or None writes none (unless ``few_shot_list`` is given).
+        seed (int): seed of the few-shot draw.
+        few_shot_list (str | None): file of slice names used as the few-shot split instead of a
+            draw.
+        few_shot_name (str | None): few-shot split name; default from the fraction
+            (0.1 -> ``train_10pct``).
+        overwrite (bool): replace a previous output of this converter at ``dst``.
+        log (callable | None): called with progress messages.
+
+    Returns:
+        dict: the contents of ``meta.json``.
+    """
+    log = log or (lambda msg: None)
+    src, dst = osp.abspath(src), osp.abspath(dst)
+    if not osp.isdir(src):
+        raise SynapseConversionError(f'source folder {src} does not exist')
+    if osp.exists(dst) and not osp.isdir(dst):
+        raise SynapseConversionError(f'{dst} exists and is not a folder; choose another DST')
+    if osp.isdir(dst) and os.listdir(dst):
+        if not overwrite:
+            raise SynapseConversionError(f'{dst} exists and is not empty; pass --overwrite to '
+                                         'replace a previous conversion, or choose another DST')
+        if not _is_our_output(dst):
+            raise SynapseConversionError(f'{dst} is not empty and is not an output of this '
+                                         'converter (no meta.json of it); refusing to replace it')
+    fmt = detect_format(src) if fmt == 'auto' else fmt
+    if fmt not in SOURCES:
+        raise SynapseConversionError(f'unknown format {fmt!r}; use one of {sorted(SOURCES)}')
+
+    source = SOURCES[fmt](src)
+    train_cases, test_cases = list(source.train_slices), list(source.test_cases)
+    missing = check_cases(train_cases, test_cases, src)
+    train_names = [s for c in train_cases for s in source.train_slices[c]]
+    few_shot = None
+    if few_shot_list is not None:
+        name = few_shot_name or few_shot_split_name(few_shot_fraction or 0.1)
+        few_shot = dict(split=name, names=read_slice_list(few_shot_list, source.train_slices),
+                        source=f'list {osp.abspath(few_shot_list)}')
+    elif few_shot_fraction:
+        name = few_shot_name or few_shot_split_name(few_shot_fraction)
+        few_shot = dict(split=name,
+                        names=sample_few_shot(source.train_slices, few_shot_fraction, seed),
+                        source='random slices stratified by case', fraction=few_shot_fraction,
+                        seed=seed)
+    if few_shot is not None and few_shot['split'] in ('train', 'test'):
+        raise SynapseConversionError(f'few-shot split name {few_shot["split"]!r} would replace '
+                                     'the full split; choose another --few-shot-name')
+
+    parent, base = osp.split(dst)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{base}.tmp-', dir=parent)
+    try:
+        for i, case in enumerate(train_cases, 1):
+            log(f'[train {i}/{len(train_cases)}] {case}: {len(source.train_slices[case])} slices')
+            source.write_train_case(case, tmp)
+        for i, case in enumerate(test_cases, 1):
+            log(f'[test {i}/{len(test_cases)}] {case}: volume')
+            source.write_test_case(case, tmp)
+        write_split(tmp, 'train', train_names)
+        write_split(tmp, 'test', test_cases)
+        if few_shot is not None:
+            write_split(tmp, few_shot['split'], few_shot['names'])
+        meta = dict(
+            classes=list(CLASSES), palette=[list(c) for c in PALETTE],
+            **source.meta(),
+            source=dict(format=fmt, path=src),
+            train_cases=train_cases, test_cases=test_cases, missing_cases=missing,
+            num_train_slices=len(train_names),
+            few_shot=None if few_shot is None else dict(
+                {k: v for k, v in few_shot.items() if k != 'names'},
+                num_slices=len(few_shot['names'])),
+            converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
+        write_meta(tmp, meta)  # last: marks the data root complete
+        _swap_in(tmp, dst, parent, base)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f'wrote {dst}: {len(train_names)} training slices of {len(train_cases)} cases, '
+        f'{len(test_cases)} test volumes'
+        + ('' if few_shot is None else
+           f', few-shot split {few_shot["split"]} of {len(few_shot["names"])} slices'))
+    return meta
+
+
+def _swap_in(tmp, dst, parent, base):
+    """Rename the finished ``tmp`` to ``dst``, replacing an empty or previous ``dst``."""
+    if not osp.exists(dst):
+        os.rename(tmp, dst)
+        return
+    if not os.listdir(dst):
+        os.rmdir(dst)
+        os.rename(tmp, dst)
+        return
+    old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
+    os.rename(dst, osp.join(old, base))
+    try:
+        os.rename(tmp, dst)
+    except BaseException:
+        os.rename(osp.join(old, base), dst)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Convert Synapse multi-organ CT (TransUNet release or raw BTCV) into '
+                    'mmsam\'s slice/volume format.')
+    parser.add_argument('src', help='source folder')
+    parser.add_argument('dst', help='output data root (e.g. data/synapse)')
+    parser.add_argument('--format', default='auto', choices=['auto', *SOURCES],
+                        help='source layout (default: detected)')
+    parser.add_argument('--few-shot-fraction', type=float, default=0.1,
+                        help='share of training slices in the few-shot split (0: none)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the few-shot draw')
+    parser.add_argument('--few-shot-list', default=None,
+                        help='file of slice names to use as the few-shot split instead of a draw')
+    parser.add_argument('--few-shot-name', default=None,
+                        help='few-shot split name (default: from the fraction, train_10pct)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace a previous output of this converter at DST')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (0 done, 1 conversion error)."""
+    args = parse_args(argv)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f'warning: {message}', file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('always')
+        warnings.showwarning = show
+        try:
+            convert_synapse(args.src, args.dst, fmt=args.format,
+                            few_shot_fraction=args.few_shot_fraction, seed=args.seed,
+                            few_shot_list=args.few_shot_list, few_shot_name=args.few_shot_name,
+                            overwrite=args.overwrite, log=print)
+        except SynapseConversionError as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
