@@ -1,0 +1,40 @@
+"""The left atrium MRI dataset (2018 Atrial Segmentation Challenge) in mmsam's format."""
+import os.path as osp
+
+from mmsam.registry import DATASETS
+from .volume_io import META_FILE, read_meta
+from .volume_slice_dataset import VolumeSliceDataset
+
+CLASSES = ('background', 'left_atrium')
+PALETTE = [[0, 0, 0], [220, 20, 60]]
+
+
+@DATASETS.register_module()
+class LADataset(VolumeSliceDataset):
+    """Left atrium (LA) gadolinium-enhanced MRI, slice-trained and volume-tested.
+
+    Reads a data root written by ``tools/dataset_converters/la.py`` from UA-MT's preprocessed
+    release (UA-MT/BCP split: 80 training / 20 test scans). Splits: ``train`` (the slices of
+    the labelled scans only, 4 by default: the 5% setting of H-SAM, UA-MT and BCP), ``test``
+    (the 20 test volumes) and, if converted with ``--all-train``, ``train_all`` (the slices of
+    all 80 training scans).
+
+    Args:
+        data_root (str): converted data root (e.g. ``data/la``).
+        **kwargs: :class:`VolumeSliceDataset` arguments (``split``, ``pipeline``, ...).
+    """
+
+    METAINFO = dict(classes=CLASSES, palette=PALETTE)
+    CONVERTER = ('make it with: python tools/dataset_converters/la.py SRC {data_root} (SRC: '
+                 'UA-MT\'s preprocessed LA release with train.list, test.list and '
+                 '"2018LA_Seg_Training Set/<case>/mri_norm2.h5")')
+
+    def __init__(self, data_root, metainfo=None, **kwargs):
+        if not (metainfo or {}).get('classes') and osp.isfile(osp.join(data_root, META_FILE)):
+            written = tuple(read_meta(data_root).get('classes', CLASSES))
+            if written != CLASSES:
+                raise ValueError(
+                    f'{osp.join(data_root, META_FILE)} lists classes {written}, not the LA '
+                    f'classes {CLASSES}: data_root is not an LA conversion; re-run '
+                    'tools/dataset_converters/la.py or point data_root at its output')
+        super().__init__(data_root=data_root, metainfo=metainfo, **kwargs)
