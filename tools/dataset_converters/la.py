@@ -43,12 +43,8 @@ Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` onc
 (``meta.json`` last), so a failed run leaves nothing at ``DST``.
 """
 import argparse
-import json
-import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -59,10 +55,11 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
+                                            read_name_list, run_conversion, staged_output)
 from mmsam.datasets.la_dataset import CLASSES, PALETTE  # noqa: E402
-from mmsam.datasets.volume_io import (META_FILE, TEST_VOLUME_DIR,  # noqa: E402
-                                      TRAIN_SLICE_DIR, save_slice, save_volume, write_meta,
-                                      write_split)
+from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
+                                      save_slice, save_volume, write_meta, write_split)
 
 CONVERTER_NAME = 'LAConverter'
 CONVERTER_VERSION = 1
@@ -74,8 +71,8 @@ DEFAULT_LABELLED = 4
 EXPECTED_COUNTS = (80, 20)
 
 
-class LAConversionError(RuntimeError):
-    """A source file or argument that the conversion cannot use; the message says what to do."""
+class LAConversionError(ConversionError):
+    """An LA source file or argument that the conversion cannot use."""
 
 
 def case_path(src, case):
@@ -95,26 +92,16 @@ def read_case_list(path):
     Returns:
         list[str]: case ids in file order.
     """
-    if not osp.isfile(path):
-        hint = ('; SRC must hold UA-MT\'s train.list and test.list next to '
-                f'"{IMAGE_DIR}/"' if osp.basename(path) in ('train.list', 'test.list') else '')
-        raise LAConversionError(f'case list {path} does not exist{hint}')
-    with open(path) as f:
-        lines = [line.strip() for line in f]
-    cases = []
-    for line in lines:
-        if not line or line.startswith('#'):
-            continue
+    def case_name(line):
         name = line.rstrip('/')
         if osp.basename(name) == H5_NAME:
             name = osp.dirname(name)
-        cases.append(osp.basename(name))
-    duplicates = sorted({c for c in cases if cases.count(c) > 1})
-    if duplicates:
-        raise LAConversionError(f'case list {path} repeats case(s) {duplicates}')
-    if not cases:
-        raise LAConversionError(f'case list {path} lists no cases')
-    return cases
+        return osp.basename(name)
+
+    hint = ('; SRC must hold UA-MT\'s train.list and test.list next to '
+            f'"{IMAGE_DIR}/"' if osp.basename(path) in ('train.list', 'test.list') else '')
+    return read_name_list(path, 'case list', 'case', normalise=case_name, hint=hint,
+                          error=LAConversionError)
 
 
 def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
@@ -220,43 +207,6 @@ def slice_names(case, depth):
     return [f'{case}_slice{k:03d}' for k in range(depth)]
 
 
-def _is_our_output(folder):
-    try:
-        with open(osp.join(folder, META_FILE)) as f:
-            return json.load(f).get('converter', {}).get('name') == CONVERTER_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _check_dst(dst, overwrite):
-    if osp.exists(dst) and not osp.isdir(dst):
-        raise LAConversionError(f'{dst} exists and is not a folder; choose another DST')
-    if osp.isdir(dst) and os.listdir(dst):
-        if not overwrite:
-            raise LAConversionError(f'{dst} exists and is not empty; pass --overwrite to replace '
-                                    'a previous conversion, or choose another DST')
-        if not _is_our_output(dst):
-            raise LAConversionError(f'{dst} is not empty and is not an output of this converter '
-                                    '(no meta.json of it); refusing to replace it')
-
-
-def _swap_in(tmp, dst):
-    """Rename the finished ``tmp`` to ``dst``, replacing an empty or previous ``dst``."""
-    if osp.isdir(dst) and not os.listdir(dst):
-        os.rmdir(dst)
-    if not osp.exists(dst):
-        os.rename(tmp, dst)
-        return
-    old = tempfile.mkdtemp(prefix=f'.{osp.basename(dst)}.old-', dir=osp.dirname(dst))
-    os.rename(dst, osp.join(old, 'data'))
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(osp.join(old, 'data'), dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_train=False,
                spacing=None, overwrite=False, log=None):
     """Convert UA-MT's LA release at ``src`` into mmsam's format at ``dst``.
@@ -283,10 +233,7 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
         dict: the contents of ``meta.json``.
     """
     log = log or (lambda msg: None)
-    src, dst = osp.abspath(src), osp.abspath(dst)
-    if not osp.isdir(src):
-        raise LAConversionError(f'source folder {src} does not exist')
-    _check_dst(dst, overwrite)
+    src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=LAConversionError)
     if spacing is not None:
         spacing = tuple(float(s) for s in spacing)
         if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
@@ -309,10 +256,7 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
         raise LAConversionError(f'{len(missing)} source file(s) do not exist, e.g. {missing[0]}; '
                                 'the release is incomplete: re-download or re-extract it')
 
-    parent = osp.dirname(dst)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(dst)}.tmp-', dir=parent)
-    try:
+    with staged_output(dst) as tmp:
         names = {}
         for i, case in enumerate(sliced, 1):
             image, label, _ = read_la_case(case_path(src, case))
@@ -353,10 +297,6 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
             splits=['train', *(['train_all'] if all_train else []), 'test'],
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
         write_meta(tmp, meta)  # last: marks the data root complete
-        _swap_in(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f'wrote {dst}: {len(train_names)} training slices of {len(labelled_cases)} labelled '
         f'case(s), {len(test_cases)} test volumes')
     return meta
@@ -388,21 +328,9 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f'warning: {message}', file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter('always')
-        warnings.showwarning = show
-        try:
-            convert_la(args.src, args.dst, labelled=args.labelled,
-                       labelled_list=args.labelled_list, all_train=args.all_train,
-                       spacing=args.spacing, overwrite=args.overwrite, log=print)
-        except LAConversionError as err:
-            print(f'error: {err}', file=sys.stderr)
-            return 1
-    return 0
+    return run_conversion(lambda: convert_la(
+        args.src, args.dst, labelled=args.labelled, labelled_list=args.labelled_list,
+        all_train=args.all_train, spacing=args.spacing, overwrite=args.overwrite, log=print))
 
 
 if __name__ == '__main__':

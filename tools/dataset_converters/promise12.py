@@ -36,13 +36,10 @@ Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` onc
 data file exists, is checked before anything is written.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import re
-import shutil
 import sys
-import tempfile
 import warnings
 import zlib
 
@@ -54,10 +51,11 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
+                                            read_name_list, run_conversion, staged_output)
 from mmsam.datasets.promise12_dataset import CLASSES, PALETTE  # noqa: E402
-from mmsam.datasets.volume_io import (META_FILE, TEST_VOLUME_DIR,  # noqa: E402
-                                      TRAIN_SLICE_DIR, save_slice, save_volume, write_meta,
-                                      write_split)
+from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
+                                      save_slice, save_volume, write_meta, write_split)
 
 CONVERTER_NAME = 'PROMISE12Converter'
 CONVERTER_VERSION = 1
@@ -77,8 +75,8 @@ MET_TYPES = {
 }
 
 
-class PROMISE12ConversionError(RuntimeError):
-    """A source file or argument that the conversion cannot use; the message says what to do."""
+class PROMISE12ConversionError(ConversionError):
+    """A PROMISE12 source file or argument that the conversion cannot use."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,14 +251,7 @@ def read_case_list(path):
     Returns:
         list[str]: ``CaseNN`` names in file order.
     """
-    if not osp.isfile(path):
-        raise PROMISE12ConversionError(f'case list {path} does not exist')
-    with open(path) as f:
-        lines = [line.strip() for line in f]
-    cases = []
-    for line in lines:
-        if not line or line.startswith('#'):
-            continue
+    def case_name(line):
         name = osp.basename(line)
         name = name[:-4] if name.endswith('.mhd') else name
         if name.isdigit():
@@ -268,13 +259,10 @@ def read_case_list(path):
         if not re.fullmatch(r'Case\d+', name):
             raise PROMISE12ConversionError(f'case list {path}: {line!r} is not a case name like '
                                            'Case07')
-        cases.append(name)
-    duplicates = sorted({c for c in cases if cases.count(c) > 1})
-    if duplicates:
-        raise PROMISE12ConversionError(f'case list {path} repeats case(s) {duplicates}')
-    if not cases:
-        raise PROMISE12ConversionError(f'case list {path} lists no cases')
-    return cases
+        return name
+
+    return read_name_list(path, 'case list', 'case', normalise=case_name,
+                          error=PROMISE12ConversionError)
 
 
 def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
@@ -357,44 +345,6 @@ def slice_names(case, depth):
 # conversion
 
 
-def _is_our_output(folder):
-    try:
-        with open(osp.join(folder, META_FILE)) as f:
-            return json.load(f).get('converter', {}).get('name') == CONVERTER_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _check_dst(dst, overwrite):
-    if osp.exists(dst) and not osp.isdir(dst):
-        raise PROMISE12ConversionError(f'{dst} exists and is not a folder; choose another DST')
-    if osp.isdir(dst) and os.listdir(dst):
-        if not overwrite:
-            raise PROMISE12ConversionError(f'{dst} exists and is not empty; pass --overwrite to '
-                                           'replace a previous conversion, or choose another DST')
-        if not _is_our_output(dst):
-            raise PROMISE12ConversionError(f'{dst} is not empty and is not an output of this '
-                                           'converter (no meta.json of it); refusing to replace '
-                                           'it')
-
-
-def _swap_in(tmp, dst):
-    """Rename the finished ``tmp`` to ``dst``, replacing an empty or previous ``dst``."""
-    if osp.isdir(dst) and not os.listdir(dst):
-        os.rmdir(dst)
-    if not osp.exists(dst):
-        os.rename(tmp, dst)
-        return
-    old = tempfile.mkdtemp(prefix=f'.{osp.basename(dst)}.old-', dir=osp.dirname(dst))
-    os.rename(dst, osp.join(old, 'data'))
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(osp.join(old, 'data'), dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _check_sources(src, cases):
     """Check that every needed header parses and its data file exists, before any writing."""
     for case in cases:
@@ -433,10 +383,7 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
         dict: the contents of ``meta.json``.
     """
     log = log or (lambda msg: None)
-    src, dst = osp.abspath(src), osp.abspath(dst)
-    if not osp.isdir(src):
-        raise PROMISE12ConversionError(f'source folder {src} does not exist')
-    _check_dst(dst, overwrite)
+    src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=PROMISE12ConversionError)
     cases = find_cases(src)
     if test_list is not None:
         test_cases = read_case_list(test_list)
@@ -456,10 +403,7 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
     sliced = train_cases if all_train else labelled_cases
     _check_sources(src, [*sliced, *test_cases])
 
-    parent = osp.dirname(dst)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(dst)}.tmp-', dir=parent)
-    try:
+    with staged_output(dst) as tmp:
         names = {}
         for i, case in enumerate(sliced, 1):
             image, label, _ = read_promise12_case(src, case)
@@ -498,10 +442,6 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
             splits=['train', *(['train_all'] if all_train else []), 'test'],
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
         write_meta(tmp, meta)  # last: marks the data root complete
-        _swap_in(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f'wrote {dst}: {len(train_names)} training slices of {len(labelled_cases)} labelled '
         f'case(s), {len(test_cases)} test volumes')
     return meta
@@ -530,21 +470,10 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f'warning: {message}', file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter('always')
-        warnings.showwarning = show
-        try:
-            convert_promise12(args.src, args.dst, labelled=args.labelled,
-                              labelled_list=args.labelled_list, test_list=args.test_list,
-                              all_train=args.all_train, overwrite=args.overwrite, log=print)
-        except PROMISE12ConversionError as err:
-            print(f'error: {err}', file=sys.stderr)
-            return 1
-    return 0
+    return run_conversion(lambda: convert_promise12(
+        args.src, args.dst, labelled=args.labelled, labelled_list=args.labelled_list,
+        test_list=args.test_list, all_train=args.all_train, overwrite=args.overwrite,
+        log=print))
 
 
 if __name__ == '__main__':

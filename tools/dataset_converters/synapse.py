@@ -44,9 +44,7 @@ import argparse
 import os
 import os.path as osp
 import re
-import shutil
 import sys
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -59,11 +57,12 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
+                                            read_name_list, run_conversion, staged_output)
 from mmsam.datasets.synapse_dataset import (BTCV_TO_SYNAPSE, CLASSES,  # noqa: E402
                                             PALETTE)
-from mmsam.datasets.volume_io import (META_FILE, TEST_VOLUME_DIR,  # noqa: E402
-                                      TRAIN_SLICE_DIR, save_slice, save_volume, write_meta,
-                                      write_split)
+from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
+                                      save_slice, save_volume, write_meta, write_split)
 
 CONVERTER_NAME = 'SynapseConverter'
 CONVERTER_VERSION = 1
@@ -79,8 +78,8 @@ NUM_CLASSES = len(CLASSES)
 _SLICE_RE = re.compile(r'^(case\d{4})_slice(\d+)$')
 
 
-class SynapseConversionError(RuntimeError):
-    """A source file or argument that the conversion cannot use; the message says what to do."""
+class SynapseConversionError(ConversionError):
+    """A Synapse source file or argument that the conversion cannot use."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,21 +504,12 @@ def read_slice_list(path, train_slices):
     Returns:
         list[str]: the listed slice names, in file order.
     """
-    try:
-        with open(path) as f:
-            lines = [line.strip() for line in f]
-    except OSError as err:
-        raise SynapseConversionError(f'cannot read the few-shot list {path} ({err})') from err
-    names = []
-    for line in lines:
-        if not line or line.startswith('#'):
-            continue
+    def slice_name(line):
         name = osp.basename(line)
-        name = name[:-4] if name.endswith('.npz') else name
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise SynapseConversionError(f'the few-shot list {path} lists no slices')
+        return name[:-4] if name.endswith('.npz') else name
+
+    names = read_name_list(path, 'the few-shot list', 'slice', normalise=slice_name,
+                           repeats='drop', error=SynapseConversionError)
     available = {s for stems in train_slices.values() for s in stems}
     missing = [n for n in names if n not in available]
     if missing:
@@ -533,15 +523,6 @@ def read_slice_list(path, train_slices):
 
 # ---------------------------------------------------------------------------------------------
 # conversion
-
-
-def _is_our_output(folder):
-    import json
-    try:
-        with open(osp.join(folder, META_FILE)) as f:
-            return json.load(f).get('converter', {}).get('name') == CONVERTER_NAME
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_shot_list=None,
@@ -571,18 +552,7 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
         dict: the contents of ``meta.json``.
     """
     log = log or (lambda msg: None)
-    src, dst = osp.abspath(src), osp.abspath(dst)
-    if not osp.isdir(src):
-        raise SynapseConversionError(f'source folder {src} does not exist')
-    if osp.exists(dst) and not osp.isdir(dst):
-        raise SynapseConversionError(f'{dst} exists and is not a folder; choose another DST')
-    if osp.isdir(dst) and os.listdir(dst):
-        if not overwrite:
-            raise SynapseConversionError(f'{dst} exists and is not empty; pass --overwrite to '
-                                         'replace a previous conversion, or choose another DST')
-        if not _is_our_output(dst):
-            raise SynapseConversionError(f'{dst} is not empty and is not an output of this '
-                                         'converter (no meta.json of it); refusing to replace it')
+    src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=SynapseConversionError)
     fmt = detect_format(src) if fmt == 'auto' else fmt
     if fmt not in SOURCES:
         raise SynapseConversionError(f'unknown format {fmt!r}; use one of {sorted(SOURCES)}')
@@ -606,10 +576,7 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
         raise SynapseConversionError(f'few-shot split name {few_shot["split"]!r} would replace '
                                      'the full split; choose another --few-shot-name')
 
-    parent, base = osp.split(dst)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{base}.tmp-', dir=parent)
-    try:
+    with staged_output(dst) as tmp:
         for i, case in enumerate(train_cases, 1):
             log(f'[train {i}/{len(train_cases)}] {case}: {len(source.train_slices[case])} slices')
             source.write_train_case(case, tmp)
@@ -631,34 +598,11 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
                 num_slices=len(few_shot['names'])),
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
         write_meta(tmp, meta)  # last: marks the data root complete
-        _swap_in(tmp, dst, parent, base)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f'wrote {dst}: {len(train_names)} training slices of {len(train_cases)} cases, '
         f'{len(test_cases)} test volumes'
         + ('' if few_shot is None else
            f', few-shot split {few_shot["split"]} of {len(few_shot["names"])} slices'))
     return meta
-
-
-def _swap_in(tmp, dst, parent, base):
-    """Rename the finished ``tmp`` to ``dst``, replacing an empty or previous ``dst``."""
-    if not osp.exists(dst):
-        os.rename(tmp, dst)
-        return
-    if not os.listdir(dst):
-        os.rmdir(dst)
-        os.rename(tmp, dst)
-        return
-    old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
-    os.rename(dst, osp.join(old, base))
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(osp.join(old, base), dst)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def parse_args(argv=None):
@@ -684,22 +628,10 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f'warning: {message}', file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter('always')
-        warnings.showwarning = show
-        try:
-            convert_synapse(args.src, args.dst, fmt=args.format,
-                            few_shot_fraction=args.few_shot_fraction, seed=args.seed,
-                            few_shot_list=args.few_shot_list, few_shot_name=args.few_shot_name,
-                            overwrite=args.overwrite, log=print)
-        except SynapseConversionError as err:
-            print(f'error: {err}', file=sys.stderr)
-            return 1
-    return 0
+    return run_conversion(lambda: convert_synapse(
+        args.src, args.dst, fmt=args.format, few_shot_fraction=args.few_shot_fraction,
+        seed=args.seed, few_shot_list=args.few_shot_list, few_shot_name=args.few_shot_name,
+        overwrite=args.overwrite, log=print))
 
 
 if __name__ == '__main__':
