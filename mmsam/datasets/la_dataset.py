@@ -1,8 +1,5 @@
 """The left atrium MRI dataset (2018 Atrial Segmentation Challenge) in mmsam's format."""
-import os.path as osp
-
 from mmsam.registry import DATASETS
-from .volume_io import META_FILE, read_meta
 from .volume_slice_dataset import VolumeSliceDataset
 
 CLASSES = ('background', 'left_atrium')
@@ -25,16 +22,7 @@ class LADataset(VolumeSliceDataset):
     """
 
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
+    DATA_NAME = 'LA'
     CONVERTER = ('make it with: python tools/dataset_converters/la.py SRC {data_root} (SRC: '
                  'UA-MT\'s preprocessed LA release with train.list, test.list and '
                  '"2018LA_Seg_Training Set/<case>/mri_norm2.h5")')
-
-    def __init__(self, data_root, metainfo=None, **kwargs):
-        if not (metainfo or {}).get('classes') and osp.isfile(osp.join(data_root, META_FILE)):
-            written = tuple(read_meta(data_root).get('classes', CLASSES))
-            if written != CLASSES:
-                raise ValueError(
-                    f'{osp.join(data_root, META_FILE)} lists classes {written}, not the LA '
-                    f'classes {CLASSES}: data_root is not an LA conversion; re-run '
-                    'tools/dataset_converters/la.py or point data_root at its output')
-        super().__init__(data_root=data_root, metainfo=metainfo, **kwargs)

@@ -1,8 +1,5 @@
 """The PROMISE12 prostate MRI dataset in mmsam's format."""
-import os.path as osp
-
 from mmsam.registry import DATASETS
-from .volume_io import META_FILE, read_meta
 from .volume_slice_dataset import VolumeSliceDataset
 
 CLASSES = ('background', 'prostate')
@@ -25,17 +22,7 @@ class PROMISE12Dataset(VolumeSliceDataset):
     """
 
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
+    DATA_NAME = 'PROMISE12'
     CONVERTER = ('make it with: python tools/dataset_converters/promise12.py SRC {data_root} '
                  '(SRC: the PROMISE12 training data, CaseNN.mhd and CaseNN_segmentation.mhd '
                  'with their .raw/.zraw files)')
-
-    def __init__(self, data_root, metainfo=None, **kwargs):
-        if not (metainfo or {}).get('classes') and osp.isfile(osp.join(data_root, META_FILE)):
-            written = tuple(read_meta(data_root).get('classes', CLASSES))
-            if written != CLASSES:
-                raise ValueError(
-                    f'{osp.join(data_root, META_FILE)} lists classes {written}, not the '
-                    f'PROMISE12 classes {CLASSES}: data_root is not a PROMISE12 conversion; '
-                    're-run tools/dataset_converters/promise12.py or point data_root at its '
-                    'output')
-        super().__init__(data_root=data_root, metainfo=metainfo, **kwargs)

@@ -3,10 +3,7 @@
 The label ids of the benchmark are stated once here, in :data:`SYNAPSE_ORGANS`; the converter
 (``tools/dataset_converters/synapse.py``) and the dataset both read them from this module.
 """
-import os.path as osp
-
 from mmsam.registry import DATASETS
-from .volume_io import META_FILE, read_meta
 from .volume_slice_dataset import VolumeSliceDataset
 
 # (id in TransUNet's preprocessed release and in mmsam, class name, id in the raw BTCV labels).
@@ -44,16 +41,7 @@ class SynapseDataset(VolumeSliceDataset):
     """
 
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
+    DATA_NAME = 'Synapse'
     CONVERTER = ('make it with: python tools/dataset_converters/synapse.py SRC {data_root} '
                  '(SRC: the TransUNet release with train_npz/ and test_vol_h5/, or raw BTCV '
                  'with img/ and label/)')
-
-    def __init__(self, data_root, metainfo=None, **kwargs):
-        if not (metainfo or {}).get('classes') and osp.isfile(osp.join(data_root, META_FILE)):
-            written = tuple(read_meta(data_root).get('classes', CLASSES))
-            if written != CLASSES:
-                raise ValueError(
-                    f'{osp.join(data_root, META_FILE)} lists classes {written}, not the Synapse '
-                    f'classes {CLASSES}: data_root is not a Synapse conversion; re-run '
-                    'tools/dataset_converters/synapse.py or point data_root at its output')
-        super().__init__(data_root=data_root, metainfo=metainfo, **kwargs)

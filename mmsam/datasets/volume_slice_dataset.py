@@ -26,7 +26,8 @@ class VolumeSliceDataset(BaseSegDataset):
     """
 
     METAINFO = dict()
-    # How to make the data root, shown when it holds no converted data.
+    # The data's name and how to make its data root, for error messages.
+    DATA_NAME = 'dataset'
     CONVERTER = 'convert the data with the matching script in tools/dataset_converters/'
 
     def __init__(self, data_root, split='train', volumes=None, metainfo=None, **kwargs):
@@ -38,8 +39,14 @@ class VolumeSliceDataset(BaseSegDataset):
         self.split = split
         self.volumes = split == 'test' if volumes is None else volumes
         metainfo = dict(metainfo or {})
-        if not metainfo.get('classes') and not self.METAINFO.get('classes'):
-            meta = read_meta(data_root)
+        meta = read_meta(data_root)
+        own = self.METAINFO.get('classes')
+        if own and not metainfo.get('classes') and tuple(meta.get('classes', own)) != own:
+            raise ValueError(
+                f'{osp.join(data_root, META_FILE)} lists classes {tuple(meta["classes"])}, not '
+                f'the {self.DATA_NAME} classes {own}: {data_root} holds other data; '
+                f'{self.CONVERTER.format(data_root=data_root)}, or point data_root at it')
+        if not metainfo.get('classes') and not own:
             metainfo['classes'] = tuple(meta['classes'])
             if meta.get('palette'):
                 metainfo.setdefault('palette', [list(c) for c in meta['palette']])
