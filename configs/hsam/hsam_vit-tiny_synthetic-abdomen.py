@@ -1,5 +1,6 @@
 # H-SAM's decoder on the tiny SAM-architecture ViT of the SAMed demo, with the same data,
-# schedule, iterations and seed as configs/samed/samed_vit-tiny_synthetic-abdomen.py (CPU).
+# iterations, schedule shape and seed as configs/samed/samed_vit-tiny_synthetic-abdomen.py
+# (CPU); each method keeps its own paper's learning rate (H-SAM 0.0025, SAMed 0.005).
 _base_ = ['../samed/samed_vit-tiny_synthetic-abdomen.py']
 model = dict(
     decode_head=dict(
@@ -14,5 +15,6 @@ model = dict(
             dict(type='MultiClassDiceLoss', loss_weight=0.9, loss_name='loss_dice'),
         ],
     ))
-# lambda_w from 0.4 towards 0 within the 16 epochs (the supplementary's curve, compressed).
+optim_wrapper = dict(optimizer=dict(lr=0.0025))
+# lambda_w: the supplementary's curve from 0.4, compressed to reach 0.03 by epoch 16 of 32.
 custom_hooks = [dict(type='StageLossWeightHook', start=0.4, decay=0.17)]

@@ -29,7 +29,7 @@ model = dict(
 )
 # SAMed's AdamW and lr (0.005); for this small from-scratch model a shorter warm-up and
 # weight decay 0.01.
-max_epochs = 16
+max_epochs = 32
 warmup_iters = 30
 optim_wrapper = dict(optimizer=dict(weight_decay=0.01))
 param_scheduler = [
@@ -39,4 +39,4 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=8))
