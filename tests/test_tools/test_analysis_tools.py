@@ -58,3 +58,16 @@ def test_compare_results_reads_the_newest_run(tmp_path, capsys):
     assert '50.00' in out and '60.00' in out and '40.00' not in out
     with pytest.raises(FileNotFoundError, match='no test results'):
         load_tool('compare_results').latest_result(str(tmp_path / 'missing'))
+
+
+def test_compare_results_drops_the_shared_suffix(tmp_path, capsys):
+    import json
+    for run in ('hsam_tiny_abdomen', 'samed_tiny_abdomen'):
+        folder = tmp_path / run / '20260101_000000'
+        folder.mkdir(parents=True)
+        (folder / '20260101_000000.json').write_text(json.dumps(
+            {'mDice': 1.0, 'mHD95': 2.0, 'Dice.liver': 1.0, 'HD95.liver': 2.0}))
+    load_tool('compare_results').main([str(tmp_path / 'hsam_tiny_abdomen'),
+                                       str(tmp_path / 'samed_tiny_abdomen')])
+    header = capsys.readouterr().out.splitlines()[1]
+    assert 'hsam Dice' in header and 'samed HD95' in header and 'abdomen' not in header

@@ -41,7 +41,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('work_dirs', nargs='+')
     args = parser.parse_args(argv)
-    results = {osp.basename(osp.normpath(w)): latest_result(w) for w in args.work_dirs}
+    names = [osp.basename(osp.normpath(w)) for w in args.work_dirs]
+    # Drop the suffix all names share (e.g. '_vit-tiny_synthetic-abdomen') to keep columns short.
+    suffix = osp.commonprefix([n[::-1] for n in names])[::-1] if len(names) > 1 else ''
+    suffix = suffix[suffix.find('_'):] if '_' in suffix else ''
+    results = {(n[:-len(suffix)] if suffix and n != suffix else n): latest_result(w)
+               for n, w in zip(names, args.work_dirs)}
     table = comparison_table(results)
     print(table)
     return table
