@@ -16,7 +16,11 @@ train_dataloader = dict(dataset=dict(split='train', pipeline=[
     dict(type='RandomRotateScale', prob=0.5, rotate_range=(-20, 20), scale_range=(0.9, 1.1)),
     dict(type='RandomElasticDeformation', prob=0.5),
     dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]))
-test_pipeline = [dict(type='LoadNpzSlice'), resize,
+# Only the image is resized for testing: the label keeps the slice's 512 x 512, where
+# postprocess_result puts the prediction back, so the metric compares at full resolution.
+test_pipeline = [dict(type='LoadNpzSlice'),
+                 dict(type='KeyMapper', mapping=dict(gt_seg_map=...), auto_remap=False,
+                      transforms=[resize]),
                  dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

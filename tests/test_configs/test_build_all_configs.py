@@ -44,3 +44,22 @@ def test_missing_synapse_data_names_the_converter(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=r'meta\.json not found.*dataset_converters/synapse\.py SRC'):
         DATASETS.build(cfg.train_dataloader.dataset)
+
+
+def test_synapse_224_config_evaluates_at_the_original_resolution(tmp_path):
+    """hsam_synapse_full resizes slices to 224 for the model; labels must stay at 512."""
+    import numpy as np
+
+    from mmsam.datasets.volume_io import save_volume, write_meta, write_split
+    from mmsam.registry import DATASETS
+    from mmsam.datasets.synapse_dataset import CLASSES
+    save_volume(str(tmp_path / 'test_volumes' / 'case0001.npz'), np.random.rand(2, 512, 512),
+                np.ones((2, 512, 512), np.uint8))
+    write_split(str(tmp_path), 'test', ['case0001'])
+    write_meta(str(tmp_path), dict(classes=list(CLASSES)))
+    cfg = Config.fromfile(ROOT / 'configs/hsam/hsam_synapse_full.py')
+    cfg.test_dataloader.dataset.data_root = str(tmp_path)
+    item = DATASETS.build(cfg.test_dataloader.dataset)[0]
+    assert item['inputs'].shape == (3, 224, 224)
+    assert item['data_samples'].gt_sem_seg.data.shape == (1, 512, 512)
+    assert item['data_samples'].ori_shape == (512, 512)
