@@ -19,8 +19,8 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 
-from mmsam.engine import MMSAMRunner  # noqa: E402
-from mmsam.registry import METRICS, RUNNERS  # noqa: E402
+from mmsam.engine import build_runner  # noqa: E402
+from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -117,13 +117,6 @@ def set_output_dir(cfg, out_dir):
             f'({", ".join(str(m.get("type")) for m in evaluators)}) can save predictions '
             '(no `output_dir` argument).')
     return cfg
-
-
-def build_runner(cfg):
-    """mmsam's runner, unless the config names another one with ``runner_type``."""
-    if 'runner_type' not in cfg:
-        return MMSAMRunner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
 
 
 def main(argv=None):

@@ -23,8 +23,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import find_latest_checkpoint  # noqa: E402
 
-from mmsam.engine import MMSAMRunner  # noqa: E402
-from mmsam.registry import RUNNERS  # noqa: E402
+from mmsam.engine import build_runner  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -112,13 +111,6 @@ def set_resume(cfg, resume, parser):
         parser.error(f'--resume {resume}: no such checkpoint file.')
     cfg.resume = True
     cfg.load_from = resume
-
-
-def build_runner(cfg):
-    """mmsam's runner, unless the config names another one with ``runner_type``."""
-    if 'runner_type' not in cfg:
-        return MMSAMRunner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
 
 
 def main(argv=None):

@@ -2,9 +2,9 @@
 from .checkpoint import allow_mmengine_checkpoints, load_checkpoint, mmengine_checkpoint_globals
 from .distributed import init_dist, model_wrapper_cfg_for_device
 from .hooks import *  # noqa: F401,F403
-from .runner import MMSAMRunner
+from .runner import MMSAMRunner, build_runner
 
 __all__ = [
-    'MMSAMRunner', 'allow_mmengine_checkpoints', 'load_checkpoint', 'mmengine_checkpoint_globals',
-    'init_dist', 'model_wrapper_cfg_for_device'
+    'MMSAMRunner', 'allow_mmengine_checkpoints', 'build_runner', 'init_dist', 'load_checkpoint',
+    'mmengine_checkpoint_globals', 'model_wrapper_cfg_for_device'
 ]

@@ -70,3 +70,10 @@ class MMSAMRunner(Runner):
         with allow_mmengine_checkpoints(filename):
             return super().load_checkpoint(filename, map_location=map_location, strict=strict,
                                            revise_keys=revise_keys)
+
+
+def build_runner(cfg):
+    """mmsam's runner for ``cfg``, unless the config names another one with ``runner_type``."""
+    if 'runner_type' not in cfg:
+        return MMSAMRunner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
