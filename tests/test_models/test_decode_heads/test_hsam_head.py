@@ -173,3 +173,11 @@ def test_gradient_reaches_lora_and_both_stages_not_the_frozen_encoder():
         assert grads[f'{stage}mask_tokens.weight'].abs().sum() > 0, stage
     assert grads['decode_head.cmattn.compress.weight'].abs().sum() > 0
     assert grads['decode_head.full_res_upscaling.0.weight'].abs().sum() > 0
+
+
+def test_sam_patch_16_reaches_full_resolution_in_two_steps():
+    """ViT-B/L/H use 16-pixel patches: stage 2 upsamples the grid 16x, stage 1 4x."""
+    head = MODELS.build(dict(HEAD, prompt_encoder=dict(HEAD['prompt_encoder'], patch_size=16)))
+    assert len([m for m in head.full_res_upscaling if isinstance(m, torch.nn.ConvTranspose2d)]) == 2
+    logits1, logits2 = head((torch.randn(1, 32, 4, 4),))
+    assert logits1.shape == (1, 4, 16, 16) and logits2.shape == (1, 4, IMG, IMG)
