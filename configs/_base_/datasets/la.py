@@ -2,42 +2,9 @@
 # UA-MT/BCP split: 80 training / 20 test scans) in mmsam's format, as written by
 # tools/dataset_converters/la.py under data_root. split='train' holds the slices of the 4
 # labelled scans (the 5% setting of H-SAM); 'train_all' those of all 80 (--all-train).
+_base_ = ['./mri_slices_512.py']
 dataset_type = 'LADataset'  # classes and palette in mmsam/datasets/la_dataset.py
 data_root = 'data/la'
-img_scale = (512, 512)  # slices are resized to 512 x 512 (H-SAM, sec. 4.1)
-meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
-             'flip_direction', 'reduce_zero_label', 'case_id', 'slice_index', 'num_slices',
-             'spacing')
-train_pipeline = [
-    dict(type='LoadNpzSlice'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
-test_pipeline = [
-    dict(type='LoadNpzSlice'),
-    # Only the image is resized: the KeyMapper hides gt_seg_map from Resize, so the label keeps
-    # the slice's original shape (ori_shape), which is where postprocess_result resizes the
-    # prediction back to, and the metric compares both at the original resolution.
-    dict(type='KeyMapper', mapping=dict(gt_seg_map=...), auto_remap=False,
-         transforms=[dict(type='Resize', scale=img_scale, keep_ratio=False)]),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
-train_dataloader = dict(
-    batch_size=12,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, split='train',
-                 pipeline=train_pipeline),
-)
-val_dataloader = dict(
-    batch_size=12,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, data_root=data_root, split='test',
-                 test_mode=True, pipeline=test_pipeline),
-)
+train_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VolumeDiceHD95Metric')
-test_evaluator = val_evaluator
