@@ -1,0 +1,108 @@
+"""Per-image set metrics of multi-hypothesis segmentation: GED, D_avg, D_max, diversity."""
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from prettytable import PrettyTable
+
+from mmsam.registry import METRICS
+from ..functional.ged import d_avg, d_max, diversity, generalized_energy_distance
+
+# Where each field comes from, for the error when a sample lacks it.
+_SOURCES = {
+    'pred_hypotheses': 'a multi-hypothesis segmentor (MultiHypothesisSegmentor with a head '
+                       'such as SeqSAMHead or SAMMCLHead) writes it in predict()',
+    'gt_annotations': 'the test pipeline packs every annotator\'s mask into it (load the '
+                      'multi-annotator labels, e.g. from the LIDC/QUBIQ datasets, and pack '
+                      'them with the inputs)',
+}
+
+
+def _to_numpy(value):
+    if hasattr(value, 'detach'):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _read_masks(sample, field):
+    """The (N, H, W) ``<field>.data`` masks of a data sample (a dict or a data element)."""
+    if hasattr(sample, 'to_dict'):
+        sample = sample.to_dict()
+    pixel_data = sample.get(field)
+    if pixel_data is None:
+        raise KeyError(f'GEDMetric needs {field!r} (PixelData with .data of shape (N, H, W)) in '
+                       f'every data sample, but this sample has only {sorted(sample)}; '
+                       f'{_SOURCES[field]}')
+    data = pixel_data['data'] if isinstance(pixel_data, dict) else pixel_data.data
+    masks = _to_numpy(data)
+    if masks.ndim != 3:
+        raise ValueError(f'GEDMetric: {field}.data must be (N, H, W) binary masks, got shape '
+                         f'{masks.shape}')
+    return masks
+
+
+@METRICS.register_module()
+class GEDMetric(BaseMetric):
+    """GED, majority-vote Dice, best-match Dice and diversity per image, averaged over images.
+
+    Per image (see :mod:`mmsam.evaluation.functional.ged` for the exact definitions):
+    ``GED`` (SeqSAM eq. 2, d = 1 - IoU, self-pairs included), ``D_avg`` (Dice of the majority
+    vote of the hypotheses with each annotation, averaged over annotations), ``D_max`` (for each
+    annotation the best hypothesis' Dice, averaged) and ``diversity`` (mean 1 - IoU over
+    distinct pairs of hypotheses). Only these four numbers are kept per image, not the masks.
+
+    Units: ``D_avg`` and ``D_max`` in percent (0-100), as in SeqSAM's Table 1; ``GED`` and
+    ``diversity`` as fractions.
+
+    Args:
+        empty_dice (float): Dice of an empty mask against an empty annotation. Default 0, the
+            convention behind SeqSAM's Table 1; 1 counts it as perfect agreement.
+        collect_device (str): 'cpu' or 'gpu', where results are gathered across ranks.
+        prefix (str | None): prefix of the returned keys.
+    """
+
+    default_prefix = None
+
+    def __init__(self, empty_dice=0.0, collect_device='cpu', prefix=None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.empty_dice = float(empty_dice)
+
+    def process(self, data_batch, data_samples):
+        """Score each sample's hypotheses against its annotations.
+
+        Args:
+            data_batch: unused.
+            data_samples (list[dict]): with ``pred_hypotheses.data`` (M, H, W) and
+                ``gt_annotations.data`` (K, H, W) binary masks (bool or 0/1 integers).
+        """
+        for sample in data_samples:
+            preds = _read_masks(sample, 'pred_hypotheses')
+            gts = _read_masks(sample, 'gt_annotations')
+            if preds.shape[1:] != gts.shape[1:]:
+                raise ValueError(f'GEDMetric: pred_hypotheses masks are {preds.shape[1:]} but '
+                                 f'gt_annotations masks are {gts.shape[1:]}; predictions must '
+                                 f'be resized to the annotations\' size')
+            self.results.append(dict(
+                GED=generalized_energy_distance(gts, preds),
+                D_avg=d_avg(gts, preds, self.empty_dice),
+                D_max=d_max(gts, preds, self.empty_dice),
+                diversity=diversity(preds)))
+
+    def compute_metrics(self, results):
+        """Average the per-image scores and log them as a table.
+
+        Args:
+            results (list[dict]): per-image ``GED``, ``D_avg``, ``D_max``, ``diversity``.
+
+        Returns:
+            dict[str, float]: the means; ``D_avg``, ``D_max`` in percent.
+        """
+        metrics = {key: float(np.mean([r[key] for r in results]))
+                   for key in ('GED', 'D_avg', 'D_max', 'diversity')}
+        metrics['D_avg'] *= 100
+        metrics['D_max'] *= 100
+        table = PrettyTable()
+        table.field_names = ['images', 'GED', 'D_avg (%)', 'D_max (%)', 'diversity']
+        table.add_row([len(results), f'{metrics["GED"]:.4f}', f'{metrics["D_avg"]:.2f}',
+                       f'{metrics["D_max"]:.2f}', f'{metrics["diversity"]:.4f}'])
+        print_log('\n' + table.get_string(), logger='current')
+        return metrics
