@@ -6,16 +6,14 @@ inside ``with staged_output(dst) as tmp:`` (a temporary folder next to ``dst``, 
 :func:`read_name_list`, raises a subclass of :class:`ConversionError`, and runs its command
 line through :func:`run_conversion`.
 """
-import contextlib
 import json
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 import warnings
 
 from mmsam.datasets.volume_io import META_FILE
+from mmsam.utils.io import staged_output  # noqa: F401  (the converters import it from here)
 
 
 class ConversionError(RuntimeError):
@@ -68,48 +66,6 @@ def check_folders(src, dst, converter_name, overwrite=False, error=ConversionErr
             raise error(f'{dst} is not empty and is not an output of this converter (no '
                         'meta.json of it); refusing to replace it')
     return src, dst
-
-
-def _swap_in(tmp, dst):
-    """Rename the finished ``tmp`` to ``dst``, replacing an empty or previous ``dst``."""
-    if osp.isdir(dst) and not os.listdir(dst):
-        os.rmdir(dst)
-    if not osp.exists(dst):
-        os.rename(tmp, dst)
-        return
-    parent, base = osp.split(dst)
-    old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
-    os.rename(dst, osp.join(old, base))
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(osp.join(old, base), dst)  # put the previous output back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def staged_output(dst):
-    """Give a temporary folder next to ``dst`` that becomes ``dst`` when the block succeeds.
-
-    On any error (interrupts included) the temporary folder is removed and ``dst`` is left
-    as it was, so a failed conversion never leaves a half-written data root behind.
-
-    Args:
-        dst (str): absolute path of the output data root (checked beforehand).
-
-    Returns:
-        str: (yielded) path of the temporary folder to write into.
-    """
-    parent, base = osp.split(dst)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{base}.tmp-', dir=parent)
-    try:
-        yield tmp
-        _swap_in(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_name_list(path, what, item, normalise=None, repeats='error', hint='',

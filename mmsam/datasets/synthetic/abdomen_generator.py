@@ -20,23 +20,15 @@ Geometry is defined in millimetres over a fixed field of view (:data:`FOV_MM` in
 :data:`Z_EXTENT_MM` along z) and all geometric randomness is drawn before any voxel-sized noise,
 so ``size``/``depth`` change the resolution of a case, not its anatomy.
 """
-import contextlib
-import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 
 import numpy as np
 from scipy import ndimage
 
 from ..volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, save_slice, save_volume,
                          write_meta, write_split)
-
-try:  # serialises concurrent ensure_* calls (e.g. one per distributed rank) on POSIX
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from .generated_root import ensure_generated
 
 CLASSES = ('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder', 'liver',
            'stomach', 'aorta', 'pancreas')
@@ -521,32 +513,6 @@ def generate_synthetic_abdomen(data_root, num_train_cases=8, num_test_cases=4, s
     return meta
 
 
-def _read_meta_or_none(data_root):
-    try:
-        with open(osp.join(data_root, META_FILE)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _is_ours(meta):
-    return isinstance(meta, dict) and isinstance(meta.get('generator'), dict) and \
-        meta['generator'].get('name') == GENERATOR_NAME
-
-
-@contextlib.contextmanager
-def _lock(path):
-    if fcntl is None:  # pragma: no cover
-        yield
-        return
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def ensure_synthetic_abdomen(data_root, **params):
     """Generate the SyntheticAbdomen data root unless an identical one is already complete.
 
@@ -564,49 +530,5 @@ def ensure_synthetic_abdomen(data_root, **params):
     Returns:
         dict: the meta data of the data root.
     """
-    p = _check_params(params)
-    data_root = osp.abspath(data_root)
-    want = dict(name=GENERATOR_NAME, version=GENERATOR_VERSION, params=p)
-
-    def up_to_date():
-        meta = _read_meta_or_none(data_root)
-        return meta if _is_ours(meta) and meta['generator'] == want else None
-
-    meta = up_to_date()
-    if meta is not None:
-        return meta
-    parent, base = osp.split(data_root)
-    os.makedirs(parent, exist_ok=True)
-    with _lock(osp.join(parent, f'.{base}.lock')):
-        meta = up_to_date()  # another process may have generated it while we waited
-        if meta is not None:
-            return meta
-        if osp.isdir(data_root) and os.listdir(data_root) and \
-                not _is_ours(_read_meta_or_none(data_root)):
-            raise FileExistsError(
-                f'{data_root} exists and is not a SyntheticAbdomen data root (no meta.json '
-                f'written by {GENERATOR_NAME}); refusing to replace it. Delete it or point '
-                'data_root elsewhere.')
-        # leftovers of crashed runs (we hold the lock, so nobody is using them)
-        for entry in os.listdir(parent):
-            if entry.startswith((f'.{base}.tmp-', f'.{base}.old-')):
-                shutil.rmtree(osp.join(parent, entry), ignore_errors=True)
-        tmp = tempfile.mkdtemp(prefix=f'.{base}.tmp-', dir=parent)
-        try:
-            meta = generate_synthetic_abdomen(tmp, **p)
-            old = None
-            if osp.exists(data_root):
-                old = tempfile.mkdtemp(prefix=f'.{base}.old-', dir=parent)
-                os.rename(data_root, osp.join(old, base))
-            try:
-                os.rename(tmp, data_root)
-            except BaseException:
-                if old is not None:  # put the previous data root back
-                    os.rename(osp.join(old, base), data_root)
-                raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    return meta
+    return ensure_generated(data_root, generate_synthetic_abdomen, GENERATOR_NAME,
+                            GENERATOR_VERSION, _check_params(params), 'SyntheticAbdomen')

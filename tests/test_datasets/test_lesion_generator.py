@@ -1,0 +1,174 @@
+import itertools
+import json
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+
+from mmsam.datasets.synthetic import lesion_generator as lg
+from mmsam.datasets.synthetic.lesion_generator import (ensure_synthetic_lesions,
+                                                       generate_lesion_sample,
+                                                       generate_synthetic_lesions)
+
+SMALL = dict(num_train=4, num_val=2, num_test=3, size=48, num_annotators=4, seed=3)
+
+
+def _samples(n, seed=11, size=64, k=4):
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+    return [generate_lesion_sample(r, size=size, num_annotators=k) for r in rngs]
+
+
+@pytest.fixture(scope='module')
+def many():
+    # 300 samples at 64 px: enough for the statistics below, still about a second
+    return _samples(300)
+
+
+def _spread(masks):
+    """Mean pairwise 1 - IoU among the non-empty masks (nan with fewer than two)."""
+    ne = [m.astype(bool) for m in masks if m.any()]
+    vals = [1 - (a & b).sum() / (a | b).sum() for a, b in itertools.combinations(ne, 2)]
+    return float(np.mean(vals)) if vals else np.nan
+
+
+def test_sample_format_and_determinism():
+    s1 = generate_lesion_sample(np.random.default_rng(5), size=40, num_annotators=3)
+    s2 = generate_lesion_sample(np.random.default_rng(5), size=40, num_annotators=3)
+    s3 = generate_lesion_sample(np.random.default_rng(6), size=40, num_annotators=3)
+    assert s1['image'].shape == (40, 40) and s1['image'].dtype == np.float32
+    assert 0.0 <= s1['image'].min() and s1['image'].max() <= 1.0
+    assert s1['masks'].shape == (3, 40, 40) and s1['masks'].dtype == np.uint8
+    assert set(np.unique(s1['masks'])) <= {0, 1}
+    assert isinstance(s1['contrast'], float)
+    np.testing.assert_array_equal(s1['image'], s2['image'])
+    np.testing.assert_array_equal(s1['masks'], s2['masks'])
+    assert s1['contrast'] == s2['contrast']
+    assert not np.array_equal(s1['image'], s3['image'])
+
+
+def test_geometry_does_not_depend_on_resolution():
+    lo = generate_lesion_sample(np.random.default_rng(8), size=64)
+    hi = generate_lesion_sample(np.random.default_rng(8), size=128)
+    assert lo['contrast'] == hi['contrast'] and lo['irregularity'] == hi['irregularity']
+    # area fractions of each reader's mask agree across resolutions
+    np.testing.assert_allclose(lo['masks'].mean((1, 2)), hi['masks'].mean((1, 2)), atol=0.01)
+
+
+def test_empty_images(many):
+    empty = [s for s in many if not s['has_lesion']]
+    frac = len(empty) / len(many)
+    # Binomial(300, 0.1): sd ~0.017
+    assert 0.04 < frac < 0.17
+    for s in empty:
+        assert not s['masks'].any() and s['contrast'] == 0.0
+    # every crop with a nodule has at least one reader who marked it
+    for s in many:
+        if s['has_lesion']:
+            assert s['masks'].reshape(len(s['masks']), -1).any(1).any()
+
+
+def test_faint_lesions_are_missed_more(many):
+    les = [s for s in many if s['has_lesion']]
+    contrast = np.array([s['contrast'] for s in les])
+    miss = np.array([np.mean([not m.any() for m in s['masks']]) for s in les])
+    faint, strong = miss[contrast < 0.12], miss[contrast > 0.25]
+    assert len(faint) > 20 and len(strong) > 20
+    assert faint.mean() > 0.3 and strong.mean() < 0.05
+    # monotone on average across contrast bins
+    bins = [miss[(contrast >= lo) & (contrast < hi)].mean()
+            for lo, hi in ((0, 0.1), (0.1, 0.16), (0.16, 0.25), (0.25, 1))]
+    assert all(a >= b for a, b in zip(bins, bins[1:])), bins
+    # the generative miss probability is what it says
+    assert lg.miss_probability(0.05) > 0.7 and lg.miss_probability(0.4) < 1e-3
+
+
+def test_annotator_spread_grows_with_irregularity(many):
+    les = [s for s in many if s['has_lesion']]
+    irr = np.array([s['irregularity'] for s in les])
+    spread = np.array([_spread(s['masks']) for s in les])
+    assert np.nanmean(spread) > 0.05
+    low, high = np.nanmean(spread[irr < 0.33]), np.nanmean(spread[irr > 0.66])
+    assert high > low + 0.04, (low, high)
+
+
+def test_generate_writes_layout(tmp_path):
+    root = str(tmp_path / 'les')
+    meta = generate_synthetic_lesions(root, **SMALL)
+    for split, n in (('train', 4), ('val', 2), ('test', 3)):
+        with open(osp.join(root, 'splits', f'{split}.txt')) as f:
+            ids = f.read().split()
+        assert len(ids) == n
+        for i in ids:
+            with np.load(osp.join(root, 'samples', f'{i}.npz')) as z:
+                assert z['image'].shape == (48, 48) and z['image'].dtype == np.float32
+                assert z['masks'].shape == (4, 48, 48) and z['masks'].dtype == np.uint8
+    assert meta['generator']['params'] == dict(SMALL)
+    with open(osp.join(root, 'meta.json')) as f:
+        assert json.load(f) == meta
+    # sample i depends only on the seed and i
+    rng = np.random.SeedSequence(SMALL['seed']).spawn(1)[0]
+    s0 = generate_lesion_sample(np.random.default_rng(rng), 48, 4)
+    with np.load(osp.join(root, 'samples', 'lesion00000.npz')) as z:
+        np.testing.assert_array_equal(z['masks'], s0['masks'])
+
+
+def test_ensure_idempotent_and_regenerates(tmp_path):
+    root = str(tmp_path / 'les')
+    meta = ensure_synthetic_lesions(root, **SMALL)
+    path = osp.join(root, 'samples', 'lesion00000.npz')
+    mtime = os.stat(path).st_mtime_ns
+    assert ensure_synthetic_lesions(root, **SMALL) == meta
+    assert os.stat(path).st_mtime_ns == mtime
+    meta2 = ensure_synthetic_lesions(root, **dict(SMALL, num_annotators=2))
+    assert meta2['num_annotators'] == 2
+    with np.load(path) as z:
+        assert z['masks'].shape[0] == 2
+    # no temp or old folders left next to it
+    assert sorted(os.listdir(tmp_path)) == ['.les.lock', 'les']
+    with pytest.raises(TypeError, match='unknown'):
+        ensure_synthetic_lesions(root, num_cases=3)
+
+
+def test_ensure_refuses_foreign_folder(tmp_path):
+    root = tmp_path / 'other'
+    root.mkdir()
+    (root / 'keep.txt').write_text('x')
+    with pytest.raises(FileExistsError, match='not a SyntheticLesions'):
+        ensure_synthetic_lesions(str(root), **SMALL)
+    assert (root / 'keep.txt').exists()
+
+
+def test_interrupted_generation_leaves_no_meta(tmp_path, monkeypatch):
+    root = str(tmp_path / 'les')
+    calls = {'n': 0}
+    real = lg.generate_lesion_sample
+
+    def boom(*args, **kwargs):
+        calls['n'] += 1
+        if calls['n'] > 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lg, 'generate_lesion_sample', boom)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_synthetic_lesions(root, **SMALL)
+    assert not osp.exists(root)
+    assert [e for e in os.listdir(tmp_path) if '.tmp-' in e or '.old-' in e] == []
+    # the plain generator interrupted in place: samples but no meta.json
+    calls['n'] = 0
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic_lesions(root, **SMALL)
+    assert osp.isdir(osp.join(root, 'samples'))
+    assert not osp.exists(osp.join(root, 'meta.json'))
+    # an interrupted regeneration keeps the previous complete data root
+    monkeypatch.setattr(lg, 'generate_lesion_sample', real)
+    shutil.rmtree(root)
+    meta = ensure_synthetic_lesions(root, **SMALL)
+    monkeypatch.setattr(lg, 'generate_lesion_sample', boom)
+    calls['n'] = 0
+    with pytest.raises(KeyboardInterrupt):
+        ensure_synthetic_lesions(root, **dict(SMALL, seed=4))
+    with open(osp.join(root, 'meta.json')) as f:
+        assert json.load(f) == meta
