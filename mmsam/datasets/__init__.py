@@ -2,11 +2,13 @@
 import mmseg.datasets  # noqa: F401
 
 from .la_dataset import LADataset
+from .multi_annotator_dataset import LIDCDataset, MultiAnnotatorDataset, QUBIQKidneyDataset
 from .promise12_dataset import PROMISE12Dataset
 from .synapse_dataset import SynapseDataset
 from .synthetic_abdomen_dataset import SyntheticAbdomenDataset
 from .transforms import *  # noqa: F401,F403
 from .volume_slice_dataset import VolumeSliceDataset
 
-__all__ = ['LADataset', 'PROMISE12Dataset', 'SynapseDataset', 'SyntheticAbdomenDataset',
+__all__ = ['LADataset', 'LIDCDataset', 'MultiAnnotatorDataset', 'PROMISE12Dataset',
+           'QUBIQKidneyDataset', 'SynapseDataset', 'SyntheticAbdomenDataset',
            'VolumeSliceDataset']
