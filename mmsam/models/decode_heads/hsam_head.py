@@ -119,8 +119,7 @@ class HSAMHead(SAMDecodeHead):
         embedding = inputs[-1]
         b, _, h, w = embedding.shape
         pe = self.prompt_encoder.get_dense_pe()
-        sparse = embedding.new_zeros(b, 0, self.prompt_encoder.embed_dim)
-        dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
+        sparse, dense = self.prompt_free_embeddings(embedding)
 
         hs1, src1 = self.mask_decoder.decode_tokens(embedding, pe, sparse, dense)
         half1, quarter1 = self.mask_decoder.upscale(src1)

@@ -32,6 +32,20 @@ class SAMDecodeHead(BaseDecodeHead):
         self.prompt_encoder = MODELS.build(prompt_encoder)
         self.mask_decoder = MODELS.build(mask_decoder)
 
+    def prompt_free_embeddings(self, embedding):
+        """SAM's prompt embeddings for "no prompt": no sparse tokens, the no-mask embedding.
+
+        Args:
+            embedding (Tensor): (B, C, h, w) image embedding.
+
+        Returns:
+            tuple[Tensor, Tensor]: sparse (B, 0, C) and dense (1, C, h, w) embeddings.
+        """
+        pe = self.prompt_encoder
+        sparse = embedding.new_zeros(embedding.shape[0], 0, pe.embed_dim)
+        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *embedding.shape[-2:])
+        return sparse, dense
+
     def predict(self, inputs, batch_data_samples, test_cfg):
         """Predict logits at the network input size.
 

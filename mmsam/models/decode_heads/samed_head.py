@@ -38,10 +38,7 @@ class SAMedHead(SAMDecodeHead):
             Tensor: (B, num_classes, 4h, 4w) logits.
         """
         embedding = inputs[-1]
-        batch = embedding.shape[0]
-        pe = self.prompt_encoder
-        sparse = embedding.new_zeros(batch, 0, pe.embed_dim)
-        dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
-            1, -1, *embedding.shape[-2:])
-        masks, _ = self.mask_decoder.predict(embedding, pe.get_dense_pe(), sparse, dense)
+        sparse, dense = self.prompt_free_embeddings(embedding)
+        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
+                                             sparse, dense)
         return masks
