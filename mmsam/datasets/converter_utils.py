@@ -12,7 +12,7 @@ import os.path as osp
 import sys
 import warnings
 
-from mmsam.datasets.volume_io import META_FILE
+from mmsam.datasets.volume_io import META_FILE, slice_stem
 from mmsam.utils.io import staged_output  # noqa: F401  (the converters import it from here)
 
 
@@ -125,3 +125,35 @@ def run_conversion(convert):
             print(f'error: {err}', file=sys.stderr)
             return 1
     return 0
+
+
+def slice_names(case, depth):
+    """Names (file stems) of a case's ``depth`` training slices, see :func:`slice_stem`."""
+    return [slice_stem(case, k) for k in range(depth)]
+
+
+def choose_labelled(train_cases, labelled, labelled_list, read_list, not_training, error):
+    """Pick the labelled training cases: the first ``labelled``, or those in ``labelled_list``.
+
+    Args:
+        train_cases (list[str]): training cases in the order "first N" refers to.
+        labelled (int): how many leading cases to take when no list is given.
+        labelled_list (str | None): file of case names, all from ``train_cases``.
+        read_list (callable): reads ``labelled_list`` into case names.
+        not_training (str): how the message describes names outside ``train_cases``.
+        error (type): the converter's :class:`ConversionError` subclass to raise.
+
+    Returns:
+        list[str]: the labelled case names.
+    """
+    if labelled_list is not None:
+        cases = read_list(labelled_list)
+        unknown = [c for c in cases if c not in train_cases]
+        if unknown:
+            raise error(f'labelled list {labelled_list} names case(s) {unknown} that are '
+                        f'{not_training}')
+        return cases
+    if not 1 <= labelled <= len(train_cases):
+        raise error(f'--labelled {labelled}: choose 1 to {len(train_cases)} (the number of '
+                    'training cases)')
+    return list(train_cases[:labelled])

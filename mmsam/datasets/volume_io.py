@@ -4,7 +4,7 @@ The format (written by the dataset converters and the synthetic generators)::
 
     <data_root>/
       meta.json                       {"classes": [...], "palette": [...], "spacing_note": ...}
-      train_slices/<case>_slice<NNN>.npz
+      train_slices/<case>_slice<NNN>.npz   (see slice_stem)
           image (H, W) float32 in [0, 1]; label (H, W) uint8 class ids (0 = background)
       test_volumes/<case>.npz
           image (D, H, W) float32 in [0, 1]; label (D, H, W) uint8; spacing (3,) float (z, y, x) mm
@@ -26,6 +26,17 @@ TRAIN_SLICE_DIR = 'train_slices'
 TEST_VOLUME_DIR = 'test_volumes'
 SPLIT_DIR = 'splits'
 META_FILE = 'meta.json'
+
+
+def slice_stem(case, index):
+    """Name (file stem) of slice ``index`` of ``case`` in ``train_slices/``: ``<case>_slice<NNN>``."""
+    return f'{case}_slice{index:03d}'
+
+
+def parse_slice_stem(stem):
+    """Split a slice stem into ``(case, index)``; index 0 when the stem has no slice number."""
+    case, _, index = stem.rpartition('_slice')
+    return (case, int(index)) if case and index.isdigit() else (stem, 0)
 
 
 def _check_pair(image, label, ndim, what):

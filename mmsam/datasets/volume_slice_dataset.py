@@ -5,7 +5,7 @@ from mmseg.datasets import BaseSegDataset
 
 from mmsam.registry import DATASETS
 from .volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, npz_array_shape,
-                        read_meta, read_split)
+                        parse_slice_stem, read_meta, read_split)
 
 
 @DATASETS.register_module()
@@ -62,10 +62,9 @@ class VolumeSliceDataset(BaseSegDataset):
         if not self.volumes:
             for name in read_split(self.data_root, self.split):
                 path = osp.join(self.data_root, TRAIN_SLICE_DIR, f'{name}.npz')
-                case_id, _, index = name.rpartition('_slice')
+                case_id, index = parse_slice_stem(name)
                 data_list.append(dict(img_path=path, seg_map_path=path, case_id=case_id,
-                                      slice_index=int(index) if index.isdigit() else 0,
-                                      **common))
+                                      slice_index=index, **common))
             return data_list
         for case_id in read_split(self.data_root, self.split):
             path = osp.join(self.data_root, TEST_VOLUME_DIR, f'{case_id}.npz')

@@ -55,8 +55,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from mmsam.datasets import converter_utils  # noqa: E402
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
-                                            read_name_list, run_conversion, staged_output)
+                                            read_name_list, run_conversion, slice_names,
+                                            staged_output)
 from mmsam.datasets.la_dataset import CLASSES, PALETTE  # noqa: E402
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
                                       save_slice, save_volume, write_meta, write_split)
@@ -105,27 +107,10 @@ def read_case_list(path):
 
 
 def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
-    """Pick the labelled training cases: the first ``labelled``, or those in ``labelled_list``.
-
-    Args:
-        train_cases (list[str]): training case ids in ``train.list`` order.
-        labelled (int): how many leading cases to take when no list is given.
-        labelled_list (str | None): file of case ids (one a line), all from ``train_cases``.
-
-    Returns:
-        list[str]: the labelled case ids.
-    """
-    if labelled_list is not None:
-        cases = read_case_list(labelled_list)
-        unknown = [c for c in cases if c not in train_cases]
-        if unknown:
-            raise LAConversionError(f'labelled list {labelled_list} names case(s) {unknown} that '
-                                    'are not in train.list; labelled cases must be training cases')
-        return cases
-    if not 1 <= labelled <= len(train_cases):
-        raise LAConversionError(f'--labelled {labelled}: choose 1 to {len(train_cases)} (the '
-                                'number of training cases)')
-    return list(train_cases[:labelled])
+    """Pick the labelled cases: the first ``labelled`` of ``train.list``, or those listed."""
+    return converter_utils.choose_labelled(
+        train_cases, labelled, labelled_list, read_case_list,
+        'not in train.list; labelled cases must be training cases', LAConversionError)
 
 
 def minmax_normalise(volume):
@@ -200,11 +185,6 @@ def read_la_case(path):
     image = np.ascontiguousarray(np.transpose(image, AXES))
     label = np.ascontiguousarray(np.transpose(_binary_label(label, path), AXES))
     return minmax_normalise(image), label, spacing
-
-
-def slice_names(case, depth):
-    """Names (file stems) of a case's training slices: ``<case>_slice<NNN>``."""
-    return [f'{case}_slice{k:03d}' for k in range(depth)]
 
 
 def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_train=False,

@@ -51,8 +51,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from mmsam.datasets import converter_utils  # noqa: E402
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
-                                            read_name_list, run_conversion, staged_output)
+                                            read_name_list, run_conversion, slice_names,
+                                            staged_output)
 from mmsam.datasets.promise12_dataset import CLASSES, PALETTE  # noqa: E402
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
                                       save_slice, save_volume, write_meta, write_split)
@@ -266,28 +268,11 @@ def read_case_list(path):
 
 
 def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
-    """Pick the labelled training cases: the first ``labelled``, or those in ``labelled_list``.
-
-    Args:
-        train_cases (list[str]): training cases, sorted by number.
-        labelled (int): how many leading cases to take when no list is given.
-        labelled_list (str | None): file of case names, all training cases.
-
-    Returns:
-        list[str]: the labelled case names.
-    """
-    if labelled_list is not None:
-        cases = read_case_list(labelled_list)
-        unknown = [c for c in cases if c not in train_cases]
-        if unknown:
-            raise PROMISE12ConversionError(f'labelled list {labelled_list} names case(s) '
-                                           f'{unknown} that are not training cases (test cases '
-                                           'and cases missing from SRC cannot be labelled)')
-        return cases
-    if not 1 <= labelled <= len(train_cases):
-        raise PROMISE12ConversionError(f'--labelled {labelled}: choose 1 to {len(train_cases)} '
-                                       '(the number of training cases)')
-    return list(train_cases[:labelled])
+    """Pick the labelled cases: the first ``labelled`` training cases, or those listed."""
+    return converter_utils.choose_labelled(
+        train_cases, labelled, labelled_list, read_case_list,
+        'not training cases (test cases and cases missing from SRC cannot be labelled)',
+        PROMISE12ConversionError)
 
 
 def percentile_normalise(volume, percentiles=PERCENTILES):
@@ -334,11 +319,6 @@ def read_promise12_case(src, case):
         raise PROMISE12ConversionError(f'{seg_path}: label values {values[:10].tolist()} are not '
                                        '0/1 (background/prostate)')
     return percentile_normalise(image), label.astype(np.uint8), tuple(float(s) for s in spacing)
-
-
-def slice_names(case, depth):
-    """Names (file stems) of a case's training slices: ``<case>_slice<NNN>``."""
-    return [f'{case}_slice{k:03d}' for k in range(depth)]
 
 
 # ---------------------------------------------------------------------------------------------

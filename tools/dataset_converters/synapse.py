@@ -58,7 +58,8 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
-                                            read_name_list, run_conversion, staged_output)
+                                            read_name_list, run_conversion, slice_names,
+                                            staged_output)
 from mmsam.datasets.synapse_dataset import (BTCV_TO_SYNAPSE, CLASSES,  # noqa: E402
                                             PALETTE)
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
@@ -350,7 +351,7 @@ class BTCVSource:
             if len(img.shape) != 3:
                 raise SynapseConversionError(f'{self.files[case][0]}: expected a 3D volume, got '
                                              f'shape {img.shape}')
-            self.train_slices[case] = [f'{case}_slice{k:03d}' for k in range(img.shape[2])]
+            self.train_slices[case] = slice_names(case, img.shape[2])
 
     def _read_case(self, case):
         """Windowed image (D, H, W) float32, Synapse label (D, H, W) uint8, spacing (z, y, x)."""

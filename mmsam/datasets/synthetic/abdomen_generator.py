@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, save_slice, save_volume,
-                         write_meta, write_split)
+                         slice_stem, write_meta, write_split)
 from .generated_root import ensure_generated
 
 CLASSES = ('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder', 'liver',
@@ -494,7 +494,7 @@ def generate_synthetic_abdomen(data_root, num_train_cases=8, num_test_cases=4, s
     for name, rng in zip(names[:n_train], rngs[:n_train]):
         image, label = generate_case(rng, p['size'], p['depth'])
         for k in range(p['depth']):
-            stem = f'{name}_slice{k:03d}'
+            stem = slice_stem(name, k)
             save_slice(osp.join(data_root, TRAIN_SLICE_DIR, f'{stem}.npz'), image[k], label[k])
             slices.append(stem)
     for name, rng in zip(names[n_train:], rngs[n_train:]):
