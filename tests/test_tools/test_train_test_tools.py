@@ -7,7 +7,6 @@ to an iteration-based loop, so each run is a few iterations. CUDA is hidden, so 
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys

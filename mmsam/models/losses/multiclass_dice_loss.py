@@ -1,5 +1,4 @@
 """Soft Dice loss averaged over classes (SAMed / TransUNet form)."""
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

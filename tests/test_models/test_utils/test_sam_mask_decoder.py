@@ -1,5 +1,4 @@
 import torch
-from conftest import TINY_ARCH
 
 from mmsam.models import SAMMaskDecoder, SAMPromptEncoder
 
