@@ -1,5 +1,9 @@
+from .box_prompt_head import BoxPromptHead
 from .hsam_head import HSAMHead
+from .medsam_head import MedSAMHead
 from .sam_decode_head import SAMDecodeHead
+from .sam_mcl_head import SAMMCLHead
 from .samed_head import SAMedHead
 
-__all__ = ['HSAMHead', 'SAMDecodeHead', 'SAMedHead']
+__all__ = ['BoxPromptHead', 'HSAMHead', 'MedSAMHead', 'SAMDecodeHead', 'SAMMCLHead',
+           'SAMedHead']

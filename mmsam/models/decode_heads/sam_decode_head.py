@@ -1,4 +1,5 @@
 """The base of mmsam's decode heads built on SAM's prompt encoder and mask decoder."""
+import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.losses import accuracy
@@ -80,9 +81,20 @@ class SAMDecodeHead(BaseDecodeHead):
             dict[str, Tensor]: one entry per loss plus ``acc_seg``.
         """
         seg_label = self.resize_labels(batch_data_samples, seg_logits.shape[-2:])
-        losses = {}
-        for loss_decode in self.loss_decode:
-            value = loss_decode(seg_logits, seg_label, ignore_index=self.ignore_index)
-            losses[loss_decode.loss_name] = losses.get(loss_decode.loss_name, 0) + value
+        losses = self.sum_losses(seg_logits, seg_label, ignore_index=self.ignore_index)
         losses['acc_seg'] = accuracy(seg_logits, seg_label, ignore_index=self.ignore_index)
+        return losses
+
+    def sum_losses(self, *args, **kwargs):
+        """Call every loss of ``loss_decode`` with the same arguments.
+
+        Returns:
+            dict[str, Tensor]: losses by ``loss_name``, summed where names repeat.
+        """
+        losses = {}
+        loss_list = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) else [
+            self.loss_decode]
+        for loss_decode in loss_list:
+            value = loss_decode(*args, **kwargs)
+            losses[loss_decode.loss_name] = losses.get(loss_decode.loss_name, 0) + value
         return losses

@@ -1,3 +1,7 @@
+from .mask_bce_loss import MaskBCELoss
+from .mask_dice_loss import MaskDiceLoss, pairwise_soft_dice_loss, soft_dice_loss
 from .multiclass_dice_loss import MultiClassDiceLoss
+from .multiple_choice_dice_loss import MultipleChoiceDiceLoss
 
-__all__ = ['MultiClassDiceLoss']
+__all__ = ['MaskBCELoss', 'MaskDiceLoss', 'MultiClassDiceLoss', 'MultipleChoiceDiceLoss',
+           'pairwise_soft_dice_loss', 'soft_dice_loss']

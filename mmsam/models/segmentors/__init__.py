@@ -1,3 +1,4 @@
+from .multi_hypothesis_segmentor import MultiHypothesisSegmentor
 from .sam_segmentor import SAMSegmentor
 
-__all__ = ['SAMSegmentor']
+__all__ = ['MultiHypothesisSegmentor', 'SAMSegmentor']

@@ -33,17 +33,26 @@ class SAMSegmentor(BaseSegmentor):
         self.align_corners = self.decode_head.align_corners
         self.num_classes = self.decode_head.num_classes
         self.out_channels = self.decode_head.out_channels
-        self.train_cfg, self.test_cfg = train_cfg, test_cfg
+        self.train_cfg, self.test_cfg = train_cfg, test_cfg or {}
+        self.embedding_cache = None
 
-    def extract_feat(self, inputs):
-        """Encode images: (B, 3, H, W) -> tuple of feature maps, the image embedding last."""
-        feats = self.backbone(inputs)
+    def extract_feat(self, inputs, data_samples=None):
+        """Encode images: (B, 3, H, W) -> tuple of feature maps, the image embedding last.
+
+        With an ``embedding_cache`` (set by ``EmbeddingCacheHook`` when the encoder is frozen)
+        and the data samples (which name the images), the encoder runs only on images it has
+        not seen; the neck always runs.
+        """
+        if self.embedding_cache is not None and data_samples is not None:
+            feats = self.embedding_cache(self.backbone, inputs, data_samples)
+        else:
+            feats = self.backbone(inputs)
         return self.neck(feats) if self.with_neck else feats
 
     def encode_decode(self, inputs, batch_data_samples):
         """Logits at the input size: (B, out_channels, H, W)."""
-        logits = self.decode_head.predict(self.extract_feat(inputs), batch_data_samples,
-                                          self.test_cfg)
+        logits = self.decode_head.predict(self.extract_feat(inputs, batch_data_samples),
+                                          batch_data_samples, self.test_cfg)
         if logits.shape[-2:] != inputs.shape[-2:]:
             logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear',
                                    align_corners=self.align_corners)
@@ -51,7 +60,8 @@ class SAMSegmentor(BaseSegmentor):
 
     def loss(self, inputs, data_samples):
         """Training losses: ``dict[str, Tensor]`` with keys prefixed ``decode.``."""
-        losses = self.decode_head.loss(self.extract_feat(inputs), data_samples, self.train_cfg)
+        losses = self.decode_head.loss(self.extract_feat(inputs, data_samples), data_samples,
+                                       self.train_cfg)
         return {f'decode.{k}': v for k, v in losses.items()}
 
     def predict(self, inputs, data_samples=None):

@@ -1,0 +1,52 @@
+"""MedSAM: SAM's box-prompted decoder with its single-mask output, trained with Dice + BCE."""
+from mmsam.registry import MODELS
+from .box_prompt_head import BoxPromptHead
+
+
+@MODELS.register_module()
+class MedSAMHead(BoxPromptHead):
+    """Deterministic box-prompted SAM (Ma et al., MedSAM): one mask per box.
+
+    The mask decoder keeps SAM's four mask tokens, so official SAM and MedSAM files load
+    unchanged; the output is token 0, SAM's single-mask ("multimask_output=False") head. The
+    target is the annotation the box was drawn from (``gt_sem_seg``), and MedSAM's loss is the
+    unweighted sum of Dice and binary cross-entropy, computed at the logits' resolution (1/4 of
+    the input: 256 x 256 for 1024).
+
+    As the only hypothesis is one mask, GED's prediction-pair term is d(y', y'') = 0, as the
+    SeqSAM paper notes for its MedSAM row.
+
+    Args:
+        prompt_encoder (dict), mask_decoder (dict): see :class:`SAMDecodeHead`.
+        loss_decode (list[dict]): called as ``loss(logits, target)`` with (B, h, w) tensors,
+            e.g. ``MaskDiceLoss`` and ``MaskBCELoss``.
+        **kwargs: :class:`BoxPromptHead` arguments.
+    """
+
+    def __init__(self, prompt_encoder, mask_decoder, loss_decode, **kwargs):
+        if kwargs.setdefault('num_hypotheses', 1) != 1:
+            raise ValueError('MedSAMHead gives one mask; num_hypotheses must be 1')
+        super().__init__(prompt_encoder, mask_decoder, loss_decode, **kwargs)
+
+    def forward(self, inputs, batch_data_samples):
+        """Args: inputs (tuple[Tensor]): features, the (B, C, h, w) image embedding last;
+        batch_data_samples (list[SegDataSample]): with box prompts.
+
+        Returns:
+            Tensor: (B, 1, 4h, 4w) logits.
+        """
+        embedding = inputs[-1]
+        sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
+        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
+                                             sparse, dense)
+        return masks[:, :1]
+
+    def loss_by_feat(self, seg_logits, batch_data_samples):
+        """Args: seg_logits (Tensor): (B, 1, h, w); batch_data_samples: with ``gt_sem_seg``.
+
+        Returns:
+            dict[str, Tensor]: one entry per loss.
+        """
+        logits = seg_logits[:, 0]
+        target = self.prompted_targets(batch_data_samples, logits.shape[-2:])
+        return self.sum_losses(logits, target)

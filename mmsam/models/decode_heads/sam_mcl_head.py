@@ -1,0 +1,51 @@
+"""SAM multiple choice learning: SAM's three-mask output trained winner-takes-all."""
+from mmsam.registry import MODELS
+from .box_prompt_head import BoxPromptHead
+
+
+@MODELS.register_module()
+class SAMMCLHead(BoxPromptHead):
+    """SAM's multi-output head (mask tokens 1..3) as an M = 3 multiple-choice model.
+
+    The baseline of SeqSAM's Table 1: one box prompt, SAM's three ambiguity-aware masks, and a
+    winner-takes-all Dice loss against the annotations (``MultipleChoiceDiceLoss``: each
+    annotator's mask trains only its best hypothesis). Official SAM/MedSAM files load unchanged
+    (the decoder keeps SAM's four tokens; token 0, the single-mask output, is not used).
+
+    Args:
+        prompt_encoder (dict), mask_decoder (dict): see :class:`SAMDecodeHead`;
+            ``mask_decoder.num_multimask_outputs`` is M (SAM: 3).
+        loss_decode (dict | list[dict]): called as ``loss(hyp_logits, annotations, valid)``
+            with (B, M, h, w), (B, K, h, w) and (B, K) tensors.
+        **kwargs: :class:`BoxPromptHead` arguments.
+    """
+
+    def __init__(self, prompt_encoder, mask_decoder, loss_decode, **kwargs):
+        num_outputs = mask_decoder.get('num_multimask_outputs', 3)
+        if kwargs.setdefault('num_hypotheses', num_outputs) != num_outputs:
+            raise ValueError(f'SAMMCLHead gives mask_decoder.num_multimask_outputs '
+                             f'({num_outputs}) hypotheses; num_hypotheses must equal it')
+        super().__init__(prompt_encoder, mask_decoder, loss_decode, **kwargs)
+
+    def forward(self, inputs, batch_data_samples):
+        """Args: inputs (tuple[Tensor]): features, the (B, C, h, w) image embedding last;
+        batch_data_samples (list[SegDataSample]): with box prompts.
+
+        Returns:
+            Tensor: (B, M, 4h, 4w) logits.
+        """
+        embedding = inputs[-1]
+        sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
+        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
+                                             sparse, dense)
+        return masks[:, 1:]
+
+    def loss_by_feat(self, seg_logits, batch_data_samples):
+        """Args: seg_logits (Tensor): (B, M, h, w); batch_data_samples: with
+        ``gt_annotations``.
+
+        Returns:
+            dict[str, Tensor]: one entry per loss.
+        """
+        targets, valid = self.annotation_targets(batch_data_samples, seg_logits.shape[-2:])
+        return self.sum_losses(seg_logits, targets, valid)

@@ -1,0 +1,51 @@
+"""Winner-takes-all (multiple choice learning) Dice loss of M hypotheses against K annotations."""
+import torch
+import torch.nn as nn
+
+from mmsam.registry import MODELS
+from .mask_dice_loss import pairwise_soft_dice_loss
+
+
+@MODELS.register_module()
+class MultipleChoiceDiceLoss(nn.Module):
+    """For each annotation, the Dice loss of its best hypothesis (min over hypotheses).
+
+    Per sample: ``mean over valid annotations k of min_m dice_loss(pred_m, target_k)``, then the
+    mean over the batch, with the soft Dice of :func:`soft_dice_loss` (plain denominators,
+    smoothing ``eps``). Only the winning hypothesis of each annotation gets gradient, as in
+    multiple choice learning (Guzman-Rivera et al., 2012) and SAM's multi-output training.
+    With one target per sample (K = 1) this is SAM's own "min over the 3 masks" loss.
+
+    Args:
+        eps (float): Dice smoothing.
+        loss_weight (float): multiplier.
+        loss_name (str): key in the loss dict (must start with ``loss_``).
+    """
+
+    def __init__(self, eps=1.0, loss_weight=1.0, loss_name='loss_mcl_dice'):
+        super().__init__()
+        self.eps, self.loss_weight, self._loss_name = eps, loss_weight, loss_name
+
+    def forward(self, pred_logits, target, target_valid=None):
+        """Args:
+            pred_logits (Tensor): (B, M, H, W) logits of M hypotheses.
+            target (Tensor): (B, K, H, W) annotations in {0, 1}.
+            target_valid (Tensor, optional): (B, K) bool, False for padding entries.
+
+        Returns:
+            Tensor: scalar loss.
+        """
+        if target_valid is None:
+            target_valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
+        losses = []
+        for i, (logits, masks, valid) in enumerate(zip(pred_logits, target, target_valid)):
+            if not valid.any():
+                raise ValueError(f'MultipleChoiceDiceLoss: sample {i} of the batch has no valid '
+                                 'annotation')
+            cost = pairwise_soft_dice_loss(logits, masks[valid], self.eps)  # (M, K_valid)
+            losses.append(cost.min(dim=0).values.mean())
+        return self.loss_weight * torch.stack(losses).mean()
+
+    @property
+    def loss_name(self):
+        return self._loss_name

@@ -1,0 +1,85 @@
+"""MultiHypothesisSegmentor: one encoder pass per image, M hypothesis masks and a consensus."""
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+
+from mmsam.registry import MODELS
+from .sam_segmentor import SAMSegmentor
+
+
+@MODELS.register_module()
+class MultiHypothesisSegmentor(SAMSegmentor):
+    """A :class:`SAMSegmentor` whose head answers one prompt with M binary masks.
+
+    The image is encoded once; the head's ``predict_hypotheses`` decodes M masks from that one
+    embedding (SAM's multi-output tokens, a recurrent decoder, latent samples...). Each output
+    ``SegDataSample`` holds, at the image's original size:
+
+    - ``pred_hypotheses``: PixelData, ``data`` (M, H, W) bool, sigmoid(logit) > threshold;
+    - ``pred_sem_seg``: PixelData, ``data`` (1, H, W) long, the consensus: the pixel-wise
+      majority vote of the hypotheses (foreground where more than M / 2 agree; a tie is
+      background), the mask that D_avg scores;
+    - ``hypothesis_logits``: PixelData, ``data`` (M, H, W) float, only with
+      ``test_cfg.return_logits=True``.
+
+    ``test_cfg`` keys: ``num_hypotheses`` (M; None = the head's default, and heads with a fixed
+    number of outputs accept only theirs) and ``return_logits`` (bool).
+
+    Args: see :class:`SAMSegmentor`; the head must be a ``BoxPromptHead`` (or provide
+        ``predict_hypotheses(feats, data_samples, num_hypotheses) -> (B, M, h, w)``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        num = self.test_cfg.get('num_hypotheses')
+        if num is not None and int(num) < 1:
+            raise ValueError(f'MultiHypothesisSegmentor: test_cfg.num_hypotheses must be >= 1 '
+                             f'(or None for the head\'s default), got {num}')
+        if not hasattr(self.decode_head, 'predict_hypotheses'):
+            raise TypeError(f'MultiHypothesisSegmentor needs a head with predict_hypotheses '
+                            f'(e.g. MedSAMHead, SAMMCLHead), got {type(self.decode_head).__name__}')
+
+    def predict_hypotheses(self, inputs, data_samples):
+        """Hypothesis logits at the network input size: (B, M, H, W)."""
+        feats = self.extract_feat(inputs, data_samples)
+        logits = self.decode_head.predict_hypotheses(feats, data_samples,
+                                                     self.test_cfg.get('num_hypotheses'))
+        if logits.shape[-2:] != inputs.shape[-2:]:
+            logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear',
+                                   align_corners=self.align_corners)
+        return logits
+
+    def encode_decode(self, inputs, batch_data_samples):
+        """Logits of the hypotheses' mean probability at the input size: (B, 1, H, W)."""
+        mean_prob = self.predict_hypotheses(inputs, batch_data_samples).sigmoid().mean(
+            1, keepdim=True)
+        return torch.logit(mean_prob.clamp(1e-6, 1 - 1e-6))
+
+    def predict(self, inputs, data_samples=None):
+        """Predict M hypotheses and their consensus per image.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) preprocessed images.
+            data_samples (list[SegDataSample]): with metainfo and prompts.
+
+        Returns:
+            list[SegDataSample]: with ``pred_hypotheses``, ``pred_sem_seg`` (and
+            ``hypothesis_logits``), see the class docstring.
+        """
+        if data_samples is None:
+            raise ValueError('MultiHypothesisSegmentor.predict needs data samples (image '
+                             'metainfo and prompts)')
+        logits = self.predict_hypotheses(inputs, data_samples)
+        threshold = torch.logit(torch.tensor(float(self.decode_head.threshold))).item()
+        for sample, sample_logits in zip(data_samples, logits):
+            h, w = sample.img_shape[:2]
+            sample_logits = F.interpolate(sample_logits[None, :, :h, :w],
+                                          size=sample.ori_shape[:2], mode='bilinear',
+                                          align_corners=self.align_corners)[0]
+            hypotheses = sample_logits > threshold
+            consensus = 2 * hypotheses.sum(0, keepdim=True) > hypotheses.shape[0]
+            sample.pred_hypotheses = PixelData(data=hypotheses)
+            sample.pred_sem_seg = PixelData(data=consensus.long())
+            if self.test_cfg.get('return_logits', False):
+                sample.hypothesis_logits = PixelData(data=sample_logits)
+        return data_samples
