@@ -55,3 +55,24 @@ def tiny_sam_checkpoint(tiny_sam, tmp_path_factory):
     path = tmp_path_factory.mktemp('ckpt') / 'tiny_sam.pth'
     torch.save(tiny_sam.state_dict(), path)
     return str(path)
+
+
+def tiny_box_prompt_segmentor_cfg(head_type='SAMMCLHead', **test_cfg):
+    """A MultiHypothesisSegmentor config with the tiny SAM and a box-prompted head."""
+    loss = (dict(type='MultipleChoiceDiceLoss') if head_type == 'SAMMCLHead' else
+            [dict(type='MaskDiceLoss'), dict(type='MaskBCELoss')])
+    width = TINY_ARCH['out_chans']
+    return dict(
+        type='MultiHypothesisSegmentor',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0.] * 3, std=[255.] * 3,
+                               size=(TINY_IMG, TINY_IMG)),
+        backbone=dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=TINY_IMG, frozen=True),
+        decode_head=dict(
+            type=head_type,
+            prompt_encoder=dict(type='SAMPromptEncoder', embed_dim=width, img_size=TINY_IMG,
+                                patch_size=TINY_ARCH['patch_size']),
+            mask_decoder=dict(type='SAMMaskDecoder', transformer_dim=width,
+                              transformer_mlp_dim=64, transformer_num_heads=2,
+                              iou_head_hidden_dim=32),
+            loss_decode=loss),
+        test_cfg=test_cfg)

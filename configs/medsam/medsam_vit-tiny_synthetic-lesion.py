@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/sam_vit-tiny_128.py',
     '../_base_/datasets/synthetic_lesions.py',
     '../_base_/schedules/synthetic_lesion_schedule.py',
-    '../_base_/default_runtime.py',
+    '../_base_/multi_annotator_runtime.py',
 ]
 model = {{_base_.sam_vit_tiny_128}}
 default_hooks = dict(logger=dict(interval=10),

@@ -1,3 +1,7 @@
-"""Visualisation: mmseg's ``SegLocalVisualizer`` draws mmsam's predictions (registered through
-the parent registry); importing mmseg.visualization registers it."""
+"""Visualisation: ``HypothesisVisualizer`` draws multi-hypothesis predictions; importing
+mmseg.visualization registers mmseg's ``SegLocalVisualizer`` too (through the parent registry)."""
 import mmseg.visualization  # noqa: F401
+
+from .hypothesis_visualizer import HypothesisVisualizer
+
+__all__ = ['HypothesisVisualizer']

@@ -25,3 +25,4 @@ model = dict(
     # num_hypotheses: M at test time (None: the head's own); return_logits: keep the logits.
     test_cfg=dict(num_hypotheses=None, return_logits=False),
 )
+custom_hooks = [dict(type='EmbeddingCacheHook')]

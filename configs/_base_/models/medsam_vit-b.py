@@ -1,15 +1,8 @@
-# MedSAM (Ma et al.): box-prompted SAM ViT-B, single mask output, Dice + BCE.
-_base_ = ['./box_prompt_sam_vit-b.py']
-sam_checkpoint = 'checkpoints/medsam_vit_b.pth'
-# MedSAM was trained on images min-max scaled to [0, 1], not on SAM's normalisation.
-data_preprocessor = dict(mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0])
+# MedSAM (Ma et al.): box-prompted SAM ViT-B with MedSAM's weights, single mask output, Dice + BCE.
+_base_ = ['./box_prompt_medsam_vit-b.py']
 model = dict(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(checkpoint=sam_checkpoint),
     decode_head=dict(
         type='MedSAMHead',
-        prompt_encoder=dict(checkpoint=sam_checkpoint),
-        mask_decoder=dict(checkpoint=sam_checkpoint),
         loss_decode=[dict(type='MaskDiceLoss', loss_weight=1.0),
                      dict(type='MaskBCELoss', loss_weight=1.0)],
     ),

@@ -1,4 +1,7 @@
+from .embedding_cache_hook import EmbeddingCacheHook
+from .hypothesis_visualization_hook import HypothesisVisualizationHook
 from .slice_visualization_hook import SliceVisualizationHook
 from .stage_loss_weight_hook import StageLossWeightHook
 
-__all__ = ['SliceVisualizationHook', 'StageLossWeightHook']
+__all__ = ['EmbeddingCacheHook', 'HypothesisVisualizationHook', 'SliceVisualizationHook',
+           'StageLossWeightHook']

@@ -4,6 +4,7 @@ from .medsam_head import MedSAMHead
 from .sam_decode_head import SAMDecodeHead
 from .sam_mcl_head import SAMMCLHead
 from .samed_head import SAMedHead
+from .seqsam_head import SeqSAMHead
 
 __all__ = ['BoxPromptHead', 'HSAMHead', 'MedSAMHead', 'SAMDecodeHead', 'SAMMCLHead',
-           'SAMedHead']
+           'SAMedHead', 'SeqSAMHead']

@@ -45,6 +45,11 @@ class BoxPromptHead(SAMDecodeHead):
             tuple[Tensor, Tensor]: sparse (B, 2, C) box-corner tokens and dense (B, C, h, w)
             no-mask embeddings.
         """
+        return self.prompt_encoder(points=None, boxes=self.prompt_boxes(batch_data_samples, device),
+                                   masks=None)
+
+    def prompt_boxes(self, batch_data_samples, device):
+        """Each sample's ``prompt_box`` scaled to the network input: (B, 4) (x0, y0, x1, y1)."""
         boxes = []
         for sample in batch_data_samples:
             if 'prompt_box' not in sample.metainfo:
@@ -55,9 +60,7 @@ class BoxPromptHead(SAMDecodeHead):
             (h, w), (oh, ow) = sample.img_shape[:2], sample.ori_shape[:2]
             scale = torch.tensor([w / ow, h / oh, w / ow, h / oh], dtype=torch.float32)
             boxes.append(torch.as_tensor(sample.prompt_box, dtype=torch.float32) * scale)
-        sparse, dense = self.prompt_encoder(points=None, boxes=torch.stack(boxes).to(device),
-                                            masks=None)
-        return sparse, dense
+        return torch.stack(boxes).to(device)
 
     def annotation_targets(self, batch_data_samples, size):
         """Every annotator's mask, resized (nearest) to the logits' size and stacked.

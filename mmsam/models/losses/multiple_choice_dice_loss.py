@@ -16,15 +16,26 @@ class MultipleChoiceDiceLoss(nn.Module):
     multiple choice learning (Guzman-Rivera et al., 2012) and SAM's multi-output training.
     With one target per sample (K = 1) this is SAM's own "min over the 3 masks" loss.
 
+    ``relaxation`` = eps_r > 0 gives the relaxed winner-takes-all of Rupprecht et al. (ICCV
+    2017): the winner's loss is weighted 1 - eps_r and every other hypothesis' eps_r / (M - 1),
+    so hypotheses that never win still learn. Pure WTA (0, the default, as SAM and the SeqSAM
+    baseline) leaves a hypothesis that never wins untrained, which matters when the decoder
+    starts from scratch rather than from SAM's three trained outputs.
+
     Args:
         eps (float): Dice smoothing.
+        relaxation (float): eps_r in [0, 1).
         loss_weight (float): multiplier.
         loss_name (str): key in the loss dict (must start with ``loss_``).
     """
 
-    def __init__(self, eps=1.0, loss_weight=1.0, loss_name='loss_mcl_dice'):
+    def __init__(self, eps=1.0, relaxation=0.0, loss_weight=1.0, loss_name='loss_mcl_dice'):
         super().__init__()
-        self.eps, self.loss_weight, self._loss_name = eps, loss_weight, loss_name
+        if not 0 <= relaxation < 1:
+            raise ValueError(f'MultipleChoiceDiceLoss relaxation must be in [0, 1), got '
+                             f'{relaxation}')
+        self.eps, self.relaxation = eps, float(relaxation)
+        self.loss_weight, self._loss_name = loss_weight, loss_name
 
     def forward(self, pred_logits, target, target_valid=None):
         """Args:
@@ -43,8 +54,16 @@ class MultipleChoiceDiceLoss(nn.Module):
                 raise ValueError(f'MultipleChoiceDiceLoss: sample {i} of the batch has no valid '
                                  'annotation')
             cost = pairwise_soft_dice_loss(logits, masks[valid], self.eps)  # (M, K_valid)
-            losses.append(cost.min(dim=0).values.mean())
+            losses.append((cost * self._weights(cost)).sum(0).mean())
         return self.loss_weight * torch.stack(losses).mean()
+
+    def _weights(self, cost):
+        """(M, K) weights: 1 - relaxation on each column's minimum, the rest shared equally."""
+        winners = torch.zeros_like(cost).scatter_(0, cost.detach().argmin(0, keepdim=True), 1.0)
+        if self.relaxation == 0 or len(cost) == 1:
+            return winners
+        others = self.relaxation / (len(cost) - 1)
+        return winners * (1 - self.relaxation) + (1 - winners) * others
 
     @property
     def loss_name(self):

@@ -1,0 +1,10 @@
+# SeqSAM's head (Towle et al.): SAM's single-mask decoder unrolled M times with a recurrent
+# module, Hungarian-matched Dice, randomised strided pooling when M > K. Applied to a
+# box-prompted SAM model config with `model = dict(decode_head={{_base_.seqsam_head}})`.
+seqsam_head = dict(
+    type='SeqSAMHead',
+    num_hypotheses=3,  # M in training and the default at test time
+    train_selection='strided',  # Table 1B: 'random' ("Random K"), 'first' ("First K")
+    bptt_logits=True,  # False: Table 1B "No backprop"
+    loss_decode=dict(type='HungarianDiceLoss', loss_weight=1.0),
+)

@@ -1,0 +1,3 @@
+# SeqSAM on SAM ViT-B (frozen encoder, box prompt).
+_base_ = ['./box_prompt_sam_vit-b.py', './seqsam_head.py']
+model = dict(decode_head={{_base_.seqsam_head}})

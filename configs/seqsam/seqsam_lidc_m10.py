@@ -1,0 +1,10 @@
+# SeqSAM M=10 on SAM ViT-B weights, LIDC-IDRI (SeqSAM Table 1A): frozen encoder (its
+# embeddings are cached on disk after the first epoch), AdamW lr 1e-4, weight decay 0.01, batch 2.
+_base_ = [
+    '../_base_/models/seqsam_vit-b.py',
+    '../_base_/datasets/lidc.py',
+    '../_base_/schedules/ambiguous_schedule.py',
+    '../_base_/multi_annotator_runtime.py',
+]
+model = dict(decode_head=dict(num_hypotheses=10))
+default_hooks = dict(checkpoint=dict(save_best='GED', rule='less'))

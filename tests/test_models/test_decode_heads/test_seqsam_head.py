@@ -1,0 +1,114 @@
+import pytest
+import torch
+
+from conftest import TINY_ARCH
+from mmsam.models.decode_heads.seqsam_head import chunk_bounds, select_for_training
+from test_box_prompt_heads import WIDTH, build_head, head_cfg, sample
+
+from mmsam.registry import MODELS
+
+
+def seqsam(checkpoint=None, **kwargs):
+    cfg = head_cfg('MedSAMHead', checkpoint)
+    cfg.update(type='SeqSAMHead', loss_decode=dict(type='HungarianDiceLoss'), **kwargs)
+    head = MODELS.build(cfg)
+    head.init_weights()
+    return head
+
+
+@pytest.mark.parametrize('m,k,expected', [
+    (10, 4, [(0, 3), (3, 6), (6, 9), (9, 10)]),  # ceil(10 / 4) = 3, the last chunk shorter
+    (7, 3, [(0, 3), (3, 6), (6, 7)]),
+    (4, 4, [(0, 1), (1, 2), (2, 3), (3, 4)]),
+    (5, 4, [(0, 2), (2, 3), (3, 4), (4, 5)]),  # 2 + 2 + 1 is only 3 chunks: split evenly
+    (10, 3, [(0, 4), (4, 8), (8, 10)]),
+])
+def test_chunks(m, k, expected):
+    assert chunk_bounds(m, k) == expected
+
+
+def test_strided_selection_takes_one_from_each_chunk_at_random():
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        picks = select_for_training(10, 4, 'strided').tolist()
+        assert [p // 3 for p in picks[:3]] == [0, 1, 2] and picks[3] == 9
+        seen.update(picks)
+    assert seen == set(range(10))
+    assert select_for_training(10, 4, 'first').tolist() == [0, 1, 2, 3]
+    random_picks = select_for_training(10, 4, 'random')
+    assert len(set(random_picks.tolist())) == 4 and random_picks.max() < 10
+
+
+def test_first_step_is_sams_single_mask_before_training(tiny_sam_checkpoint):
+    head, medsam = seqsam(tiny_sam_checkpoint).eval(), build_head('MedSAMHead',
+                                                                    tiny_sam_checkpoint)
+    emb = torch.randn(2, WIDTH, 8, 8)
+    samples = [sample([3., 4., 20., 25.]), sample([1., 2., 30., 12.])]
+    with torch.no_grad():
+        hyps = head.predict_hypotheses((emb,), samples, 5)
+        torch.testing.assert_close(hyps[:, :1], medsam((emb,), samples), atol=1e-5, rtol=1e-4)
+    assert hyps.shape == (2, 5, 32, 32)
+    assert not torch.allclose(hyps[:, 0], hyps[:, 1])  # later steps see the previous mask
+
+
+@pytest.mark.parametrize('bptt', [True, False])
+def test_bptt_switch_controls_the_gradient_through_the_logits(bptt, monkeypatch):
+    head = seqsam(bptt_logits=bptt)
+    fed = []
+    original = head.prompt_encoder.forward
+
+    def spy(points, boxes, masks):
+        if masks is not None:
+            fed.append(masks)
+        return original(points, boxes, masks)
+
+    monkeypatch.setattr(head.prompt_encoder, 'forward', spy)
+    out = head((torch.randn(1, WIDTH, 8, 8),), [sample([3., 4., 20., 25.])], 2)
+    assert len(fed) == 1 and fed[0].shape == (1, 1, 32, 32)
+    assert fed[0].requires_grad == bptt
+    if bptt:
+        grad, = torch.autograd.grad(out[:, 1].sum(), fed[0], retain_graph=True)
+        assert grad.abs().sum() > 0
+    # the hidden state carries gradient between steps either way
+    out[:, 1].sum().backward()
+    assert head.conv2.weight.grad.abs().sum() > 0
+
+
+def test_loss_matches_selected_predictions_per_sample():
+    torch.manual_seed(0)
+    head = seqsam(num_hypotheses=6)
+    ann4 = (torch.rand(4, 32, 32) > 0.5).to(torch.uint8)
+    ann2 = (torch.rand(2, 32, 32) > 0.5).to(torch.uint8)
+    samples = [sample([1., 1., 9., 9.], annotations=ann4), sample([2., 2., 9., 9.],
+                                                                  annotations=ann2)]
+    feats = (torch.randn(2, WIDTH, 8, 8),)
+    head.train_selection = 'first'
+    losses = head.loss(feats, samples, None)
+    logits = head(feats, samples)
+    targets, _ = head.annotation_targets(samples, logits.shape[-2:])
+    loss_fn = head.loss_decode
+    expected = (loss_fn(logits[:1, :4], targets[:1, :4]) + loss_fn(logits[1:, :2],
+                                                                  targets[1:, :2])) / 2
+    torch.testing.assert_close(losses['loss_hungarian_dice'], expected)
+
+
+def test_bad_configuration():
+    with pytest.raises(ValueError, match='train_selection'):
+        seqsam(train_selection='best')
+    with pytest.raises(ValueError, match='num_hypotheses'):
+        seqsam(num_hypotheses=0)
+    with pytest.raises(ValueError, match='>= 1'):
+        seqsam().predict_hypotheses((torch.randn(1, WIDTH, 8, 8),), [sample([1., 1., 5., 5.])], 0)
+
+
+def test_training_unrolls_k_steps_when_m_is_smaller(monkeypatch):
+    head = seqsam(num_hypotheses=3)
+    steps = []
+    original = head.forward
+    monkeypatch.setattr(head, 'forward',
+                        lambda inputs, samples, num=None: steps.append(num) or original(
+                            inputs, samples, num))
+    ann4 = (torch.rand(4, 32, 32) > 0.5).to(torch.uint8)
+    head.loss((torch.randn(1, WIDTH, 8, 8),), [sample([1., 1., 9., 9.], annotations=ann4)], None)
+    assert steps == [4]
