@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make demo` and `make test` (each installs first; see README).
 PYTHON_VENV := .venv/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo demo-lesions test
 
 setup:
 	bash tools/setup_env.sh
@@ -23,6 +23,28 @@ demo: setup
 	$(call train_and_test,samed)
 	$(PYTHON_VENV) tools/analysis_tools/compare_results.py \
 		work_dirs/hsam_vit-tiny_synthetic-abdomen work_dirs/samed_vit-tiny_synthetic-abdomen
+
+# $(1): config path; trains and tests it in work_dirs/<config name>, drawing test pictures.
+define train_and_test_config
+	$(PYTHON_VENV) tools/train.py $(1) --work-dir work_dirs/$(basename $(notdir $(1)))
+	$(PYTHON_VENV) tools/test.py $(1) \
+		"$$(cat work_dirs/$(basename $(notdir $(1)))/last_checkpoint)" \
+		--work-dir work_dirs/$(basename $(notdir $(1))) \
+		--show-dir work_dirs/$(basename $(notdir $(1)))/vis
+endef
+
+# Ambiguous segmentation on the synthetic lesions (4 disagreeing readers): the tiny MedSAM
+# trained from scratch (the deterministic baseline and, exported in SAM's layout, the weights
+# the others fine-tune with a frozen encoder), then SAM MCL and SeqSAM; GED/D_avg side by side.
+demo-lesions: setup
+	$(call train_and_test_config,configs/medsam/medsam_synthetic-lesion.py)
+	$(PYTHON_VENV) tools/model_converters/mmsam2sam.py --overwrite \
+		"$$(cat work_dirs/medsam_synthetic-lesion/last_checkpoint)" \
+		checkpoints/tiny-medsam_synthetic-lesion.pth
+	$(call train_and_test_config,configs/sam_mcl/sam-mcl_synthetic-lesion.py)
+	$(call train_and_test_config,configs/seqsam/seqsam_synthetic-lesion.py)
+	$(PYTHON_VENV) tools/analysis_tools/compare_results.py work_dirs/medsam_synthetic-lesion \
+		work_dirs/sam-mcl_synthetic-lesion work_dirs/seqsam_synthetic-lesion
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests

@@ -1,13 +1,14 @@
-# SeqSAM M=3 with a tiny SAM-architecture ViT trained from scratch on the synthetic lesions
-# (CPU, minutes; no SAM weights): the same model, data, budget and seed as the SAM MCL and
-# MedSAM synthetic-lesion configs, so the three compare directly.
+# SeqSAM M=3 on the synthetic lesions (CPU, minutes), as the paper
+# fine-tunes on SAM/MedSAM weights: the tiny MedSAM trained on these data is the frozen encoder
+# and the initial decoder (make checkpoints/tiny-medsam_synthetic-lesion.pth first, see
+# configs/medsam/README.md). Same data, budget and seed as the other synthetic-lesion configs.
 _base_ = [
     '../_base_/models/seqsam_vit-b.py',
     '../_base_/models/sam_vit-tiny_128.py',
     '../_base_/datasets/synthetic_lesions.py',
-    '../_base_/schedules/synthetic_lesion_schedule.py',
+    '../_base_/schedules/synthetic_lesion_finetune_schedule.py',
     '../_base_/multi_annotator_runtime.py',
 ]
-model = {{_base_.sam_vit_tiny_128}}
+model = {{_base_.sam_vit_tiny_128_pretrained}}
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=5, save_best='GED', rule='less'))

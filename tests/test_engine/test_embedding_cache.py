@@ -22,7 +22,7 @@ from mmsam.engine.runner import build_runner
 from mmsam.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs' / 'sam_mcl' / 'sam-mcl_vit-tiny_synthetic-lesion.py'
+CONFIG = REPO / 'tests' / 'data' / 'configs' / 'sam-mcl_synthetic-lesion_random-weights.py'
 TINY_ENCODER = dict(type='SAMImageEncoder', img_size=32, frozen=True, checkpoint=None,
                     arch=dict(embed_dim=16, depth=1, num_heads=2, global_attn_indexes=(0,),
                               patch_size=8, window_size=4, out_chans=16))
@@ -318,7 +318,7 @@ def test_benchmark_trainable_encoder_and_inference(data_root, capsys):
     benchmark = load_benchmark()
     options = [f'{k}={v}' for k, v in data_options(data_root).items()]
     result = benchmark.main([str(CONFIG), '--iters', '2', '--warmup', '1', '--cfg-options',
-                             *options])  # the tiny config trains its encoder
+                             *options, 'model.backbone.frozen=False'])
     out = capsys.readouterr().out
     assert 'The embedding cache cannot apply: the encoder has trainable parameters' in out
     assert '(a) no cache' in out and '(c) cache warm' not in out

@@ -71,3 +71,18 @@ def test_compare_results_drops_the_shared_suffix(tmp_path, capsys):
                                        str(tmp_path / 'samed_tiny_abdomen')])
     header = capsys.readouterr().out.splitlines()[1]
     assert 'hsam Dice' in header and 'samed HD95' in header and 'abdomen' not in header
+
+
+def test_compare_results_set_metrics_one_row_per_run(tmp_path, capsys):
+    import json
+    for run, ged in (('medsam_lesion', 0.5), ('seqsam_lesion', 0.25)):
+        folder = tmp_path / run / '20260101_000000'
+        folder.mkdir(parents=True)
+        (folder / '20260101_000000.json').write_text(json.dumps(
+            {'GED': ged, 'D_avg': 61.234, 'D_max': 70.0, 'diversity': 0.1}))
+    load_tool('compare_results').main([str(tmp_path / 'medsam_lesion'),
+                                       str(tmp_path / 'seqsam_lesion')])
+    rows = capsys.readouterr().out.splitlines()
+    assert 'GED' in rows[1] and 'D_avg (%)' in rows[1]
+    assert 'medsam' in rows[3] and '0.5000' in rows[3] and '61.23' in rows[3]
+    assert 'seqsam' in rows[4] and '0.2500' in rows[4]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs' / 'sam_mcl' / 'sam-mcl_vit-tiny_synthetic-lesion.py'
+CONFIG = REPO / 'tests' / 'data' / 'configs' / 'sam-mcl_synthetic-lesion_random-weights.py'
 SPACING = 4  # HypothesisVisualizer's default gap between panels
 NUM_HYPOTHESES = 3  # SAM-MCL's outputs
 

@@ -21,7 +21,7 @@ from mmsam.registry import VISUALIZERS
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'configs' / 'sam_mcl' / 'sam-mcl_vit-tiny_synthetic-lesion.py'
+CONFIG = REPO / 'tests' / 'data' / 'configs' / 'sam-mcl_synthetic-lesion_random-weights.py'
 GRAY = 128
 BOX = (20, 30, 80, 100)  # x0, y0, x1, y1 in pixels of the 128 x 128 image
 

@@ -1,9 +1,12 @@
-"""Print the latest test results of several work dirs side by side, per class.
+"""Print the latest test results of several work dirs side by side.
 
     python tools/analysis_tools/compare_results.py work_dirs/samed_x work_dirs/hsam_x
+    python tools/analysis_tools/compare_results.py work_dirs/medsam_y work_dirs/seqsam_y
 
 Each work dir's newest ``<timestamp>/<timestamp>.json`` (written by ``tools/test.py``) is
-read; rows are the metric's classes, columns Dice (%) and HD95 for each run.
+read. Dice/HD95 results (``VolumeDiceHD95Metric``): rows are the classes, columns Dice (%) and
+HD95 for each run. Set metrics (``GEDMetric``): one row per run with GED, D_avg (%), D_max (%)
+and diversity.
 """
 import argparse
 import glob
@@ -37,6 +40,18 @@ def comparison_table(results):
     return table
 
 
+SET_METRICS = ('GED', 'D_avg', 'D_max', 'diversity')
+
+
+def set_metric_table(results):
+    """A PrettyTable with one row of GED, D_avg, D_max, diversity per run."""
+    table = PrettyTable(['run', 'GED', 'D_avg (%)', 'D_max (%)', 'diversity'])
+    for name, metrics in results.items():
+        table.add_row([name] + [f'{metrics[k]:.4f}' if k in ('GED', 'diversity') else
+                                f'{metrics[k]:.2f}' for k in SET_METRICS])
+    return table
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('work_dirs', nargs='+')
@@ -47,7 +62,10 @@ def main(argv=None):
     suffix = suffix[suffix.find('_'):] if '_' in suffix else ''
     results = {(n[:-len(suffix)] if suffix and n != suffix else n): latest_result(w)
                for n, w in zip(names, args.work_dirs)}
-    table = comparison_table(results)
+    if all('GED' in r for r in results.values()):
+        table = set_metric_table(results)
+    else:
+        table = comparison_table(results)
     print(table)
     return table
 

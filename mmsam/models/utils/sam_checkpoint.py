@@ -15,8 +15,11 @@ SAM_CHECKPOINT_HELP = (
     'Official SAM weights (sam_vit_b_01ec64.pth, sam_vit_l_0b3195.pth, sam_vit_h_4b8939.pth) are '
     'linked in the "Model Checkpoints" section of the segment-anything README '
     '(https://github.com/facebookresearch/segment-anything#model-checkpoints); MedSAM weights '
-    '(medsam_vit_b.pth) in the MedSAM README. Put the file at the configured path (by default '
-    'under checkpoints/), or set the path with --cfg-options.')
+    '(medsam_vit_b.pth) in the MedSAM README. A model trained with mmsam becomes such a file '
+    'with tools/model_converters/mmsam2sam.py (the synthetic-lesion configs start from '
+    'checkpoints/tiny-medsam_synthetic-lesion.pth made that way: see configs/medsam/README.md). '
+    'Put the file at the configured path (by default under checkpoints/), or set the path with '
+    '--cfg-options.')
 
 
 @lru_cache(maxsize=1)
