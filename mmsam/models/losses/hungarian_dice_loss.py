@@ -4,7 +4,7 @@ import torch.nn as nn
 from scipy.optimize import linear_sum_assignment
 
 from mmsam.registry import MODELS
-from .mask_dice_loss import pairwise_soft_dice_loss
+from .mask_dice_loss import pairwise_costs_per_sample
 
 
 def hungarian_match(cost):
@@ -52,14 +52,9 @@ class HungarianDiceLoss(nn.Module):
         Returns:
             Tensor: scalar loss.
         """
-        if target_valid is None:
-            target_valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
         losses = []
-        for i, (logits, masks, valid) in enumerate(zip(pred_logits, target, target_valid)):
-            if not valid.any():
-                raise ValueError(f'HungarianDiceLoss: sample {i} of the batch has no valid '
-                                 'annotation')
-            cost = pairwise_soft_dice_loss(logits, masks[valid], self.eps)
+        for cost in pairwise_costs_per_sample(pred_logits, target, target_valid, self.eps,
+                                              'HungarianDiceLoss'):
             rows, cols = hungarian_match(cost)
             losses.append(cost[rows, cols].mean())
         return self.loss_weight * torch.stack(losses).mean()

@@ -1,4 +1,5 @@
 """Soft Dice loss of binary masks (sigmoid probabilities), per mask and pairwise."""
+import torch
 import torch.nn as nn
 
 from mmsam.registry import MODELS
@@ -39,6 +40,29 @@ def pairwise_soft_dice_loss(logits, targets, eps=1.0):
     targets = targets.to(probs.dtype).flatten(1)
     overlap = probs @ targets.t()
     return 1 - (2 * overlap + eps) / (probs.sum(1)[:, None] + targets.sum(1)[None] + eps)
+
+
+def pairwise_costs_per_sample(pred_logits, target, target_valid, eps, loss_name):
+    """:func:`pairwise_soft_dice_loss` of each sample's predictions and valid annotations.
+
+    Args:
+        pred_logits (Tensor): (B, M, H, W) logits.
+        target (Tensor): (B, K, H, W) annotations in {0, 1}.
+        target_valid (Tensor | None): (B, K) bool, False for padding entries (None: all valid).
+        eps (float): Dice smoothing.
+        loss_name (str): the calling loss, named in the error.
+
+    Returns:
+        list[Tensor]: B cost matrices of shape (M, K_valid_b).
+    """
+    if target_valid is None:
+        target_valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
+    costs = []
+    for i, (logits, masks, valid) in enumerate(zip(pred_logits, target, target_valid)):
+        if not valid.any():
+            raise ValueError(f'{loss_name}: sample {i} of the batch has no valid annotation')
+        costs.append(pairwise_soft_dice_loss(logits, masks[valid], eps))
+    return costs
 
 
 @MODELS.register_module()

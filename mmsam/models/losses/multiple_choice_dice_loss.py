@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 
 from mmsam.registry import MODELS
-from .mask_dice_loss import pairwise_soft_dice_loss
+from .mask_dice_loss import pairwise_costs_per_sample
 
 
 @MODELS.register_module()
@@ -46,15 +46,9 @@ class MultipleChoiceDiceLoss(nn.Module):
         Returns:
             Tensor: scalar loss.
         """
-        if target_valid is None:
-            target_valid = torch.ones(target.shape[:2], dtype=torch.bool, device=target.device)
-        losses = []
-        for i, (logits, masks, valid) in enumerate(zip(pred_logits, target, target_valid)):
-            if not valid.any():
-                raise ValueError(f'MultipleChoiceDiceLoss: sample {i} of the batch has no valid '
-                                 'annotation')
-            cost = pairwise_soft_dice_loss(logits, masks[valid], self.eps)  # (M, K_valid)
-            losses.append((cost * self._weights(cost)).sum(0).mean())
+        losses = [(cost * self._weights(cost)).sum(0).mean()  # cost: (M, K_valid)
+                  for cost in pairwise_costs_per_sample(pred_logits, target, target_valid,
+                                                        self.eps, 'MultipleChoiceDiceLoss')]
         return self.loss_weight * torch.stack(losses).mean()
 
     def _weights(self, cost):

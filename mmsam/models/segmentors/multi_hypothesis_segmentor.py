@@ -22,6 +22,10 @@ class MultiHypothesisSegmentor(SAMSegmentor):
     - ``hypothesis_logits``: PixelData, ``data`` (M, H, W) float, only with
       ``test_cfg.return_logits=True``.
 
+    A head whose ``reads_image`` is True (e.g. :class:`PSAMHead` with ``net_input='image'``)
+    receives the preprocessed image after the features, ``feats + (inputs,)``, in training,
+    inference and ``_forward``.
+
     ``test_cfg`` keys: ``num_hypotheses`` (M; None = the head's default, and heads with a fixed
     number of outputs accept only theirs) and ``return_logits`` (bool).
 
@@ -39,9 +43,27 @@ class MultiHypothesisSegmentor(SAMSegmentor):
             raise TypeError(f'MultiHypothesisSegmentor needs a head with predict_hypotheses '
                             f'(e.g. MedSAMHead, SAMMCLHead), got {type(self.decode_head).__name__}')
 
+    def head_inputs(self, inputs, data_samples=None):
+        """The head's inputs: the features, and the (B, 3, H, W) image when the head
+        ``reads_image``."""
+        feats = self.extract_feat(inputs, data_samples)
+        if getattr(self.decode_head, 'reads_image', False):
+            return tuple(feats) + (inputs,)
+        return feats
+
+    def loss(self, inputs, data_samples):
+        """Training losses: ``dict[str, Tensor]`` with keys prefixed ``decode.``."""
+        losses = self.decode_head.loss(self.head_inputs(inputs, data_samples), data_samples,
+                                       self.train_cfg)
+        return {f'decode.{k}': v for k, v in losses.items()}
+
+    def _forward(self, inputs, data_samples=None):
+        """Raw head output (for tracing and FLOP counting)."""
+        return self.decode_head.forward(self.head_inputs(inputs), data_samples)
+
     def predict_hypotheses(self, inputs, data_samples):
         """Hypothesis logits at the network input size: (B, M, H, W)."""
-        feats = self.extract_feat(inputs, data_samples)
+        feats = self.head_inputs(inputs, data_samples)
         logits = self.decode_head.predict_hypotheses(feats, data_samples,
                                                      self.test_cfg.get('num_hypotheses'))
         if logits.shape[-2:] != inputs.shape[-2:]:

@@ -1,0 +1,193 @@
+"""PSAMHead: the deterministic limit, latent sampling, the variational loss, KL warm-up, errors."""
+import pytest
+import torch
+from mmengine.structures import PixelData
+
+import mmsam.models.decode_heads.psam_head  # noqa: F401 (registers PSAMHead)
+from conftest import TINY_IMG
+from conftest import tiny_box_prompt_segmentor_cfg as segmentor_cfg
+from mmsam.registry import MODELS
+from test_box_prompt_heads import WIDTH, build_head, head_cfg, sample
+
+BOXES = [[3., 4., 20., 25.], [10., 0., 31., 12.]]
+
+
+def psam(checkpoint=None, **kwargs):
+    kwargs.setdefault('net_input', 'embedding')
+    kwargs.setdefault('net_channels', (8, 16))
+    head = MODELS.build(head_cfg('MedSAMHead', checkpoint, **kwargs) | dict(type='PSAMHead'))
+    head.init_weights()
+    return head
+
+
+def embedding_and_image(batch=2):
+    torch.manual_seed(0)
+    return torch.randn(batch, WIDTH, 8, 8), torch.randn(batch, 3, TINY_IMG, TINY_IMG)
+
+
+def inputs_for(head, emb, img):
+    return (emb, img) if head.reads_image else (emb,)
+
+
+def training_samples():
+    gt = torch.zeros(TINY_IMG, TINY_IMG)
+    gt[10:30, 12:40] = 1
+    return [sample([6., 5., 20., 15.], gt=gt, ori=TINY_IMG),
+            sample([2., 3., 30., 31.], gt=gt.flip(0), ori=TINY_IMG)]
+
+
+def randomise_latent_mlp(head):
+    torch.manual_seed(1)
+    with torch.no_grad():
+        head.latent_to_prompt[-1].weight.normal_(0, 1.0)
+
+
+@pytest.mark.parametrize('net_input', ['image', 'embedding'])
+def test_deterministic_limit_equals_medsam(tiny_sam_checkpoint, net_input):
+    medsam = build_head('MedSAMHead', tiny_sam_checkpoint)
+    off = psam(tiny_sam_checkpoint, use_latent=False, net_input=net_input).eval()
+    on = psam(tiny_sam_checkpoint, net_input=net_input).eval()  # zero-initialised z -> prompt
+    assert not off.reads_image and on.reads_image == (net_input == 'image')
+    assert not hasattr(off, 'prior_net')
+    emb, img = embedding_and_image()
+    samples = [sample(b) for b in BOXES]
+    with torch.no_grad():
+        ref = medsam((emb,), samples)
+        torch.testing.assert_close(off.predict_hypotheses((emb,), samples, 3),
+                                   ref.expand(-1, 3, -1, -1), rtol=0, atol=0)
+        untrained = on.predict_hypotheses(inputs_for(on, emb, img), samples, 4)
+    assert untrained.shape == (2, 4, 32, 32)
+    torch.testing.assert_close(untrained, ref.expand(-1, 4, -1, -1), atol=1e-5, rtol=1e-4)
+
+
+def test_different_latents_give_different_masks_and_sample_order_is_kept(tiny_sam_checkpoint):
+    head = psam(tiny_sam_checkpoint).eval()
+    randomise_latent_mlp(head)
+    emb, _ = embedding_and_image()
+    samples = [sample(b) for b in BOXES]
+    z = torch.randn(2, 3, 6)
+    z[:, 2] = z[:, 0]
+    with torch.no_grad():
+        out = head((emb,), samples, z=z)
+        for i in range(2):  # the batched call decodes (image i, z[i, m]) pairs
+            one = head((emb[i:i + 1],), samples[i:i + 1], z=z[i:i + 1, 1:2])
+            torch.testing.assert_close(out[i:i + 1, 1:2], one, atol=1e-5, rtol=1e-4)
+        sampled = head.predict_hypotheses((emb,), samples, 5)
+    assert (out[:, 0] - out[:, 1]).abs().max() > 1e-2
+    torch.testing.assert_close(out[:, 0], out[:, 2])
+    assert ((sampled[:, 0] > 0) != (sampled[:, 1] > 0)).any()
+
+
+def test_dense_modulation_option(tiny_sam_checkpoint):
+    emb, _ = embedding_and_image(1)
+    z = torch.randn(1, 1, 6)
+    outs = []
+    for dense in (False, True):
+        head = psam(tiny_sam_checkpoint, modulate_dense=dense).eval()
+        randomise_latent_mlp(head)
+        with torch.no_grad():
+            outs.append(head((emb,), [sample(BOXES[0])], z=z))
+    assert (outs[0] - outs[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize('net_input', ['image', 'embedding'])
+def test_m_hypotheses_cost_one_encoder_pass(net_input):
+    cfg = segmentor_cfg('MedSAMHead', num_hypotheses=7, return_logits=True)
+    cfg['decode_head'].update(type='PSAMHead', net_input=net_input, net_channels=(8, 16))
+    model = MODELS.build(cfg).eval()
+    randomise_latent_mlp(model.decode_head)
+    encoder_calls, decoder_calls, net_inputs = [], [], []
+    model.backbone.register_forward_hook(lambda *args: encoder_calls.append(1))
+    model.decode_head.mask_decoder.register_forward_hook(lambda *a: decoder_calls.append(1))
+    model.decode_head.prior_net.register_forward_hook(
+        lambda mod, args, out: net_inputs.append(args[0].shape))
+    decode_inputs = []
+    original = model.decode_head.mask_decoder.predict
+    model.decode_head.mask_decoder.predict = lambda e, *a: decode_inputs.append(
+        e.shape) or original(e, *a)
+    data = [sample(b, ori=40) for b in BOXES]
+    for s in data:
+        s.gt_annotations = PixelData(data=torch.zeros(4, 40, 40, dtype=torch.uint8))
+    with torch.no_grad():
+        out = model.predict(torch.randn(2, 3, TINY_IMG, TINY_IMG), data)
+    assert len(encoder_calls) == 1 and decode_inputs == [(14, WIDTH, 8, 8)]
+    expected = (2, 3, TINY_IMG, TINY_IMG) if net_input == 'image' else (2, WIDTH, 8, 8)
+    assert net_inputs == [expected]
+    for s in out:
+        assert s.pred_hypotheses.data.shape == (7, 40, 40)
+        logits = s.hypothesis_logits.data
+        assert (logits[0] - logits[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize('net_input', ['image', 'embedding'])
+def test_loss_is_dice_bce_plus_beta_kl_and_trains_every_part(net_input, monkeypatch):
+    cfg = segmentor_cfg('MedSAMHead')
+    cfg['decode_head'].update(type='PSAMHead', net_input=net_input, net_channels=(8, 16),
+                              beta=3.0)
+    model = MODELS.build(cfg).train()
+    head = model.decode_head
+    randomise_latent_mlp(head)
+    captured = {}
+    original = head.posterior_net.forward
+
+    def spy(x):
+        captured['x'] = x
+        captured['q'] = original(x)
+        return captured['q']
+
+    monkeypatch.setattr(head.posterior_net, 'forward', spy)
+    torch.manual_seed(0)
+    losses = model.loss(torch.randn(2, 3, TINY_IMG, TINY_IMG), training_samples())
+    assert set(losses) == {'decode.loss_dice', 'decode.loss_bce', 'decode.loss_kl',
+                           'decode.kl', 'decode.kl_beta'}
+    torch.testing.assert_close(losses['decode.loss_kl'], 3.0 * losses['decode.kl'])
+    assert losses['decode.kl_beta'].item() == 3.0 and losses['decode.kl'] > 0
+    # the posterior reads the prompted annotation as its last channel
+    x = captured['x']
+    assert x.shape[1] == (4 if net_input == 'image' else WIDTH + 1)
+    if net_input == 'image':
+        torch.testing.assert_close(x[0, -1], training_samples()[0].gt_sem_seg.data[0].float())
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    for part in (head.prior_net, head.posterior_net, head.latent_to_prompt, head.mask_decoder):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    assert head.kl_iter.item() == 1
+
+
+def test_kl_warmup_is_linear_and_survives_a_checkpoint():
+    head = psam(beta=10.0, kl_warmup_iters=4).train()
+    emb, _ = embedding_and_image()
+    betas = [head.loss((emb,), training_samples(), None)['kl_beta'].item() for _ in range(6)]
+    assert betas == pytest.approx([0., 2.5, 5., 7.5, 10., 10.])
+    state = {k: v.clone() for k, v in head.state_dict().items()}
+    assert state['kl_iter'].item() == 6
+    resumed = psam(beta=10.0, kl_warmup_iters=4)
+    state['kl_iter'].fill_(2)
+    resumed.load_state_dict(state)
+    assert resumed.current_beta() == 5.0
+    head.eval()
+    head.loss((emb,), training_samples(), None)  # validation losses do not count
+    assert head.kl_iter.item() == 6
+    assert psam(beta=10.0).current_beta() == 10.0
+
+
+def test_bad_configuration_and_data_are_clear_errors():
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match='latent_dim'):
+            psam(latent_dim=bad)
+    with pytest.raises(ValueError, match='net_input'):
+        psam(net_input='pixels')
+    with pytest.raises(ValueError, match='num_hypotheses'):
+        psam(num_hypotheses=0)
+    head = psam().eval()
+    emb, img = embedding_and_image(1)
+    with pytest.raises(ValueError, match='>= 1'):
+        head.predict_hypotheses((emb,), [sample(BOXES[0])], 0)
+    with pytest.raises(KeyError, match='gt_sem_seg'):
+        head.loss((emb,), [sample(BOXES[0])], None)
+    image_head = psam(net_input='image')
+    with pytest.raises(ValueError, match='MultiHypothesisSegmentor'):
+        image_head.predict_hypotheses((emb,), [sample(BOXES[0])], 2)
+    cfg = segmentor_cfg('MedSAMHead', num_hypotheses=0)
+    cfg['decode_head'].update(type='PSAMHead')
+    with pytest.raises(ValueError, match='num_hypotheses'):
+        MODELS.build(cfg)
