@@ -9,6 +9,7 @@ from mmsam.registry import MODELS
 from .box_prompt_head import BoxPromptHead
 
 NET_INPUTS = ('image', 'embedding')
+TRAIN_TARGETS = ('prompted', 'any_annotation')
 
 
 @MODELS.register_module()
@@ -23,8 +24,10 @@ class PSAMHead(BoxPromptHead):
     prompt width and added to both box-corner tokens (and, with ``modulate_dense``, to every
     position of the dense prompt). The mask is token 0 of SAM's decoder, as in MedSAM.
 
-    Training: y is the annotation the box was drawn from (``gt_sem_seg``; the pipeline draws
-    it at random from the readers every time the image is loaded), z ~ q(z | x, y)
+    Training: y is one annotation per step (``train_target``): the one the box was drawn
+    from (``'prompted'``, as the public code: the pipeline draws it at random among the
+    non-empty readers each time the image is loaded), or any reader's, drawn independently of
+    the box (``'any_annotation'``, empty masks included), z ~ q(z | x, y)
     (reparameterised), loss = ``loss_decode`` (Dice + BCE against y) + beta_t * KL(q || p),
     with beta_t = beta * min(1, t / kl_warmup_iters) over the training iterations t (counted
     in a buffer saved with the checkpoint, so a resumed run continues the warm-up). The loss
@@ -60,6 +63,7 @@ class PSAMHead(BoxPromptHead):
         kl_warmup_iters (int): linear warm-up of beta over this many training iterations (0:
             none).
         use_latent (bool): False gives the deterministic box-prompted model.
+        train_target (str): ``'prompted'`` or ``'any_annotation'`` (see above).
         num_hypotheses (int): default M at test time.
         **kwargs: :class:`BoxPromptHead` arguments.
     """
@@ -67,7 +71,11 @@ class PSAMHead(BoxPromptHead):
     def __init__(self, prompt_encoder, mask_decoder, loss_decode, latent_dim=6,
                  net_input='image', net_channels=(32, 64, 128), net_input_size=None,
                  image_channels=3, log_std_range=(-5., 2.), modulate_dense=False, beta=10.0,
-                 kl_warmup_iters=0, use_latent=True, num_hypotheses=16, **kwargs):
+                 kl_warmup_iters=0, use_latent=True, train_target='prompted', num_hypotheses=16,
+                 **kwargs):
+        if train_target not in TRAIN_TARGETS:
+            raise ValueError(f'PSAMHead: train_target must be one of {TRAIN_TARGETS}, got '
+                             f'{train_target!r}')
         if isinstance(latent_dim, bool) or int(latent_dim) != latent_dim or latent_dim < 1:
             raise ValueError(f'PSAMHead: latent_dim must be an integer >= 1, got {latent_dim!r}'
                              ' (to switch the latent variable off, set use_latent=False)')
@@ -83,6 +91,7 @@ class PSAMHead(BoxPromptHead):
         super().__init__(prompt_encoder, mask_decoder, loss_decode,
                          num_hypotheses=num_hypotheses, **kwargs)
         self.latent_dim, self.net_input, self.use_latent = int(latent_dim), net_input, use_latent
+        self.train_target = train_target
         self.net_input_size = None if net_input_size is None else int(net_input_size)
         self.modulate_dense, self.beta = bool(modulate_dense), float(beta)
         self.kl_warmup_iters, self.image_channels = int(kl_warmup_iters), int(image_channels)
@@ -133,19 +142,32 @@ class PSAMHead(BoxPromptHead):
                               align_corners=False)
         return x
 
-    def posterior_annotations(self, batch_data_samples, size):
-        """The prompted annotation as a fraction of each cell of ``size``: (B, 1, H', W')."""
+    def training_targets(self, batch_data_samples):
+        """Each sample's training target y at the network input size: (B, 1, H, W) in {0, 1}.
+
+        ``train_target='prompted'``: the annotation the box was drawn from (``gt_sem_seg``);
+        ``'any_annotation'``: one of the sample's annotations drawn uniformly at every step
+        (empty ones included), whatever the box came from.
+        """
+        field = 'gt_sem_seg' if self.train_target == 'prompted' else 'gt_annotations'
         for sample in batch_data_samples:
-            if 'gt_sem_seg' not in sample:
+            if field not in sample:
                 raise KeyError(
-                    f'PSAMHead trains its posterior q(z | image, annotation) on the prompted '
-                    f'annotation, but the sample of {sample.metainfo.get("img_path")} has no '
-                    'gt_sem_seg: add BoxPromptFromAnnotation (which sets it) to the training '
+                    f'PSAMHead trains its posterior q(z | image, annotation) on an annotation '
+                    f'(train_target={self.train_target!r}), but the sample of '
+                    f'{sample.metainfo.get("img_path")} has no {field}: add '
+                    'BoxPromptFromAnnotation and PackMultiAnnotatorInputs to the training '
                     'pipeline')
             self._check_unpadded(sample)
-        labels = (self._stack_batch_gt(batch_data_samples) == 1).float()
-        # area: an embedding-sized grid keeps how much of each cell is annotated
-        return F.interpolate(labels, size=size, mode='area')
+        if self.train_target == 'prompted':
+            return (self._stack_batch_gt(batch_data_samples) == 1).float()
+        targets = []
+        for sample in batch_data_samples:
+            annotations = sample.gt_annotations.data
+            chosen = annotations[int(torch.randint(len(annotations), ()))].float()
+            targets.append(F.interpolate(chosen[None, None], size=sample.img_shape[:2],
+                                         mode='nearest')[0])
+        return torch.stack(targets)
 
     def decode(self, embedding, sparse, dense, z=None):
         """SAM's single-mask output with the prompts shifted by the projected latent.
@@ -224,16 +246,19 @@ class PSAMHead(BoxPromptHead):
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
         if not self.use_latent:
             logits = self.decode(embedding, sparse, dense)[:, 0]
-            return self.sum_losses(logits, self.prompted_targets(batch_data_samples,
-                                                                 logits.shape[-2:]))
+            target = self.training_targets(batch_data_samples).to(logits.device)
+            return self.sum_losses(logits, F.interpolate(target, size=logits.shape[-2:],
+                                                         mode='nearest')[:, 0])
         x = self.net_features(embedding, image)
-        annotation = self.posterior_annotations(batch_data_samples, x.shape[-2:])
+        target = self.training_targets(batch_data_samples).to(x.device)
+        # area: an embedding-sized grid keeps how much of each cell is annotated
+        annotation = F.interpolate(target, size=x.shape[-2:], mode='area')
         mu_p, log_std_p = self.prior_net(x)
         mu_q, log_std_q = self.posterior_net(torch.cat([x, annotation], dim=1))
         z = mu_q + log_std_q.exp() * torch.randn_like(mu_q)
         logits = self.decode(embedding, sparse, dense, z)[:, 0]
-        losses = self.sum_losses(logits, self.prompted_targets(batch_data_samples,
-                                                               logits.shape[-2:]))
+        losses = self.sum_losses(logits, F.interpolate(target, size=logits.shape[-2:],
+                                                       mode='nearest')[:, 0])
         kl = self.loss_kl(mu_q, log_std_q, mu_p, log_std_p)
         beta = self.current_beta()
         losses[self.loss_kl.loss_name] = beta * kl

@@ -1,3 +1,4 @@
+from .latent_gaussian_encoder import LatentGaussianEncoder
 from .sam_mask_decoder import SAMMaskDecoder
 
-__all__ = ['SAMMaskDecoder']
+__all__ = ['LatentGaussianEncoder', 'SAMMaskDecoder']

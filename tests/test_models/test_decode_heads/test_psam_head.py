@@ -3,7 +3,6 @@ import pytest
 import torch
 from mmengine.structures import PixelData
 
-import mmsam.models.decode_heads.psam_head  # noqa: F401 (registers PSAMHead)
 from conftest import TINY_IMG
 from conftest import tiny_box_prompt_segmentor_cfg as segmentor_cfg
 from mmsam.registry import MODELS
@@ -191,3 +190,18 @@ def test_bad_configuration_and_data_are_clear_errors():
     cfg['decode_head'].update(type='PSAMHead')
     with pytest.raises(ValueError, match='num_hypotheses'):
         MODELS.build(cfg)
+
+
+def test_any_annotation_target_draws_among_all_readers(monkeypatch):
+    head = psam(train_target='any_annotation')
+    annotations = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    annotations[1, 4:12, 4:12] = 1  # reader 2 drew a square; readers 1 and 3 nothing
+    data = [sample([4., 4., 11., 11.], annotations=annotations)]
+    draws = iter([1, 0])
+    monkeypatch.setattr(torch, 'randint', lambda high, size: torch.tensor(next(draws)))
+    square = head.training_targets(data)
+    assert square.shape == (1, 1, TINY_IMG, TINY_IMG)  # at the input size (32 -> 64 px)
+    assert square.sum() == 16 * 16
+    assert head.training_targets(data).sum() == 0  # an empty reader is a target too
+    with pytest.raises(ValueError, match='train_target'):
+        psam(train_target='prompt')
