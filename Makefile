@@ -36,6 +36,9 @@ endef
 # Ambiguous segmentation on the synthetic lesions (4 disagreeing readers): the tiny MedSAM
 # trained from scratch (the deterministic baseline and, exported in SAM's layout, the weights
 # the others fine-tune with a frozen encoder), then SAM MCL and SeqSAM; GED/D_avg side by side.
+# One thread: the float summation order, hence every number, is then the same on any machine
+# (the tables in configs/README.md were made so).
+demo-lesions: export OMP_NUM_THREADS = 1
 demo-lesions: setup
 	$(call train_and_test_config,configs/medsam/medsam_synthetic-lesion.py)
 	$(PYTHON_VENV) tools/model_converters/mmsam2sam.py --overwrite \
