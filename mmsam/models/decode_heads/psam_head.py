@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mmsam.models.losses.kl_divergence_loss import KLDivergenceLoss
+from mmsam.models.losses.kl_divergence_loss import KLDivergenceLoss, diagonal_gaussian_kl
 from mmsam.models.utils.latent_gaussian_encoder import LatentGaussianEncoder
 from mmsam.registry import MODELS
 from .box_prompt_head import BoxPromptHead
@@ -62,6 +62,8 @@ class PSAMHead(BoxPromptHead):
         beta (float): weight of the KL term (pSAM: 10).
         kl_warmup_iters (int): linear warm-up of beta over this many training iterations (0:
             none).
+        kl_free_bits (float): nats per latent dimension below which the KL gives no gradient
+            (see :class:`KLDivergenceLoss`; 0: the plain KL, as the public code).
         use_latent (bool): False gives the deterministic box-prompted model.
         train_target (str): ``'prompted'`` or ``'any_annotation'`` (see above).
         num_hypotheses (int): default M at test time.
@@ -71,8 +73,8 @@ class PSAMHead(BoxPromptHead):
     def __init__(self, prompt_encoder, mask_decoder, loss_decode, latent_dim=6,
                  net_input='image', net_channels=(32, 64, 128), net_input_size=None,
                  image_channels=3, log_std_range=(-5., 2.), modulate_dense=False, beta=10.0,
-                 kl_warmup_iters=0, use_latent=True, train_target='prompted', num_hypotheses=16,
-                 **kwargs):
+                 kl_warmup_iters=0, kl_free_bits=0.0, use_latent=True, train_target='prompted',
+                 num_hypotheses=16, **kwargs):
         if train_target not in TRAIN_TARGETS:
             raise ValueError(f'PSAMHead: train_target must be one of {TRAIN_TARGETS}, got '
                              f'{train_target!r}')
@@ -95,7 +97,7 @@ class PSAMHead(BoxPromptHead):
         self.net_input_size = None if net_input_size is None else int(net_input_size)
         self.modulate_dense, self.beta = bool(modulate_dense), float(beta)
         self.kl_warmup_iters, self.image_channels = int(kl_warmup_iters), int(image_channels)
-        self.loss_kl = KLDivergenceLoss()  # weight 1: beta_t multiplies it
+        self.loss_kl = KLDivergenceLoss(free_bits=kl_free_bits)  # weight 1: beta_t multiplies it
         # training iterations seen, for the KL warm-up; a buffer, so checkpoints keep it
         self.register_buffer('kl_iter', torch.zeros((), dtype=torch.long))
         if not use_latent:
@@ -259,10 +261,10 @@ class PSAMHead(BoxPromptHead):
         logits = self.decode(embedding, sparse, dense, z)[:, 0]
         losses = self.sum_losses(logits, F.interpolate(target, size=logits.shape[-2:],
                                                        mode='nearest')[:, 0])
-        kl = self.loss_kl(mu_q, log_std_q, mu_p, log_std_p)
         beta = self.current_beta()
-        losses[self.loss_kl.loss_name] = beta * kl
-        losses['kl'] = kl.detach()
+        losses[self.loss_kl.loss_name] = beta * self.loss_kl(mu_q, log_std_q, mu_p, log_std_p)
+        kl = diagonal_gaussian_kl(mu_q, log_std_q, mu_p, log_std_p).sum(-1).mean()
+        losses['kl'] = kl.detach()  # without free bits
         losses['kl_beta'] = kl.new_tensor(beta)
         if self.training:
             self.kl_iter += 1

@@ -29,13 +29,21 @@ class KLDivergenceLoss(nn.Module):
     Gradient flows into both distributions: the posterior is pulled towards the prior and the
     prior towards the posterior.
 
+    ``free_bits`` = lambda > 0 floors each latent dimension's batch-mean KL at lambda nats
+    ("free bits", Kingma et al., NeurIPS 2016): a dimension below it gets no gradient from the
+    KL, so the KL alone cannot drive the posterior onto the prior (posterior collapse).
+
     Args:
+        free_bits (float): lambda >= 0, in nats per latent dimension (0: the plain KL).
         loss_weight (float): multiplier (pSAM's beta lives in :class:`PSAMHead`, keep 1 there).
         loss_name (str): key in the loss dict (must start with ``loss_``).
     """
 
-    def __init__(self, loss_weight=1.0, loss_name='loss_kl'):
+    def __init__(self, free_bits=0.0, loss_weight=1.0, loss_name='loss_kl'):
         super().__init__()
+        if free_bits < 0:
+            raise ValueError(f'KLDivergenceLoss: free_bits must be >= 0, got {free_bits}')
+        self.free_bits = float(free_bits)
         self.loss_weight, self._loss_name = loss_weight, loss_name
 
     def forward(self, mu_q, log_std_q, mu_p, log_std_p):
@@ -48,8 +56,8 @@ class KLDivergenceLoss(nn.Module):
             raise ValueError(f'KLDivergenceLoss: means and log-stds must have the same shapes, '
                              f'got q {tuple(mu_q.shape)}/{tuple(log_std_q.shape)} and p '
                              f'{tuple(mu_p.shape)}/{tuple(log_std_p.shape)}')
-        kl = diagonal_gaussian_kl(mu_q, log_std_q, mu_p, log_std_p)
-        return self.loss_weight * kl.sum(-1).mean()
+        kl = diagonal_gaussian_kl(mu_q, log_std_q, mu_p, log_std_p).flatten(0, -2).mean(0)
+        return self.loss_weight * kl.clamp_min(self.free_bits).sum()
 
     @property
     def loss_name(self):

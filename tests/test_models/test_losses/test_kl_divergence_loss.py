@@ -35,3 +35,16 @@ def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match='same shapes'):
         KLDivergenceLoss()(torch.zeros(2, 6), torch.zeros(2, 5), torch.zeros(2, 6),
                            torch.zeros(2, 6))
+
+
+def test_free_bits_floor_each_dimension_and_stop_its_gradient():
+    from mmsam.models.losses import diagonal_gaussian_kl
+    mu_q = torch.tensor([[0.1, 2.0], [-0.1, 2.0]], requires_grad=True)
+    zeros = torch.zeros(2, 2)
+    per_dim = diagonal_gaussian_kl(mu_q, zeros, zeros, zeros).mean(0)  # [0.005, 2.0]
+    loss = MODELS.build(dict(type='KLDivergenceLoss', free_bits=0.5))(mu_q, zeros, zeros, zeros)
+    assert loss.item() == pytest.approx(0.5 + per_dim[1].item())
+    loss.backward()
+    assert mu_q.grad[:, 0].abs().sum() == 0 and mu_q.grad[:, 1].abs().sum() > 0
+    with pytest.raises(ValueError, match='free_bits'):
+        MODELS.build(dict(type='KLDivergenceLoss', free_bits=-1))
