@@ -36,7 +36,7 @@ class PSAMHead(BoxPromptHead):
     Inference: M samples z ~ p(z | x) give M hypotheses; the image is encoded once and the
     decoder runs once on a batch of B * M (embedding, prompt) pairs.
 
-    The MLP's last layer starts at zero, so before training every z gives exactly the
+    The MLP's last layer starts at zero (by default), so before training every z gives the
     deterministic box-prompted mask (:class:`MedSAMHead` with the same weights); with
     ``use_latent=False`` the prior/posterior nets are not built and the head *is* that model
     (M copies of its mask at test time).
@@ -66,6 +66,8 @@ class PSAMHead(BoxPromptHead):
             (see :class:`KLDivergenceLoss`; 0: the plain KL, as the public code).
         use_latent (bool): False gives the deterministic box-prompted model.
         train_target (str): ``'prompted'`` or ``'any_annotation'`` (see above).
+        zero_init_latent_mlp (bool): start the z -> prompt MLP's last layer at zero (see
+            below); False keeps PyTorch's random init, so z moves the mask from the start.
         num_hypotheses (int): default M at test time.
         **kwargs: :class:`BoxPromptHead` arguments.
     """
@@ -74,7 +76,7 @@ class PSAMHead(BoxPromptHead):
                  net_input='image', net_channels=(32, 64, 128), net_input_size=None,
                  image_channels=3, log_std_range=(-5., 2.), modulate_dense=False, beta=10.0,
                  kl_warmup_iters=0, kl_free_bits=0.0, use_latent=True, train_target='prompted',
-                 num_hypotheses=16, **kwargs):
+                 zero_init_latent_mlp=True, num_hypotheses=16, **kwargs):
         if train_target not in TRAIN_TARGETS:
             raise ValueError(f'PSAMHead: train_target must be one of {TRAIN_TARGETS}, got '
                              f'{train_target!r}')
@@ -110,9 +112,9 @@ class PSAMHead(BoxPromptHead):
                                                    net_channels, log_std_range)
         self.latent_to_prompt = nn.Sequential(nn.Linear(self.latent_dim, width), nn.ReLU(),
                                               nn.Linear(width, width))
-        # zero: before training every z gives the deterministic box-prompted mask
-        nn.init.zeros_(self.latent_to_prompt[-1].weight)
-        nn.init.zeros_(self.latent_to_prompt[-1].bias)
+        if zero_init_latent_mlp:  # before training every z gives the deterministic mask
+            nn.init.zeros_(self.latent_to_prompt[-1].weight)
+            nn.init.zeros_(self.latent_to_prompt[-1].bias)
 
     @property
     def reads_image(self):

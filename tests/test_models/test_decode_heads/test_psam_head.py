@@ -205,3 +205,13 @@ def test_any_annotation_target_draws_among_all_readers(monkeypatch):
     assert head.training_targets(data).sum() == 0  # an empty reader is a target too
     with pytest.raises(ValueError, match='train_target'):
         psam(train_target='prompt')
+
+
+def test_random_init_of_the_latent_mlp_makes_z_matter_from_the_start():
+    emb, _ = embedding_and_image(1)
+    z = torch.randn(1, 2, 6)
+    with torch.no_grad():
+        zero = psam().eval()((emb,), [sample(BOXES[0])], z=z)
+        random = psam(zero_init_latent_mlp=False).eval()((emb,), [sample(BOXES[0])], z=z)
+    torch.testing.assert_close(zero[:, 0], zero[:, 1])
+    assert (random[:, 0] - random[:, 1]).abs().max() > 1e-4
