@@ -2,4 +2,5 @@
 # every annotator, hypothesis and the consensus (tools/test.py --show-dir, val during training).
 _base_ = ['./default_runtime.py']
 visualizer = dict(type='HypothesisVisualizer')
-default_hooks = dict(visualization=dict(type='HypothesisVisualizationHook'))
+# With --show-dir every test image gets its picture (interval 1); drawing is off otherwise.
+default_hooks = dict(visualization=dict(type='HypothesisVisualizationHook', interval=1))
