@@ -1,26 +1,12 @@
 """Grid pictures of multi-hypothesis predictions during validation and testing."""
 import os.path as osp
 
-import cv2
-import numpy as np
 from mmengine.logging import print_log
 from mmseg.engine.hooks import SegVisualizationHook
 
 from mmsam.registry import HOOKS
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
-
-
-def batch_image(image, ori_shape):
-    """The un-normalised (C, h, w) input tensor of one sample as an RGB uint8 image at
-    ``ori_shape`` (the frame of its masks and prompt box)."""
-    img = image.detach().cpu().float().numpy().transpose(1, 2, 0)
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
-    height, width = ori_shape[:2]
-    if img.shape[:2] != (height, width):
-        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
-    return img
+from .slice_visualization_hook import batch_image
 
 
 @HOOKS.register_module()

@@ -6,6 +6,19 @@ from mmseg.engine.hooks import SegVisualizationHook
 from mmsam.registry import HOOKS
 
 
+def batch_image(image, ori_shape):
+    """The un-normalised (C, h, w) input tensor of one sample as an RGB uint8 image at
+    ``ori_shape`` (the frame of its labels)."""
+    img = image.detach().cpu().float().numpy().transpose(1, 2, 0)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    height, width = ori_shape[:2]
+    if img.shape[:2] != (height, width):
+        img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    return img
+
+
 @HOOKS.register_module()
 class SliceVisualizationHook(SegVisualizationHook):
     """mmseg's ``SegVisualizationHook`` drawing on the batch's own input images.
@@ -26,13 +39,7 @@ class SliceVisualizationHook(SegVisualizationHook):
         if not self.every_n_inner_iters(batch_idx, self.interval):
             return
         for image, output in zip(data_batch['inputs'], outputs):
-            img = image.detach().cpu().numpy().transpose(1, 2, 0)
-            img = np.clip(img, 0, 255).astype(np.uint8)
-            if img.shape[-1] == 1:
-                img = np.repeat(img, 3, axis=-1)
-            height, width = output.ori_shape[:2]
-            if img.shape[:2] != (height, width):
-                img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+            img = batch_image(image, output.ori_shape)
             name = output.get('case_id', 'image')
             if 'slice_index' in output:
                 name = f'{name}_slice{output.slice_index:03d}'

@@ -5,6 +5,19 @@ import torch.nn.functional as F
 from .sam_decode_head import SAMDecodeHead
 
 
+def mean_probability_logit(hypothesis_logits):
+    """The logit of the hypotheses' mean foreground probability.
+
+    Args:
+        hypothesis_logits (Tensor): (B, M, H, W) logits.
+
+    Returns:
+        Tensor: (B, 1, H, W) logits (probabilities clamped to [1e-6, 1 - 1e-6]).
+    """
+    mean_prob = hypothesis_logits.sigmoid().mean(1, keepdim=True)
+    return torch.logit(mean_prob.clamp(1e-6, 1 - 1e-6))
+
+
 class BoxPromptHead(SAMDecodeHead):
     """SAM's prompt encoder and mask decoder prompted with one box per image.
 
@@ -129,7 +142,6 @@ class BoxPromptHead(SAMDecodeHead):
         (mmseg's single-output interface; :class:`MultiHypothesisSegmentor` uses
         :meth:`predict_hypotheses`.)
         """
-        logits = self.predict_hypotheses(inputs, batch_data_samples)
-        mean_prob = logits.sigmoid().mean(1, keepdim=True).clamp(1e-6, 1 - 1e-6)
-        return self.predict_by_feat(torch.logit(mean_prob),
-                                    [s.metainfo for s in batch_data_samples])
+        return self.predict_by_feat(
+            mean_probability_logit(self.predict_hypotheses(inputs, batch_data_samples)),
+            [s.metainfo for s in batch_data_samples])

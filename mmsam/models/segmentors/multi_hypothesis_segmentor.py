@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 
 from mmsam.registry import MODELS
+from ..decode_heads.box_prompt_head import mean_probability_logit
 from .sam_segmentor import SAMSegmentor
 
 
@@ -23,8 +24,7 @@ class MultiHypothesisSegmentor(SAMSegmentor):
       ``test_cfg.return_logits=True``.
 
     A head whose ``reads_image`` is True (e.g. :class:`PSAMHead` with ``net_input='image'``)
-    receives the preprocessed image after the features, ``feats + (inputs,)``, in training,
-    inference and ``_forward``.
+    receives the preprocessed image after the features (see ``SAMSegmentor.head_inputs``).
 
     ``test_cfg`` keys: ``num_hypotheses`` (M; None = the head's default, and heads with a fixed
     number of outputs accept only theirs) and ``return_logits`` (bool).
@@ -43,24 +43,6 @@ class MultiHypothesisSegmentor(SAMSegmentor):
             raise TypeError(f'MultiHypothesisSegmentor needs a head with predict_hypotheses '
                             f'(e.g. MedSAMHead, SAMMCLHead), got {type(self.decode_head).__name__}')
 
-    def head_inputs(self, inputs, data_samples=None):
-        """The head's inputs: the features, and the (B, 3, H, W) image when the head
-        ``reads_image``."""
-        feats = self.extract_feat(inputs, data_samples)
-        if getattr(self.decode_head, 'reads_image', False):
-            return tuple(feats) + (inputs,)
-        return feats
-
-    def loss(self, inputs, data_samples):
-        """Training losses: ``dict[str, Tensor]`` with keys prefixed ``decode.``."""
-        losses = self.decode_head.loss(self.head_inputs(inputs, data_samples), data_samples,
-                                       self.train_cfg)
-        return {f'decode.{k}': v for k, v in losses.items()}
-
-    def _forward(self, inputs, data_samples=None):
-        """Raw head output (for tracing and FLOP counting)."""
-        return self.decode_head.forward(self.head_inputs(inputs), data_samples)
-
     def predict_hypotheses(self, inputs, data_samples):
         """Hypothesis logits at the network input size: (B, M, H, W)."""
         feats = self.head_inputs(inputs, data_samples)
@@ -73,9 +55,7 @@ class MultiHypothesisSegmentor(SAMSegmentor):
 
     def encode_decode(self, inputs, batch_data_samples):
         """Logits of the hypotheses' mean probability at the input size: (B, 1, H, W)."""
-        mean_prob = self.predict_hypotheses(inputs, batch_data_samples).sigmoid().mean(
-            1, keepdim=True)
-        return torch.logit(mean_prob.clamp(1e-6, 1 - 1e-6))
+        return mean_probability_logit(self.predict_hypotheses(inputs, batch_data_samples))
 
     def predict(self, inputs, data_samples=None):
         """Predict M hypotheses and their consensus per image.

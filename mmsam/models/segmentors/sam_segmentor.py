@@ -49,9 +49,17 @@ class SAMSegmentor(BaseSegmentor):
             feats = self.backbone(inputs)
         return self.neck(feats) if self.with_neck else feats
 
+    def head_inputs(self, inputs, data_samples=None):
+        """What the head receives: the features, plus the (B, 3, H, W) image last when the head
+        ``reads_image`` (e.g. ``PSAMHead`` with ``net_input='image'``)."""
+        feats = self.extract_feat(inputs, data_samples)
+        if getattr(self.decode_head, 'reads_image', False):
+            return tuple(feats) + (inputs,)
+        return feats
+
     def encode_decode(self, inputs, batch_data_samples):
         """Logits at the input size: (B, out_channels, H, W)."""
-        logits = self.decode_head.predict(self.extract_feat(inputs, batch_data_samples),
+        logits = self.decode_head.predict(self.head_inputs(inputs, batch_data_samples),
                                           batch_data_samples, self.test_cfg)
         if logits.shape[-2:] != inputs.shape[-2:]:
             logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear',
@@ -60,7 +68,7 @@ class SAMSegmentor(BaseSegmentor):
 
     def loss(self, inputs, data_samples):
         """Training losses: ``dict[str, Tensor]`` with keys prefixed ``decode.``."""
-        losses = self.decode_head.loss(self.extract_feat(inputs, data_samples), data_samples,
+        losses = self.decode_head.loss(self.head_inputs(inputs, data_samples), data_samples,
                                        self.train_cfg)
         return {f'decode.{k}': v for k, v in losses.items()}
 
@@ -73,4 +81,4 @@ class SAMSegmentor(BaseSegmentor):
 
     def _forward(self, inputs, data_samples=None):
         """Raw head output (for tracing and FLOP counting)."""
-        return self.decode_head.forward(self.extract_feat(inputs), data_samples)
+        return self.decode_head.forward(self.head_inputs(inputs), data_samples)
