@@ -1,6 +1,7 @@
 """Shared fixtures: tiny SAMs built with segment-anything's own classes, saved in the official
 checkpoint layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``)."""
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,3 +77,20 @@ def tiny_box_prompt_segmentor_cfg(head_type='SAMMCLHead', **test_cfg):
                               iou_head_hidden_dim=32),
             loss_decode=loss),
         test_cfg=test_cfg)
+
+
+# The SAM MCL synthetic-lesion config with random weights (no tiny MedSAM file needed).
+SAM_MCL_RANDOM_CONFIG = (Path(__file__).parent / 'data' / 'configs' /
+                         'sam-mcl_synthetic-lesion_random-weights.py')
+
+
+@pytest.fixture(scope='session')
+def mcl_checkpoint(tmp_path_factory):
+    """Random weights of the tiny SAM-MCL model in the Runner's checkpoint layout (a str path)."""
+    from mmsam.apis import init_model
+    torch.manual_seed(0)
+    model = init_model(str(SAM_MCL_RANDOM_CONFIG))
+    path = tmp_path_factory.mktemp('ckpt') / 'random.pth'
+    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
+    return str(path)
+

@@ -15,14 +15,13 @@ from mmengine.dataset import Compose
 from mmengine.hooks import Hook
 from mmengine.structures import BaseDataElement
 
-import mmsam.engine.hooks.embedding_cache_hook  # noqa: F401 (registers the hook)
 from mmsam.engine.embedding_cache import META_FILE, EmbeddingCache, weights_digest
 from mmsam.engine.hooks.embedding_cache_hook import EmbeddingCacheHook
 from mmsam.engine.runner import build_runner
 from mmsam.registry import MODELS
+from conftest import SAM_MCL_RANDOM_CONFIG as CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'tests' / 'data' / 'configs' / 'sam-mcl_synthetic-lesion_random-weights.py'
 TINY_ENCODER = dict(type='SAMImageEncoder', img_size=32, frozen=True, checkpoint=None,
                     arch=dict(embed_dim=16, depth=1, num_heads=2, global_attn_indexes=(0,),
                               patch_size=8, window_size=4, out_chans=16))

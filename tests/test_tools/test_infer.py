@@ -5,10 +5,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
+from conftest import SAM_MCL_RANDOM_CONFIG as CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'tests' / 'data' / 'configs' / 'sam-mcl_synthetic-lesion_random-weights.py'
 SPACING = 4  # HypothesisVisualizer's default gap between panels
 NUM_HYPOTHESES = 3  # SAM-MCL's outputs
 
@@ -23,17 +22,6 @@ def load_infer():
 @pytest.fixture(scope='module')
 def infer():
     return load_infer()
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """Random weights of the tiny SAM-MCL model in the Runner's checkpoint layout."""
-    from mmsam.apis import init_model
-    torch.manual_seed(0)
-    model = init_model(str(CONFIG))
-    path = tmp_path_factory.mktemp('ckpt') / 'random.pth'
-    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
-    return str(path)
 
 
 def grid_width(num_panels, panel):
@@ -55,11 +43,11 @@ def write_sample(path, size=128, num_annotators=3):
     np.savez_compressed(path, image=image, masks=masks)
 
 
-def test_npz_sample_shows_every_annotator(infer, checkpoint, tmp_path, capsys):
+def test_npz_sample_shows_every_annotator(infer, mcl_checkpoint, tmp_path, capsys):
     sample = tmp_path / 'case_a.npz'
     write_sample(sample)
     out_dir = tmp_path / 'out'
-    written = infer.main([str(CONFIG), checkpoint, str(sample), '--out-dir', str(out_dir)])
+    written = infer.main([str(CONFIG), mcl_checkpoint, str(sample), '--out-dir', str(out_dir)])
     assert written == [str(out_dir / 'case_a.png')]
     assert str(out_dir / 'case_a.png') in capsys.readouterr().out
     grid = cv2.imread(written[0])
@@ -67,7 +55,7 @@ def test_npz_sample_shows_every_annotator(infer, checkpoint, tmp_path, capsys):
     assert grid.shape[1] == grid_width(1 + 3 + NUM_HYPOTHESES + 1, 256)
 
 
-def test_image_with_box(infer, checkpoint, tmp_path):
+def test_image_with_box(infer, mcl_checkpoint, tmp_path):
     # A gray, non-square PNG: 80 x 96 (H x W) -> x3 panels of 240 x 288.
     image = np.full((80, 96), 90, np.uint8)
     image[20:60, 30:70] = 200
@@ -77,7 +65,7 @@ def test_image_with_box(infer, checkpoint, tmp_path):
     cv2.imwrite(str(rgb), np.repeat(image[..., None], 3, axis=-1))
     out_dir = tmp_path / 'out'
     box = (28, 18, 71, 61)
-    written = infer.main([str(CONFIG), checkpoint, str(gray), str(rgb), '--out-dir',
+    written = infer.main([str(CONFIG), mcl_checkpoint, str(gray), str(rgb), '--out-dir',
                           str(out_dir), '--box', *map(str, box)])
     assert written == [str(out_dir / 'gray.png'), str(out_dir / 'rgb.png')]
     grid = cv2.imread(written[0])
@@ -92,10 +80,10 @@ def test_image_with_box(infer, checkpoint, tmp_path):
     assert cv2.imread(written[1]).shape == grid.shape
 
 
-def test_box_overrides_the_npz_annotation_box(infer, checkpoint, tmp_path):
+def test_box_overrides_the_npz_annotation_box(infer, mcl_checkpoint, tmp_path):
     sample = tmp_path / 's.npz'
     write_sample(sample, num_annotators=1)
-    (path, ) = infer.main([str(CONFIG), checkpoint, str(sample), '--out-dir', str(tmp_path),
+    (path, ) = infer.main([str(CONFIG), mcl_checkpoint, str(sample), '--out-dir', str(tmp_path),
                            '--box', '5', '6', '10', '120'])
     grid = cv2.imread(path)
     top = grid.shape[0] - 256
@@ -111,30 +99,30 @@ def expect_error(infer, argv, capsys, *patterns):
         assert pattern in message, message
 
 
-def test_clear_errors(infer, checkpoint, tmp_path, capsys):
+def test_clear_errors(infer, mcl_checkpoint, tmp_path, capsys):
     image = tmp_path / 'img.png'
     cv2.imwrite(str(image), np.zeros((32, 32), np.uint8))
     out = ['--out-dir', str(tmp_path / 'out')]
-    expect_error(infer, [str(CONFIG), checkpoint, str(image), *out], capsys,
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(image), *out], capsys,
                  str(image), '--box X0 Y0 X1 Y1')
-    expect_error(infer, [str(CONFIG), checkpoint, str(tmp_path / 'nope.npz'), *out], capsys,
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(tmp_path / 'nope.npz'), *out], capsys,
                  'nope.npz: no such file')
     expect_error(infer, [str(CONFIG), str(tmp_path / 'no.pth'), str(image), *out], capsys,
                  'no.pth: no such file')
     text = tmp_path / 'notes.txt'
     text.write_text('hello')
-    expect_error(infer, [str(CONFIG), checkpoint, str(text), *out], capsys,
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(text), *out], capsys,
                  'unsupported type')
     broken = tmp_path / 'broken.png'
     broken.write_bytes(b'not a png')
-    expect_error(infer, [str(CONFIG), checkpoint, str(broken), *out, '--box', '1', '1', '5',
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(broken), *out, '--box', '1', '1', '5',
                          '5'], capsys, 'broken.png', 'not a readable image')
     corrupt = tmp_path / 'corrupt.npz'
     corrupt.write_bytes(b'not a zip')
-    expect_error(infer, [str(CONFIG), checkpoint, str(corrupt), *out], capsys,
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(corrupt), *out], capsys,
                  'corrupt.npz', 'cannot read')
-    expect_error(infer, [str(CONFIG), checkpoint, str(image), *out, '--box', '1', '1', '40',
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(image), *out, '--box', '1', '1', '40',
                          '5'], capsys, 'outside the 32 x 32 image')
-    expect_error(infer, [str(CONFIG), checkpoint, str(image), *out, '--box', '9', '1', '4',
+    expect_error(infer, [str(CONFIG), mcl_checkpoint, str(image), *out, '--box', '9', '1', '4',
                          '5'], capsys, 'x0 <= x1')
     assert not (tmp_path / 'out').exists()

@@ -13,15 +13,13 @@ from mmengine.structures import PixelData
 from mmengine.visualization import Visualizer
 from mmseg.structures import SegDataSample
 
-# Imported explicitly: registers the classes until mmsam.visualization / mmsam.engine.hooks
-# import them.
 from mmsam.engine.hooks.hypothesis_visualization_hook import HypothesisVisualizationHook
 from mmsam.evaluation.functional.ged import d_avg, generalized_energy_distance
 from mmsam.registry import VISUALIZERS
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
+from conftest import SAM_MCL_RANDOM_CONFIG as CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / 'tests' / 'data' / 'configs' / 'sam-mcl_synthetic-lesion_random-weights.py'
 GRAY = 128
 BOX = (20, 30, 80, 100)  # x0, y0, x1, y1 in pixels of the 128 x 128 image
 
@@ -218,23 +216,12 @@ def cpu_env():
     return env
 
 
-@pytest.fixture(scope='module')
-def random_checkpoint(tmp_path_factory):
-    """Random weights of the tiny SAM-MCL model in the Runner's checkpoint layout."""
-    from mmsam.apis import init_model
-    torch.manual_seed(0)
-    model = init_model(str(CONFIG))
-    path = tmp_path_factory.mktemp('ckpt') / 'random.pth'
-    torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
-    return path
-
-
-def test_tools_test_show_dir_writes_one_grid_per_test_image(tmp_path, random_checkpoint):
+def test_tools_test_show_dir_writes_one_grid_per_test_image(tmp_path, mcl_checkpoint):
     config = CONFIG  # inherits configs/_base_/multi_annotator_runtime.py
     data_root = tmp_path / 'lesions'
     show_dir = tmp_path / 'show'
     loader = 'test_dataloader'
-    cmd = [sys.executable, str(REPO / 'tools' / 'test.py'), str(config), str(random_checkpoint),
+    cmd = [sys.executable, str(REPO / 'tools' / 'test.py'), str(config), str(mcl_checkpoint),
            '--work-dir', str(tmp_path / 'work'), '--show-dir', str(show_dir), '--cfg-options',
            f'{loader}.dataset.data_root={data_root}', f'{loader}.dataset.generator.num_train=0',
            f'{loader}.dataset.generator.num_val=0', f'{loader}.dataset.generator.num_test=4',

@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from conftest import TINY_ARCH
 from mmsam.models.decode_heads.seqsam_head import chunk_bounds, select_for_training
 from test_box_prompt_heads import WIDTH, build_head, head_cfg, sample
 
