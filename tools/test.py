@@ -19,7 +19,7 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 
-from mmsam.engine import build_runner  # noqa: E402
+from mmsam.engine import build_runner, destroy_process_group  # noqa: E402
 from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -146,6 +146,7 @@ def main(argv=None):
 
     runner = build_runner(cfg)
     runner.test()
+    destroy_process_group()
 
 
 if __name__ == '__main__':

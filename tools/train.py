@@ -23,7 +23,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import find_latest_checkpoint  # noqa: E402
 
-from mmsam.engine import build_runner  # noqa: E402
+from mmsam.engine import build_runner, destroy_process_group  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -133,6 +133,7 @@ def main(argv=None):
 
     runner = build_runner(cfg)
     runner.train()
+    destroy_process_group()
 
 
 if __name__ == '__main__':

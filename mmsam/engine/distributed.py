@@ -59,6 +59,17 @@ def init_dist(launcher: str, backend: str = 'nccl', **kwargs) -> None:
     torch_dist.init_process_group(backend=CPU_BACKEND, **kwargs)
 
 
+def destroy_process_group() -> None:
+    """Tears the default process group down, if there is one, before the process exits.
+
+    Left to interpreter shutdown, gloo's communication threads can still be alive when the
+    group is destroyed, and a rank whose work is done aborts ("terminate called without an
+    active exception"), failing a finished ``torchrun`` job. The tools call this last.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
 def model_wrapper_cfg_for_device(model_wrapper_cfg: Optional[dict],
                                  find_unused_parameters: bool = False) -> Optional[dict]:
     """The ``model_wrapper_cfg`` to wrap a model with in a distributed run on this machine.
