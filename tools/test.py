@@ -19,7 +19,7 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 
-from mmsam.engine import build_runner, destroy_process_group  # noqa: E402
+from mmsam.engine import build_runner, checkpoint_must_fit, destroy_process_group  # noqa: E402
 from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -134,9 +134,8 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
-    cfg.load_from = args.checkpoint
-    # Testing loads weights only; resuming would need a train loop and optimizer.
-    cfg.resume = False
+    # Loaded strictly below, before the hooks run; resuming would need a train loop.
+    cfg.load_from, cfg.resume = None, False
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
@@ -145,6 +144,8 @@ def main(argv=None):
         cfg = set_output_dir(cfg, args.out)
 
     runner = build_runner(cfg)
+    with checkpoint_must_fit(args.checkpoint, args.config):
+        runner.load_checkpoint(args.checkpoint, strict=True)
     runner.test()
     destroy_process_group()
 

@@ -5,7 +5,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.structures import SegDataSample
 
-from mmsam.engine import load_checkpoint
+from mmsam.engine import checkpoint_must_fit, load_checkpoint
 from mmsam.registry import MODELS
 
 
@@ -30,7 +30,9 @@ def init_model(config, checkpoint=None, device='cpu', cfg_options=None):
     init_default_scope(cfg.get('default_scope', 'mmsam'))
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        meta = load_checkpoint(model, checkpoint, map_location='cpu').get('meta', {})
+        with checkpoint_must_fit(checkpoint, config if isinstance(config, str) else 'the config'):
+            loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        meta = loaded.get('meta', {})
         model.dataset_meta = meta.get('dataset_meta')
     model.cfg = cfg
     return model.to(device).eval()

@@ -1,5 +1,6 @@
 """Runner, checkpoint loading and distributed helpers, the embedding cache, and hooks."""
-from .checkpoint import allow_mmengine_checkpoints, load_checkpoint, mmengine_checkpoint_globals
+from .checkpoint import (allow_mmengine_checkpoints, checkpoint_must_fit, load_checkpoint,
+                         mmengine_checkpoint_globals)
 from .distributed import destroy_process_group, init_dist, model_wrapper_cfg_for_device
 from .embedding_cache import EmbeddingCache, weights_digest
 from .hooks import *  # noqa: F401,F403
@@ -7,6 +8,7 @@ from .runner import MMSAMRunner, build_runner
 
 __all__ = [
     'EmbeddingCache', 'MMSAMRunner', 'allow_mmengine_checkpoints', 'build_runner',
+    'checkpoint_must_fit',
     'destroy_process_group', 'init_dist', 'load_checkpoint', 'mmengine_checkpoint_globals',
     'model_wrapper_cfg_for_device', 'weights_digest'
 ]

@@ -145,3 +145,27 @@ def load_checkpoint(model: torch.nn.Module,
     with allow_mmengine_checkpoints(filename):
         return _mmengine_load_checkpoint(model, filename, map_location=map_location,
                                          strict=strict, logger=logger, revise_keys=revise_keys)
+
+
+@contextlib.contextmanager
+def checkpoint_must_fit(filename: str, config: str) -> Iterator[None]:
+    """Turns mmengine's strict-loading error into one naming the checkpoint, config and fix.
+
+    ``tools/test.py`` and :func:`mmsam.apis.init_model` load a trained checkpoint strictly: a
+    checkpoint trained with other options (say ``--cfg-options
+    model.decode_head.net_input=image``) would otherwise load partly and run with random
+    weights wherever the shapes differ, with only a warning in the log.
+
+    Args:
+        filename (str): the checkpoint being loaded.
+        config (str): the config (file name or description) the model was built from.
+    """
+    try:
+        yield
+    except RuntimeError as error:
+        if 'do not match exactly' not in str(error):
+            raise
+        raise RuntimeError(
+            f'checkpoint {filename} does not fit the model built from {config}:\n{error}\n'
+            'Use the config the checkpoint was trained with, with the same --cfg-options '
+            '(the run\'s work dir holds the full config it used).') from None

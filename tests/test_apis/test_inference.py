@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -25,3 +26,16 @@ def test_init_model_loads_a_runner_checkpoint_and_segments(tmp_path):
     single = inference_model(loaded, volume[1])
     np.testing.assert_array_equal(single.pred_sem_seg.data[0].numpy(), labels[1])
     assert Config.fromfile(DEMO).model.decode_head.num_classes == single.seg_logits.data.shape[0]
+
+
+def test_init_model_refuses_a_checkpoint_that_does_not_fit(tmp_path):
+    state = init_model(DEMO).state_dict()
+    state.pop(next(k for k in state if k.startswith('decode_head.')))
+    state['backbone.extra'] = torch.zeros(1)
+    path = tmp_path / 'other.pth'
+    torch.save(dict(meta=dict(), state_dict=state), path)
+    with pytest.raises(RuntimeError, match=f'checkpoint {path} does not fit the model built '
+                       f'from {DEMO}') as error:
+        init_model(DEMO, str(path))
+    assert 'missing keys in source state_dict: decode_head.' in str(error.value)
+    assert 'unexpected key in source state_dict: backbone.extra' in str(error.value)

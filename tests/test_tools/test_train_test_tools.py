@@ -112,6 +112,17 @@ def test_train_then_test(data_root, tmp_path):
     results = [json.loads(p.read_text()) for p in work_dir.glob('*/*.json')]
     assert any('mDice' in r for r in results), out[-3000:]
 
+    # A model built with other options than the checkpoint's: a clear error, no partial load.
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG), str(ckpt),
+         '--work-dir', str(tmp_path / 'other'), '--cfg-options', *data_options(data_root),
+         'model.decode_head.num_classes=5'], cwd=REPO, env=cpu_env(), capture_output=True,
+        text=True, timeout=240)
+    assert proc.returncode != 0
+    assert f'checkpoint {ckpt} does not fit the model built from {CONFIG}' in proc.stderr
+    assert 'size mismatch for decode_head.' in proc.stderr
+    assert 'same --cfg-options' in proc.stderr
+
 
 def test_resume_matches_uninterrupted_run(data_root, tmp_path):
     full, resumed = tmp_path / 'full', tmp_path / 'resumed'
