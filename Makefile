@@ -35,7 +35,8 @@ endef
 
 # Ambiguous segmentation on the synthetic lesions (4 disagreeing readers): the tiny MedSAM
 # trained from scratch (the deterministic baseline and, exported in SAM's layout, the weights
-# the others fine-tune with a frozen encoder), then SAM MCL and SeqSAM; GED/D_avg side by side.
+# the others fine-tune with a frozen encoder), then SAM MCL, SeqSAM and pSAM; GED/D_avg side
+# by side.
 # One thread: the float summation order, hence every number, is then the same on any machine
 # (the tables in configs/README.md were made so).
 demo-lesions: export OMP_NUM_THREADS = 1
@@ -46,8 +47,10 @@ demo-lesions: setup
 		checkpoints/tiny-medsam_synthetic-lesion.pth
 	$(call train_and_test_config,configs/sam_mcl/sam-mcl_synthetic-lesion.py)
 	$(call train_and_test_config,configs/seqsam/seqsam_synthetic-lesion.py)
+	$(call train_and_test_config,configs/psam/psam_synthetic-lesion.py)
 	$(PYTHON_VENV) tools/analysis_tools/compare_results.py work_dirs/medsam_synthetic-lesion \
-		work_dirs/sam-mcl_synthetic-lesion work_dirs/seqsam_synthetic-lesion
+		work_dirs/sam-mcl_synthetic-lesion work_dirs/seqsam_synthetic-lesion \
+		work_dirs/psam_synthetic-lesion
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests
