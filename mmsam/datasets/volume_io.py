@@ -8,8 +8,16 @@ The format (written by the dataset converters and the synthetic generators)::
           image (H, W) float32 in [0, 1]; label (H, W) uint8 class ids (0 = background)
       test_volumes/<case>.npz
           image (D, H, W) float32 in [0, 1]; label (D, H, W) uint8; spacing (3,) float (z, y, x) mm
+      train_volumes/<case>.npz        (3D methods) same schema as test_volumes/
       splits/train.txt                one slice name per line (file stem, no extension)
       splits/test.txt                 one case name per line
+      splits/train_volumes.txt        (3D methods) one case name per line
+
+Volumes resampled by a converter may also hold ``native_label`` (D0, H0, W0) uint8,
+``native_spacing`` (3,) and ``native_shape`` (3,), so that evaluation runs on the original grid.
+``meta.json`` of 3D data may hold ``intensity`` (``'hu'``, ``'mr'``, ``'zscore'`` or ``'unit'``),
+``ct_foreground`` (``mean``, ``std``, ``percentile_00_5``, ``percentile_99_5`` of the labelled
+voxels of the training cases, nnU-Net's CT normalisation statistics) and ``target_spacing``.
 
 Every writer goes through :func:`atomic_savez`, so an interrupted conversion never leaves a
 half-written file that a later run would take for a good one.
@@ -24,6 +32,7 @@ from mmsam.utils.io import atomic_savez, atomic_write_text
 
 TRAIN_SLICE_DIR = 'train_slices'
 TEST_VOLUME_DIR = 'test_volumes'
+TRAIN_VOLUME_DIR = 'train_volumes'
 SPLIT_DIR = 'splits'
 META_FILE = 'meta.json'
 

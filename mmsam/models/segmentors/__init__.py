@@ -1,4 +1,5 @@
 from .multi_hypothesis_segmentor import MultiHypothesisSegmentor
 from .sam_segmentor import SAMSegmentor
+from .volume_sam_segmentor import VolumeSAMSegmentor
 
-__all__ = ['MultiHypothesisSegmentor', 'SAMSegmentor']
+__all__ = ['MultiHypothesisSegmentor', 'SAMSegmentor', 'VolumeSAMSegmentor']

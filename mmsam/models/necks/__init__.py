@@ -1,0 +1,3 @@
+from .masksam_prompt_generator import MaskSAMPromptGenerator
+
+__all__ = ['MaskSAMPromptGenerator']
