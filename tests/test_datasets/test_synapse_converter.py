@@ -343,3 +343,108 @@ def test_cli(tmp_path, conv, capsys):
     errors = [line for line in err.splitlines() if line.startswith('error: ')]
     assert status == 1 and len(errors) == 1 and 'case0007_slice042' in errors[0]
     assert _no_output(tmp_path / 'out2')
+
+
+# ---------------------------------------------------------------------------------------------
+# volumetric options: --train-volumes, --intensity hu, --target-spacing
+
+
+def _mapped(raw):
+    return np.vectorize(HAND_MAP.get)(raw.astype(int)).transpose(2, 1, 0)
+
+
+def test_btcv_default_has_no_volumetric_extras(btcv):
+    meta = btcv['meta']
+    assert (meta['intensity'], meta['ct_foreground'], meta['target_spacing']) == ('unit', None,
+                                                                                  None)
+    assert not (btcv['out'] / 'train_volumes').exists()
+    assert 'native_label' not in np.load(btcv['out'] / 'test_volumes' / 'case0001.npz').files
+
+
+def test_btcv_train_volumes_in_hu_with_foreground_stats(tmp_path, conv):
+    cases = write_btcv(tmp_path / 'src')
+    status = conv.main([str(tmp_path / 'src'), str(tmp_path / 'out'), '--format', 'btcv',
+                        '--train-volumes', '--intensity', 'hu'])
+    assert status == 0
+    out = tmp_path / 'out'
+    assert _split(out, 'train_volumes') == ['case0005', 'case0006']
+    hu5, raw5 = cases['case0005']
+    vol = np.load(out / 'train_volumes' / 'case0005.npz')
+    np.testing.assert_array_equal(vol['image'], hu5.transpose(2, 1, 0))  # raw HU, float32
+    np.testing.assert_array_equal(vol['label'], _mapped(raw5))
+    np.testing.assert_allclose(vol['spacing'], (3.0, 0.8, 0.7), rtol=1e-6)
+    item = np.load(out / 'train_slices' / 'case0005_slice004.npz')
+    np.testing.assert_array_equal(item['image'], vol['image'][4])
+    test = np.load(out / 'test_volumes' / 'case0001.npz')
+    np.testing.assert_array_equal(test['image'], cases['case0001'][0].transpose(2, 1, 0))
+    # nnU-Net's CT statistics over the labelled voxels of the training cases only
+    fg = np.concatenate([cases[c][0].transpose(2, 1, 0)[_mapped(cases[c][1]) > 0]
+                         for c in ('case0005', 'case0006')]).astype(np.float64)
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['intensity'] == 'hu' and meta['target_spacing'] is None
+    assert meta['ct_foreground'] == pytest.approx(dict(
+        mean=fg.mean(), std=fg.std(), percentile_00_5=np.percentile(fg, 0.5),
+        percentile_99_5=np.percentile(fg, 99.5)))
+
+
+def test_btcv_resampled_keeps_native_grid(tmp_path, conv):
+    cases = write_btcv(tmp_path / 'src')
+    meta = _convert(conv, tmp_path / 'src', tmp_path / 'out', fmt='btcv',
+                    target_spacing='1.5,0.8,0.7', train_volumes=True)
+    out = tmp_path / 'out'
+    assert meta['target_spacing'] == [1.5, 0.8, 0.7]
+    # 3 mm -> 1.5 mm: 12 slices a case, planned from the headers
+    assert _split(out, 'train') == [f'case{c:04d}_slice{k:03d}' for c in (5, 6)
+                                    for k in range(12)]
+    vol = np.load(out / 'test_volumes' / 'case0001.npz')
+    hu, raw = cases['case0001']
+    native = _mapped(raw)
+    np.testing.assert_array_equal(vol['native_label'], native)
+    np.testing.assert_array_equal(vol['native_shape'], (6, 14, 16))
+    np.testing.assert_allclose(vol['native_spacing'], (3.0, 0.8, 0.7), rtol=1e-6)
+    np.testing.assert_allclose(vol['spacing'], (1.5, 0.8, 0.7))
+    # anisotropic source (3 / 0.7 > 3): nearest along z, then TransUNet's window
+    np.testing.assert_array_equal(vol['label'], native.repeat(2, axis=0))
+    window = np.clip((hu.transpose(2, 1, 0) + 125) / 400, 0, 1)
+    np.testing.assert_allclose(vol['image'], window.repeat(2, axis=0), atol=1e-6)
+    train = np.load(out / 'train_volumes' / 'case0005.npz')
+    assert train['label'].shape == (12, 14, 16) and 'native_label' not in train.files
+    # auto: the median (3, 0.8, 0.7); 6 slices * 3 >= 14, so z keeps the median
+    meta = _convert(conv, tmp_path / 'src', tmp_path / 'auto', fmt='btcv', target_spacing='auto')
+    assert meta['target_spacing'] == pytest.approx([3.0, 0.8, 0.7])
+    assert len(_split(tmp_path / 'auto', 'train')) == 12
+
+
+def test_transunet_release_refuses_hu_and_resampling(tmp_path, conv):
+    src = tmp_path / 'src'
+    arrays = write_transunet(src)
+    with pytest.raises(conv.SynapseConversionError, match=r'already windowed.*--format btcv'):
+        _convert(conv, src, tmp_path / 'out', intensity='hu')
+    with pytest.raises(conv.SynapseConversionError,
+                       match=r'stores no voxel spacing .*cannot be resampled'):
+        _convert(conv, src, tmp_path / 'out', target_spacing='auto')
+    assert _no_output(tmp_path / 'out')
+    _convert(conv, src, tmp_path / 'out', train_volumes=True)
+    vol = np.load(tmp_path / 'out' / 'train_volumes' / 'case0006.npz')
+    np.testing.assert_allclose(vol['image'], np.stack([arrays[f'case0006_slice{k:03d}'][0]
+                                                       for k in range(6)]), rtol=1e-6)
+    np.testing.assert_array_equal(vol['spacing'], (1, 1, 1))
+    assert _split(tmp_path / 'out', 'train_volumes') == ['case0005', 'case0006']
+
+
+def test_btcv_unknown_label_id_and_affine_mismatch_named(tmp_path, conv):
+    src = tmp_path / 'src'
+    cases = write_btcv(src)
+    raw = cases['case0006'][1].copy()
+    raw[0, 0, 0] = 14
+    nib.save(nib.Nifti1Image(raw, np.diag([*ZOOMS, 1.0])), str(src / 'label' / 'label0006.nii.gz'))
+    with pytest.raises(conv.SynapseConversionError,
+                       match=r'label0006\.nii\.gz: unknown label id\(s\) \[14\].*allowed are 0-13'):
+        _convert(conv, src, tmp_path / 'out', fmt='btcv')
+    assert _no_output(tmp_path / 'out')
+    nib.save(nib.Nifti1Image(cases['case0006'][1], np.diag([0.7, 0.8, 2.0, 1.0])),
+             str(src / 'label' / 'label0006.nii.gz'))
+    with pytest.raises(conv.SynapseConversionError,
+                       match=r'label0006\.nii\.gz has affine .*img0006\.nii\.gz'):
+        _convert(conv, src, tmp_path / 'out', fmt='btcv')
+    assert _no_output(tmp_path / 'out')

@@ -103,3 +103,58 @@ def test_bad_inputs_raise():
         dice_hd95(np.ones((3, 3)), np.ones((3, 4)))
     with pytest.raises(ValueError, match='spacing'):
         dice_hd95(np.ones((3, 3)), np.ones((3, 3)), spacing=(1.0, 1.0, 1.0))
+
+
+# nnU-Net convention: Dice = 2TP / (2TP + FP + FN), NaN when the class is absent from both.
+@pytest.mark.parametrize('pred_any,gt_any,expected_dice', [
+    (False, False, np.nan),  # absent from both: NaN, left out of nnU-Net's nanmean
+    (True, False, 0.0),  # false positive on an absent class
+    (False, True, 0.0),  # missed class
+])
+def test_nnunet_empty_mask_convention(pred_any, gt_any, expected_dice):
+    pred, gt = np.zeros((5, 6), np.uint8), np.zeros((5, 6), np.uint8)
+    pred[1, 1], gt[3, 4] = pred_any, gt_any
+    for args in ((pred, gt), (pred[None], gt[None], (2.0, 1.0, 1.0))):
+        dice, hd = dice_hd95(*args, convention='nnunet')
+        np.testing.assert_equal(dice, expected_dice)
+        assert np.isnan(hd)  # HD95 is undefined with an empty mask
+
+
+def test_nnunet_dice_and_hd95_by_hand():
+    pred, gt = np.zeros((7, 9), bool), np.zeros((7, 9), bool)
+    pred[0:2, 0:2] = True  # 4 pixels: TP 2, FP 2
+    gt[1:3, 0:3] = True  # 6 pixels: FN 4
+    dice, hd = dice_hd95(pred, gt, convention='nnunet')
+    assert dice == pytest.approx(2 * 2 / (2 * 2 + 2 + 4))
+    assert hd == dice_hd95(pred, gt)[1] > 0  # both non-empty: the same HD95 as TransUNet's
+    pred, gt = np.zeros((7, 9), bool), np.zeros((7, 9), bool)
+    pred[2, 2], gt[2, 5] = True, True
+    assert dice_hd95(pred, gt, spacing=(4.0, 0.5), convention='nnunet') == (0.0, 1.5)
+
+
+@pytest.mark.parametrize('convention', ['transunet', 'nnunet'])
+def test_without_hd95_returns_nan(convention):
+    rng = np.random.default_rng(5)
+    pred, gt = random_mask(rng, (6, 7), 0.4), random_mask(rng, (6, 7), 0.4)
+    dice, hd = dice_hd95(pred, gt, convention=convention, with_hd95=False)
+    assert dice == dice_hd95(pred, gt, convention=convention)[0] and np.isnan(hd)
+    empty = np.zeros_like(gt)
+    assert dice_hd95(pred, empty, with_hd95=False, convention=convention)[0] == (
+        1.0 if convention == 'transunet' else 0.0)
+
+
+def test_per_class_nnunet():
+    rng = np.random.default_rng(4)
+    pred, gt = rng.integers(0, 3, (4, 8, 8)), rng.integers(0, 3, (4, 8, 8))
+    gt[gt == 2] = 3  # class 2 only predicted, class 3 only in gt, class 4 in neither
+    scores = per_class_dice_hd95(pred, gt, num_classes=5, convention='nnunet')
+    assert 0 < scores[0, 0] < 1 and scores[0, 1] > 0
+    np.testing.assert_equal(scores[1:], [[0.0, np.nan], [0.0, np.nan], [np.nan, np.nan]])
+    fast = per_class_dice_hd95(pred, gt, num_classes=5, convention='nnunet', with_hd95=False)
+    np.testing.assert_equal(fast[:, 0], scores[:, 0])
+    assert np.isnan(fast[:, 1]).all()
+
+
+def test_unknown_convention_raises():
+    with pytest.raises(ValueError, match="convention='nnUNet'"):
+        dice_hd95(np.ones((3, 3)), np.ones((3, 3)), convention='nnUNet')

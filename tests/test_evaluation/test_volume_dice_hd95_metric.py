@@ -123,3 +123,136 @@ def test_missing_spacing_raises(volumes):
 
 def test_mmseg_metrics_found_through_child_registry():
     assert METRICS.get('IoUMetric') is not None
+
+
+def volume_sample(case_id, pred, gt, spacing=None, leading_one=False):
+    """A whole-volume sample as SegDataSample.to_dict() gives it (metainfo is_volume=True)."""
+    pred, gt = torch.from_numpy(pred).long(), torch.from_numpy(gt).long()
+    if leading_one:
+        pred, gt = pred[None], gt[None]
+    sample = dict(pred_sem_seg=dict(data=pred), gt_sem_seg=dict(data=gt), case_id=case_id,
+                  is_volume=True)
+    if spacing is not None:
+        sample['spacing'] = list(spacing)
+    return sample
+
+
+def run_volumes(metric, samples, classes=CLASSES):
+    metric.dataset_meta = dict(classes=classes)
+    metric.process({}, samples)
+    return metric.evaluate(len(samples))
+
+
+def test_transunet_numbers_unchanged(volumes):
+    """The default metric still gives the plain mean over cases, bit for bit."""
+    result = run_metric(VolumeDiceHD95Metric(), make_samples(volumes))
+    expected, _ = expected_metrics(volumes, use_spacing=False)
+    assert result == {key: float(value) for key, value in expected.items()}
+
+
+@pytest.mark.parametrize('convention', ['transunet', 'nnunet'])
+@pytest.mark.parametrize('use_spacing', [False, True])
+def test_whole_volume_equals_slices(volumes, convention, use_spacing):
+    kwargs = dict(convention=convention, use_spacing=use_spacing)
+    from_slices = run_metric(VolumeDiceHD95Metric(**kwargs), make_samples(volumes))
+    samples = [volume_sample(case_id, pred, gt, SPACINGS[case_id], leading_one=i == 0)
+               for i, (case_id, (pred, gt)) in enumerate(volumes.items())]
+    from_volumes = run_volumes(VolumeDiceHD95Metric(**kwargs), samples + samples[:1])
+    assert from_volumes.keys() == from_slices.keys()
+    for key, value in from_slices.items():
+        np.testing.assert_equal(from_volumes[key], value, err_msg=key)
+
+
+def test_whole_volume_through_evaluator(volumes):
+    """Real SegDataSamples go through mmengine's Evaluator (which calls to_dict())."""
+    from mmengine.evaluator import Evaluator
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    evaluator = Evaluator(dict(type='VolumeDiceHD95Metric', convention='nnunet'))
+    evaluator.dataset_meta = dict(classes=CLASSES)
+    for case_id, (pred, gt) in volumes.items():
+        sample = SegDataSample(metainfo=dict(case_id=case_id, is_volume=True))
+        sample.pred_sem_seg = PixelData(data=torch.from_numpy(pred).long())
+        sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt).long())
+        evaluator.process([sample])
+    result = evaluator.evaluate(len(volumes))
+    expected = run_metric(VolumeDiceHD95Metric(convention='nnunet'), make_samples(volumes))
+    assert result == pytest.approx(expected)
+
+
+def hand_worked_cases():
+    """Two cases of classes (bg, A, B, C), Dice worked by hand under both conventions.
+
+    case 1: A pred 4 px, gt 6 px, 2 shared -> 2*2/(4+6) = 0.4; B in neither; C missed (FN).
+    case 2: A exact; B predicted but absent from gt (FP only); C exact.
+    nnunet:    A (40, 100) -> 70; B (NaN, 0) -> 0; C (0, 100) -> 50; mDice 40.
+    transunet: A 70; B (0, 100) -> 50 (empty pred 0, pred without gt 1); C 50; mDice 170/3.
+    """
+    pred1, gt1 = np.zeros((2, 6, 6), np.uint8), np.zeros((2, 6, 6), np.uint8)
+    pred1[0, 0:2, 0:2] = 1
+    gt1[0, 1:3, 0:3] = 1
+    gt1[1, 4, 4] = 3
+    pred2, gt2 = np.zeros((2, 6, 6), np.uint8), np.zeros((2, 6, 6), np.uint8)
+    pred2[0, 0:2, 0:2] = gt2[0, 0:2, 0:2] = 1
+    pred2[1, 5, 5] = 2
+    pred2[1, 3, 3] = gt2[1, 3, 3] = 3
+    return [volume_sample('c1', pred1, gt1), volume_sample('c2', pred2, gt2)]
+
+
+HAND_CLASSES = ('background', 'A', 'B', 'C')
+
+
+def test_nnunet_two_cases_by_hand():
+    result = run_volumes(VolumeDiceHD95Metric(convention='nnunet', hd95=False,
+                                              also_log_convention='transunet'),
+                         hand_worked_cases(), HAND_CLASSES)
+    assert result == pytest.approx({
+        'mDice': 40.0, 'Dice.A': 70.0, 'Dice.B': 0.0, 'Dice.C': 50.0,
+        'transunet.mDice': 170 / 3, 'transunet.Dice.A': 70.0, 'transunet.Dice.B': 50.0,
+        'transunet.Dice.C': 50.0})
+    transunet = run_volumes(VolumeDiceHD95Metric(hd95=False), hand_worked_cases(),
+                            HAND_CLASSES)
+    assert transunet == pytest.approx({'mDice': 170 / 3, 'Dice.A': 70.0, 'Dice.B': 50.0,
+                                       'Dice.C': 50.0})
+
+
+def test_nnunet_hd95_ignores_empty_cases():
+    result = run_volumes(VolumeDiceHD95Metric(convention='nnunet'), hand_worked_cases(),
+                         HAND_CLASSES)
+    # A has HD95 in both cases (0 in case 2: exact); B and C only where both masks exist.
+    assert result['HD95.A'] > 0 and result['HD95.C'] == 0.0
+    assert np.isnan(result['HD95.B']) and np.isnan(result['mHD95'])
+
+
+def test_class_absent_everywhere_is_nan_under_nnunet():
+    """As nnU-Net's foreground mean: a class never predicted nor annotated makes mDice NaN."""
+    classes = HAND_CLASSES + ('D',)
+    result = run_volumes(VolumeDiceHD95Metric(convention='nnunet', hd95=False),
+                         hand_worked_cases(), classes)
+    assert np.isnan(result['Dice.D']) and np.isnan(result['mDice'])
+    assert result['Dice.A'] == pytest.approx(70.0)
+
+
+def test_csv_with_extra_convention(tmp_path):
+    path = tmp_path / 'per_case.csv'
+    run_volumes(VolumeDiceHD95Metric(convention='nnunet', also_log_convention=['transunet'],
+                                     output_file=str(path)), hand_worked_cases(), HAND_CLASSES)
+    with open(path) as f:
+        rows = {(r['case_id'], r['class']): r for r in csv.DictReader(f)}
+    assert rows['c1', 'B']['dice_percent'] == 'nan'
+    assert rows['c1', 'B']['dice_percent.transunet'] == '0.0000'
+    assert rows['c2', 'B']['dice_percent'] == '0.0000'
+    assert rows['c2', 'B']['dice_percent.transunet'] == '100.0000'
+    assert float(rows['c1', 'A']['dice_percent']) == pytest.approx(40.0)
+
+
+def test_bad_volume_samples_raise(volumes):
+    pred, gt = volumes['case_a']
+    with pytest.raises(ValueError, match=r"case 'case_a'.*shape \(16, 16\)"):
+        run_volumes(VolumeDiceHD95Metric(), [volume_sample('case_a', pred[0], gt[0])])
+    mixed = [volume_sample('case_a', pred, gt)] + [
+        s for s in make_samples(volumes) if s['case_id'] == 'case_a']
+    with pytest.raises(ValueError, match='both as a whole volume and as slices'):
+        run_volumes(VolumeDiceHD95Metric(), mixed)
+    with pytest.raises(ValueError, match="'nnUNet' is not one of"):
+        VolumeDiceHD95Metric(convention='nnUNet')

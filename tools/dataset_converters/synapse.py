@@ -2,6 +2,7 @@
 
     python tools/dataset_converters/synapse.py SRC DST [--format auto|transunet|btcv]
         [--few-shot-fraction 0.1] [--seed 0] [--few-shot-list FILE] [--few-shot-name NAME]
+        [--train-volumes] [--intensity window|hu] [--target-spacing none|auto|Z,Y,X]
         [--overwrite]
 
 Two sources are understood:
@@ -37,6 +38,22 @@ permutation seeded with ``(seed, case name)``, so a case's draw does not depend 
 cases are present beyond its share. ``--few-shot-list`` uses a published list instead (one slice
 name per line, e.g. ``case0005_slice042``; every name must be a training slice).
 
+Volumetric (3D) options:
+
+* ``--train-volumes`` also writes the training cases as volumes to ``train_volumes/``, listed
+  in ``splits/train_volumes.txt`` (the TransUNet release: its slices stacked, spacing 1).
+* ``--intensity window`` (default) stores TransUNet's windowed [0, 1] intensities (``meta.json``
+  ``intensity: 'unit'``); ``--intensity hu`` (btcv only) keeps raw HU as float32
+  (``intensity: 'hu'``) and records nnU-Net's CT statistics of the training cases' labelled
+  voxels in ``ct_foreground`` (``mean``, ``std``, ``percentile_00_5``, ``percentile_99_5``).
+* ``--target-spacing auto`` (btcv only) resamples every case to nnU-Net's target spacing of the
+  training cases (median, 10th percentile along an anisotropic z), ``Z,Y,X`` to a given one,
+  with :func:`mmsam.datasets.converter_utils.resample_volume`; training slices are cut from the
+  resampled volumes, and test volumes keep ``native_label``, ``native_spacing`` and
+  ``native_shape`` for evaluation on the original grid. ``meta.json`` records
+  ``target_spacing`` (null without resampling). TransUNet's release has no spacing and cannot
+  be resampled.
+
 Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` once complete
 (``meta.json`` is written last), so a failed run leaves no ``DST`` behind.
 """
@@ -57,16 +74,21 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
-                                            read_name_list, run_conversion, slice_names,
+from mmsam.datasets.converter_utils import (FOREGROUND_SAMPLE_BUDGET,  # noqa: E402
+                                            ConversionError, check_folders, check_label_ids,
+                                            foreground_stats, nnunet_target_spacing,
+                                            parse_target_spacing, read_name_list,
+                                            resample_volume, resampled_shape, run_conversion,
+                                            sample_foreground, save_case_volume, slice_names,
                                             staged_output)
 from mmsam.datasets.synapse_dataset import (BTCV_TO_SYNAPSE, CLASSES,  # noqa: E402
                                             PALETTE)
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
-                                      save_slice, save_volume, write_meta, write_split)
+                                      TRAIN_VOLUME_DIR, save_slice, save_volume, write_meta,
+                                      write_split)
 
 CONVERTER_NAME = 'SynapseConverter'
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 # The 30 labelled BTCV cases (img0001-0010, img0021-0040) and TransUNet's 12 test cases.
 ALL_CASES = tuple(f'case{n:04d}' for n in (*range(1, 11), *range(21, 41)))
@@ -75,6 +97,8 @@ TRAIN_CASES = tuple(c for c in ALL_CASES if c not in TEST_CASES)
 
 HU_WINDOW = (-125.0, 275.0)
 NUM_CLASSES = len(CLASSES)
+NUM_BTCV_IDS = 14  # raw BTCV labels: background + 13 organs
+INTENSITY_MODES = ('window', 'hu')
 
 _SLICE_RE = re.compile(r'^(case\d{4})_slice(\d+)$')
 
@@ -281,12 +305,40 @@ class TransUNetSource:
                           f'skipped: {_abbrev(unlisted)}')
         return sorted(set(listed))
 
-    def write_train_case(self, case, root):
-        """Copy the case's slices to ``root/train_slices/``."""
+    def configure(self, intensity='window', target_spacing=None):
+        """Check the intensity mode and target spacing; the release allows neither change."""
+        if intensity != 'window':
+            raise SynapseConversionError(
+                f'--intensity {intensity}: TransUNet\'s release {self.src} is already windowed '
+                f'to {list(HU_WINDOW)} HU and rescaled to [0, 1], so raw HU are lost; use the raw '
+                'BTCV data (--format btcv) or --intensity window')
+        if target_spacing is not None:
+            raise SynapseConversionError(
+                f'--target-spacing {target_spacing}: TransUNet\'s release {self.src} stores no '
+                'voxel spacing (every volume is taken as spacing 1, 1, 1), so it cannot be '
+                'resampled; use the raw BTCV data (--format btcv) or --target-spacing none')
+        return None
+
+    def write_train_case(self, case, root, volume=False):
+        """Copy the case's slices to ``root/train_slices/`` (stacked to a volume if asked)."""
+        images, labels = [], []
         for stem in self.train_slices[case]:
             path = osp.join(self.npz_dir, f'{stem}.npz')
             image, label = _check_release_pair(*_read_npz(path), 2, path)
             save_slice(osp.join(root, TRAIN_SLICE_DIR, f'{stem}.npz'), image, label)
+            if volume:
+                images.append(image)
+                labels.append(label)
+        if volume:
+            numbers = [int(_SLICE_RE.match(s).group(2)) for s in self.train_slices[case]]
+            if numbers != list(range(len(numbers))) or len({i.shape for i in images}) != 1:
+                raise SynapseConversionError(
+                    f'{self.npz_dir}: the slices of {case} are not numbered 0-{len(numbers) - 1} '
+                    f'with one shape (found numbers {_abbrev(map(str, numbers))}), so they '
+                    'cannot be stacked into a training volume; re-extract the release or drop '
+                    '--train-volumes')
+            save_volume(osp.join(root, TRAIN_VOLUME_DIR, f'{case}.npz'), np.stack(images),
+                        np.stack(labels), spacing=(1.0, 1.0, 1.0))
 
     def write_test_case(self, case, root):
         """Copy the case's volume to ``root/test_volumes/``, with unit spacing (unknown)."""
@@ -340,21 +392,46 @@ class BTCVSource:
                     're-extract the release (every img00XX needs its label00XX)')
             self.files[case] = (osp.join(self.img_dir, name), label)
         self.test_cases = [c for c in self.files if c in TEST_CASES]
-        self.train_slices = {}
         self.axcodes = {}
+        self.intensity, self.target_spacing = 'window', None
+        self.fg_samples = []  # labelled-voxel HU of the training cases (intensity 'hu')
+        # the headers alone give shapes and spacings, so splits (and the target spacing) are
+        # planned before any voxel is read
+        self.headers = {}  # training case -> (shape (D, H, W), spacing (z, y, x))
         for case in self.files:
             if case in TEST_CASES:
                 continue
-            # the header alone gives the number of slices, so splits are planned before any
-            # voxel is read
             img = _load_nifti(self.files[case][0])
             if len(img.shape) != 3:
                 raise SynapseConversionError(f'{self.files[case][0]}: expected a 3D volume, got '
                                              f'shape {img.shape}')
-            self.train_slices[case] = slice_names(case, img.shape[2])
+            zooms = [float(z) for z in img.header.get_zooms()[:3]]
+            self.headers[case] = (tuple(img.shape[::-1]), tuple(zooms[::-1]))
+        self._plan()
+
+    def _plan(self):
+        """Name the training slices from each case's (resampled) depth."""
+        self.train_slices = {}
+        for case, (shape, spacing) in self.headers.items():
+            if self.target_spacing is not None:
+                shape = resampled_shape(shape, spacing, self.target_spacing)
+            self.train_slices[case] = slice_names(case, shape[0])
+
+    def configure(self, intensity='window', target_spacing=None):
+        """Set the intensity mode and target spacing (``'auto'``: nnU-Net's, of the training
+        cases); re-plans the training slices. Returns the target spacing (z, y, x) or None."""
+        if target_spacing == 'auto':
+            if not self.headers:
+                raise SynapseConversionError(f'{self.img_dir} has no training case to compute '
+                                             '--target-spacing auto from')
+            shapes, spacings = zip(*self.headers.values())
+            target_spacing = nnunet_target_spacing(spacings, shapes)
+        self.intensity, self.target_spacing = intensity, target_spacing
+        self._plan()
+        return target_spacing
 
     def _read_case(self, case):
-        """Windowed image (D, H, W) float32, Synapse label (D, H, W) uint8, spacing (z, y, x)."""
+        """Raw HU (D, H, W) float32, Synapse label (D, H, W) uint8, spacing (z, y, x)."""
         import nibabel as nib
         img_path, label_path = self.files[case]
         img, lbl = _load_nifti(img_path), _load_nifti(label_path)
@@ -362,28 +439,58 @@ class BTCVSource:
             raise SynapseConversionError(
                 f'{label_path} has shape {lbl.shape}, {img_path} has {img.shape}: expected one 3D '
                 'shape; re-extract the release')
-        image = to_dhw(window_hu(_nifti_data(img, img_path)))
-        label = to_dhw(map_btcv_labels(_nifti_data(lbl, label_path), label_path))
+        if not np.allclose(lbl.affine, img.affine, rtol=1e-5, atol=1e-4):
+            raise SynapseConversionError(
+                f'{label_path} has affine {lbl.affine.round(4).tolist()} but {img_path} has '
+                f'{img.affine.round(4).tolist()}: the label is not on the image\'s grid; '
+                're-extract the release')
+        raw = _integer_labels(_nifti_data(lbl, label_path), label_path)
+        check_label_ids(raw, NUM_BTCV_IDS, label_path, error=SynapseConversionError)
+        image = to_dhw(_nifti_data(img, img_path))
+        label = to_dhw(map_btcv_labels(raw, label_path))
         zooms = [float(z) for z in img.header.get_zooms()[:3]]
         self.axcodes[case] = ''.join(str(c) for c in nib.aff2axcodes(img.affine))
         return image, label, (zooms[2], zooms[1], zooms[0])
 
-    def write_train_case(self, case, root):
-        """Write every axial slice of the case to ``root/train_slices/``."""
-        image, label, _ = self._read_case(case)
+    def _prepared(self, case):
+        """The case as stored: resampled if asked, windowed or HU; plus its native grid."""
+        image, label, spacing = self._read_case(case)
+        if case in self.headers and self.intensity == 'hu':
+            budget = FOREGROUND_SAMPLE_BUDGET // len(self.headers)
+            self.fg_samples.append(sample_foreground(image, label, budget))
+        native = None
+        if self.target_spacing is not None:
+            native = dict(label=label, spacing=spacing)
+            image, label = resample_volume(image, label, spacing, self.target_spacing)
+            spacing = self.target_spacing
+        if self.intensity == 'window':
+            image = window_hu(image)
+        return image, label, spacing, native
+
+    def write_train_case(self, case, root, volume=False):
+        """Write every axial slice of the case to ``root/train_slices/`` (and the volume)."""
+        image, label, spacing, _ = self._prepared(case)
+        if image.shape[0] != len(self.train_slices[case]):
+            raise SynapseConversionError(
+                f'{self.files[case][0]}: {image.shape[0]} slices, but its header promised '
+                f'{len(self.train_slices[case])}; the file is damaged: re-extract it')
         for k, stem in enumerate(self.train_slices[case]):
             save_slice(osp.join(root, TRAIN_SLICE_DIR, f'{stem}.npz'), image[k], label[k])
+        if volume:
+            save_volume(osp.join(root, TRAIN_VOLUME_DIR, f'{case}.npz'), image, label, spacing)
 
     def write_test_case(self, case, root):
-        """Write the case as a volume with its spacing to ``root/test_volumes/``."""
-        image, label, spacing = self._read_case(case)
-        save_volume(osp.join(root, TEST_VOLUME_DIR, f'{case}.npz'), image, label, spacing)
+        """Write the case as a volume with its spacing (and native grid) to ``test_volumes/``."""
+        image, label, spacing, native = self._prepared(case)
+        save_case_volume(osp.join(root, TEST_VOLUME_DIR, f'{case}.npz'), image, label, spacing,
+                         native)
 
     def meta(self):
         return dict(spacing_note='(z, y, x) mm from the NIfTI headers; volumes (D, H, W) are the '
                                  'stored voxel arrays (i, j, k) transposed to (k, j, i), as in '
                                  'TransUNet\'s release, without reorientation by the affine',
-                    spacing_known=True, hu_window=list(HU_WINDOW),
+                    spacing_known=True,
+                    hu_window=list(HU_WINDOW) if self.intensity == 'window' else None,
                     label_map={str(k): v for k, v in BTCV_TO_SYNAPSE.items()},
                     source_axcodes=dict(sorted(self.axcodes.items())))
 
@@ -527,11 +634,13 @@ def read_slice_list(path, train_slices):
 
 
 def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_shot_list=None,
-                    few_shot_name=None, overwrite=False, log=None):
+                    few_shot_name=None, overwrite=False, log=None, train_volumes=False,
+                    intensity='window', target_spacing=None):
     """Convert a Synapse source (TransUNet's release or raw BTCV) into mmsam's format at ``dst``.
 
-    Writes ``train_slices/``, ``test_volumes/``, ``splits/{train,test}.txt``, the few-shot split
-    and ``meta.json`` (see :mod:`mmsam.datasets.volume_io`) into a temporary folder next to
+    Writes ``train_slices/``, ``test_volumes/``, ``splits/{train,test}.txt``, the few-shot split,
+    with ``train_volumes`` also ``train_volumes/`` and ``splits/train_volumes.txt``, and
+    ``meta.json`` (see :mod:`mmsam.datasets.volume_io`) into a temporary folder next to
     ``dst``, then renames it to ``dst``; on any error nothing is left at ``dst``.
 
     Args:
@@ -548,6 +657,10 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
             (0.1 -> ``train_10pct``).
         overwrite (bool): replace a previous output of this converter at ``dst``.
         log (callable | None): called with progress messages.
+        train_volumes (bool): also write the training cases to ``train_volumes/``.
+        intensity (str): ``'window'`` (TransUNet's [0, 1]) or ``'hu'`` (raw HU, btcv only).
+        target_spacing (None | str | sequence[float]): None/``'none'``, ``'auto'`` or
+            (z, y, x) mm to resample to (btcv only).
 
     Returns:
         dict: the contents of ``meta.json``.
@@ -558,7 +671,13 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
     if fmt not in SOURCES:
         raise SynapseConversionError(f'unknown format {fmt!r}; use one of {sorted(SOURCES)}')
 
+    if intensity not in INTENSITY_MODES:
+        raise SynapseConversionError(f'unknown intensity mode {intensity!r}; use one of '
+                                     f'{list(INTENSITY_MODES)}')
+    target_spacing = parse_target_spacing(target_spacing, SynapseConversionError)
+
     source = SOURCES[fmt](src)
+    target_spacing = source.configure(intensity, target_spacing)
     train_cases, test_cases = list(source.train_slices), list(source.test_cases)
     missing = check_cases(train_cases, test_cases, src)
     train_names = [s for c in train_cases for s in source.train_slices[c]]
@@ -580,12 +699,18 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
     with staged_output(dst) as tmp:
         for i, case in enumerate(train_cases, 1):
             log(f'[train {i}/{len(train_cases)}] {case}: {len(source.train_slices[case])} slices')
-            source.write_train_case(case, tmp)
+            source.write_train_case(case, tmp, volume=train_volumes)
         for i, case in enumerate(test_cases, 1):
             log(f'[test {i}/{len(test_cases)}] {case}: volume')
             source.write_test_case(case, tmp)
         write_split(tmp, 'train', train_names)
         write_split(tmp, 'test', test_cases)
+        if train_volumes:
+            write_split(tmp, 'train_volumes', train_cases)
+        ct_foreground = None
+        if intensity == 'hu':
+            ct_foreground = foreground_stats(source.fg_samples, f'the training cases of {src}',
+                                             SynapseConversionError)
         if few_shot is not None:
             write_split(tmp, few_shot['split'], few_shot['names'])
         meta = dict(
@@ -594,6 +719,9 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
             source=dict(format=fmt, path=src),
             train_cases=train_cases, test_cases=test_cases, missing_cases=missing,
             num_train_slices=len(train_names),
+            intensity='hu' if intensity == 'hu' else 'unit', ct_foreground=ct_foreground,
+            target_spacing=None if target_spacing is None else list(target_spacing),
+            train_volumes=bool(train_volumes),
             few_shot=None if few_shot is None else dict(
                 {k: v for k, v in few_shot.items() if k != 'names'},
                 num_slices=len(few_shot['names'])),
@@ -621,6 +749,14 @@ def parse_args(argv=None):
                         help='file of slice names to use as the few-shot split instead of a draw')
     parser.add_argument('--few-shot-name', default=None,
                         help='few-shot split name (default: from the fraction, train_10pct)')
+    parser.add_argument('--train-volumes', action='store_true',
+                        help='also write the training cases as volumes to train_volumes/ (3D)')
+    parser.add_argument('--intensity', default='window', choices=INTENSITY_MODES,
+                        help='window: TransUNet [-125, 275] HU -> [0, 1] (default); hu: raw HU '
+                             'and CT foreground statistics in meta.json (btcv only)')
+    parser.add_argument('--target-spacing', default='none',
+                        help='none (default), auto (nnU-Net\'s rule) or Z,Y,X mm: resample '
+                             'every case (btcv only)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a previous output of this converter at DST')
     return parser.parse_args(argv)
@@ -632,7 +768,8 @@ def main(argv=None):
     return run_conversion(lambda: convert_synapse(
         args.src, args.dst, fmt=args.format, few_shot_fraction=args.few_shot_fraction,
         seed=args.seed, few_shot_list=args.few_shot_list, few_shot_name=args.few_shot_name,
-        overwrite=args.overwrite, log=print))
+        overwrite=args.overwrite, log=print, train_volumes=args.train_volumes,
+        intensity=args.intensity, target_spacing=args.target_spacing))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""Per-case Dice and 95% Hausdorff distance of the TransUNet/SAMed evaluation protocol."""
+"""Per-case Dice and 95% Hausdorff distance under the TransUNet/SAMed or nnU-Net convention."""
 import numpy as np
 from scipy import ndimage
 
@@ -41,14 +41,30 @@ def hd95(pred, gt, spacing=None):
     return float(np.percentile(distances, 95))
 
 
-def dice_hd95(pred, gt, spacing=None):
-    """Dice and HD95 of one binary mask pair, with the TransUNet/SAMed empty-mask convention.
+CONVENTIONS = ('transunet', 'nnunet')
 
-    Convention (TransUNet's ``calculate_metric_percase``, reused by SAMed and its successors):
+
+def _check_convention(convention):
+    if convention not in CONVENTIONS:
+        raise ValueError(f'convention={convention!r} is not one of {CONVENTIONS}; use '
+                         f"'transunet' (TransUNet/SAMed protocol) or 'nnunet' (nnU-Net's)")
+
+
+def dice_hd95(pred, gt, spacing=None, convention='transunet', with_hd95=True):
+    """Dice and HD95 of one binary mask pair under an empty-mask convention.
+
+    ``convention='transunet'`` (TransUNet's ``calculate_metric_percase``, reused by SAMed and
+    its successors):
 
     - pred and gt both non-empty: (Dice, HD95);
     - pred non-empty, gt empty: (1, 0);
     - pred empty, whatever gt: (0, 0).
+
+    ``convention='nnunet'`` (nnU-Net v2 ``compute_metrics_on_folder``):
+
+    - Dice = 2TP / (2TP + FP + FN), NaN when TP + FP + FN = 0 (absent from both), so a false
+      positive on a class missing from the gt scores 0 and so does a miss;
+    - HD95 (nnU-Net reports none): NaN when either mask is empty, computed otherwise.
 
     Surface voxels are ``mask XOR binary_erosion(mask)`` with the face-connectivity structure;
     HD95 is the 95th percentile of both directions' surface-to-surface distances pooled.
@@ -58,25 +74,37 @@ def dice_hd95(pred, gt, spacing=None):
         gt (ndarray): same shape as ``pred``.
         spacing (sequence[float] | None): voxel size per axis, e.g. (z, y, x) in mm for a
             (D, H, W) volume; None measures HD95 in voxels, as the papers do.
+        convention (str): 'transunet' or 'nnunet', see above.
+        with_hd95 (bool): False skips the distance transforms and returns NaN for HD95
+            (under both conventions).
 
     Returns:
-        tuple[float, float]: Dice as a fraction in [0, 1], HD95 in voxels (or spacing units).
+        tuple[float, float]: Dice as a fraction in [0, 1] (or NaN), HD95 in voxels (or
+        spacing units, or NaN).
     """
+    _check_convention(convention)
     pred, gt = np.asarray(pred) != 0, np.asarray(gt) != 0
     if pred.shape != gt.shape:
         raise ValueError(f'pred and gt shapes differ: {pred.shape} vs {gt.shape}')
     if spacing is not None and len(spacing) != pred.ndim:
         raise ValueError(f'spacing {tuple(spacing)} has {len(spacing)} values for a '
                          f'{pred.ndim}D mask; give one value per axis')
-    if not pred.any():
-        return 0.0, 0.0
-    if not gt.any():
-        return 1.0, 0.0
-    dice = 2.0 * np.count_nonzero(pred & gt) / (np.count_nonzero(pred) + np.count_nonzero(gt))
-    return float(dice), hd95(pred, gt, spacing)
+    nan = float('nan')
+    pred_any, gt_any = pred.any(), gt.any()
+    if convention == 'transunet' and not (pred_any and gt_any):
+        dice = 1.0 if pred_any else 0.0
+        return dice, (0.0 if with_hd95 else nan)
+    num_pred, num_gt = np.count_nonzero(pred), np.count_nonzero(gt)
+    if num_pred + num_gt == 0:  # only reachable under nnunet
+        return nan, nan
+    dice = float(2.0 * np.count_nonzero(pred & gt) / (num_pred + num_gt))
+    if not (with_hd95 and pred_any and gt_any):
+        return dice, nan
+    return dice, hd95(pred, gt, spacing)
 
 
-def per_class_dice_hd95(pred_labels, gt_labels, num_classes, spacing=None):
+def per_class_dice_hd95(pred_labels, gt_labels, num_classes, spacing=None,
+                        convention='transunet', with_hd95=True):
     """Dice and HD95 of each foreground class of one case (see :func:`dice_hd95`).
 
     Args:
@@ -84,10 +112,12 @@ def per_class_dice_hd95(pred_labels, gt_labels, num_classes, spacing=None):
         gt_labels (ndarray): same shape as ``pred_labels``.
         num_classes (int): number of classes, background included.
         spacing (sequence[float] | None): voxel size per axis; None measures in voxels.
+        convention (str): 'transunet' or 'nnunet' empty-mask convention.
+        with_hd95 (bool): False returns NaN HD95 without computing it.
 
     Returns:
         ndarray: (num_classes - 1, 2) float64; row c - 1 holds (Dice, HD95) of class c.
     """
     pred_labels, gt_labels = np.asarray(pred_labels), np.asarray(gt_labels)
-    return np.array([dice_hd95(pred_labels == c, gt_labels == c, spacing)
+    return np.array([dice_hd95(pred_labels == c, gt_labels == c, spacing, convention, with_hd95)
                      for c in range(1, num_classes)], dtype=np.float64).reshape(-1, 2)

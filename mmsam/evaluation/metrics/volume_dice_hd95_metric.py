@@ -1,7 +1,8 @@
-"""Per-volume Dice and HD95 of slice-wise predictions (the TransUNet/SAMed test protocol)."""
+"""Per-volume Dice and HD95 of slice-wise or whole-volume predictions (TransUNet or nnU-Net)."""
 import csv
 import io
 import os.path as osp
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -11,27 +12,62 @@ from prettytable import PrettyTable
 
 from mmsam.registry import METRICS
 from mmsam.utils.io import atomic_savez, atomic_write_text
-from ..functional import per_class_dice_hd95
+from ..functional import CONVENTIONS, per_class_dice_hd95
+
+
+def _nanmean(values, axis=None):
+    """Mean ignoring NaN; NaN (without a warning) where every value is NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+def _to_volume(data, key, case_id):
+    """(D, H, W) uint8 array from a (D, H, W) or (1, D, H, W) label tensor."""
+    array = data.cpu().numpy()
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3:
+        raise ValueError(f'case {case_id!r}: whole-volume sample (is_volume=True) has {key} of '
+                         f'shape {tuple(data.shape)}; expected (D, H, W) or (1, D, H, W)')
+    return array.astype(np.uint8)
 
 
 @METRICS.register_module()
 class VolumeDiceHD95Metric(BaseMetric):
     """Dice and HD95 per case and class, averaged over cases, then over foreground classes.
 
-    Slices are stored as they come (a distributed sampler may split a case over ranks) and
-    stacked into (D, H, W) volumes per ``case_id`` in ``compute_metrics``. Empty masks follow
-    the TransUNet/SAMed convention of :func:`mmsam.evaluation.functional.dice_hd95`.
+    Two kinds of samples are accepted, even mixed (but not for one case):
+
+    - slices (metainfo ``case_id``, ``slice_index``, ``num_slices``; data (1, H, W)): stored
+      as they come (a distributed sampler may split a case over ranks) and stacked into
+      (D, H, W) volumes per ``case_id`` in ``compute_metrics``;
+    - whole volumes (metainfo ``is_volume=True`` and ``case_id``; data (D, H, W) or
+      (1, D, H, W)): each is one complete case.
+
+    Empty masks follow ``convention`` (:func:`mmsam.evaluation.functional.dice_hd95`):
+    'transunet' (TransUNet/SAMed: empty prediction (0, 0), prediction without gt (1, 0)) or
+    'nnunet' (nnU-Net v2: NaN when the class is absent from both, HD95 NaN when either mask
+    is empty). Class means are the NaN-ignoring mean over cases (there are no NaNs under
+    'transunet'); ``mDice`` / ``mHD95`` are the plain mean of the class means, as nnU-Net's
+    foreground mean, so they are NaN only if some class has no score in any case.
 
     Units: Dice in percent (0-100); HD95 in voxels, or in the spacing's units (mm) when
     ``use_spacing`` is True.
 
     Args:
         use_spacing (bool): measure HD95 with each case's ``spacing`` (z, y, x) metainfo
-            instead of in voxels, as the papers do. Default False.
+            (the spacing of the grid the labels are on) instead of in voxels. Default False.
+        convention (str): 'transunet' (default) or 'nnunet'.
+        hd95 (bool): compute HD95; False (fast) drops the ``mHD95`` / ``HD95.*`` keys.
+        also_log_convention (str | list[str] | None): further conventions whose Dice is
+            returned (and logged) beside the main one as ``<convention>.mDice`` and
+            ``<convention>.Dice.<class>``, e.g. 'transunet' next to 'nnunet'.
         collect_device (str): 'cpu' or 'gpu', where results are gathered across ranks.
         prefix (str | None): prefix of the returned keys.
         output_file (str | None): if set, a CSV with one row per case and class
-            (case_id, class, dice_percent, hd95), written atomically.
+            (case_id, class, dice_percent, hd95, then ``dice_percent.<convention>`` for each
+            extra convention), written atomically. NaN is written as ``nan``.
         output_dir (str | None): if set, each case's predicted volume is saved as
             ``<output_dir>/<case_id>.npz`` with ``pred`` (D, H, W) uint8 class ids
             (``tools/test.py --out DIR`` sets it).
@@ -39,69 +75,119 @@ class VolumeDiceHD95Metric(BaseMetric):
 
     default_prefix = None
 
-    def __init__(self, use_spacing=False, collect_device='cpu', prefix=None, output_file=None,
+    def __init__(self, use_spacing=False, convention='transunet', hd95=True,
+                 also_log_convention=None, collect_device='cpu', prefix=None, output_file=None,
                  output_dir=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
+        extra = also_log_convention or []
+        extra = [extra] if isinstance(extra, str) else list(extra)
+        for name in [convention] + extra:
+            if name not in CONVENTIONS:
+                raise ValueError(f'VolumeDiceHD95Metric: convention {name!r} is not one of '
+                                 f'{CONVENTIONS} (check convention / also_log_convention)')
         self.use_spacing = use_spacing
+        self.convention = convention
+        self.hd95 = hd95
+        self.extra_conventions = [c for c in dict.fromkeys(extra) if c != convention]
         self.output_file = output_file
         self.output_dir = output_dir
 
     def process(self, data_batch, data_samples):
-        """Store each slice's prediction and ground truth as uint8 with its case metainfo.
+        """Store each slice's or volume's prediction and ground truth as uint8 with metainfo.
 
         Args:
             data_batch: unused.
-            data_samples (list[dict]): with ``pred_sem_seg.data`` and ``gt_sem_seg.data``
+            data_samples (list[dict]): with ``pred_sem_seg.data`` and ``gt_sem_seg.data``,
                 (1, H, W) tensors and metainfo ``case_id``, ``slice_index``, ``num_slices``
-                and optionally ``spacing``.
+                for slices, or (D, H, W) / (1, D, H, W) tensors and metainfo ``case_id``,
+                ``is_volume=True`` for whole volumes; optionally ``spacing``.
         """
         for sample in data_samples:
-            for key in ('case_id', 'slice_index', 'num_slices'):
+            is_volume = bool(sample.get('is_volume', False))
+            keys = ('case_id',) if is_volume else ('case_id', 'slice_index', 'num_slices')
+            for key in keys:
                 if key not in sample:
                     raise KeyError(f'VolumeDiceHD95Metric needs metainfo {key!r}; pack it '
                                    f'with PackSegInputs(meta_keys=...) in the test pipeline')
-            pred = sample['pred_sem_seg']['data'].squeeze(0).cpu().numpy().astype(np.uint8)
-            gt = sample['gt_sem_seg']['data'].squeeze(0).cpu().numpy().astype(np.uint8)
+            case_id = str(sample['case_id'])
             spacing = sample.get('spacing')
-            self.results.append(dict(
-                case_id=str(sample['case_id']), slice_index=int(sample['slice_index']),
-                num_slices=int(sample['num_slices']),
-                spacing=None if spacing is None else tuple(float(s) for s in spacing),
-                pred=pred, gt=gt))
+            result = dict(case_id=case_id, is_volume=is_volume,
+                          spacing=None if spacing is None else tuple(float(s) for s in spacing))
+            if is_volume:
+                result['pred'] = _to_volume(sample['pred_sem_seg']['data'], 'pred_sem_seg',
+                                            case_id)
+                result['gt'] = _to_volume(sample['gt_sem_seg']['data'], 'gt_sem_seg', case_id)
+            else:
+                result.update(
+                    slice_index=int(sample['slice_index']), num_slices=int(sample['num_slices']),
+                    pred=sample['pred_sem_seg']['data'].squeeze(0).cpu().numpy().astype(np.uint8),
+                    gt=sample['gt_sem_seg']['data'].squeeze(0).cpu().numpy().astype(np.uint8))
+            self.results.append(result)
 
     def compute_metrics(self, results):
-        """Stack slices into volumes, score each case and class, and average.
+        """Assemble volumes, score each case and class, and average.
 
         Args:
-            results (list[dict]): the slices stored by ``process``, from all ranks.
+            results (list[dict]): the slices and volumes stored by ``process``, all ranks.
 
         Returns:
-            dict[str, float]: ``mDice`` (%), ``mHD95``, and ``Dice.<class>``, ``HD95.<class>``
-            for each foreground class.
+            dict[str, float]: ``mDice`` (%) and ``Dice.<class>`` for each foreground class;
+            ``mHD95`` and ``HD95.<class>`` when ``hd95``; ``<conv>.mDice`` and
+            ``<conv>.Dice.<class>`` for each extra convention.
         """
         if not self.dataset_meta or 'classes' not in self.dataset_meta:
             raise ValueError('VolumeDiceHD95Metric needs dataset_meta["classes"] (index 0 is '
                              'the background); set metainfo on the test dataset')
         classes = list(self.dataset_meta['classes'])[1:]
-        per_case = {}  # case_id -> (num_classes - 1, 2) array of (Dice %, HD95)
-        for case_id, slices in sorted(self._group_by_case(results).items()):
-            pred = np.stack([s['pred'] for s in slices])
-            gt = np.stack([s['gt'] for s in slices])
-            scores = per_class_dice_hd95(pred, gt, len(classes) + 1,
-                                         self._case_spacing(case_id, slices))
-            scores[:, 0] *= 100
+        num_classes = len(classes) + 1
+        # case_id -> (num_classes - 1, 2 + len(extra)): Dice %, HD95, extra conventions' Dice %
+        per_case = {}
+        for case_id, (pred, gt, spacing) in sorted(self._assemble_cases(results).items()):
+            scores = per_class_dice_hd95(pred, gt, num_classes, spacing, self.convention,
+                                         self.hd95)
+            extra = [per_class_dice_hd95(pred, gt, num_classes, spacing, conv, False)[:, :1]
+                     for conv in self.extra_conventions]
+            scores = np.concatenate([scores] + extra, axis=1)
+            scores[:, [0] + list(range(2, scores.shape[1]))] *= 100
             per_case[case_id] = scores
             if self.output_dir:
                 atomic_savez(osp.join(self.output_dir, f'{case_id}.npz'), pred=pred)
-        mean = np.mean(np.stack(list(per_case.values())), axis=0)
+        mean = _nanmean(np.stack(list(per_case.values())), axis=0)  # (classes, columns)
         if self.output_file:
             self._write_csv(per_case, classes)
         self._log_table(mean, classes)
-        metrics = {'mDice': float(mean[:, 0].mean()), 'mHD95': float(mean[:, 1].mean())}
-        for name, (dice, hd) in zip(classes, mean):
-            metrics[f'Dice.{name}'] = float(dice)
-            metrics[f'HD95.{name}'] = float(hd)
+        metrics = {'mDice': float(mean[:, 0].mean())}
+        metrics.update({f'Dice.{name}': float(v) for name, v in zip(classes, mean[:, 0])})
+        if self.hd95:
+            metrics['mHD95'] = float(mean[:, 1].mean())
+            metrics.update({f'HD95.{name}': float(v) for name, v in zip(classes, mean[:, 1])})
+        for column, conv in enumerate(self.extra_conventions, start=2):
+            metrics[f'{conv}.mDice'] = float(mean[:, column].mean())
+            metrics.update({f'{conv}.Dice.{name}': float(v)
+                            for name, v in zip(classes, mean[:, column])})
         return metrics
+
+    def _assemble_cases(self, results):
+        """case_id -> (pred (D, H, W), gt (D, H, W), spacing or None) from slices and volumes."""
+        volumes, slices = {}, []
+        for res in results:
+            if res['is_volume']:
+                # A padding sampler may repeat a case; any copy is the same prediction.
+                volumes.setdefault(res['case_id'], res)
+            else:
+                slices.append(res)
+        cases = {case_id: (res['pred'], res['gt'], self._case_spacing(case_id, res['spacing']))
+                 for case_id, res in volumes.items()}
+        for case_id, group in self._group_by_case(slices).items():
+            if case_id in cases:
+                raise ValueError(f'case {case_id!r} came both as a whole volume and as slices; '
+                                 f'feed each case one way')
+            cases[case_id] = (np.stack([s['pred'] for s in group]),
+                              np.stack([s['gt'] for s in group]),
+                              self._case_spacing(case_id, group[0]['spacing']))
+        if not cases:
+            raise ValueError('VolumeDiceHD95Metric got no slices or volumes to evaluate')
+        return cases
 
     @staticmethod
     def _group_by_case(results):
@@ -123,14 +209,11 @@ class VolumeDiceHD95Metric(BaseMetric):
                                  f'{missing}, out-of-range indices {extra} (expected '
                                  f'0..{len(expected) - 1}); evaluate every slice of each case')
             grouped[case_id] = [by_index[i] for i in sorted(by_index)]
-        if not grouped:
-            raise ValueError('VolumeDiceHD95Metric got no slices to evaluate')
         return grouped
 
-    def _case_spacing(self, case_id, slices):
+    def _case_spacing(self, case_id, spacing):
         if not self.use_spacing:
             return None
-        spacing = slices[0]['spacing']
         if spacing is None or len(spacing) != 3:
             raise ValueError(f'use_spacing=True but case {case_id!r} has spacing {spacing}; '
                              f'give 3 floats (z, y, x) in its metainfo or set use_spacing=False')
@@ -139,17 +222,26 @@ class VolumeDiceHD95Metric(BaseMetric):
     def _write_csv(self, per_case, classes):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator='\n')
-        writer.writerow(['case_id', 'class', 'dice_percent', 'hd95'])
+        writer.writerow(['case_id', 'class', 'dice_percent', 'hd95']
+                        + [f'dice_percent.{conv}' for conv in self.extra_conventions])
         for case_id, scores in per_case.items():
-            for name, (dice, hd) in zip(classes, scores):
-                writer.writerow([case_id, name, f'{dice:.4f}', f'{hd:.4f}'])
+            for name, row in zip(classes, scores):
+                writer.writerow([case_id, name] + [f'{v:.4f}' for v in row])
         atomic_write_text(self.output_file, buffer.getvalue())
 
     def _log_table(self, mean, classes):
         unit = 'mm' if self.use_spacing else 'voxels'
-        table = PrettyTable(['Class', 'Dice (%)', f'HD95 ({unit})'])
-        for name, (dice, hd) in zip(classes, mean):
-            table.add_row([name, f'{dice:.2f}', f'{hd:.2f}'])
-        table.add_row(['mean', f'{mean[:, 0].mean():.2f}', f'{mean[:, 1].mean():.2f}'])
+        header = ['Class', f'Dice (%) [{self.convention}]']
+        columns = [0]
+        if self.hd95:
+            header.append(f'HD95 ({unit})')
+            columns.append(1)
+        for column, conv in enumerate(self.extra_conventions, start=2):
+            header.append(f'Dice (%) [{conv}]')
+            columns.append(column)
+        table = PrettyTable(header)
+        for name, row in zip(classes, mean):
+            table.add_row([name] + [f'{row[c]:.2f}' for c in columns])
+        table.add_row(['mean'] + [f'{mean[:, c].mean():.2f}' for c in columns])
         print_log('Per-class volume Dice / HD95 (mean over cases):\n' + table.get_string(),
                   logger='current')

@@ -59,15 +59,23 @@ class SAMImageEncoder(ImageEncoderViT):
             output is returned after SAM's neck, i.e. the image embedding
             (B, out_chans, img_size/16, img_size/16); other blocks' outputs are returned as
             (B, embed_dim, img_size/16, img_size/16).
-        frozen (bool): freeze all encoder weights except the adapter's.
+        frozen (bool): freeze all encoder weights except the adapter's (and ``depth_embed``).
         adapter (dict, optional): adapter config, built from MODELS; it must have
-            ``inject(vit) -> list[str]`` returning the names of the parameters it added.
+            ``inject(vit) -> list[str]`` returning the names of the parameters it added. It
+            may read ``vit.num_frames`` and ``vit.embed_dim``.
+        num_frames (int, optional): T for 3D input: the batch is B * T slices, b-major (item
+            b * T + t). Adds a trainable, zero-initialised ``depth_embed`` (1, T, 1, 1, E)
+            after ``pos_embed``, shared over positions.
+        with_neck_output (bool): every ``out_indices`` entry (the last one too) returns the
+            raw block output (B, embed_dim, g, g), and the neck of the last block,
+            (B, out_chans, g, g), is appended last.
         checkpoint (str, optional): official SAM/MedSAM file or an encoder-only state dict,
             loaded by :meth:`init_weights`.
     """
 
     def __init__(self, arch='vit_b', img_size=1024, in_channels=3, out_indices=(-1,),
-                 frozen=True, adapter=None, checkpoint=None, init_cfg=None):
+                 frozen=True, adapter=None, checkpoint=None, num_frames=None,
+                 with_neck_output=False, init_cfg=None):
         hp = resolve_arch(arch)
         super().__init__(
             img_size=img_size, patch_size=hp['patch_size'], in_chans=in_channels,
@@ -85,7 +93,17 @@ class SAMImageEncoder(ImageEncoderViT):
         if any(not -depth <= i < depth for i in out_indices):
             raise ValueError(f'out_indices {out_indices} out of range for depth {depth}')
         self.checkpoint = checkpoint
-        self.adapter_param_names = MODELS.build(adapter).inject(self) if adapter else []
+        self.embed_dim, self.with_neck_output = hp['embed_dim'], with_neck_output
+        if num_frames is not None and (int(num_frames) != num_frames or num_frames < 1):
+            raise ValueError(f'num_frames must be a positive int or None, got {num_frames}')
+        self.num_frames = num_frames
+        depth_names = []
+        if num_frames is not None:
+            self.depth_embed = nn.Parameter(torch.zeros(1, num_frames, 1, 1, hp['embed_dim']))
+            depth_names = ['depth_embed']
+        # The adapter is injected after num_frames / depth_embed exist: it may read them.
+        self.adapter_param_names = depth_names + (
+            MODELS.build(adapter).inject(self) if adapter else [])
         self.frozen = frozen
         if frozen:
             adapter_names = set(self.adapter_param_names)
@@ -111,20 +129,33 @@ class SAMImageEncoder(ImageEncoderViT):
         """Encode images.
 
         Args:
-            x (Tensor): (B, in_channels, img_size, img_size) normalised images.
+            x (Tensor): (B, in_channels, img_size, img_size) normalised images; with
+                ``num_frames`` = T, B = cases * T slices, b-major.
 
         Returns:
-            tuple[Tensor]: one feature map per ``out_indices`` (see the class docstring).
+            tuple[Tensor]: one feature map per ``out_indices`` (see the class docstring), plus
+            the neck output last when ``with_neck_output``.
         """
+        if self.num_frames is not None and x.shape[0] % self.num_frames:
+            raise ValueError(f'SAMImageEncoder: a batch of {x.shape[0]} slices is not '
+                             f'divisible by num_frames={self.num_frames}; 3D input must be '
+                             '(B * num_frames, C, H, W), b-major')
         no_grad = self.frozen and not self.adapter_param_names
         with torch.set_grad_enabled(torch.is_grad_enabled() and not no_grad):
             x = self.patch_embed(x)
             x = x + self.pos_embed
+            if self.num_frames is not None:
+                n, h, w, e = x.shape
+                x = (x.reshape(-1, self.num_frames, h, w, e) + self.depth_embed).reshape(
+                    n, h, w, e)
             outs = []
             last = len(self.blocks) - 1
             for i, block in enumerate(self.blocks):
                 x = block(x)
                 if i in self.out_indices:
                     feat = x.permute(0, 3, 1, 2)
-                    outs.append(self.neck(feat) if i == last else feat)
+                    outs.append(self.neck(feat) if i == last and not self.with_neck_output
+                                else feat)
+            if self.with_neck_output:
+                outs.append(self.neck(x.permute(0, 3, 1, 2)))
         return tuple(outs)

@@ -46,6 +46,9 @@ def _check_config(channels, scales, kernel_sizes, num_convs, box_pool, cls_pool,
             or any(b < a for a, b in zip(scales, scales[1:]))):
         raise ValueError(f'{NAME}: scales must be non-decreasing powers of 2 starting at 1 '
                          f'(level 0 is the neck at the grid g), got {scales}')
+    if any(b > 2 * a for a, b in zip(scales, scales[1:])):
+        raise ValueError(f'{NAME}: each level may at most double the scale of the one below '
+                         f'(one ConvT x2 between levels), got {scales}')
     if any(s < 2 for s in scales[1:]):
         raise ValueError(f'{NAME}: levels after the first need scale >= 2 (their skip is '
                          f'log2(scale) x [ConvT x2 + conv block] from E), got {scales}')

@@ -36,8 +36,9 @@ def masked_attention(attention, q, k, v, mask=None, mode='learnable'):
 
 
 def two_way_transformer_forward(transformer, image_embedding, image_pe, tokens, token_mask=None,
-                                mode='learnable'):
-    """SAM's ``TwoWayTransformer.forward`` with a mask on every token-to-image attention.
+                                mode='learnable', adapters=None, layout=None):
+    """SAM's ``TwoWayTransformer.forward`` with a mask on every token-to-image attention and
+    optional adapters (MaskSAM).
 
     Args:
         transformer (TwoWayTransformer): segment-anything's module (its weights are used).
@@ -47,30 +48,57 @@ def two_way_transformer_forward(transformer, image_embedding, image_pe, tokens, 
         token_mask (Tensor, optional): (B, N, h * w) in [0, 1], how much each token may attend
             to each image position; None gives SAM's forward exactly.
         mode (str): see :func:`masked_attention`.
+        adapters (nn.Module, optional): a ``MaskSAMDecoderAdapter``, called as
+            ``adapters(x, site, layer, num_queries=Q, hw=(h, w))``: after token self-attention,
+            after token->image attention, in parallel with the token MLP, after image->token
+            attention (on the keys) and after the final token->image attention. None gives
+            SAM's forward exactly.
+        layout (dict, optional): ``dict(num_queries=Q, hw=(h, w))`` for the adapters: the
+            batch is B = cases * T * Q items ordered (b, t, q); ``hw`` defaults to the
+            embedding's grid, ``num_queries`` to 1.
 
     Returns:
         tuple[Tensor, Tensor]: tokens (B, N, C) and image features (B, h * w, C).
     """
+    if adapters is not None:
+        if len(adapters.layers) != len(transformer.layers):
+            raise ValueError(f'decoder adapters have {len(adapters.layers)} layers, the '
+                             f'two-way transformer {len(transformer.layers)}; set the '
+                             "adapter's depth to the transformer's")
+        layout = dict(layout or {})
+        unknown = set(layout) - {'num_queries', 'hw'}
+        if unknown:
+            raise KeyError(f'layout has unknown keys {sorted(unknown)}; use num_queries, hw')
+        layout.setdefault('num_queries', 1)
+        layout.setdefault('hw', tuple(image_embedding.shape[-2:]))
+
+    def adapt(x, site, layer=None):
+        return x if adapters is None else adapters(x, site, layer, **layout)
+
     keys = image_embedding.flatten(2).transpose(1, 2)
     key_pe = image_pe.flatten(2).transpose(1, 2)
     queries = tokens
-    for layer in transformer.layers:
+    for i, layer in enumerate(transformer.layers):
         if layer.skip_first_layer_pe:
-            queries = layer.self_attn(q=queries, k=queries, v=queries)
+            queries = adapt(layer.self_attn(q=queries, k=queries, v=queries), 'self_attn', i)
         else:
             q = queries + tokens
-            queries = queries + layer.self_attn(q=q, k=q, v=queries)
+            queries = queries + adapt(layer.self_attn(q=q, k=q, v=queries), 'self_attn', i)
         queries = layer.norm1(queries)
-        queries = queries + masked_attention(layer.cross_attn_token_to_image, queries + tokens,
-                                             keys + key_pe, keys, token_mask, mode)
+        attn_out = masked_attention(layer.cross_attn_token_to_image, queries + tokens,
+                                    keys + key_pe, keys, token_mask, mode)
+        queries = queries + adapt(attn_out, 'cross_t2i', i)
         queries = layer.norm2(queries)
-        queries = layer.norm3(queries + layer.mlp(queries))
+        mlp_out = layer.mlp(queries)
+        if adapters is not None:
+            mlp_out = mlp_out + adapters(queries, 'mlp', i, **layout)
+        queries = layer.norm3(queries + mlp_out)
         attn_out = layer.cross_attn_image_to_token(q=keys + key_pe, k=queries + tokens,
                                                    v=queries)
-        keys = layer.norm4(keys + attn_out)
+        keys = layer.norm4(keys + adapt(attn_out, 'cross_i2t', i))
     attn_out = masked_attention(transformer.final_attn_token_to_image, queries + tokens,
                                 keys + key_pe, keys, token_mask, mode)
-    return transformer.norm_final_attn(queries + attn_out), keys
+    return transformer.norm_final_attn(queries + adapt(attn_out, 'final_t2i')), keys
 
 
 def pad_token_mask(class_mask, num_tokens, first_class_token=1):

@@ -64,31 +64,39 @@ class SAMMaskDecoder(MaskDecoder):
             row_partial=('mask_tokens.weight', f'{last_iou}.weight', f'{last_iou}.bias'))
 
     def decode_tokens(self, image_embeddings, image_pe, sparse_embeddings, dense_embeddings,
-                      token_mask=None, mask_mode='learnable'):
+                      token_mask=None, mask_mode='learnable', adapters=None, layout=None):
         """Run the two-way transformer, the i-th image embedding with the i-th prompt set.
 
         Args:
             image_embeddings (Tensor): (N, C, h, w); repeat an image's embedding to pair it
                 with several prompt sets (e.g. hypotheses).
-            image_pe (Tensor): (1, C, h, w) dense positional encoding.
+            image_pe (Tensor): (1, C, h, w) or (N, C, h, w) dense positional encoding (N: per
+                item, e.g. SAM's PE plus MaskSAM's depth PE).
             sparse_embeddings (Tensor): (N, T, C) prompt tokens (T may be 0).
             dense_embeddings (Tensor): (N, C, h, w) or (1, C, h, w) dense prompt.
             token_mask (Tensor, optional): (N, 1 + num_mask_tokens + T, h * w) in [0, 1] on
                 the token-to-image attention (see :func:`two_way_transformer_forward`).
             mask_mode (str): ``'learnable'`` or ``'binary'``.
+            adapters (nn.Module, optional), layout (dict, optional): MaskSAM's decoder
+                adapters and ``dict(num_queries=Q, hw=(h, w))``, see
+                :func:`two_way_transformer_forward`.
 
         Returns:
             tuple[Tensor, Tensor]: output tokens (N, 1 + num_mask_tokens + T, C) and image
             features (N, C, h, w).
         """
         n = image_embeddings.shape[0]
+        if image_pe.shape[0] not in (1, n):
+            raise ValueError(f'image_pe has batch {image_pe.shape[0]}; expected 1 or the '
+                             f'{n} image embeddings')
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_embeddings],
                            dim=1)
         src = image_embeddings + dense_embeddings
         b, c, h, w = src.shape
         hs, src = two_way_transformer_forward(self.transformer, src, image_pe.expand(n, -1, -1, -1),
-                                              tokens, token_mask, mask_mode)
+                                              tokens, token_mask, mask_mode, adapters=adapters,
+                                              layout=layout)
         return hs, src.transpose(1, 2).reshape(b, c, h, w)
 
     def upscale(self, src):

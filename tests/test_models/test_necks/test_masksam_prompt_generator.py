@@ -131,6 +131,8 @@ def test_config_errors():
     for scales in [(2, 4, 8, 16), (1, 2, 3, 8), (1, 4, 2, 8), (1, 1, 2, 4)]:
         with pytest.raises(ValueError, match='scale'):
             build(TINY, scales=scales)
+    with pytest.raises(ValueError, match='at most double'):
+        build(TINY, scales=(1, 2, 8, 16))
     with pytest.raises(ValueError, match=r'channels\[3\] must equal'):
         build(TINY, scales=(1, 2, 4, 4))  # 16 -> 8 channels without an upsampling ConvT
     with pytest.raises(ValueError, match='odd'):
