@@ -8,6 +8,42 @@ from .volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, npz_array_s
                         parse_slice_stem, read_meta, read_split)
 
 
+def converted_metainfo(dataset, data_root, metainfo=None):
+    """Check that ``data_root`` holds converted data of ``dataset``'s classes.
+
+    Shared by the slice and volume datasets. ``dataset`` provides ``METAINFO``, ``DATA_NAME``
+    and ``CONVERTER`` (a hint formatted with ``data_root``, named in every error).
+
+    Args:
+        dataset (BaseSegDataset): the dataset being built (its class attributes are read).
+        data_root (str): the converted data root.
+        metainfo (dict, optional): the user's metainfo; its ``classes`` win over the data's.
+
+    Returns:
+        tuple[dict, dict]: the metainfo to pass to ``BaseSegDataset`` (classes and palette
+        from ``meta.json`` when neither the class nor the user names them) and ``meta.json``.
+    """
+    name = type(dataset).__name__
+    hint = dataset.CONVERTER.format(data_root=data_root)
+    if not osp.isfile(osp.join(data_root, META_FILE)):
+        raise FileNotFoundError(
+            f'{name}: {osp.join(data_root, META_FILE)} not found, so {data_root} holds no '
+            f'converted data; {hint}')
+    metainfo = dict(metainfo or {})
+    meta = read_meta(data_root)
+    own = dataset.METAINFO.get('classes')
+    if own and not metainfo.get('classes') and tuple(meta.get('classes', own)) != own:
+        raise ValueError(
+            f'{osp.join(data_root, META_FILE)} lists classes {tuple(meta["classes"])}, not '
+            f'the {dataset.DATA_NAME} classes {own}: {data_root} holds other data; {hint}, '
+            'or point data_root at it')
+    if not metainfo.get('classes') and not own:
+        metainfo['classes'] = tuple(meta['classes'])
+        if meta.get('palette'):
+            metainfo.setdefault('palette', [list(c) for c in meta['palette']])
+    return metainfo, meta
+
+
 @DATASETS.register_module()
 class VolumeSliceDataset(BaseSegDataset):
     """2D slices for training and slice-by-slice 3D volumes for testing (TransUNet protocol).
@@ -31,25 +67,9 @@ class VolumeSliceDataset(BaseSegDataset):
     CONVERTER = 'convert the data with the matching script in tools/dataset_converters/'
 
     def __init__(self, data_root, split='train', volumes=None, metainfo=None, **kwargs):
-        if not osp.isfile(osp.join(data_root, META_FILE)):
-            raise FileNotFoundError(
-                f'{type(self).__name__}: {osp.join(data_root, META_FILE)} not found, so '
-                f'{data_root} holds no converted data; '
-                f'{self.CONVERTER.format(data_root=data_root)}')
         self.split = split
         self.volumes = split == 'test' if volumes is None else volumes
-        metainfo = dict(metainfo or {})
-        meta = read_meta(data_root)
-        own = self.METAINFO.get('classes')
-        if own and not metainfo.get('classes') and tuple(meta.get('classes', own)) != own:
-            raise ValueError(
-                f'{osp.join(data_root, META_FILE)} lists classes {tuple(meta["classes"])}, not '
-                f'the {self.DATA_NAME} classes {own}: {data_root} holds other data; '
-                f'{self.CONVERTER.format(data_root=data_root)}, or point data_root at it')
-        if not metainfo.get('classes') and not own:
-            metainfo['classes'] = tuple(meta['classes'])
-            if meta.get('palette'):
-                metainfo.setdefault('palette', [list(c) for c in meta['palette']])
+        metainfo, _ = converted_metainfo(self, data_root, metainfo)
         super().__init__(data_root=data_root, ann_file='', img_suffix='.npz',
                          seg_map_suffix='.npz', reduce_zero_label=False, metainfo=metainfo,
                          **kwargs)

@@ -1,6 +1,7 @@
 """SyntheticAbdomen: the seeded CT-like generator and its safe on-disk writer."""
 import os
 import os.path as osp
+import zipfile
 
 import numpy as np
 import pytest
@@ -191,3 +192,79 @@ def test_bad_parameters_are_named(tmp_path):
     with pytest.raises(ValueError, match='size=8'):
         ensure_synthetic_abdomen(str(tmp_path / 'a'), size=8)
     assert not osp.exists(tmp_path / 'a')
+
+
+TINY = dict(num_train_cases=2, num_test_cases=1, size=32, depth=8, seed=5)
+
+
+def _npz_members(path):
+    """The raw .npy payloads of an .npz (the zip's timestamps aside, its exact bytes)."""
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def test_train_volumes_adds_volumes_and_changes_nothing_else(tmp_path):
+    plain, vols = str(tmp_path / 'plain'), str(tmp_path / 'vols')
+    meta_plain = generate_synthetic_abdomen(plain, **TINY)
+    meta_vols = generate_synthetic_abdomen(vols, train_volumes=True, **TINY)
+    # the default data (and its recorded parameters) are those of the generator before the flag
+    assert meta_plain['generator']['params'] == TINY
+    assert meta_vols['generator']['params'] == dict(TINY, train_volumes=True)
+    assert not osp.exists(osp.join(plain, volume_io.TRAIN_VOLUME_DIR))
+    for sub in (volume_io.TRAIN_SLICE_DIR, volume_io.TEST_VOLUME_DIR):
+        names = sorted(os.listdir(osp.join(plain, sub)))
+        assert names == sorted(os.listdir(osp.join(vols, sub)))
+        for name in names:
+            assert _npz_members(osp.join(plain, sub, name)) == \
+                _npz_members(osp.join(vols, sub, name)), name
+    for split in ('train', 'test'):
+        assert volume_io.read_split(plain, split) == volume_io.read_split(vols, split)
+    extra = {k for k, v in meta_vols.items() if k not in meta_plain or meta_plain[k] != v}
+    assert extra == {'generator', 'intensity', 'target_spacing', 'ct_foreground'}
+    assert meta_vols['intensity'] == 'unit' and meta_vols['target_spacing'] is None
+    # the training volumes are the stacked training slices
+    assert volume_io.read_split(vols, 'train_volumes') == ['case0000', 'case0001']
+    foreground = []
+    for case in ('case0000', 'case0001'):
+        vol = volume_io.load_npz(osp.join(vols, volume_io.TRAIN_VOLUME_DIR, f'{case}.npz'),
+                                 keys=('image', 'label', 'spacing'))
+        slices = [volume_io.load_npz(osp.join(plain, volume_io.TRAIN_SLICE_DIR,
+                                              f'{case}_slice{k:03d}.npz')) for k in range(8)]
+        np.testing.assert_array_equal(vol['image'], np.stack([s['image'] for s in slices]))
+        np.testing.assert_array_equal(vol['label'], np.stack([s['label'] for s in slices]))
+        np.testing.assert_allclose(vol['spacing'], abdomen_generator.case_spacing(32, 8))
+        foreground.append(vol['image'][vol['label'] > 0])
+    values = np.concatenate(foreground).astype(np.float64)
+    stats = meta_vols['ct_foreground']
+    np.testing.assert_allclose([stats['mean'], stats['std'], stats['percentile_00_5'],
+                                stats['percentile_99_5']],
+                               [values.mean(), values.std(), np.percentile(values, 0.5),
+                                np.percentile(values, 99.5)])
+
+
+def test_ensure_with_train_volumes_regenerates_once_and_serves_2d_too(tmp_path, monkeypatch):
+    root = str(tmp_path / 'abd')
+    ensure_synthetic_abdomen(root, **TINY)
+    assert not osp.exists(osp.join(root, volume_io.TRAIN_VOLUME_DIR))
+    meta = ensure_synthetic_abdomen(root, train_volumes=True, **TINY)  # params differ
+    assert meta['generator']['params']['train_volumes'] is True
+    assert osp.isdir(osp.join(root, volume_io.TRAIN_VOLUME_DIR))
+    before = _mtimes(root)
+
+    def fail(*args, **kwargs):
+        raise AssertionError('regenerated although the data root holds what is asked for')
+
+    monkeypatch.setattr(abdomen_generator, 'generate_synthetic_abdomen', fail)
+    ensure_synthetic_abdomen(root, train_volumes=True, **TINY)
+    ensure_synthetic_abdomen(root, **TINY)  # the slice-only request is a subset of it
+    ensure_synthetic_abdomen(root, train_volumes=False, **TINY)
+    assert _mtimes(root) == before
+    with pytest.raises(AssertionError, match='regenerated'):
+        ensure_synthetic_abdomen(root, train_volumes=True, **dict(TINY, seed=6))
+
+
+def test_train_volumes_must_be_a_bool(tmp_path):
+    with pytest.raises(TypeError, match='train_volumes must be True or False'):
+        ensure_synthetic_abdomen(str(tmp_path / 'a'), train_volumes=1)
+    with pytest.raises(TypeError, match='size must be an int'):
+        ensure_synthetic_abdomen(str(tmp_path / 'a'), size=True)

@@ -26,9 +26,10 @@ import os.path as osp
 import numpy as np
 from scipy import ndimage
 
-from ..volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, save_slice, save_volume,
-                         slice_stem, write_meta, write_split)
-from .generated_root import ensure_generated
+from ..converter_utils import foreground_stats
+from ..volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR,
+                         save_slice, save_volume, slice_stem, write_meta, write_split)
+from .generated_root import ensure_generated, read_meta_or_none, written_by
 
 CLASSES = ('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder', 'liver',
            'stomach', 'aorta', 'pancreas')
@@ -40,6 +41,9 @@ GENERATOR_NAME = 'SyntheticAbdomen'
 # ensure_synthetic_abdomen regenerates data roots written by an older generator.
 GENERATOR_VERSION = 1
 DEFAULT_PARAMS = dict(num_train_cases=8, num_test_cases=4, size=128, depth=32, seed=0)
+# Boolean options. Recorded in meta.json only when True, so that a data root generated with
+# the defaults has exactly the meta data (and files) it had before the option existed.
+FLAG_PARAMS = dict(train_volumes=False)
 
 FOV_MM = 400.0  # in-plane field of view (both axes)
 Z_EXTENT_MM = 180.0  # cranio-caudal coverage of a case: liver dome to below the kidneys
@@ -438,11 +442,17 @@ def generate_case(rng, size=128, depth=32):
 
 
 def _check_params(params):
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
+    valid = sorted({**DEFAULT_PARAMS, **FLAG_PARAMS})
+    unknown = sorted(set(params) - set(valid))
     if unknown:
         raise TypeError(f'SyntheticAbdomen got unknown parameter(s) {unknown}; '
-                        f'valid ones are {sorted(DEFAULT_PARAMS)}')
-    p = dict(DEFAULT_PARAMS, **params)
+                        f'valid ones are {valid}')
+    flags = {key: params.get(key, default) for key, default in FLAG_PARAMS.items()}
+    for key, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f'SyntheticAbdomen parameter {key} must be True or False, '
+                            f'got {value!r}')
+    p = dict(DEFAULT_PARAMS, **{k: v for k, v in params.items() if k not in FLAG_PARAMS})
     for key, value in p.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f'SyntheticAbdomen parameter {key} must be an int, got {value!r}')
@@ -453,6 +463,7 @@ def _check_params(params):
             raise ValueError(f'SyntheticAbdomen parameter {key}={p[key]} must be >= {low}')
     if p['num_train_cases'] + p['num_test_cases'] == 0:
         raise ValueError('SyntheticAbdomen needs at least one train or test case')
+    p.update({key: True for key, value in flags.items() if value})
     return p
 
 
@@ -462,13 +473,17 @@ def _case_rngs(seed, n):
 
 
 def generate_synthetic_abdomen(data_root, num_train_cases=8, num_test_cases=4, size=128, depth=32,
-                               seed=0):
+                               seed=0, train_volumes=False):
     """Write a SyntheticAbdomen data root in mmsam's on-disk format (see ``volume_io``).
 
     Training cases (``case0000`` ...) are written as 2D slices, test cases (numbered after
-    them) as volumes with their spacing. ``meta.json`` is written last and marks completion;
-    a stale one is removed first. Prefer :func:`ensure_synthetic_abdomen`, which also never
-    leaves a half-written ``data_root`` behind.
+    them) as volumes with their spacing. With ``train_volumes`` the training cases are also
+    written as volumes (``train_volumes/``, ``splits/train_volumes.txt``) and ``meta.json``
+    gains the 3D keys ``intensity`` (``'unit'``), ``ct_foreground`` (statistics of the labelled
+    voxels of the training cases) and ``target_spacing`` (None: no resampling); everything
+    else is identical to the data written without it. ``meta.json`` is written last and marks
+    completion; a stale one is removed first. Prefer :func:`ensure_synthetic_abdomen`, which
+    also never leaves a half-written ``data_root`` behind.
 
     Args:
         data_root (str): output folder (created if needed; should be empty).
@@ -477,31 +492,39 @@ def generate_synthetic_abdomen(data_root, num_train_cases=8, num_test_cases=4, s
         size (int): in-plane size in voxels.
         depth (int): slices per case.
         seed (int): seed of the whole data set.
+        train_volumes (bool): also write the training cases as volumes (3D methods).
 
     Returns:
         dict: the meta data written to ``meta.json``.
     """
     p = _check_params(dict(num_train_cases=num_train_cases, num_test_cases=num_test_cases,
-                           size=size, depth=depth, seed=seed))
+                           size=size, depth=depth, seed=seed, train_volumes=train_volumes))
     os.makedirs(data_root, exist_ok=True)
     if osp.exists(osp.join(data_root, META_FILE)):
         os.remove(osp.join(data_root, META_FILE))
     n_train, n_test = p['num_train_cases'], p['num_test_cases']
+    volumes = p.get('train_volumes', False)
     names = [f'case{i:04d}' for i in range(n_train + n_test)]
     rngs = _case_rngs(p['seed'], n_train + n_test)
     spacing = case_spacing(p['size'], p['depth'])
-    slices = []
+    slices, foreground = [], []
     for name, rng in zip(names[:n_train], rngs[:n_train]):
         image, label = generate_case(rng, p['size'], p['depth'])
         for k in range(p['depth']):
             stem = slice_stem(name, k)
             save_slice(osp.join(data_root, TRAIN_SLICE_DIR, f'{stem}.npz'), image[k], label[k])
             slices.append(stem)
+        if volumes:
+            save_volume(osp.join(data_root, TRAIN_VOLUME_DIR, f'{name}.npz'), image, label,
+                        spacing)
+            foreground.append(image[label > 0])
     for name, rng in zip(names[n_train:], rngs[n_train:]):
         image, label = generate_case(rng, p['size'], p['depth'])
         save_volume(osp.join(data_root, TEST_VOLUME_DIR, f'{name}.npz'), image, label, spacing)
     write_split(data_root, 'train', slices)
     write_split(data_root, 'test', names[n_train:])
+    if volumes:
+        write_split(data_root, 'train_volumes', names[:n_train])
     meta = dict(
         classes=list(CLASSES), palette=[list(c) for c in PALETTE],
         spacing=list(spacing),
@@ -509,6 +532,9 @@ def generate_synthetic_abdomen(data_root, num_train_cases=8, num_test_cases=4, s
                      'slice 0 most superior',
         train_cases=names[:n_train], test_cases=names[n_train:],
         generator=dict(name=GENERATOR_NAME, version=GENERATOR_VERSION, params=p))
+    if volumes:
+        meta.update(intensity='unit', target_spacing=None,
+                    ct_foreground=foreground_stats(foreground) if foreground else None)
     write_meta(data_root, meta)
     return meta
 
@@ -517,18 +543,28 @@ def ensure_synthetic_abdomen(data_root, **params):
     """Generate the SyntheticAbdomen data root unless an identical one is already complete.
 
     Nothing is written when ``meta.json`` exists and records the same generator version and
-    parameters. Otherwise the data are generated into a fresh temporary folder next to
-    ``data_root`` and swapped in with renames, so an interrupted run leaves either the previous
-    data root or none, never a partial one with a ``meta.json``. Concurrent callers (e.g. one
-    per distributed rank) are serialised with a lock file next to ``data_root``.
+    parameters, or, when ``train_volumes`` is False, the same ones with ``train_volumes``
+    (such a data root holds every file of a slice-only one, byte for byte, so 2D and 3D configs
+    can share it without regenerating it in turns). Otherwise the data are generated into a
+    fresh temporary folder next to ``data_root`` and swapped in with renames, so an interrupted
+    run leaves either the previous data root or none, never a partial one with a ``meta.json``.
+    Concurrent callers (e.g. one per distributed rank) are serialised with a lock file next to
+    ``data_root``.
 
     Args:
         data_root (str): target folder.
         **params: any of ``num_train_cases``, ``num_test_cases``, ``size``, ``depth``, ``seed``
-            (defaults in :data:`DEFAULT_PARAMS`).
+            (defaults in :data:`DEFAULT_PARAMS`) and ``train_volumes`` (:data:`FLAG_PARAMS`).
 
     Returns:
         dict: the meta data of the data root.
     """
+    params = _check_params(params)
+    if not params.get('train_volumes'):
+        meta = read_meta_or_none(data_root)
+        superset = dict(name=GENERATOR_NAME, version=GENERATOR_VERSION,
+                        params=dict(params, train_volumes=True))
+        if written_by(meta, GENERATOR_NAME) and meta['generator'] == superset:
+            return meta
     return ensure_generated(data_root, generate_synthetic_abdomen, GENERATOR_NAME,
-                            GENERATOR_VERSION, _check_params(params), 'SyntheticAbdomen')
+                            GENERATOR_VERSION, params, 'SyntheticAbdomen')
