@@ -1,0 +1,43 @@
+# MaskSAM (seed 003) on SAM ViT-B, Synapse geometry (T=26 slices of 256 x 256, Q=24 queries,
+# 8 organs + background). Frozen SAM (encoder, prompt encoder, mask decoder); trainable: the
+# 3D stem, the encoder's depth embedding and DConv adapters (after attention with skip, and
+# 0.5 x parallel to the MLP in every block), the prompt generator, the decoder's DMLP/DConv
+# adapters and depth PE, the class token and classifier, and the 3D mask refinement.
+sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
+model = dict(
+    type='VolumeSAMSegmentor',
+    data_preprocessor=dict(type='VolumeDataPreProcessor'),
+    stem=dict(type='VolumeStem', in_channels=1, channels=(8,), out_channels=3),
+    backbone=dict(
+        type='SAMImageEncoder',
+        arch='vit_b',
+        img_size=256,
+        num_frames=26,
+        out_indices=(2, 5, 8, 11),  # the global-attention blocks, read by the prompt generator
+        with_neck_output=True,
+        frozen=True,
+        adapter=dict(type='DepthBlockAdapter', adapter=dict(type='DConvAdapter'), mlp_scale=0.5),
+        checkpoint=sam_checkpoint,
+    ),
+    neck=dict(type='MaskSAMPromptGenerator', embed_dim=768, num_frames=26, num_queries=24,
+              input_size=256),
+    decode_head=dict(
+        type='MaskSAMHead',
+        num_classes=9,
+        num_frames=26,
+        num_queries=24,
+        prompt_encoder=dict(type='SAMPromptEncoder', embed_dim=256, img_size=256, patch_size=16,
+                            frozen=True, checkpoint=sam_checkpoint),
+        mask_decoder=dict(type='SAMMaskDecoder', transformer_dim=256, frozen=True,
+                          checkpoint=sam_checkpoint),
+        decoder_adapter=dict(type='MaskSAMDecoderAdapter', token_adapter=dict(type='DMLPAdapter'),
+                             image_adapter=dict(type='DConvAdapter'), final_attn=True),
+        depth_pos_embed=True,
+        prompt_mode='mask_avg_box',
+        refine=dict(type='MaskRefine3D', hidden=64, upsample=4),
+        loss_decode=dict(type='MaskClassificationCriterion', num_points=32768),
+    ),
+    # nnU-Net's prediction: sliding window with step 0.5, Gaussian weighting, 8-flip mirroring,
+    # scores resampled to the case's original grid.
+    test_cfg=dict(mode='slide3d', step_size=0.5, mirror_axes=(0, 1, 2)),
+)

@@ -1,0 +1,50 @@
+# MaskSAM with a tiny SAM-architecture ViT trained from scratch on 3D patches of the synthetic
+# abdomen (the embedded-default demo; CPU, minutes, no weights). Same data and seed as the
+# H-SAM / SAMed demos; patches of 4 x 128 x 128, nnU-Net sliding-window test.
+# Differences from the paper's model, all for CPU speed: a 3-block ViT of width 64 (the
+# prompt generator reads three block outputs plus the neck: 4 levels reach 8 x g = 128), 12
+# queries, a 64-wide decoder, 4096 loss points, AdamW instead of SGD, and the whole model
+# trains (no pretrained SAM to freeze).
+_base_ = [
+    '../_base_/models/masksam_vit-b.py',
+    '../_base_/datasets/synthetic_abdomen_3d.py',
+    '../_base_/default_runtime.py',
+]
+num_frames = 4
+num_queries = 12
+width = 64
+model = dict(
+    stem=dict(channels=(8,)),
+    backbone=dict(
+        arch=dict(_delete_=True, embed_dim=width, depth=3, num_heads=4, global_attn_indexes=(2,),
+                  patch_size=8, window_size=8, out_chans=width),
+        img_size=128, num_frames=num_frames, out_indices=(0, 1, 2), frozen=False,
+        checkpoint=None),
+    neck=dict(embed_dim=width, num_frames=num_frames, num_queries=num_queries, token_dim=width,
+              neck_dim=width, channels=(64, 32, 32, 16), scales=(1, 2, 4, 8),
+              kernel_sizes=((3, 3, 3),) * 3 + ((1, 3, 3),), num_convs=(1, 1, 1, 1), cls_pool=8,
+              input_size=128),
+    decode_head=dict(
+        num_frames=num_frames, num_queries=num_queries,
+        prompt_encoder=dict(embed_dim=width, img_size=128, patch_size=8, frozen=False,
+                            checkpoint=None),
+        mask_decoder=dict(transformer_dim=width, transformer_mlp_dim=256,
+                          transformer_num_heads=4, iou_head_hidden_dim=width, frozen=False,
+                          checkpoint=None),
+        refine=dict(hidden=16, upsample=2),
+        loss_decode=dict(num_points=4096)),
+    test_cfg=dict(mirror_axes=()),
+)
+# 20 epochs x 32 iterations (2 patches of 4 slices each).
+max_epochs = 20
+optim_wrapper = dict(type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+                     clip_grad=dict(max_norm=12))
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=True, begin=0, end=max_epochs),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(logger=dict(interval=8), checkpoint=dict(interval=max_epochs),
+                     visualization=dict(type='SliceVisualizationHook', draw=False))
