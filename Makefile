@@ -16,13 +16,16 @@ define train_and_test
 		--show-dir work_dirs/$(1)_vit-tiny_synthetic-abdomen/vis
 endef
 
-# The embedded-default main job: H-SAM and SAMed, same tiny ViT, data, iterations and seed,
-# on the synthetic abdomen; their per-organ Dice/HD95 side by side at the end.
+# The embedded-default main job on the synthetic abdomen: H-SAM and SAMed (2D slices, same
+# tiny ViT, data, iterations and seed) and MaskSAM (3D patches, tested by sliding window on the
+# same test volumes); their per-organ Dice/HD95 side by side at the end.
 demo: setup
 	$(call train_and_test,hsam)
 	$(call train_and_test,samed)
+	$(call train_and_test_config,configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py)
 	$(PYTHON_VENV) tools/analysis_tools/compare_results.py \
-		work_dirs/hsam_vit-tiny_synthetic-abdomen work_dirs/samed_vit-tiny_synthetic-abdomen
+		work_dirs/hsam_vit-tiny_synthetic-abdomen work_dirs/samed_vit-tiny_synthetic-abdomen \
+		work_dirs/masksam_vit-tiny_synthetic-abdomen-3d
 
 # $(1): config path; trains and tests it in work_dirs/<config name>, drawing test pictures.
 define train_and_test_config

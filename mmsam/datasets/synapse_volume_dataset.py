@@ -19,7 +19,7 @@ class SynapseVolumeDataset(VolumePatchDataset):
 
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
     DATA_NAME = 'Synapse'
-    CONVERTER = ('make it with: python tools/dataset_converters/synapse.py SRC {data_root} '
-                 '--train-volumes (add --intensity hu for nnU-Net\'s CT normalisation; SRC: '
-                 'the TransUNet release with train_npz/ and test_vol_h5/, or raw BTCV with '
-                 'img/ and label/)')
+    CONVERTER = ('make it from the raw BTCV release (SRC with img/ and label/) with: python '
+                 'tools/dataset_converters/synapse.py SRC {data_root} --train-volumes '
+                 '--intensity hu --target-spacing auto (nnU-Net\'s CT normalisation and '
+                 'spacing, as the MaskSAM configs expect)')

@@ -9,9 +9,9 @@ optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=1e-3, momentum=0.99, nesterov=True, weight_decay=3e-5),
     clip_grad=dict(max_norm=12),
 )
-param_scheduler = [
-    dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=True, begin=0, end=max_epochs),
-]
+# No `end`: the Runner sets it to train_cfg.max_epochs, so a config (or --cfg-options) that
+# changes the number of epochs keeps the decay reaching 0 at the last epoch.
+param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=True, begin=0)]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

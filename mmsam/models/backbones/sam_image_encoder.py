@@ -65,7 +65,9 @@ class SAMImageEncoder(ImageEncoderViT):
             may read ``vit.num_frames`` and ``vit.embed_dim``.
         num_frames (int, optional): T for 3D input: the batch is B * T slices, b-major (item
             b * T + t). Adds a trainable, zero-initialised ``depth_embed`` (1, T, 1, 1, E)
-            after ``pos_embed``, shared over positions.
+            after ``pos_embed``, shared over positions (unless ``depth_embed=False``).
+        depth_embed (bool): with ``num_frames``, add the depth embedding (MaskSAM's encoder
+            DPosEmbed; False for its Table 4 rows B1-B4).
         with_neck_output (bool): every ``out_indices`` entry (the last one too) returns the
             raw block output (B, embed_dim, g, g), and the neck of the last block,
             (B, out_chans, g, g), is appended last.
@@ -74,7 +76,7 @@ class SAMImageEncoder(ImageEncoderViT):
     """
 
     def __init__(self, arch='vit_b', img_size=1024, in_channels=3, out_indices=(-1,),
-                 frozen=True, adapter=None, checkpoint=None, num_frames=None,
+                 frozen=True, adapter=None, checkpoint=None, num_frames=None, depth_embed=True,
                  with_neck_output=False, init_cfg=None):
         hp = resolve_arch(arch)
         super().__init__(
@@ -98,7 +100,8 @@ class SAMImageEncoder(ImageEncoderViT):
             raise ValueError(f'num_frames must be a positive int or None, got {num_frames}')
         self.num_frames = num_frames
         depth_names = []
-        if num_frames is not None:
+        self.depth_embed = None
+        if num_frames is not None and depth_embed:
             self.depth_embed = nn.Parameter(torch.zeros(1, num_frames, 1, 1, hp['embed_dim']))
             depth_names = ['depth_embed']
         # The adapter is injected after num_frames / depth_embed exist: it may read them.
@@ -144,7 +147,7 @@ class SAMImageEncoder(ImageEncoderViT):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not no_grad):
             x = self.patch_embed(x)
             x = x + self.pos_embed
-            if self.num_frames is not None:
+            if self.depth_embed is not None:
                 n, h, w, e = x.shape
                 x = (x.reshape(-1, self.num_frames, h, w, e) + self.depth_embed).reshape(
                     n, h, w, e)

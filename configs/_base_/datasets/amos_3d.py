@@ -1,0 +1,70 @@
+# AMOS22 abdominal CT (the 200 labelled CT training cases, 15 organs + background) as whole
+# volumes for 3D methods (MaskSAM), with nnU-Net's 5-fold cross-validation (fold `fold`;
+# the paper's number is the mean of the 5 folds' validation Dice, no ensemble) and nnU-Net's
+# training pipeline: CT normalisation, 9 x 512 x 512 patches (half of them centred on
+# foreground), nnU-Net's augmentation in its order and probabilities, and whole-volume
+# evaluation on the original grid with nnU-Net's Dice convention.
+# Needs data/amos, written from the AMOS22 release (imagesTr/, labelsTr/, dataset.json) by
+#   python tools/dataset_converters/amos.py SRC data/amos --target-spacing auto
+# (raw HU and the CT foreground statistics NormalizeIntensity3D reads; --target-spacing auto
+# resamples to nnU-Net's target spacing, as nnU-Net's preprocessing, and keeps each case's
+# original label for evaluation.)
+# A config for another fold sets `fold` AND the three splits below again: the f-strings are
+# evaluated in this file, so changing only `fold` in a child changes nothing.
+# The augmentation list is the same in synapse_3d.py, acdc_3d.py and amos_3d.py.
+fold = 0
+dataset_type = 'AMOSVolumeDataset'
+data_root = 'data/amos'
+patch_size = (9, 512, 512)
+train_pipeline = [
+    dict(type='LoadVolume'),
+    dict(type='NormalizeIntensity3D', mode='ct'),
+    # nnU-Net's oversampling of 0.33 at a global batch of 2 forces exactly 1 foreground patch
+    # per batch, hence 0.5; the enlarged window leaves room for rotation and scaling.
+    dict(type='RandomPatchCrop3D', patch_size=patch_size, fg_prob=0.5, rotation_margin=True),
+    # nnU-Net's "dummy 2D" augmentation (anisotropic patch: max / depth > 3): in-plane only.
+    dict(type='RandomSpatial3D', rotate_prob=0.2, rotate_range=(-180., 180.), scale_prob=0.2,
+         scale_range=(0.7, 1.4), img_order=3, seg_order=1),
+    dict(type='RandomGaussianNoise3D', prob=0.1, std_range=(0., 0.1)),
+    dict(type='RandomGaussianBlur3D', prob=0.2, sigma_range=(0.5, 1.), prob_per_channel=0.5),
+    dict(type='RandomBrightness3D', prob=0.15, multiplier_range=(0.75, 1.25)),
+    dict(type='RandomContrast3D', prob=0.15, contrast_range=(0.75, 1.25), preserve_range=True),
+    dict(type='RandomLowResolution3D', prob=0.25, zoom_range=(0.5, 1.), prob_per_channel=0.5,
+         axes=(1, 2)),
+    dict(type='RandomGamma3D', prob=0.1, gamma_range=(0.7, 1.5), invert_image=True,
+         retain_stats=True),
+    dict(type='RandomGamma3D', prob=0.3, gamma_range=(0.7, 1.5), invert_image=False,
+         retain_stats=True),
+    dict(type='RandomMirror3D', prob=0.5, axes=(0, 1, 2)),
+    dict(type='PackVolumeInputs'),
+]
+test_pipeline = [
+    dict(type='LoadVolume', native_label=True),  # evaluate on the original grid
+    dict(type='NormalizeIntensity3D', mode='ct'),
+    dict(type='PackVolumeInputs'),
+]
+# One nnU-Net epoch: 250 iterations at a global batch of 2 = 500 patches. On 2 GPUs set
+# batch_size=1: the sampler splits the 500 patches between them.
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type=dataset_type, data_root=data_root, split=f'fold{fold}_train',
+                 volume_dir='train_volumes', samples_per_epoch=500, pipeline=train_pipeline),
+)
+# Every labelled case lives in train_volumes/; a fold's validation cases are its test set.
+val_dataloader = dict(
+    batch_size=1,  # whole cases, sliding window
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type=dataset_type, data_root=data_root, split=f'fold{fold}_val',
+                 volume_dir='train_volumes', test_mode=True, pipeline=test_pipeline),
+)
+test_dataloader = val_dataloader
+# nnU-Net's Dice (NaN when a class is absent from both, nanmean over cases; no HD95, as the
+# paper's MaskSAM rows), with TransUNet's convention logged beside it.
+val_evaluator = dict(type='VolumeDiceHD95Metric', convention='nnunet', hd95=False,
+                     also_log_convention='transunet')
+test_evaluator = val_evaluator

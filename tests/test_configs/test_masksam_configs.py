@@ -1,0 +1,363 @@
+"""MaskSAM configs: parameter counts (spec section 8), geometry, splits, data pipelines, missing
+files, and the Table 4 ablations differing from the main ACDC config only where intended."""
+import copy
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmsam.registry import DATASETS, MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = ROOT / 'configs' / 'masksam'
+MAIN_ACDC = CFG / 'masksam_vit-b_acdc.py'
+MASKSAM_CONFIGS = sorted(CFG.glob('**/*.py'))
+# the real-data configs (the tiny synthetic one has its own data and schedule)
+REAL_CONFIGS = [p for p in MASKSAM_CONFIGS if 'synthetic' not in p.stem]
+ABLATIONS = {int(p.stem[-1]): p for p in (CFG / 'ablations').glob('masksam_vit-b_acdc_b*.py')}
+
+
+def load_count_params():
+    spec = importlib.util.spec_from_file_location(
+        'mmsam_analysis_count_params', ROOT / 'tools' / 'analysis_tools' / 'count_params.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(path, meta=True):
+    """The config's model; on the meta device (no memory, instant) unless ``meta=False``."""
+    cfg = Config.fromfile(path)
+    with torch.device('meta') if meta else torch.device('cpu'):
+        return MODELS.build(cfg.model)
+
+
+def trainable(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# Spec section 8 per-module sizes, worked by hand: DConv(D) = D^2/2 + D + 31 D/4 (fc1, fc2,
+# depth-wise 3^3 conv with bias, channel LN); DMLP(T) at D = 256 = 33,088 + 8 T^2 + 5 T.
+def dconv(d):
+    return d * d // 2 + d + 31 * d // 4
+
+
+def dmlp256(t):
+    return 33088 + 8 * t * t + 5 * t
+
+
+def decoder_adapters(t):
+    return 7 * dmlp256(t) + 2 * dconv(256)  # 2 layers x (3 token sites + image) + final t2i
+
+
+def test_there_are_all_masksam_configs():
+    names = {p.name for p in MASKSAM_CONFIGS}
+    expected = {'masksam_vit-h_synapse.py', 'masksam_vit-b_synapse.py', 'masksam_vit-b_acdc.py',
+                'masksam_vit-b_amos_fold0.py'}
+    expected |= {f'masksam_vit-h_amos_fold{k}.py' for k in range(5)}
+    expected |= {f'masksam_vit-b_acdc_b{b}.py' for b in range(1, 9)}
+    assert expected <= names
+    assert sorted(ABLATIONS) == list(range(1, 9))
+
+
+def test_vit_b_synapse_has_the_spec_parameter_count(capsys):
+    """Spec section 8: 18,843,937 trainable; 109,581,137 in all with mmsam's resized tables."""
+    groups = load_count_params().main([str(CFG / 'masksam_vit-b_synapse.py')])
+    assert 'encoder adapters' in capsys.readouterr().out
+    train = {k: t for k, (_, t) in groups.items()}
+    assert dconv(768) == 301632 and decoder_adapters(26) == 340398
+    assert train['encoder adapters'] == 24 * 301632 == 7239168
+    assert train['depth embeddings'] == 26 * 768 + 26 * 256 * 16 * 16 == 19968 + 1703936
+    assert train['decoder adapters'] == 340398
+    rest = ('prompt generator', 'classifier', 'stem', 'refine')
+    assert sum(train[k] for k in rest) == 9540467
+    assert train['classifier'] == 256 + 256 * 10 + 10  # cls_token, cls_embed to C + 1 = 10
+    assert train['SAM'] == 0  # frozen
+    assert sum(train.values()) == 18843937
+    assert sum(t for t, _ in groups.values()) == 109581137
+    assert 'other' not in groups
+
+
+def test_vit_h_synapse_and_amos_have_the_spec_parameter_counts():
+    count = load_count_params().count_masksam
+    groups = count(build(CFG / 'masksam_vit-h_synapse.py'))
+    assert groups['encoder adapters'][1] == 64 * dconv(1280) == 53145600
+    assert groups['depth embeddings'][1] == 26 * 1280 + 1703936
+    assert groups['SAM'] == (636113968, 0)
+    assert sum(t for _, t in groups.values()) == 65550113
+    assert sum(t for t, _ in groups.values()) == 701664081
+    groups = count(build(CFG / 'masksam_vit-h_amos_fold0.py'))
+    assert groups['decoder adapters'][1] == decoder_adapters(9) == 7 * 33781 + 2 * 35008
+    assert groups['depth embeddings'][1] == 9 * 1280 + 9 * 256 * 32 * 32 == 11520 + 2359296
+    assert sum(t for _, t in groups.values()) == 66151597
+    assert sum(t for t, _ in groups.values()) == 703269085
+
+
+@pytest.mark.parametrize('path', REAL_CONFIGS, ids=[p.stem for p in REAL_CONFIGS])
+def test_geometry_is_consistent(path):
+    """T, Q and the input sizes agree between the data pipeline and every model part."""
+    cfg = Config.fromfile(path)
+    m, train = cfg.model, cfg.train_dataloader
+    crop = next(t for t in train.dataset.pipeline if t.type == 'RandomPatchCrop3D')
+    depth, height, width = crop.patch_size
+    assert height == width
+    assert m.backbone.num_frames == m.neck.num_frames == m.decode_head.num_frames == depth
+    assert m.neck.num_queries == m.decode_head.num_queries >= m.decode_head.num_classes
+    upsample = m.stem.get('upsample', 1)
+    assert m.backbone.img_size == m.decode_head.prompt_encoder.img_size == height * upsample
+    assert m.neck.input_size == height
+    assert train.batch_size == 2 and train.dataset.samples_per_epoch == 250 * 2
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.batch_size == 1 and loader.dataset.test_mode
+        assert loader.dataset.pipeline[0] == dict(type='LoadVolume', native_label=True)
+    assert cfg.test_evaluator == dict(type='VolumeDiceHD95Metric', convention='nnunet',
+                                      hd95=False, also_log_convention='transunet')
+    # the Runner fills the poly schedule's end with train_cfg.max_epochs
+    assert 'end' not in cfg.param_scheduler[0]
+    assert cfg.train_cfg.max_epochs == cfg.train_cfg.val_interval
+    model = build(path)  # the segmentor checks test_cfg's window against num_frames itself
+    assert model.test_cfg['patch_size'] == (depth, height, width)
+
+
+def test_dataset_settings():
+    syn = Config.fromfile(CFG / 'masksam_vit-b_synapse.py')
+    acdc = Config.fromfile(MAIN_ACDC)
+    amos = Config.fromfile(CFG / 'masksam_vit-h_amos_fold0.py')
+
+    def splits(cfg):
+        loaders = (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader)
+        return tuple((loader.dataset.split, loader.dataset.volume_dir) for loader in loaders)
+
+    assert splits(syn) == (('train_volumes', 'train_volumes'), ('test', 'test_volumes'),
+                           ('test', 'test_volumes'))
+    assert splits(acdc) == (('train_volumes', 'train_volumes'), ('val', 'test_volumes'),
+                            ('test', 'test_volumes'))
+    assert splits(amos) == (('fold0_train', 'train_volumes'), ('fold0_val', 'train_volumes'),
+                            ('fold0_val', 'train_volumes'))
+    assert [c.train_dataloader.dataset.data_root for c in (syn, acdc, amos)] == [
+        'data/synapse_3d', 'data/acdc', 'data/amos']
+    modes = [c.train_dataloader.dataset.pipeline[1].mode for c in (syn, acdc, amos)]
+    assert modes == ['ct', 'zscore', 'ct']
+    # nnU-Net's augmentation, identical in the three dataset bases
+    augs = [c.train_dataloader.dataset.pipeline[3:-1] for c in (syn, acdc, amos)]
+    assert augs[0] == augs[1] == augs[2]
+    assert [(t.type, t.get('prob', t.get('rotate_prob'))) for t in augs[0]] == [
+        ('RandomSpatial3D', 0.2), ('RandomGaussianNoise3D', 0.1), ('RandomGaussianBlur3D', 0.2),
+        ('RandomBrightness3D', 0.15), ('RandomContrast3D', 0.15),
+        ('RandomLowResolution3D', 0.25), ('RandomGamma3D', 0.1), ('RandomGamma3D', 0.3),
+        ('RandomMirror3D', 0.5)]
+    assert augs[0][6].invert_image and not augs[0][7].invert_image
+    assert augs[0][0].scale_prob == 0.2 and augs[0][0].rotate_range == (-180., 180.)
+
+
+def _fake_root(root, dataset, shape, num_classes, ct):
+    """A converted data root with one training and one test case of ``shape``."""
+    from mmsam.datasets.volume_io import save_volume, write_meta, write_split
+    rng = np.random.default_rng(0)
+    label = np.zeros(shape, np.uint8)
+    label[:, 4:12, 4:12] = 1
+    label[:, 16:20, 16:24] = num_classes - 1
+    image = (rng.normal(size=shape) * 100 if ct else rng.normal(size=shape)).astype(np.float32)
+    for folder in ('train_volumes', 'test_volumes'):
+        save_volume(str(root / folder / 'case0.npz'), image, label)
+    for split in ('train_volumes', 'test', 'val', 'fold0_train', 'fold0_val'):
+        write_split(str(root), split, ['case0'])
+    meta = dict(classes=list(dataset.METAINFO['classes']), intensity='hu' if ct else 'zscore')
+    if ct:
+        meta['ct_foreground'] = dict(mean=10.0, std=90.0, percentile_00_5=-250.0,
+                                     percentile_99_5=250.0)
+    write_meta(str(root), meta)
+
+
+@pytest.mark.parametrize('name,ct', [('masksam_vit-b_synapse.py', True),
+                                     ('masksam_vit-b_acdc.py', False),
+                                     ('masksam_vit-b_amos_fold0.py', True)])
+def test_pipelines_give_patches_and_whole_volumes(tmp_path, name, ct):
+    cfg = Config.fromfile(CFG / name)
+    dataset_cls = DATASETS.get(cfg.train_dataloader.dataset.type)
+    num_classes = len(dataset_cls.METAINFO['classes'])
+    shape = (6, 24, 28)  # smaller than every patch: padded
+    _fake_root(tmp_path, dataset_cls, shape, num_classes, ct)
+    patch = tuple(cfg.train_dataloader.dataset.pipeline[2].patch_size)
+    np.random.seed(0)
+    train = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(tmp_path)))
+    assert len(train) == 500
+    item = train[0]
+    assert item['inputs'].shape == (1, ) + patch and item['inputs'].dtype == torch.float32
+    assert item['data_samples'].gt_sem_seg.data.shape == patch
+    test = DATASETS.build(dict(cfg.test_dataloader.dataset, data_root=str(tmp_path)))
+    item = test[0]
+    assert len(test) == 1 and item['inputs'].shape == (1, ) + shape
+    assert item['data_samples'].gt_sem_seg.data.shape == shape
+    assert item['data_samples'].metainfo['is_volume']
+
+
+def test_missing_data_and_weights_name_the_file_and_the_remedy(tmp_path):
+    """What `python tools/train.py configs/masksam/masksam_vit-b_synapse.py` meets first
+    without data (the Runner builds the dataloader before loading weights), then without
+    the SAM checkpoint."""
+    cfg = Config.fromfile(CFG / 'masksam_vit-b_synapse.py')
+    dataset = dict(cfg.train_dataloader.dataset, data_root=str(tmp_path / 'synapse_3d'))
+    hint = (r'meta\.json not found.*dataset_converters/synapse\.py SRC .*--train-volumes'
+            r'.*--intensity hu')
+    with pytest.raises(FileNotFoundError, match=hint):
+        DATASETS.build(dataset)
+    missing = str(tmp_path / 'sam_vit_b_01ec64.pth')
+    cfg.merge_from_dict({'model.backbone.checkpoint': missing,
+                         'model.decode_head.prompt_encoder.checkpoint': missing,
+                         'model.decode_head.mask_decoder.checkpoint': missing})
+    model = MODELS.build(cfg.model)
+    with pytest.raises(FileNotFoundError, match=r'sam_vit_b_01ec64\.pth not found.*Checkpoints'):
+        model.init_weights()
+
+
+@pytest.mark.parametrize('fold', range(5))
+def test_amos_folds_change_the_splits(fold):
+    cfg = Config.fromfile(CFG / f'masksam_vit-h_amos_fold{fold}.py')
+    base = Config.fromfile(CFG / 'masksam_vit-h_amos_fold0.py')
+    assert cfg.fold == fold
+    assert cfg.train_dataloader.dataset.split == f'fold{fold}_train'
+    assert cfg.val_dataloader.dataset.split == cfg.test_dataloader.dataset.split == \
+        f'fold{fold}_val'
+    assert cfg.model == base.model and cfg.optim_wrapper == base.optim_wrapper
+
+
+def _default_costs(**weights):
+    """The criterion's own default assigner (spec section 3) with some cost weights changed,
+    by index: 0 cls, 1 mask CE, 2 mask Dice, 3 aux CE, 4 aux Dice, 5 box L1, 6 GIoU."""
+    from mmsam.models.losses.mask_classification_criterion import _default_assigner
+    assigner = _default_assigner()
+    for index, weight in weights.items():
+        cost = assigner['match_costs'][int(index[1:])]
+        (cost['cost'] if cost['type'] == 'KeyedCost' else cost)['weight'] = weight
+    return assigner
+
+
+def test_amos_mask_weights_in_losses_and_costs():
+    for name in ('masksam_vit-h_amos_fold0.py', 'masksam_vit-b_amos_fold0.py'):
+        crit = Config.fromfile(CFG / name).model.decode_head.loss_decode.to_dict()
+        assert crit['num_points'] == 131072
+        assert crit['loss_weights'] == dict(mask=1.2, dice=1.2)
+        assert crit['assigner'] == _default_costs(c1=1.2, c2=1.2)
+
+
+def _leaves(node, path=()):
+    """Flatten nested dicts / lists into {path tuple: leaf}."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_leaves(v, path + (k, )))
+        return out
+    if isinstance(node, (list, tuple)) and any(isinstance(v, (dict, list)) for v in node):
+        out = {}
+        for i, v in enumerate(node):
+            out.update(_leaves(v, path + (i, )))
+        return out
+    return {path: node}
+
+
+HELPERS = {'position', 'ce_cost', 'dice_cost'}  # config-file variables the Runner ignores
+
+
+def _diff(path):
+    """{leaf path: (main value, ablation value)} over the runner's settings."""
+    main = Config.fromfile(MAIN_ACDC).to_dict()
+    other = Config.fromfile(path).to_dict()
+    assert set(other) - set(main) <= HELPERS
+    main, other = _leaves(main), _leaves({k: v for k, v in other.items() if k not in HELPERS})
+    return {k: (main.get(k), other.get(k)) for k in set(main) | set(other)
+            if main.get(k, KeyError) != other.get(k, KeyError)}
+
+
+ENC = ('model', 'backbone', 'adapter', 'adapter')
+DEC = ('model', 'decode_head', 'decoder_adapter')
+HEAD = ('model', 'decode_head')
+CRIT = HEAD + ('loss_decode', )
+VANILLA = {ENC + ('type', ): ('DConvAdapter', 'BottleneckAdapter'),
+           DEC + ('token_adapter', 'type'): ('DMLPAdapter', 'BottleneckAdapter'),
+           DEC + ('image_adapter', 'type'): ('DConvAdapter', 'BottleneckAdapter')}
+NO_DEPTH_EMBED = {HEAD + ('depth_pos_embed', ): (True, False),
+                  ('model', 'backbone', 'depth_embed'): (None, False)}
+B4 = {**VANILLA, **NO_DEPTH_EMBED}
+B8 = {ENC + ('type', ): ('DConvAdapter', 'DMLPAdapter'),
+      DEC + ('image_adapter', 'type'): ('DConvAdapter', 'DMLPAdapter')}
+
+
+def _positions(position):
+    return {**B8, **{key + ('position', ): (None, position)
+                     for key in (ENC, DEC + ('token_adapter', ), DEC + ('image_adapter', ))}}
+
+
+def _assigner(**weights):
+    costs = _leaves(_default_costs(**weights), ('assigner', ))
+    return {CRIT + k: (None, v) for k, v in costs.items()}
+
+
+EXPECTED = {
+    8: B8,
+    7: _positions('before_down'),
+    6: _positions('after_up'),
+    5: VANILLA,
+    4: B4,
+    3: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'mask_box')},
+    2: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'box'), **_assigner(c3=0.0, c4=0.0),
+        CRIT + ('loss_weights', 'aux_mask'): (None, 0.0),
+        CRIT + ('loss_weights', 'aux_dice'): (None, 0.0)},
+    1: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'mask'), **_assigner(c5=0.0, c6=0.0),
+        CRIT + ('loss_weights', 'aux_bbox'): (None, 0.0),
+        CRIT + ('loss_weights', 'aux_giou'): (None, 0.0)},
+}
+
+
+@pytest.mark.parametrize('row', range(1, 9))
+def test_ablation_differs_from_the_main_acdc_config_only_as_table_4_says(row):
+    path = ABLATIONS[row]
+    assert path.read_text().startswith(f'# Ablation B{row} of MaskSAM Table 4 (ACDC, ')
+    assert _diff(path) == EXPECTED[row]
+
+
+def test_ablation_models():
+    """Built models: adapter types, depth embeddings and parameter differences by hand."""
+    models = {row: build(path) for row, path in ABLATIONS.items()}
+    models[9] = build(MAIN_ACDC)
+    counts = {row: trainable(m) for row, m in models.items()}
+    # B5 - B4: the decoder depth PE (T, 256, g, g) with T = 4, g = 64, and the encoder depth
+    # embedding (1, T, 1, 1, 768)
+    assert counts[5] - counts[4] == 4 * 256 * 64 * 64 + 4 * 768
+    # B8 - B5: one depth MLP (4 -> 16 -> 4) in each of 12 x 2 encoder + 9 decoder adapters
+    assert counts[8] - counts[5] == (12 * 2 + 9) * (4 * 16 + 16 + 16 * 4 + 4)
+    assert counts[6] == counts[7] == counts[8]
+    assert counts[1] == counts[2] == counts[3] == counts[4]
+    # B9 - B8: DConv instead of DMLP on the 24 encoder and 2 decoder image adapters
+    dmlp = lambda d: 2 * d * (d // 4) + d + d // 4 + 148  # noqa: E731
+    assert counts[9] - counts[8] == 24 * (dconv(768) - dmlp(768)) + 2 * (dconv(256) - dmlp(256))
+    for row, model in models.items():
+        block = model.backbone.blocks[0]
+        dec = model.decode_head.decoder_adapter
+        encoder = {type(block.space_adapter).__name__, type(block.mlp_adapter).__name__}
+        tokens = {type(dec.layers[1][site]).__name__ for site in ('self_attn', 'cross_t2i', 'mlp')}
+        tokens.add(type(dec.final_t2i).__name__)
+        image = type(dec.layers[0]['cross_i2t']).__name__
+        depth_aware = 'DConvAdapter' if row == 9 else 'DMLPAdapter'
+        assert encoder == {'BottleneckAdapter' if row <= 5 else depth_aware}
+        assert image == ('BottleneckAdapter' if row <= 5 else depth_aware)
+        assert tokens == {'BottleneckAdapter' if row <= 5 else 'DMLPAdapter'}
+        assert (model.decode_head.depth_pe is None) == (row <= 4)
+        assert model.decode_head.refine is None
+    assert models[6].backbone.blocks[3].mlp_adapter.position == 'after_up'
+    assert models[7].decode_head.decoder_adapter.layers[0]['cross_i2t'].position == 'before_down'
+    assert models[8].decode_head.decoder_adapter.final_t2i.position == 'middle'
+
+
+def test_b1_to_b4_have_no_depth_embeddings():
+    """Table 4: DPosEmbed (encoder depth embedding and decoder depth PE) enters at B5."""
+    for row in (1, 4):
+        model = build(ABLATIONS[row], meta=False)
+        assert model.backbone.depth_embed is None and model.decode_head.depth_pe is None
+        assert 'depth_embed' not in model.backbone.adapter_param_names
+    model = build(ABLATIONS[5], meta=False)
+    assert model.backbone.depth_embed.shape == (1, 4, 1, 1, 768)
+    assert model.decode_head.depth_pe is not None
