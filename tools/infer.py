@@ -26,9 +26,10 @@ if REPO_ROOT not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 from mmsam.apis import init_model  # noqa: E402
+from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
 from mmsam.registry import TRANSFORMS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer  # noqa: E402
@@ -61,9 +62,9 @@ def parse_args(argv=None):
 
 def check_args(parser, args):
     """Fails early (before any model is built) on missing files and a missing --box."""
-    for path in (args.config, args.checkpoint):
+    for what, path in (('config', args.config), ('checkpoint', args.checkpoint)):
         if not osp.isfile(path):
-            parser.error(f'{path}: no such file')
+            parser.error(f'{what} {path}: no such file')
     for path in args.images:
         if not osp.isfile(path):
             parser.error(f'image {path}: no such file')
@@ -162,7 +163,10 @@ def build_visualizer(cfg):
 def main(argv=None):
     parser, args = parse_args(argv)
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as err:
+        parser.error(str(err))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.num_hypotheses is not None:
@@ -184,7 +188,10 @@ def main(argv=None):
         except (OSError, KeyError, ValueError) as err:
             parser.error(f'image {path}: {err}')
 
-    model = init_model(cfg, args.checkpoint, device=args.device)
+    try:
+        model = init_model(cfg, args.checkpoint, device=args.device)
+    except ConfigArgumentError as err:
+        parser.error(f'{err} (config {args.config})')
     visualizer = build_visualizer(cfg)
     written = []
     for name, (packed, image), path in zip(unique_names(args.images), inputs, args.images):

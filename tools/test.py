@@ -17,9 +17,11 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
+from mmengine.config import ConfigDict, DictAction  # noqa: E402
 
-from mmsam.engine import build_runner, checkpoint_must_fit, destroy_process_group  # noqa: E402
+from mmsam.engine import (ConfigArgumentError, ConfigError, build_runner,  # noqa: E402
+                          checkpoint_must_fit, config_argument_errors,
+                          destroy_process_group, load_config)
 from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -125,7 +127,10 @@ def main(argv=None):
         parser.error(f'checkpoint {args.checkpoint}: no such file.')
     register_all_modules(init_default_scope=True)
 
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as err:
+        parser.error(str(err))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -143,10 +148,14 @@ def main(argv=None):
     if args.out is not None:
         cfg = set_output_dir(cfg, args.out)
 
-    runner = build_runner(cfg)
-    with checkpoint_must_fit(args.checkpoint, args.config):
-        runner.load_checkpoint(args.checkpoint, strict=True)
-    runner.test()
+    try:
+        with config_argument_errors(cfg):
+            runner = build_runner(cfg)
+            with checkpoint_must_fit(args.checkpoint, args.config):
+                runner.load_checkpoint(args.checkpoint, strict=True)
+            runner.test()
+    except ConfigArgumentError as err:
+        parser.exit(2, f'{parser.prog}: error: {err} (config {args.config})\n')
     destroy_process_group()
 
 

@@ -19,11 +19,12 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import find_latest_checkpoint  # noqa: E402
 
-from mmsam.engine import build_runner, destroy_process_group  # noqa: E402
+from mmsam.engine import (ConfigArgumentError, ConfigError, build_runner,  # noqa: E402
+                          config_argument_errors, destroy_process_group, load_config)
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -117,7 +118,10 @@ def main(argv=None):
     parser, args = parse_args(argv)
     register_all_modules(init_default_scope=True)
 
-    cfg = Config.fromfile(args.config)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as err:
+        parser.error(str(err))
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -131,8 +135,12 @@ def main(argv=None):
                      'machine set --cfg-options optim_wrapper.type=OptimWrapper.')
     set_resume(cfg, args.resume, parser)
 
-    runner = build_runner(cfg)
-    runner.train()
+    try:
+        with config_argument_errors(cfg):
+            runner = build_runner(cfg)
+            runner.train()
+    except ConfigArgumentError as err:
+        parser.exit(2, f'{parser.prog}: error: {err} (config {args.config})\n')
     destroy_process_group()
 
 

@@ -21,5 +21,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
                     save_best='mDice', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SliceVisualizationHook', interval=10),
+    # Drawn when tools/test.py gets --show-dir: by default 2 labelled slices of every test
+    # case (the hook's interval=1, slices_per_case=2; set them here to change that).
+    visualization=dict(type='SliceVisualizationHook'),
 )

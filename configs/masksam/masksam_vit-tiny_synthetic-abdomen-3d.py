@@ -2,7 +2,7 @@
 # abdomen (the embedded-default demo; CPU, minutes, no weights). Same data and seed as the
 # H-SAM / SAMed demos; patches of 4 x 128 x 128, nnU-Net sliding-window test.
 # Differences from the paper's model, all for CPU speed: a 3-block ViT of width 64 (the
-# prompt generator reads three block outputs plus the neck: 4 levels reach 8 x g = 128), 12
+# prompt generator reads three block outputs plus the neck: 4 levels reach 8 x g = 64), 12
 # queries, a 64-wide decoder, 4096 loss points, AdamW instead of SGD, and the whole model
 # trains (no pretrained SAM to freeze).
 _base_ = [
@@ -12,21 +12,22 @@ _base_ = [
 ]
 num_frames = 4
 num_queries = 12
+patch_size = (num_frames, 64, 64)
 width = 64
 model = dict(
     stem=dict(channels=(8,)),
     backbone=dict(
         arch=dict(_delete_=True, embed_dim=width, depth=3, num_heads=4, global_attn_indexes=(2,),
-                  patch_size=8, window_size=8, out_chans=width),
-        img_size=128, num_frames=num_frames, out_indices=(0, 1, 2), frozen=False,
+                  patch_size=8, window_size=4, out_chans=width),
+        img_size=patch_size[1], num_frames=num_frames, out_indices=(0, 1, 2), frozen=False,
         checkpoint=None),
     neck=dict(embed_dim=width, num_frames=num_frames, num_queries=num_queries, token_dim=width,
               neck_dim=width, channels=(64, 32, 32, 16), scales=(1, 2, 4, 8),
               kernel_sizes=((3, 3, 3),) * 3 + ((1, 3, 3),), num_convs=(1, 1, 1, 1), cls_pool=8,
-              input_size=128),
+              input_size=patch_size[1]),
     decode_head=dict(
         num_frames=num_frames, num_queries=num_queries,
-        prompt_encoder=dict(embed_dim=width, img_size=128, patch_size=8, frozen=False,
+        prompt_encoder=dict(embed_dim=width, img_size=patch_size[1], patch_size=8, frozen=False,
                             checkpoint=None),
         mask_decoder=dict(transformer_dim=width, transformer_mlp_dim=256,
                           transformer_num_heads=4, iou_head_hidden_dim=width, frozen=False,
@@ -35,6 +36,13 @@ model = dict(
         loss_decode=dict(num_points=4096)),
     test_cfg=dict(mirror_axes=()),
 )
+train_pipeline = [
+    dict(type='LoadVolume'),
+    dict(type='NormalizeIntensity3D', mode='ct'),
+    dict(type='RandomPatchCrop3D', patch_size=patch_size, fg_prob=0.5),
+    dict(type='PackVolumeInputs', meta_keys={{_base_.meta_keys}}),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 # 20 epochs x 32 iterations (2 patches of 4 slices each).
 max_epochs = 20
 optim_wrapper = dict(type='OptimWrapper',
@@ -44,5 +52,4 @@ param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=True, be
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-default_hooks = dict(logger=dict(interval=8), checkpoint=dict(interval=max_epochs),
-                     visualization=dict(type='SliceVisualizationHook', draw=False))
+default_hooks = dict(logger=dict(interval=8), checkpoint=dict(interval=max_epochs))

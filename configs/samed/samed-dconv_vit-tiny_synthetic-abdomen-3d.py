@@ -45,5 +45,4 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=8),
-                     visualization=dict(type='SliceVisualizationHook', draw=False))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=8))

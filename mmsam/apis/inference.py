@@ -5,7 +5,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmseg.structures import SegDataSample
 
-from mmsam.engine import checkpoint_must_fit, load_checkpoint
+from mmsam.engine import checkpoint_must_fit, config_argument_errors, load_checkpoint
 from mmsam.registry import MODELS
 
 
@@ -28,7 +28,8 @@ def init_model(config, checkpoint=None, device='cpu', cfg_options=None):
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmsam'))
-    model = MODELS.build(cfg.model)
+    with config_argument_errors(cfg):
+        model = MODELS.build(cfg.model)
     if checkpoint is not None:
         with checkpoint_must_fit(checkpoint, config if isinstance(config, str) else 'the config'):
             loaded = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)

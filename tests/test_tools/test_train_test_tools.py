@@ -7,11 +7,13 @@ to an iteration-based loop, so each run is a few iterations. CUDA is hidden, so 
 """
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -190,9 +192,12 @@ def test_default_work_dir_show_dir_and_out(data_root, tmp_path):
          str(work_dir / 'iter_2.pth'), '--show-dir', str(show_dir), '--out', str(out_dir),
          '--cfg-options', *data_options(data_root), 'default_hooks.visualization.interval=1'],
         cwd=tmp_path)
-    # One picture per test slice (one case of 8 slices), named after case and slice.
-    pictures = sorted(p.name for p in show_dir.rglob('*.png'))
-    assert pictures == [f'test_case0001_slice{i:03d}_0.png' for i in range(8)]
+    # Two labelled pictures of the test case (of 8 slices), named after case and slice,
+    # ground truth and prediction side by side at >= 384 px per 128 px slice.
+    pictures = sorted(show_dir.rglob('*.png'))
+    assert len(pictures) == 2
+    assert all(re.fullmatch(r'test_case0001_slice00[0-7]_0', p.stem) for p in pictures)
+    assert cv2.imread(str(pictures[0])).shape[1] >= 2 * 384
     (volume,) = out_dir.glob('*.npz')
     assert np.load(volume)['pred'].shape == (8, 128, 128)
 

@@ -55,6 +55,10 @@ class VolumeDiceHD95Metric(BaseMetric):
     Units: Dice in percent (0-100); HD95 in voxels, or in the spacing's units (mm) when
     ``use_spacing`` is True.
 
+    The logged table has, next to HD95, each class's count of cases with an empty prediction
+    ("empty pred", k/N) and a note under it on how those are scored, since the TransUNet
+    rule's HD95 0 for them would otherwise read as a perfect score.
+
     Args:
         use_spacing (bool): measure HD95 with each case's ``spacing`` (z, y, x) metainfo
             (the spacing of the grid the labels are on) instead of in voxels. Default False.
@@ -100,7 +104,8 @@ class VolumeDiceHD95Metric(BaseMetric):
             data_samples (list[dict]): with ``pred_sem_seg.data`` and ``gt_sem_seg.data``,
                 (1, H, W) tensors and metainfo ``case_id``, ``slice_index``, ``num_slices``
                 for slices, or (D, H, W) / (1, D, H, W) tensors and metainfo ``case_id``,
-                ``is_volume=True`` for whole volumes; optionally ``spacing``.
+                ``is_volume=True`` for whole volumes; optionally ``spacing`` (volumes:
+                ``native_spacing`` first, the grid they are scored on).
         """
         for sample in data_samples:
             is_volume = bool(sample.get('is_volume', False))
@@ -111,6 +116,10 @@ class VolumeDiceHD95Metric(BaseMetric):
                                    f'with PackSegInputs(meta_keys=...) in the test pipeline')
             case_id = str(sample['case_id'])
             spacing = sample.get('spacing')
+            if is_volume and sample.get('native_spacing') is not None:
+                # whole volumes are scored on the case's native grid (VolumeSAMSegmentor
+                # resamples its prediction to native_shape; LoadVolume(native_label=True))
+                spacing = sample['native_spacing']
             result = dict(case_id=case_id, is_volume=is_volume,
                           spacing=None if spacing is None else tuple(float(s) for s in spacing))
             if is_volume:
@@ -142,7 +151,11 @@ class VolumeDiceHD95Metric(BaseMetric):
         num_classes = len(classes) + 1
         # case_id -> (num_classes - 1, 2 + len(extra)): Dice %, HD95, extra conventions' Dice %
         per_case = {}
+        # Per class, the cases whose prediction of it is empty (HD95 0 under 'transunet').
+        empty_pred = np.zeros(num_classes - 1, np.int64)
         for case_id, (pred, gt, spacing) in sorted(self._assemble_cases(results).items()):
+            predicted = np.bincount(pred.reshape(-1), minlength=num_classes)[1:num_classes]
+            empty_pred += predicted == 0
             scores = per_class_dice_hd95(pred, gt, num_classes, spacing, self.convention,
                                          self.hd95)
             extra = [per_class_dice_hd95(pred, gt, num_classes, spacing, conv, False)[:, :1]
@@ -155,7 +168,7 @@ class VolumeDiceHD95Metric(BaseMetric):
         mean = _nanmean(np.stack(list(per_case.values())), axis=0)  # (classes, columns)
         if self.output_file:
             self._write_csv(per_case, classes)
-        self._log_table(mean, classes)
+        self._log_table(mean, classes, empty_pred, len(per_case))
         metrics = {'mDice': float(mean[:, 0].mean())}
         metrics.update({f'Dice.{name}': float(v) for name, v in zip(classes, mean[:, 0])})
         if self.hd95:
@@ -229,19 +242,46 @@ class VolumeDiceHD95Metric(BaseMetric):
                 writer.writerow([case_id, name] + [f'{v:.4f}' for v in row])
         atomic_write_text(self.output_file, buffer.getvalue())
 
-    def _log_table(self, mean, classes):
+    def _log_table(self, mean, classes, empty_pred, num_cases):
+        """Log the class means; with HD95, each class's count of empty predictions and a note
+        on how they are scored, so that a low HD95 is not read as a good one."""
         unit = 'mm' if self.use_spacing else 'voxels'
         header = ['Class', f'Dice (%) [{self.convention}]']
         columns = [0]
         if self.hd95:
-            header.append(f'HD95 ({unit})')
+            header += [f'HD95 ({unit})', 'empty pred']
             columns.append(1)
         for column, conv in enumerate(self.extra_conventions, start=2):
             header.append(f'Dice (%) [{conv}]')
             columns.append(column)
         table = PrettyTable(header)
-        for name, row in zip(classes, mean):
-            table.add_row([name] + [f'{row[c]:.2f}' for c in columns])
-        table.add_row(['mean'] + [f'{mean[:, c].mean():.2f}' for c in columns])
-        print_log('Per-class volume Dice / HD95 (mean over cases):\n' + table.get_string(),
-                  logger='current')
+        for name, row, empty in zip(classes, mean, empty_pred):
+            cells = [f'{row[c]:.2f}' for c in columns]
+            if self.hd95:
+                cells.insert(2, f'{empty}/{num_cases}')
+            table.add_row([name] + cells)
+        cells = [f'{mean[:, c].mean():.2f}' for c in columns]
+        if self.hd95:
+            cells.insert(2, f'{int(empty_pred.sum())}/{num_cases * len(classes)}')
+        table.add_row(['mean'] + cells)
+        text = 'Per-class volume Dice / HD95 (mean over cases):\n' + table.get_string()
+        if self.hd95:
+            text += '\n' + self._hd95_note(int(empty_pred.sum()))
+        print_log(text, logger='current')
+
+    def _hd95_note(self, num_empty):
+        """The line under the table saying how empty masks enter the HD95 column."""
+        what = '"empty pred": cases (of all) in which the class was not predicted at all.'
+        if self.convention == 'transunet':
+            note = ('HD95 under the TransUNet rule: where the prediction of a class is empty '
+                    'the case scores Dice 0 and HD95 0 (where only the ground truth is '
+                    'empty, Dice 1 and HD95 0); these zeros are averaged in, so a low HD95 '
+                    'next to empty predictions means "not measured", not "close".')
+            if num_empty:
+                note += (f' {num_empty} class-case pair(s) here have an empty prediction, '
+                         'scored HD95 0.')
+        else:
+            note = ('HD95 under the nnU-Net rule: NaN (left out of the mean) when the '
+                    'prediction or the ground truth of a class is empty; a class with no '
+                    'measured case shows nan.')
+        return f'{what}\n{note}'
