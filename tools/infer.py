@@ -1,20 +1,46 @@
-"""Draw a trained multi-hypothesis model's masks for images: one PNG grid per image.
+"""Run a trained model on files: label maps and labelled pictures (semantic models), or
+hypothesis grids (multi-hypothesis models).
 
-    python tools/infer.py CONFIG CHECKPOINT IMAGE [IMAGE ...] --out-dir DIR
-        [--box X0 Y0 X1 Y1] [--num-hypotheses M] [--device cpu] [--cfg-options k=v ...]
+    python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR
+        [--batch-size 8] [--slices 2] [--data-meta META.json]           # semantic models
+        [--box X0 Y0 X1 Y1] [--num-hypotheses M]                        # multi-hypothesis
+        [--device cpu] [--cfg-options k=v ...]
 
-IMAGE is either a multi-annotator ``.npz`` sample (``image`` (H, W) in [0, 1] and ``masks``
-(K, H, W), as the LIDC/QUBIQ converters and the synthetic lesions write them) or a PNG/JPEG/...
-image (gray or RGB). An ``.npz`` goes through the config's test pipeline, so its box prompt
-comes from the annotations as at test time, and the picture shows every annotator with the
-image's GED and D_avg in the title. A plain image has no annotations: its box prompt is given
-with ``--box`` (pixels of the image, ``x0 y0 x1 y1``), and it is resized and packed as the test
-pipeline does. ``--box`` with an ``.npz`` replaces the box drawn from its annotations.
+Semantic models (SAMed, H-SAM: ``SAMSegmentor``; SAMed-DConv 3D, MaskSAM:
+``VolumeSAMSegmentor``) take
 
-Each picture (see ``HypothesisVisualizer``) is written to ``DIR/<image name>.png``; the paths
-are printed.
+- a PNG/JPEG/... image (gray or RGB; 2D models), resized to the model's input and back;
+- an mmsam 2D slice ``.npz`` (``image`` (H, W) in [0, 1], optional ``label``; 2D models);
+- an mmsam volume ``.npz`` (``image`` (D, H, W), optional ``label``, ``spacing``): 2D models
+  segment it slice by slice (batched, ``--batch-size``), 3D models by their sliding window,
+  after the config's test pipeline has loaded and normalised it (CT statistics from the
+  training data's ``meta.json``: the config's test data root, or ``--data-meta``).
+
+and write, for an input ``NAME.*``:
+
+- 2D: ``DIR/NAME_pred.png`` (uint8 class ids at the input's size) and ``DIR/NAME.png`` (the
+  prediction overlaid on the image, next to the ground truth when the ``.npz`` has a label,
+  with a legend of the class names);
+- volumes: ``DIR/NAME_pred.npz`` (``pred`` (D, H, W) uint8 class ids, 3D models on the file's
+  ``native_shape``; ``spacing`` when the input has it) and ``--slices`` pictures
+  ``DIR/NAME_slice<NNN>.png`` of the slices with the most classes.
+
+Multi-hypothesis models (``MultiHypothesisSegmentor``) take a multi-annotator ``.npz`` sample
+(``image`` (H, W) in [0, 1] and ``masks`` (K, H, W), as the LIDC/QUBIQ converters and the
+synthetic lesions write them) or an image with ``--box``. An ``.npz`` goes through the config's
+test pipeline, so its box prompt comes from the annotations as at test time, and the picture
+shows every annotator with the image's GED and D_avg in the title. A plain image has no
+annotations: its box prompt is given with ``--box`` (pixels of the image, ``x0 y0 x1 y1``),
+and it is resized and packed as the test pipeline does. ``--box`` with an ``.npz`` replaces
+the box drawn from its annotations. Each grid (see ``HypothesisVisualizer``) is written to
+``DIR/NAME.png``.
+
+Every input is checked before the model is built; errors name the file and what is wrong.
+The paths written are printed.
 """
 import argparse
+import json
+import os
 import os.path as osp
 import sys
 
@@ -28,11 +54,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from mmsam.apis import init_model  # noqa: E402
+from mmsam.apis import inference_model, inference_volume, init_model  # noqa: E402
+from mmsam.apis.inference import (config_test_pipeline, npz_keys,  # noqa: E402
+                                  training_data_meta)
+from mmsam.datasets.volume_io import load_npz, npz_array_shape  # noqa: E402
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
-from mmsam.registry import TRANSFORMS  # noqa: E402
+from mmsam.engine.hooks.slice_visualization_hook import choose_slices, slice_scores  # noqa: E402
+from mmsam.models.segmentors import (MultiHypothesisSegmentor,  # noqa: E402
+                                     VolumeSAMSegmentor)
+from mmsam.registry import DATASETS, MODELS, TRANSFORMS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.utils.io import atomic_savez  # noqa: E402
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer  # noqa: E402
+from mmsam.visualization.slice_overlay import (display_slice,  # noqa: E402
+                                               render_slice_comparison, volume_display_range)
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 # Test-pipeline steps that need a sample file's annotations; plain images skip them (and the
@@ -42,14 +77,24 @@ ANNOTATION_TRANSFORMS = ('BoxPromptFromAnnotation', )
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='Draw a multi-hypothesis model\'s masks for .npz samples or images')
+        description='Segment images, slices and volumes with a trained model (label maps and '
+        'labelled pictures), or draw a multi-hypothesis model\'s masks')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
-    parser.add_argument('images', nargs='+', metavar='IMAGE',
-                        help='multi-annotator .npz samples or image files (need --box)')
-    parser.add_argument('--out-dir', required=True, help='where the PNG grids are written')
+    parser.add_argument('images', nargs='+', metavar='INPUT',
+                        help='image files, mmsam slice/volume .npz files, or (multi-hypothesis '
+                        'models) multi-annotator .npz samples')
+    parser.add_argument('--out-dir', required=True, help='where the outputs are written')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='slices per forward pass (2D models on volumes)')
+    parser.add_argument('--slices', type=int, default=2,
+                        help='pictures per volume: the slices with the most classes')
+    parser.add_argument('--data-meta', metavar='META.json',
+                        help='meta.json of the training data (3D models: the CT statistics '
+                        'NormalizeIntensity3D uses; default: the config\'s test data root\'s)')
     parser.add_argument('--box', type=float, nargs=4, metavar=('X0', 'Y0', 'X1', 'Y1'),
-                        help='box prompt in pixels of the image (required for image files)')
+                        help='box prompt in pixels of the image (multi-hypothesis models; '
+                        'required for image files)')
     parser.add_argument('--num-hypotheses', type=int,
                         help='M, hypotheses per image (model.test_cfg.num_hypotheses)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
@@ -61,20 +106,20 @@ def parse_args(argv=None):
 
 
 def check_args(parser, args):
-    """Fails early (before any model is built) on missing files and a missing --box."""
+    """Fails early (before any model is built) on missing files and bad option values."""
     for what, path in (('config', args.config), ('checkpoint', args.checkpoint)):
         if not osp.isfile(path):
             parser.error(f'{what} {path}: no such file')
+    if args.data_meta is not None and not osp.isfile(args.data_meta):
+        parser.error(f'--data-meta {args.data_meta}: no such file')
     for path in args.images:
         if not osp.isfile(path):
             parser.error(f'image {path}: no such file')
         suffix = osp.splitext(path)[1].lower()
         if suffix != '.npz' and suffix not in IMAGE_SUFFIXES:
-            parser.error(f'image {path}: unsupported type {suffix!r}; give a multi-annotator '
-                         f'.npz sample or an image ({", ".join(IMAGE_SUFFIXES)})')
-        if suffix != '.npz' and args.box is None:
-            parser.error(f'image {path} has no annotations to draw a box prompt from: give '
-                         'the box with --box X0 Y0 X1 Y1 (pixels of the image)')
+            parser.error(f'image {path}: unsupported type {suffix!r}; give an .npz (mmsam '
+                         f'slice, volume or multi-annotator sample) or an image '
+                         f'({", ".join(IMAGE_SUFFIXES)})')
     if args.box is not None:
         x0, y0, x1, y1 = args.box
         if min(args.box) < 0 or x1 < x0 or y1 < y0:
@@ -82,17 +127,21 @@ def check_args(parser, args):
                          '0 <= y0 <= y1 (pixels of the image)')
     if args.num_hypotheses is not None and args.num_hypotheses < 1:
         parser.error(f'--num-hypotheses must be >= 1, got {args.num_hypotheses}')
+    if args.batch_size < 1:
+        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
+    if args.slices < 0:
+        parser.error(f'--slices must be >= 0, got {args.slices}')
 
 
-def test_pipeline_of(cfg):
-    """The config's test pipeline (list of transform dicts)."""
-    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
-    if pipeline is None:
-        pipeline = cfg.get('test_pipeline')
-    if pipeline is None:
-        raise ValueError('the config has neither test_dataloader.dataset.pipeline nor '
-                         'test_pipeline')
-    return list(pipeline)
+def model_kind(cfg):
+    """'hypotheses' (MultiHypothesisSegmentor), 'volume' (VolumeSAMSegmentor) or 'semantic'."""
+    model_type = cfg.model.get('type')
+    cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
+    if isinstance(cls, type) and issubclass(cls, MultiHypothesisSegmentor):
+        return 'hypotheses'
+    if isinstance(cls, type) and issubclass(cls, VolumeSAMSegmentor):
+        return 'volume'
+    return 'semantic'
 
 
 def is_loading(transform_cfg):
@@ -169,9 +218,21 @@ def main(argv=None):
         parser.error(str(err))
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    kind = model_kind(cfg)
+    if kind == 'hypotheses':
+        return infer_hypotheses(parser, args, cfg)
+    return infer_semantic(parser, args, cfg, volume_model=kind == 'volume')
+
+
+def infer_hypotheses(parser, args, cfg):
+    """The multi-hypothesis path: one grid picture per .npz sample or image (with --box)."""
+    for path in args.images:
+        if not path.lower().endswith('.npz') and args.box is None:
+            parser.error(f'image {path} has no annotations to draw a box prompt from: give '
+                         'the box with --box X0 Y0 X1 Y1 (pixels of the image)')
     if args.num_hypotheses is not None:
         cfg.merge_from_dict({'model.test_cfg.num_hypotheses': args.num_hypotheses})
-    pipeline = test_pipeline_of(cfg)
+    pipeline = config_test_pipeline(cfg)
     npz_steps = [(t, TRANSFORMS.build(t)) for t in pipeline]
     image_steps = [(t, step) for t, step in npz_steps
                    if not is_loading(t) and t['type'] not in ANNOTATION_TRANSFORMS]
@@ -207,6 +268,179 @@ def main(argv=None):
                                   out_file=out_file)
         written.append(out_file)
         print(out_file)
+    return written
+
+
+# Semantic models ---------------------------------------------------------------------------
+def describe_input(path, volume_model):
+    """What an input is, read from its header: ('image' | 'slice' | 'volume', shape).
+
+    Raises:
+        ValueError: the file cannot be read, or is not what the model takes.
+    """
+    if not path.lower().endswith('.npz'):
+        if volume_model:
+            raise ValueError('a 2D image, but the 3D model (VolumeSAMSegmentor) segments '
+                             'volumes: give an mmsam volume .npz (image (D, H, W), spacing)')
+        image = read_image(path)
+        return 'image', image.shape[:2]
+    keys = npz_keys(path)
+    if 'image' not in keys:
+        raise ValueError(f'no array named image (it has {", ".join(keys) or "none"}); mmsam '
+                         'slices and volumes hold image (H, W) or (D, H, W) [and label]')
+    shape = tuple(int(s) for s in npz_array_shape(path, 'image'))
+    if len(shape) == 3 and volume_model and 'spacing' not in keys:
+        raise ValueError('no spacing array: the 3D test pipeline (LoadVolume) needs the voxel '
+                         'size (z, y, x) in mm; add spacing=(1., 1., 1.) if unknown')
+    if len(shape) == 2:
+        if volume_model:
+            raise ValueError(f'a 2D slice {shape}, but the 3D model (VolumeSAMSegmentor) '
+                             'segments volumes: give an mmsam volume .npz (image (D, H, W))')
+        return 'slice', shape
+    if len(shape) == 3:
+        return 'volume', shape
+    raise ValueError(f'image has shape {shape}; expected (H, W) (a slice) or (D, H, W) '
+                     '(a volume)')
+
+
+def read_image(path):
+    """An image file as (H, W, 3) uint8 RGB (gray files come as 3 equal channels)."""
+    with open(path, 'rb') as f:
+        image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError('not a readable image')
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def class_names_and_palette(model, cfg):
+    """Class names (index 0 background) and colours: the checkpoint's, the training data's
+    ``meta.json``, or the test dataset class's."""
+    for meta in (getattr(model, 'dataset_meta', None) or {}, training_data_meta(cfg)):
+        if meta.get('classes'):
+            return list(meta['classes']), meta.get('palette')
+    dataset_type = cfg.get('test_dataloader', {}).get('dataset', {}).get('type')
+    dataset_cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
+    metainfo = getattr(dataset_cls, 'METAINFO', {}) or {}
+    if metainfo.get('classes'):
+        return list(metainfo['classes']), metainfo.get('palette')
+    return ['background'] + [f'class {i}' for i in range(1, model.num_classes)], None
+
+
+def write_png(path, rgb_or_labels):
+    """Write a uint8 (H, W) or RGB (H, W, 3) array as PNG, atomically."""
+    array = rgb_or_labels[..., ::-1] if rgb_or_labels.ndim == 3 else rgb_or_labels
+    ok, data = cv2.imencode('.png', np.ascontiguousarray(array))
+    if not ok:
+        raise OSError(f'cannot encode {path}')
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.{os.getpid()}.tmp'  # a plain open(): the usual permissions
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    print(path)
+    return path
+
+
+def segment_2d(model, kind, path, batch_size):
+    """(display image (H, W, 3) uint8, ground truth or None, prediction (H, W) uint8)."""
+    if kind == 'image':
+        image = read_image(path)
+        sample = inference_model(model, image.astype(np.float32), batch_size=batch_size)
+        gt = None
+    else:
+        data = load_npz(path, keys=('image', 'label') if 'label' in npz_keys(path) else
+                        ('image', ))
+        sample = inference_model(model, data['image'], batch_size=batch_size)
+        image = display_slice(data['image'], 0.0, 1.0)
+        gt = data.get('label')
+    pred = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+    return image, gt, pred
+
+
+def volume_pictures(name, image, gt, pred, classes, palette, num, volume_model):
+    """(slice index, picture) of the ``num`` slices with the most classes of a volume."""
+    if num == 0:
+        return []
+    if image.shape != pred.shape:  # a 3D model's prediction on the native grid
+        image = torch.nn.functional.interpolate(
+            torch.from_numpy(image.astype(np.float32))[None, None], size=pred.shape,
+            mode='trilinear', align_corners=False)[0, 0].numpy()
+    if gt is not None and gt.shape != pred.shape:
+        gt = None
+    low, high = volume_display_range(image) if volume_model else (0.0, 1.0)
+    chosen_on = gt if gt is not None else pred
+    chosen = choose_slices(slice_scores(chosen_on), range(pred.shape[0]), num,
+                           depth=pred.shape[0])
+    return [(k, render_slice_comparison(
+        display_slice(image[k], low, high), None if gt is None else gt[k], pred[k], classes,
+        palette, title=f'{name} slice {k} of {pred.shape[0]}')) for k in chosen]
+
+
+def infer_semantic(parser, args, cfg, volume_model):
+    """Label maps and labelled pictures of a semantic (2D or 3D) model's predictions."""
+    if args.box is not None or args.num_hypotheses is not None:
+        option = '--box' if args.box is not None else '--num-hypotheses'
+        parser.error(f'{option} is for multi-hypothesis models; {args.config} builds a '
+                     f'{cfg.model.get("type")}, which needs no prompt')
+    intensity_properties = None
+    if args.data_meta is not None:
+        try:
+            with open(args.data_meta) as f:
+                intensity_properties = json.load(f).get('ct_foreground')
+        except (OSError, ValueError, AttributeError) as err:
+            parser.error(f'--data-meta {args.data_meta}: not a meta.json ({err})')
+        if intensity_properties is None:
+            parser.error(f'--data-meta {args.data_meta} has no ct_foreground statistics')
+
+    # Every input is checked before the model is built, so a bad file fails at once.
+    kinds = []
+    for path in args.images:
+        try:
+            kinds.append(describe_input(path, volume_model))
+        except (OSError, KeyError, ValueError) as err:
+            parser.error(f'input {path}: {err}')
+    try:
+        model = init_model(cfg, args.checkpoint, device=args.device)
+    except ConfigArgumentError as err:
+        parser.error(f'{err} (config {args.config})')
+    classes, palette = class_names_and_palette(model, cfg)
+
+    written = []
+    for name, (kind, _), path in zip(unique_names(args.images), kinds, args.images):
+        try:
+            if kind in ('image', 'slice'):
+                image, gt, pred = segment_2d(model, kind, path, args.batch_size)
+                written.append(write_png(osp.join(args.out_dir, f'{name}_pred.png'), pred))
+                written.append(write_png(osp.join(args.out_dir, f'{name}.png'),
+                                         render_slice_comparison(image, gt, pred, classes,
+                                                                 palette, title=name)))
+                continue
+            print(f'{path}: segmenting {"by sliding window" if volume_model else "slice by slice"}',
+                  file=sys.stderr)
+            pred = inference_volume(model, path, batch_size=args.batch_size, progress=True,
+                                    intensity_properties=intensity_properties)
+            keys = npz_keys(path)
+            data = load_npz(path, keys=tuple(k for k in ('image', 'label', 'native_label',
+                                                         'spacing', 'native_spacing')
+                                             if k in keys))
+            spacing = data.get('native_spacing', data.get('spacing'))
+            out = osp.join(args.out_dir, f'{name}_pred.npz')
+            atomic_savez(out, pred=pred, **({} if spacing is None else dict(spacing=spacing)))
+            print(out)
+            written.append(out)
+            gt = data.get('native_label', data.get('label'))
+            for k, picture in volume_pictures(name, data['image'], gt, pred, classes, palette,
+                                              args.slices, volume_model):
+                written.append(write_png(osp.join(args.out_dir, f'{name}_slice{k:03d}.png'),
+                                         picture))
+        except (OSError, KeyError, ValueError) as err:
+            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+            parser.error(message if path in message else f'input {path}: {message}')
     return written
 
 

@@ -19,9 +19,9 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import ConfigDict, DictAction  # noqa: E402
 
-from mmsam.engine import (ConfigArgumentError, ConfigError, build_runner,  # noqa: E402
-                          checkpoint_must_fit, config_argument_errors,
-                          destroy_process_group, load_config)
+from mmsam.engine import (ConfigError, PrerequisiteError, build_runner,  # noqa: E402
+                          check_prerequisites, checkpoint_must_fit,
+                          config_argument_errors, destroy_process_group, load_config)
 from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -53,6 +53,11 @@ def parse_args(argv=None):
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
         'is allowed.')
+    parser.add_argument(
+        '--print-config',
+        action='store_true',
+        help='also print the complete config on the console (it always goes to '
+        '<work_dir>/<config name>.py and the log file)')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -123,8 +128,6 @@ def set_output_dir(cfg, out_dir):
 
 def main(argv=None):
     parser, args = parse_args(argv)
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        parser.error(f'checkpoint {args.checkpoint}: no such file.')
     register_all_modules(init_default_scope=True)
 
     try:
@@ -148,13 +151,26 @@ def main(argv=None):
     if args.out is not None:
         cfg = set_output_dir(cfg, args.out)
 
+    if args.print_config:
+        print(f'Config:\n{cfg.pretty_text}')
+
     try:
         with config_argument_errors(cfg):
+            # Before the Runner, which creates the work dir: a run that cannot start creates
+            # nothing, and every missing file (checkpoint, data) is named at once.
+            check_prerequisites(cfg, 'test', checkpoints=[('checkpoint', args.checkpoint)])
             runner = build_runner(cfg)
-            with checkpoint_must_fit(args.checkpoint, args.config):
-                runner.load_checkpoint(args.checkpoint, strict=True)
+            try:
+                with checkpoint_must_fit(args.checkpoint, args.config):
+                    runner.load_checkpoint(args.checkpoint, strict=True)
+            except BaseException:
+                if hasattr(runner, 'discard_if_unstarted'):  # a config's own runner_type may not
+                    runner.discard_if_unstarted()
+                raise
             runner.test()
-    except ConfigArgumentError as err:
+    except PrerequisiteError as err:  # names the config and every missing file
+        parser.exit(2, f'{parser.prog}: error: {err}\n')
+    except ConfigError as err:  # an argument the config gets wrong
         parser.exit(2, f'{parser.prog}: error: {err} (config {args.config})\n')
     destroy_process_group()
 

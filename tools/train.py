@@ -23,8 +23,9 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 from mmengine.runner import find_latest_checkpoint  # noqa: E402
 
-from mmsam.engine import (ConfigArgumentError, ConfigError, build_runner,  # noqa: E402
-                          config_argument_errors, destroy_process_group, load_config)
+from mmsam.engine import (ConfigError, PrerequisiteError, build_runner,  # noqa: E402
+                          check_prerequisites, config_argument_errors,
+                          destroy_process_group, load_config)
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -54,6 +55,11 @@ def parse_args(argv=None):
         'It also allows nested list/tuple values, e.g. key="[(a,b),(c,d)]" '
         'Note that the quotation marks are necessary and that no white space '
         'is allowed.')
+    parser.add_argument(
+        '--print-config',
+        action='store_true',
+        help='also print the complete config on the console (it always goes to '
+        '<work_dir>/<config name>.py and the log file)')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -134,12 +140,19 @@ def main(argv=None):
         parser.error(f'{args.config} uses AmpOptimWrapper, which needs a CUDA GPU; on this '
                      'machine set --cfg-options optim_wrapper.type=OptimWrapper.')
     set_resume(cfg, args.resume, parser)
+    if args.print_config:
+        print(f'Config:\n{cfg.pretty_text}')
 
     try:
         with config_argument_errors(cfg):
+            # Before the Runner, which creates the work dir: a run that cannot start creates
+            # nothing, and every missing file is named at once.
+            check_prerequisites(cfg, 'train')
             runner = build_runner(cfg)
             runner.train()
-    except ConfigArgumentError as err:
+    except PrerequisiteError as err:  # names the config and every missing file
+        parser.exit(2, f'{parser.prog}: error: {err}\n')
+    except ConfigError as err:  # an argument the config gets wrong
         parser.exit(2, f'{parser.prog}: error: {err} (config {args.config})\n')
     destroy_process_group()
 

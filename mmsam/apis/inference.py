@@ -1,12 +1,28 @@
-"""Building a trained model from a config and running it on arrays (2D slices or 3D volumes)."""
+"""Building a trained model from a config and running it on arrays or files (2D slices, 3D volumes).
+
+- :func:`inference_model`: 2D images -> ``SegDataSample`` s (any 2D segmentor of ``configs/``).
+- :func:`inference_volume`: a (D, H, W) volume (array or mmsam ``.npz`` file) -> (D, H, W) class
+  ids: slice by slice for 2D models (SAMed, H-SAM), by the model's sliding window for the 3D
+  ``VolumeSAMSegmentor`` (whose files are loaded and normalised by the config's test pipeline).
+"""
+import math
+import os.path as osp
+import sys
+import zipfile
+
+import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
 from mmseg.structures import SegDataSample
 
+from mmsam.datasets.volume_io import META_FILE, load_npz, read_meta
 from mmsam.engine import checkpoint_must_fit, config_argument_errors, load_checkpoint
-from mmsam.registry import MODELS
+from mmsam.models.segmentors import VolumeSAMSegmentor
+from mmsam.models.utils.sliding_window_3d import compute_window_steps
+from mmsam.registry import MODELS, TRANSFORMS
 
 
 def init_model(config, checkpoint=None, device='cpu', cfg_options=None):
@@ -39,60 +55,258 @@ def init_model(config, checkpoint=None, device='cpu', cfg_options=None):
     return model.to(device).eval()
 
 
-def _to_chw(image):
-    """(H, W) intensities in [0, 1] -> (3, H, W) in 0-255; (H, W, 3) is taken as 0-255."""
+def _to_hwc(image):
+    """(H, W) intensities in [0, 1] -> (H, W, 3) float32 in 0-255; (H, W, 3) is taken as 0-255."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         image = np.repeat(image[..., None] * 255.0, 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f'expected an (H, W) slice in [0, 1] or an (H, W, 3) image, got '
                          f'shape {image.shape}')
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return image
+
+
+def model_input_size(model):
+    """The (H, W) a 2D model's encoder takes (its ``img_size``), or None when it takes any."""
+    size = getattr(getattr(model, 'backbone', None), 'img_size', None)
+    if size is None:
+        size = getattr(getattr(model, 'data_preprocessor', None), 'size', None)
+    if size is None:
+        return None
+    return (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)
+
+
+def is_volume_model(model):
+    """Whether ``model`` segments whole volumes itself (3D, sliding window)."""
+    return isinstance(model, VolumeSAMSegmentor)
+
+
+def _progress(total, enabled):
+    """An mmengine progress bar on stderr (stdout keeps the tools' output), or None."""
+    return ProgressBar(total, file=sys.stderr) if enabled and total > 1 else None
 
 
 @torch.no_grad()
-def inference_model(model, images, batch_size=8):
+def inference_model(model, images, batch_size=8, progress=False):
     """Segment 2D images.
 
+    Images of another size than the model's input are resized to it (linear) and the logits
+    resized back, so ``pred_sem_seg`` has each image's own (H, W).
+
     Args:
-        model (nn.Module): from :func:`init_model`.
+        model (nn.Module): from :func:`init_model`, a 2D segmentor.
         images (ndarray | list[ndarray]): (H, W) slices in [0, 1] (as mmsam stores them) or
             (H, W, 3) images in 0-255.
         batch_size (int): images per forward pass.
+        progress (bool): show a progress bar (per image) on stderr.
 
     Returns:
         SegDataSample | list[SegDataSample]: with ``pred_sem_seg`` (1, H, W) and
         ``seg_logits``; a single sample for a single image.
     """
+    if is_volume_model(model):
+        raise ValueError(f'{type(model).__name__} segments (D, H, W) volumes: use '
+                         'inference_volume')
     single = isinstance(images, np.ndarray) and images.ndim == 2 or (
         isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] == 3)
     images = [images] if single else list(images)
+    size = model_input_size(model)
+    bar = _progress(len(images), progress)
     results = []
     for start in range(0, len(images), batch_size):
-        inputs = [_to_chw(img) for img in images[start:start + batch_size]]
-        samples = []
-        for x in inputs:
+        inputs, samples = [], []
+        for img in images[start:start + batch_size]:
+            img = _to_hwc(img)
+            ori_shape = img.shape[:2]
+            if size is not None and ori_shape != size:
+                img = cv2.resize(img, size[::-1], interpolation=cv2.INTER_LINEAR)
+            inputs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
             sample = SegDataSample()
-            sample.set_metainfo(dict(img_shape=tuple(x.shape[1:]), ori_shape=tuple(x.shape[1:])))
+            sample.set_metainfo(dict(img_shape=img.shape[:2], ori_shape=ori_shape))
             samples.append(sample)
         data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
         results += model.predict(data['inputs'], data['data_samples'])
+        if bar is not None:
+            for _ in inputs:
+                bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
     return results[0] if single else results
 
 
-def inference_volume(model, volume, batch_size=8):
-    """Segment a 3D volume slice by slice.
+def npz_keys(path):
+    """The array names of an ``.npz`` file (without reading the arrays)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [name[:-4] for name in archive.namelist() if name.endswith('.npy')]
+    except (OSError, zipfile.BadZipFile) as err:
+        raise OSError(f'cannot read {path} ({err}): not an .npz file') from err
+
+
+def config_test_pipeline(cfg):
+    """The config's test pipeline: a list of transform dicts (copies)."""
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
+    if pipeline is None:
+        pipeline = cfg.get('test_pipeline')
+    if pipeline is None:
+        raise ValueError('the config has neither test_dataloader.dataset.pipeline nor '
+                         'test_pipeline')
+    return [dict(t) for t in pipeline]
+
+
+def _is_loading(transform_cfg):
+    return str(transform_cfg.get('type')).startswith('Load')
+
+
+def training_data_meta(cfg):
+    """``meta.json`` of the config's test data root (classes, palette, CT statistics), or {}."""
+    data_root = cfg.get('test_dataloader', {}).get('dataset', {}).get('data_root')
+    if data_root and osp.isfile(osp.join(data_root, META_FILE)):
+        return read_meta(data_root)
+    return {}
+
+
+def volume_test_pipeline(cfg, with_label=True, loading=True):
+    """The config's test pipeline, built; its loading step told whether to read a label.
+
+    Args:
+        cfg (Config): a 3D config (``LoadVolume`` ... ``PackVolumeInputs``).
+        with_label (bool): whether the files hold a ``label``.
+        loading (bool): keep the loading steps (False: the volume is given as an array).
+
+    Returns:
+        list[tuple[dict, callable]]: (transform config, transform).
+    """
+    steps = []
+    for transform_cfg in config_test_pipeline(cfg):
+        if _is_loading(transform_cfg):
+            if not loading:
+                continue
+            if transform_cfg.get('type') == 'LoadVolume':
+                transform_cfg['with_label'] = with_label
+        steps.append((transform_cfg, TRANSFORMS.build(transform_cfg)))
+    return steps
+
+
+def _intensity_info(model, intensity_properties):
+    """``intensity`` and ``intensity_properties`` for ``NormalizeIntensity3D``: the given
+    statistics, else those of the training data's ``meta.json`` (``ct_foreground``)."""
+    meta = training_data_meta(model.cfg)
+    props = intensity_properties if intensity_properties is not None else \
+        meta.get('ct_foreground')
+    return dict(intensity=meta.get('intensity'), intensity_properties=props)
+
+
+def _run_pipeline(steps, results, where, cfg):
+    """Apply built transforms; errors name the input and the step."""
+    for transform_cfg, transform in steps:
+        try:
+            results = transform(results)
+        except (KeyError, ValueError) as err:
+            hint = ''
+            if 'intensity_properties' in str(err) or 'ct_foreground' in str(err):
+                data_root = cfg.get('test_dataloader', {}).get('dataset', {}).get('data_root')
+                hint = (f' For inference the statistics come from the training data\'s '
+                        f'meta.json ({osp.join(str(data_root), META_FILE)}, the config\'s '
+                        'test data root): set that data root with --cfg-options, or give the '
+                        'file with tools/infer.py --data-meta META.json '
+                        '(inference_volume(..., intensity_properties=...)).')
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise ValueError(f'{where}: test pipeline step {transform_cfg["type"]}: '
+                             f'{message}{hint}') from err
+        if results is None:
+            raise ValueError(f'{where}: the test pipeline step {transform_cfg["type"]} dropped '
+                             'the sample')
+    return results
+
+
+def prepare_volume(model, volume, intensity_properties=None):
+    """Load (a path) and normalise a volume as the config's test pipeline does, for a 3D model.
+
+    Args:
+        model (nn.Module): a :class:`VolumeSAMSegmentor` from :func:`init_model`.
+        volume (str | ndarray): an mmsam volume ``.npz`` (``image`` (D, H, W), ``spacing``,
+            optional ``label``) or a (D, H, W) array of the raw intensities the files hold.
+        intensity_properties (dict, optional): CT statistics for ``NormalizeIntensity3D``
+            (``meta.json``'s ``ct_foreground``); default: the config's data root's.
+
+    Returns:
+        dict: ``inputs`` (C, D, H, W) tensor and ``data_samples`` (with ``native_shape``).
+    """
+    info = _intensity_info(model, intensity_properties)
+    if isinstance(volume, str):
+        with_label = 'label' in npz_keys(volume)
+        steps = volume_test_pipeline(model.cfg, with_label=with_label)
+        results = dict(img_path=volume, num_classes=model.num_classes, seg_fields=[],
+                       case_id=osp.splitext(osp.basename(volume))[0], **info)
+        return _run_pipeline(steps, results, volume, model.cfg)
+    image = np.asarray(volume, dtype=np.float32)
+    if image.ndim != 3:
+        raise ValueError(f'expected a (D, H, W) volume, got shape {image.shape}')
+    shape = tuple(int(s) for s in image.shape)
+    results = dict(img=image, spacing=(1.0, 1.0, 1.0), native_spacing=(1.0, 1.0, 1.0),
+                   ori_shape=shape, img_shape=shape, native_shape=shape, seg_fields=[],
+                   case_id='volume', **info)
+    return _run_pipeline(volume_test_pipeline(model.cfg, loading=False), results,
+                         'the volume', model.cfg)
+
+
+def num_window_calls(model, shape):
+    """Forward passes the sliding window of a 3D model makes over a (D, H, W) volume."""
+    cfg = model.test_cfg
+    patch = cfg['patch_size']
+    padded = [max(s, p) for s, p in zip(shape, patch)]
+    windows = math.prod(len(s) for s in compute_window_steps(padded, patch, cfg['step_size']))
+    return math.ceil(windows / cfg['window_batch']) * 2 ** len(tuple(cfg['mirror_axes']))
+
+
+@torch.no_grad()
+def _sliding_window_labels(model, packed, progress):
+    bar = _progress(num_window_calls(model, tuple(packed['inputs'].shape[-3:])), progress)
+    if bar is not None:
+        window_scores = model.window_scores
+
+        def counted(windows):
+            out = window_scores(windows)
+            bar.update()
+            return out
+
+        model.window_scores = counted  # the bound method VolumeSAMSegmentor.predict calls
+    try:
+        (sample, ) = model.test_step(dict(inputs=[packed['inputs']],
+                                          data_samples=[packed['data_samples']]))
+    finally:
+        if bar is not None:
+            del model.window_scores
+            sys.stderr.write('\n')
+    return sample.pred_sem_seg.data.cpu().numpy().astype(np.uint8)
+
+
+def inference_volume(model, volume, batch_size=8, progress=False, intensity_properties=None):
+    """Segment a 3D volume: slice by slice with a 2D model, by sliding window with a 3D one.
 
     Args:
         model (nn.Module): from :func:`init_model`.
-        volume (ndarray): (D, H, W) intensities in [0, 1].
-        batch_size (int): slices per forward pass.
+        volume (str | ndarray): an mmsam volume ``.npz`` (``image`` (D, H, W); 3D models also
+            read ``spacing`` and, when present, ``native_shape`` through the config's test
+            pipeline) or a (D, H, W) array: intensities in [0, 1] for 2D models (as mmsam
+            stores them), the raw intensities the config's test pipeline normalises for 3D ones.
+        batch_size (int): slices per forward pass (2D models).
+        progress (bool): show a progress bar (slices or windows) on stderr.
+        intensity_properties (dict, optional): 3D models' CT statistics (``meta.json``'s
+            ``ct_foreground``); default: those of the config's data root.
 
     Returns:
-        ndarray: (D, H, W) uint8 class ids.
+        ndarray: (D, H, W) uint8 class ids (3D models: on the file's ``native_shape``).
     """
+    if is_volume_model(model):
+        return _sliding_window_labels(model, prepare_volume(model, volume, intensity_properties),
+                                      progress)
+    where = volume if isinstance(volume, str) else 'the volume'
+    if isinstance(volume, str):
+        volume = load_npz(volume, keys=('image', ))['image']
     volume = np.asarray(volume)
     if volume.ndim != 3:
-        raise ValueError(f'expected a (D, H, W) volume, got shape {volume.shape}')
-    samples = inference_model(model, list(volume), batch_size=batch_size)
+        raise ValueError(f'{where}: expected a (D, H, W) volume, got shape {volume.shape}')
+    samples = inference_model(model, list(volume), batch_size=batch_size, progress=progress)
     return np.stack([s.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8) for s in samples])

@@ -1,17 +1,26 @@
-"""The Runner the tools build: mmengine's, with two fixes for this stack.
+"""The Runner the tools build: mmengine's, with fixes for this stack and a quieter console.
 
 - Loading its own checkpoints works on torch >= 2.6 (weights-only ``torch.load``), see
   :mod:`mmsam.engine.checkpoint`. ``resume`` and ``load_from`` both go through
   :meth:`MMSAMRunner.load_checkpoint`.
 - ``--launcher pytorch`` works on machines without CUDA (gloo, DDP without ``device_ids``), see
   :mod:`mmsam.engine.distributed`.
+- The full config and the hook list (some 400 lines) go to the log file only; the console
+  gets one line saying where the config is (``tools/train.py --print-config`` prints it).
+- A run that fails before it completes an iteration leaves no ``<timestamp>/`` folder (and no
+  config dump or work dir it created) behind.
 
 Everything else is mmengine's ``Runner``. A config may still name another runner with
 ``runner_type``; the tools then build that one instead.
 """
+import logging
+import os
+import os.path as osp
+import shutil
 from typing import Callable, Dict, Optional, Union
 
-from mmengine.dist import is_distributed
+from mmengine.dist import is_distributed, is_main_process
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from torch import nn
 
@@ -20,9 +29,140 @@ from .checkpoint import allow_mmengine_checkpoints
 from .distributed import init_dist, model_wrapper_cfg_for_device, revert_sync_batchnorm_without_cuda
 
 
+# Messages mmengine's Runner logs at start that the console does not show (the log file does).
+FILE_ONLY_MESSAGES = ('Config:\n', 'Hooks will be executed in the following order')
+
+
+class FileOnlyFilter(logging.Filter):
+    """Drops the Runner's config dump and hook list from a console handler."""
+
+    def filter(self, record):
+        message = record.msg if isinstance(record.msg, str) else ''
+        return not message.startswith(FILE_ONLY_MESSAGES)
+
+
+class _IterationDoneHook(Hook):
+    """Records that the run completed an iteration (train, val or test): it has started."""
+
+    priority = 'HIGHEST'  # before any other hook's after_*_iter can fail
+
+    def __init__(self):
+        self.done = False
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.done = True
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.done = True
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.done = True
+
+
 @RUNNERS.register_module()
 class MMSAMRunner(Runner):
-    """mmengine's Runner that loads its own checkpoints on torch >= 2.6 and runs DDP on CPU."""
+    """mmengine's Runner that loads its own checkpoints on torch >= 2.6, runs DDP on CPU, keeps
+    the config dump off the console and removes the folders of runs that never started."""
+
+    def __init__(self, *args, **kwargs):
+        work_dir = kwargs.get('work_dir', args[1] if len(args) > 1 else None)
+        work_dir = osp.abspath(work_dir) if isinstance(work_dir, str) else None
+        self._created = dict(work_dir=work_dir is not None and not osp.exists(work_dir),
+                             entries=set(os.listdir(work_dir)) if work_dir and
+                             osp.isdir(work_dir) else set())
+        self._iteration_done = _IterationDoneHook()
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            self._remove_unstarted_run(work_dir)
+            raise
+        self.register_hook(self._iteration_done)
+
+    def _remove_unstarted_run(self, work_dir=None):
+        """Removes what building and starting this run created: its ``<timestamp>/`` folder,
+        the config dump and the work dir, where they did not exist before."""
+        if not is_main_process():
+            return
+        work_dir = getattr(self, '_work_dir', None) or work_dir
+        logger = getattr(self, 'logger', None)
+        log_dir = getattr(self, '_log_dir', None)
+        for handler in list(getattr(logger, 'handlers', [])):
+            if isinstance(handler, logging.FileHandler) and log_dir and \
+                    osp.abspath(handler.baseFilename).startswith(osp.abspath(log_dir) + os.sep):
+                handler.close()
+                logger.removeHandler(handler)
+        if log_dir and osp.isdir(log_dir):
+            shutil.rmtree(log_dir, ignore_errors=True)
+            # mmengine hands a visualizer of the same name (the configs' 'visualizer') to the
+            # next Runner of this process, still saving into the folder just removed.
+            visualizer = getattr(self, 'visualizer', None)
+            backends = getattr(visualizer, '_vis_backends', {}) or {}
+            if any(str(getattr(b, '_save_dir', '')).startswith(osp.abspath(log_dir))
+                   for b in backends.values()):
+                type(visualizer)._instance_dict.pop(visualizer.instance_name, None)
+        if not work_dir or not osp.isdir(work_dir):
+            return
+        for entry in set(os.listdir(work_dir)) - self._created['entries']:
+            path = osp.join(work_dir, entry)
+            if entry.endswith('.py') and osp.isfile(path):  # the config dump
+                os.remove(path)
+        if self._created['work_dir'] and not os.listdir(work_dir):
+            os.rmdir(work_dir)
+
+    def discard_if_unstarted(self):
+        """After a failure: removes this run's ``<timestamp>/`` folder (and the config dump and
+        work dir it created) unless it completed an iteration. The tools call it when a step
+        between building the Runner and running it fails (e.g. loading the checkpoint)."""
+        if not self._iteration_done.done:
+            self._remove_unstarted_run()
+
+    def _run_or_clean(self, run):
+        try:
+            return run()
+        except BaseException:
+            self.discard_if_unstarted()
+            raise
+
+    def train(self) -> nn.Module:
+        """mmengine's ``train``; a run failing before its first iteration leaves no folder."""
+        return self._run_or_clean(super().train)
+
+    def val(self) -> dict:
+        """mmengine's ``val``; a run failing before its first iteration leaves no folder."""
+        return self._run_or_clean(super().val)
+
+    def test(self) -> dict:
+        """mmengine's ``test``; a run failing before its first iteration leaves no folder."""
+        return self._run_or_clean(super().test)
+
+    def build_logger(self, log_level='INFO', log_file=None, **kwargs):
+        """mmengine's logger, whose console handlers leave out the config dump and hook list.
+
+        Args:
+            log_level (int | str): level of the handlers.
+            log_file (str, optional): default ``<log dir>/<timestamp>.log``.
+            **kwargs: ``MMLogger`` arguments.
+
+        Returns:
+            MMLogger: the logger.
+        """
+        logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and \
+                    not isinstance(handler, logging.FileHandler) and \
+                    not any(isinstance(f, FileOnlyFilter) for f in handler.filters):
+                handler.addFilter(FileOnlyFilter())
+        return logger
+
+    def _log_env(self, env_cfg: Dict) -> None:
+        """mmengine's environment and config log, plus a line saying where the config is."""
+        super()._log_env(env_cfg)
+        if self.cfg._cfg_dict:
+            name = (osp.basename(self.cfg.filename) if self.cfg.filename is not None else
+                    f'{self.timestamp}.py')
+            self.logger.info(f'Config: {osp.join(self.work_dir, name)} (in full in the log '
+                             f'file {osp.join(self.log_dir, self.timestamp + ".log")}; '
+                             'tools/train.py and tools/test.py print it with --print-config)')
 
     def setup_env(self, env_cfg: Dict) -> None:
         """Creates the process group (gloo without CUDA) before mmengine's environment setup.

@@ -2,18 +2,30 @@
 
     python tools/analysis_tools/compare_results.py work_dirs/samed_x work_dirs/hsam_x
     python tools/analysis_tools/compare_results.py work_dirs/medsam_y work_dirs/seqsam_y
+    python tools/analysis_tools/compare_results.py work_dirs/samed_x work_dirs/hsam_x \
+        --plot dice.png --paper H-SAM=hsam_paper.json
 
 Each work dir's newest ``<timestamp>/<timestamp>.json`` (written by ``tools/test.py``) is
 read. Dice/HD95 results (``VolumeDiceHD95Metric``): rows are the classes, columns Dice (%) and
 HD95 for each run. Set metrics (``GEDMetric``): one row per run with GED, D_avg (%), D_max (%)
 and diversity.
+
+``--plot OUT.png`` also draws the per-class Dice (%) of the runs as a grouped bar chart (one
+group per class and one for the mean, one bar per run). ``--paper NAME=FILE.json`` adds a
+published result as another series: ``FILE.json`` maps class names to Dice (%), e.g.
+``{"spleen": 87.9, "gallbladder": 71.6, "mean": 81.0}``; classes it lacks get no bar.
 """
 import argparse
 import glob
 import json
+import os
 import os.path as osp
 
 from prettytable import PrettyTable
+
+# One bar chart size rule, so that the picture grows with the classes and series it shows.
+PLOT_DPI = 100
+PLOT_HEIGHT_IN = 4.8
 
 
 def latest_result(work_dir):
@@ -52,10 +64,112 @@ def set_metric_table(results):
     return table
 
 
+def read_paper(spec):
+    """``NAME=FILE.json`` -> ``(NAME, {class: Dice})``; errors name the file and what is wrong."""
+    name, sep, path = spec.partition('=')
+    if not sep or not name or not path:
+        raise ValueError(f'--paper {spec}: expected NAME=FILE.json, e.g. H-SAM=hsam_paper.json')
+    if not osp.isfile(path):
+        raise ValueError(f'--paper {spec}: {path}: no such file')
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except ValueError as err:
+        raise ValueError(f'--paper {spec}: {path} is not valid JSON ({err})') from err
+    if not isinstance(values, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+        raise ValueError(f'--paper {spec}: {path} must hold one JSON object of class name -> '
+                         'Dice (%), e.g. {"spleen": 87.9, "mean": 81.0}')
+    return name, {str(k): float(v) for k, v in values.items()}
+
+
+def plot_size(num_groups, num_series):
+    """Figure size in inches (width, height) of a bar chart of ``num_groups`` x ``num_series``."""
+    return max(6.0, 1.5 + num_groups * (0.22 * num_series + 0.35)), PLOT_HEIGHT_IN
+
+
+def plot_dice_bars(results, papers, out_file):
+    """Write a grouped bar chart of per-class Dice (%): one group per class (and the mean),
+    one bar per run and per paper.
+
+    Args:
+        results (dict[str, dict]): run name -> test metrics (``Dice.<class>``, ``mDice``).
+        papers (dict[str, dict]): paper name -> {class (or ``'mean'``): Dice (%)}.
+        out_file (str): the PNG to write (its folder is created).
+
+    Returns:
+        dict: ``classes`` (the groups), ``series`` (names, runs first) and ``bars`` (number of
+        bars drawn).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = list(results)
+    classes = [k[len('Dice.'):] for k in results[names[0]] if k.startswith('Dice.')]
+    if not classes:
+        raise ValueError('--plot draws per-class Dice: the results have no Dice.<class> keys '
+                         f'(they have {", ".join(results[names[0]])})')
+    groups = classes + ['mean']
+    for paper, values in papers.items():
+        unknown = [c for c in values if c not in groups]
+        if unknown:
+            raise ValueError(f'--paper {paper}: classes {unknown} are not in the runs\' '
+                             f'results; the classes are {groups}')
+    series = [(n, [results[n].get(f'Dice.{c}') if c != 'mean' else results[n].get('mDice')
+                   for c in groups], 'run') for n in names]
+    series += [(p, [values.get(c) for c in groups], 'paper') for p, values in papers.items()]
+
+    fig, ax = plt.subplots(figsize=plot_size(len(groups), len(series)), dpi=PLOT_DPI)
+    width = 0.8 / len(series)
+    x = np.arange(len(groups))
+    bars = 0
+    for index, (name, values, kind) in enumerate(series):
+        drawn = [(i, v) for i, v in enumerate(values) if v is not None]
+        if not drawn:
+            continue
+        positions = x[[i for i, _ in drawn]] - 0.4 + (index + 0.5) * width
+        ax.bar(positions, [v for _, v in drawn], width, label=name,
+               hatch='//' if kind == 'paper' else None,
+               edgecolor='black' if kind == 'paper' else None, linewidth=0.5)
+        bars += len(drawn)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=30, ha='right')
+    ax.set_ylabel('Dice (%)')
+    ax.set_ylim(0, 100)
+    ax.grid(axis='y', alpha=0.3)
+    ax.set_axisbelow(True)
+    # Above the axes, so that it never hides a bar.
+    ax.legend(fontsize='small', ncol=min(len(series), 6), loc='lower left',
+              bbox_to_anchor=(0.0, 1.01), frameon=False,
+              title='Dice per class' + (' (hatched: published)' if papers else ''),
+              title_fontsize='small', alignment='left')
+    fig.tight_layout()
+    if osp.dirname(out_file):
+        os.makedirs(osp.dirname(out_file), exist_ok=True)
+    fig.savefig(out_file, dpi=PLOT_DPI)
+    plt.close(fig)
+    return dict(classes=groups, series=[s[0] for s in series], bars=bars)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('work_dirs', nargs='+')
+    parser.add_argument('--plot', metavar='OUT.png',
+                        help='also write a per-class Dice bar chart of the runs to OUT.png')
+    parser.add_argument('--paper', nargs='+', action='extend', default=[],
+                        metavar='NAME=FILE.json',
+                        help='published results to draw next to the runs (with --plot): '
+                        'a JSON object of class -> Dice (%%)')
     args = parser.parse_args(argv)
+    if args.paper and not args.plot:
+        parser.error('--paper needs --plot OUT.png (the published numbers are drawn, not '
+                     'printed)')
+    try:
+        papers = dict(read_paper(spec) for spec in args.paper)
+    except ValueError as err:
+        parser.error(str(err))
     names = [osp.basename(osp.normpath(w)) for w in args.work_dirs]
     # Drop the suffix all names share (e.g. '_vit-tiny_synthetic-abdomen') to keep columns short.
     suffix = osp.commonprefix([n[::-1] for n in names])[::-1] if len(names) > 1 else ''
@@ -67,6 +181,15 @@ def main(argv=None):
     else:
         table = comparison_table(results)
     print(table)
+    if args.plot:
+        if all('GED' in r for r in results.values()):
+            parser.error('--plot draws per-class Dice; these are set metrics (GED, D_avg): '
+                         'compare them in the table')
+        try:
+            plot_dice_bars(results, papers, args.plot)
+        except ValueError as err:
+            parser.error(str(err))
+        print(f'bar chart: {args.plot}')
     return table
 
 

@@ -1,0 +1,280 @@
+"""tools/infer.py with semantic models: the demo's H-SAM (2D, trained 2 iterations here) on a test
+volume, a training slice and an image; SAMed-DConv 3D on a tiny volume by sliding window."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
+DCONV_3D = REPO / 'configs' / 'samed' / 'samed-dconv_vit-tiny_synthetic-abdomen-3d.py'
+MASKSAM_3D = REPO / 'configs' / 'masksam' / 'masksam_vit-tiny_synthetic-abdomen-3d.py'
+CLASSES = ('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder', 'liver',
+           'stomach', 'aorta', 'pancreas')
+
+
+def load_infer():
+    spec = importlib.util.spec_from_file_location('mmsam_tool_infer_semantic',
+                                                  REPO / 'tools' / 'infer.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def infer():
+    return load_infer()
+
+
+def shrunk_data(data_root):
+    """One 8-slice training case and one test case (as test_train_test_tools.py shrinks them)."""
+    options = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={data_root}',
+                    f'{loader}.dataset.generator.num_train_cases=1',
+                    f'{loader}.dataset.generator.num_test_cases=1',
+                    f'{loader}.dataset.generator.depth=8', f'{loader}.batch_size=2',
+                    f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+    return options
+
+
+@pytest.fixture(scope='module')
+def hsam_run(tmp_path_factory):
+    """The demo's H-SAM trained for 2 iterations by tools/train.py: (checkpoint, data root)."""
+    root = tmp_path_factory.mktemp('hsam_run')
+    data_root, work_dir = root / 'data', root / 'work'
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'train.py'), str(HSAM), '--work-dir',
+         str(work_dir), '--cfg-options', *shrunk_data(data_root), 'train_cfg._delete_=True',
+         'train_cfg.type=IterBasedTrainLoop', 'train_cfg.max_iters=2',
+         'train_cfg.val_interval=1000', 'default_hooks.checkpoint.by_epoch=False',
+         'default_hooks.checkpoint.interval=2'],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work_dir / 'iter_2.pth', data_root
+
+
+def pipeline_predictions(checkpoint, data_root, split):
+    """What tools/test.py predicts for every sample of a split: the config's dataset, test
+    pipeline and the model's test_step, as {(case, slice): (H, W) prediction}."""
+    from mmengine.config import Config
+
+    from mmsam.apis import init_model
+    from mmsam.registry import DATASETS
+    cfg = Config.fromfile(str(HSAM))
+    model = init_model(cfg, str(checkpoint))
+    dataset = cfg.test_dataloader.dataset
+    dataset = DATASETS.build(dict(dataset, data_root=str(data_root), split=split,
+                                  generator=dict(dataset.generator, num_train_cases=1,
+                                                 num_test_cases=1, depth=8)))
+    predictions = {}
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            packed = dataset[index]
+            (sample, ) = model.test_step(dict(inputs=[packed['inputs']],
+                                              data_samples=[packed['data_samples']]))
+            key = (sample.metainfo.get('case_id'), sample.metainfo.get('slice_index'))
+            predictions[key] = sample.pred_sem_seg.data[0].numpy()
+    return predictions
+
+
+def test_hsam_on_a_test_volume_a_training_slice_and_an_image(infer, hsam_run, tmp_path, capsys):
+    checkpoint, data_root = hsam_run
+    volume = data_root / 'test_volumes' / 'case0001.npz'
+    train_slice = data_root / 'train_slices' / 'case0000_slice003.npz'
+    image = np.full((100, 150), 60, np.uint8)  # not the model's 128 x 128
+    image[30:70, 40:110] = 200
+    png = tmp_path / 'scan.png'
+    cv2.imwrite(str(png), image)
+    out = tmp_path / 'out'
+    written = infer.main([str(HSAM), str(checkpoint), str(volume), str(train_slice), str(png),
+                          '--out-dir', str(out), '--batch-size', '3', '--cfg-options',
+                          f'test_dataloader.dataset.data_root={data_root}'])
+    captured = capsys.readouterr()
+    assert f'{volume}: segmenting slice by slice' in captured.err
+    assert '8/8' in captured.err  # the progress bar over the slices
+    names = sorted(Path(p).name for p in written)
+    assert names[:3] == ['case0000_slice003.png', 'case0000_slice003_pred.png',
+                         'case0001_pred.npz']
+    assert len([n for n in names if n.startswith('case0001_slice')]) == 2
+    assert names[-2:] == ['scan.png', 'scan_pred.png']
+    assert all(p in captured.out for p in written)
+
+    # The volume, slice by slice, as tools/test.py predicts it.
+    expected = pipeline_predictions(checkpoint, data_root, 'test')
+    pred = np.load(out / 'case0001_pred.npz')
+    assert pred['pred'].shape == (8, 128, 128) and pred['pred'].dtype == np.uint8
+    np.testing.assert_allclose(pred['spacing'], np.load(volume)['spacing'])
+    for k in range(8):
+        np.testing.assert_array_equal(pred['pred'][k], expected[('case0001', k)])
+    # The training slice as the test pipeline predicts it.
+    expected = pipeline_predictions(checkpoint, data_root, 'train')
+    label_map = cv2.imread(str(out / 'case0000_slice003_pred.png'), cv2.IMREAD_UNCHANGED)
+    assert label_map.dtype == np.uint8 and label_map.shape == (128, 128)
+    np.testing.assert_array_equal(label_map, expected[('case0000', 3)])
+
+    # Pictures: ground truth and prediction side by side (both have labels), >= 384 px panels;
+    # the image alone (no label), its label map at the image's own size.
+    assert cv2.imread(str(out / 'case0000_slice003.png')).shape[1] >= 2 * 384
+    volume_picture = next(p for p in written if Path(p).name.startswith('case0001_slice'))
+    assert cv2.imread(volume_picture).shape[1] >= 2 * 384
+    picture = cv2.imread(str(out / 'scan.png'))
+    assert 384 <= picture.shape[1] < 2 * 384
+    assert cv2.imread(str(out / 'scan_pred.png'), cv2.IMREAD_UNCHANGED).shape == (100, 150)
+
+
+def test_inference_volume_reads_files_and_matches_the_2d_path(hsam_run):
+    from mmsam.apis import inference_model, inference_volume, init_model
+    checkpoint, data_root = hsam_run
+    model = init_model(str(HSAM), str(checkpoint))
+    assert tuple(model.dataset_meta['classes']) == CLASSES  # from the training run
+    path = str(data_root / 'test_volumes' / 'case0001.npz')
+    labels = inference_volume(model, path, batch_size=5)
+    image = np.load(path)['image']
+    np.testing.assert_array_equal(labels, inference_volume(model, image))
+    # Another size than the model's input: resized in, and the prediction resized back.
+    small = cv2.resize(image[4], (96, 80), interpolation=cv2.INTER_LINEAR)
+    assert inference_model(model, small).pred_sem_seg.data.shape == (1, 80, 96)
+    with pytest.raises(ValueError, match='expected a .D, H, W. volume'):
+        inference_volume(model, image[0])
+
+
+def write_volume(path, shape=(6, 96, 112), label=False, spacing=True):
+    rng = np.random.default_rng(0)
+    image = (0.2 + 0.1 * rng.random(shape)).astype(np.float32)
+    image[:, 30:60, 40:80] += 0.5
+    arrays = dict(image=image)
+    if spacing:
+        arrays['spacing'] = np.array([3.0, 1.5, 1.5])
+    if label:
+        lab = np.zeros(shape, np.uint8)
+        lab[:, 30:60, 40:80] = 5
+        arrays['label'] = lab
+    np.savez(path, **arrays)
+
+
+def tiny_data_root(root):
+    """A data root holding only meta.json with the CT statistics the 3D pipeline normalises by."""
+    root.mkdir(parents=True, exist_ok=True)
+    meta = dict(classes=list(CLASSES), intensity='unit',
+                ct_foreground=dict(mean=0.5, std=0.2, percentile_00_5=0.0, percentile_99_5=1.0))
+    (root / 'meta.json').write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture(scope='module')
+def random_3d_checkpoints(tmp_path_factory):
+    """Random weights of the 3D configs in the Runner's checkpoint layout."""
+    from mmsam.apis import init_model
+    paths = {}
+    for config in (DCONV_3D, MASKSAM_3D):
+        torch.manual_seed(0)
+        model = init_model(str(config))
+        path = tmp_path_factory.mktemp('ckpt3d') / f'{config.stem}.pth'
+        torch.save(dict(meta=dict(dataset_meta=dict(classes=CLASSES)),
+                        state_dict=model.state_dict()), path)
+        paths[config] = path
+    return paths
+
+
+# Windows over a (6, 96, 112) volume at step 0.5 (nnU-Net's rule, by hand): SAMed-DConv's
+# (4, 128, 128) window on the zero-padded (6, 128, 128): 2 x 1 x 1; MaskSAM's (4, 64, 64):
+# 2 x 2 x 3.
+@pytest.mark.parametrize('config,windows', [(DCONV_3D, 2), (MASKSAM_3D, 12)],
+                         ids=['samed-dconv', 'masksam'])
+def test_3d_model_on_a_volume_by_sliding_window(infer, random_3d_checkpoints, config, windows,
+                                                tmp_path, capsys):
+    from mmsam.apis import inference_volume, init_model
+    checkpoint = random_3d_checkpoints[config]
+    data_root = tiny_data_root(tmp_path / 'data')
+    volume = tmp_path / 'patient.npz'
+    write_volume(volume, label=True)
+    out = tmp_path / 'out'
+    written = infer.main([str(config), str(checkpoint), str(volume), '--out-dir', str(out),
+                          '--slices', '1', '--cfg-options',
+                          f'test_dataloader.dataset.data_root={data_root}'])
+    err = capsys.readouterr().err
+    assert 'segmenting by sliding window' in err
+    assert f'{windows}/{windows}' in err  # the progress bar over the windows
+    assert [Path(p).name for p in written][0] == 'patient_pred.npz'
+    assert len(written) == 2 and Path(written[1]).name.startswith('patient_slice')
+    pred = np.load(out / 'patient_pred.npz')['pred']
+    assert pred.shape == (6, 96, 112) and pred.dtype == np.uint8
+    model = init_model(str(config), str(checkpoint),
+                       cfg_options={'test_dataloader.dataset.data_root': str(data_root)})
+    np.testing.assert_array_equal(pred, inference_volume(model, str(volume)))
+    # An array of the same intensities gives the same labels (pipeline without the loading).
+    np.testing.assert_array_equal(pred, inference_volume(model, np.load(volume)['image']))
+    assert cv2.imread(written[1]).shape[1] >= 2 * 384  # ground truth and prediction
+
+
+def test_3d_model_needs_the_ct_statistics(infer, random_3d_checkpoints, tmp_path, capsys):
+    checkpoint = random_3d_checkpoints[DCONV_3D]
+    volume = tmp_path / 'patient.npz'
+    write_volume(volume)  # no label: the test pipeline loads without one
+    out = tmp_path / 'out'
+    missing_root = tmp_path / 'nowhere'
+    argv = [str(DCONV_3D), str(checkpoint), str(volume), '--out-dir', str(out), '--cfg-options',
+            f'test_dataloader.dataset.data_root={missing_root}']
+    with pytest.raises(SystemExit):
+        infer.main(argv)
+    message = capsys.readouterr().err
+    assert str(volume) in message and 'NormalizeIntensity3D' in message
+    assert str(missing_root / 'meta.json') in message and '--data-meta' in message
+    # The statistics given as the training data's meta.json.
+    meta = tiny_data_root(tmp_path / 'train_data') / 'meta.json'
+    written = infer.main([*argv[:5], '--data-meta', str(meta), '--slices', '0', *argv[5:]])
+    assert [Path(p).name for p in written] == ['patient_pred.npz']
+    assert np.load(out / 'patient_pred.npz')['pred'].shape == (6, 96, 112)
+
+
+def expect_error(infer, argv, capsys, *patterns):
+    with pytest.raises(SystemExit) as err:
+        infer.main(argv)
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    for pattern in patterns:
+        assert pattern in message, message
+
+
+def test_semantic_errors_name_the_input(infer, random_3d_checkpoints, hsam_run, tmp_path,
+                                        capsys):
+    checkpoint, _ = hsam_run
+    out = ['--out-dir', str(tmp_path / 'out')]
+    no_image = tmp_path / 'masks_only.npz'
+    np.savez(no_image, masks=np.zeros((2, 8, 8), np.uint8))
+    expect_error(infer, [str(HSAM), str(checkpoint), str(no_image), *out], capsys,
+                 str(no_image), 'no array named image', 'masks')
+    four_d = tmp_path / 'four_d.npz'
+    np.savez(four_d, image=np.zeros((2, 2, 8, 8), np.float32))
+    expect_error(infer, [str(HSAM), str(checkpoint), str(four_d), *out], capsys,
+                 str(four_d), 'shape (2, 2, 8, 8)')
+    corrupt = tmp_path / 'corrupt.npz'
+    corrupt.write_bytes(b'not a zip')
+    expect_error(infer, [str(HSAM), str(checkpoint), str(corrupt), *out], capsys,
+                 str(corrupt), 'not an .npz')
+    png = tmp_path / 'img.png'
+    cv2.imwrite(str(png), np.zeros((32, 32), np.uint8))
+    expect_error(infer, [str(HSAM), str(checkpoint), str(png), *out, '--box', '1', '1', '5',
+                         '5'], capsys, '--box is for multi-hypothesis models', 'SAMSegmentor')
+    # 2D inputs to a 3D model; a volume without spacing.
+    dconv = str(random_3d_checkpoints[DCONV_3D])
+    expect_error(infer, [str(DCONV_3D), dconv, str(png), *out], capsys, str(png),
+                 'segments volumes')
+    one_slice = tmp_path / 'one_slice.npz'
+    np.savez(one_slice, image=np.zeros((16, 16), np.float32))
+    expect_error(infer, [str(DCONV_3D), dconv, str(one_slice), *out], capsys, str(one_slice),
+                 'a 2D slice (16, 16)')
+    no_spacing = tmp_path / 'no_spacing.npz'
+    write_volume(no_spacing, spacing=False)
+    expect_error(infer, [str(DCONV_3D), dconv, str(no_spacing), *out], capsys, str(no_spacing),
+                 'no spacing array')
+    assert not (tmp_path / 'out').exists()
