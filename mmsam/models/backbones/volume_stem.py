@@ -4,13 +4,7 @@ import math
 import torch.nn as nn
 
 from mmsam.registry import MODELS
-
-
-def conv_norm_act(in_channels, out_channels, kernel_size=3):
-    """Conv3d (padding k//2, bias) + InstanceNorm3d (affine) + LeakyReLU(0.01), nnU-Net's block."""
-    return [nn.Conv3d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
-            nn.InstanceNorm3d(out_channels, eps=1e-5, affine=True),
-            nn.LeakyReLU(0.01, inplace=True)]
+from ..utils.volume_blocks import conv_norm_act
 
 
 @MODELS.register_module()

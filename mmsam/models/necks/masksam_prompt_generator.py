@@ -7,33 +7,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmsam.registry import MODELS
+from ..utils.volume_blocks import conv_norm_act, to_slices, to_volume
 
 NAME = 'MaskSAMPromptGenerator'
-
-
-def conv_block(in_channels, out_channels, kernel_size):
-    """Conv3d (padding k//2, bias) + InstanceNorm3d (affine) + LeakyReLU(0.01), nnU-Net's block."""
-    padding = tuple(k // 2 for k in kernel_size)
-    return [nn.Conv3d(in_channels, out_channels, kernel_size, padding=padding),
-            nn.InstanceNorm3d(out_channels, eps=1e-5, affine=True),
-            nn.LeakyReLU(0.01, inplace=True)]
 
 
 def up2(in_channels, out_channels):
     """In-plane x2 transposed conv, kernel = stride = (1, 2, 2), with bias."""
     return nn.ConvTranspose3d(in_channels, out_channels, (1, 2, 2), stride=(1, 2, 2))
-
-
-def to_volume(x, num_frames):
-    """(B*T, C, h, w), item b*T+t -> (B, C, T, h, w)."""
-    n, c, h, w = x.shape
-    return x.reshape(n // num_frames, num_frames, c, h, w).transpose(1, 2)
-
-
-def to_slices(x):
-    """(B, C, T, h, w) -> (B*T, C, h, w), item b*T+t."""
-    b, c, t, h, w = x.shape
-    return x.transpose(1, 2).reshape(b * t, c, h, w)
 
 
 def _check_config(channels, scales, kernel_sizes, num_convs, box_pool, cls_pool, token_dim):
@@ -121,9 +102,9 @@ class MaskSAMPromptGenerator(nn.Module):
         self.box_pool, self.cls_pool = box_pool, cls_pool
 
         def stage(in_channels, lvl):
-            layers = conv_block(in_channels, channels[lvl], kernel_sizes[lvl])
+            layers = conv_norm_act(in_channels, channels[lvl], kernel_sizes[lvl])
             for _ in range(num_convs[lvl] - 1):
-                layers += conv_block(channels[lvl], channels[lvl], kernel_sizes[lvl])
+                layers += conv_norm_act(channels[lvl], channels[lvl], kernel_sizes[lvl])
             return nn.Sequential(*layers)
 
         self.stages = nn.ModuleList([stage(neck_dim, 0)])
@@ -140,7 +121,7 @@ class MaskSAMPromptGenerator(nn.Module):
             else:
                 layers = []
                 for i in range(int(math.log2(scales[lvl]))):
-                    layers += [up2(embed_dim if i == 0 else c, c)] + conv_block(c, c, k)
+                    layers += [up2(embed_dim if i == 0 else c, c)] + conv_norm_act(c, c, k)
                 self.skips.append(nn.Sequential(*layers))
                 self.skip_index.append(len(self.skips) - 1)
                 first_of_scale[scales[lvl]] = lvl

@@ -6,6 +6,7 @@ from mmseg.structures import SegDataSample
 
 from mmsam.registry import MODELS
 from ..utils.sliding_window_3d import sliding_window_inference_3d
+from ..utils.volume_blocks import to_slices, to_volume
 from .sam_segmentor import SAMSegmentor
 
 _TEST_DEFAULTS = dict(mode='slide3d', patch_size=None, step_size=0.5, sigma_scale=1 / 8,
@@ -82,7 +83,7 @@ class VolumeSAMSegmentor(SAMSegmentor):
             raise ValueError(f'patches of {tuple(inputs.shape[-2:])} pixels reach the encoder '
                              f'as {tuple(x.shape[-2:])}, but backbone.img_size={size}; change '
                              f'the patch size or the stem upsampling')
-        return x.transpose(1, 2).flatten(0, 1)
+        return to_slices(x)
 
     @staticmethod
     def slice_samples(data_samples, depth, size):
@@ -123,7 +124,7 @@ class VolumeSAMSegmentor(SAMSegmentor):
             scores = torch.cat([1 - prob, prob], dim=1)
         else:
             scores = logits.softmax(dim=1)
-        return scores.reshape(n, depth, -1, h, w).transpose(1, 2)
+        return to_volume(scores, depth)
 
     def predict(self, inputs, data_samples=None):
         """Predict whole cases by sliding window.

@@ -4,6 +4,7 @@ import math
 import torch.nn as nn
 
 from mmsam.registry import MODELS
+from .volume_blocks import conv_norm_act, to_slices, to_volume
 
 
 @MODELS.register_module()
@@ -28,9 +29,7 @@ class MaskRefine3D(nn.Module):
         super().__init__()
         if upsample < 1 or upsample & (upsample - 1):
             raise ValueError(f'MaskRefine3D: upsample must be a power of 2, got {upsample}')
-        layers = [nn.Conv3d(num_queries, hidden, 3, padding=1),
-                  nn.InstanceNorm3d(hidden, eps=1e-5, affine=True),
-                  nn.LeakyReLU(0.01, inplace=True)]
+        layers = conv_norm_act(num_queries, hidden)
         for _ in range(int(math.log2(upsample))):
             layers += [nn.ConvTranspose3d(hidden, hidden, (1, 2, 2), stride=(1, 2, 2)),
                        nn.InstanceNorm3d(hidden, eps=1e-5), nn.GELU()]
@@ -49,5 +48,4 @@ class MaskRefine3D(nn.Module):
         if n % t or q != self.num_queries:
             raise ValueError(f'MaskRefine3D: input {tuple(x.shape)} needs a batch divisible by '
                              f'num_frames T={t} and {self.num_queries} query channels')
-        y = self.layers(x.reshape(n // t, t, q, h, w).transpose(1, 2))
-        return y.transpose(1, 2).reshape(n, q, h * self.upsample, w * self.upsample)
+        return to_slices(self.layers(to_volume(x, t)))
