@@ -91,7 +91,8 @@ fi
 
 log "installing runtime and test requirements"
 pip_install -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/runtime.txt" \
-  -r "$ROOT/requirements/tests.txt"
+  -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/deploy.txt" \
+  -r "$ROOT/requirements/datasets.txt"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 
 "$PY" -c "import mmcv.ops, mmseg.models, segment_anything, mmsam; print('[setup_env] ok: torch', __import__('torch').__version__, 'mmcv', mmcv.__version__, 'mmseg', __import__('mmseg').__version__)"
