@@ -3,6 +3,11 @@
 - Loading its own checkpoints works on torch >= 2.6 (weights-only ``torch.load``), see
   :mod:`mmsam.engine.checkpoint`. ``resume`` and ``load_from`` both go through
   :meth:`MMSAMRunner.load_checkpoint`.
+- Checkpoints are crash-safe: every checkpoint it saves is written to a temporary name,
+  fsynced and renamed (:meth:`MMSAMRunner.save_checkpoint`), ``last_checkpoint`` too (a
+  config's ``CheckpointHook`` is built as :class:`AtomicCheckpointHook`); loading a truncated
+  or damaged checkpoint stops with a message naming it and the newest intact one, and
+  automatic resume skips damaged checkpoints (:func:`find_resume_checkpoint`).
 - ``--launcher pytorch`` works on machines without CUDA (gloo, DDP without ``device_ids``), see
   :mod:`mmsam.engine.distributed`.
 - The full config and the hook list (some 400 lines) go to the log file only; the console
@@ -20,12 +25,16 @@ import shutil
 from typing import Callable, Dict, Optional, Union
 
 from mmengine.dist import is_distributed, is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.runner import Runner
 from torch import nn
 
 from mmsam.registry import RUNNERS
-from .checkpoint import allow_mmengine_checkpoints
+from mmsam.utils.warning_filters import KnownLogWarningFilter
+from .checkpoint import (CorruptCheckpointError, allow_mmengine_checkpoints,
+                         atomic_backend_args, check_checkpoint_file, corrupt_checkpoint_message,
+                         find_resume_checkpoint)
+from .hooks.atomic_checkpoint_hook import AtomicCheckpointHook
 from .distributed import init_dist, model_wrapper_cfg_for_device, revert_sync_batchnorm_without_cuda
 
 
@@ -136,7 +145,8 @@ class MMSAMRunner(Runner):
         return self._run_or_clean(super().test)
 
     def build_logger(self, log_level='INFO', log_file=None, **kwargs):
-        """mmengine's logger, whose console handlers leave out the config dump and hook list.
+        """mmengine's logger, whose console handlers leave out the config dump and hook list,
+        without mmengine's notices about its own internals (``mmsam.utils.warning_filters``).
 
         Args:
             log_level (int | str): level of the handlers.
@@ -152,6 +162,8 @@ class MMSAMRunner(Runner):
                     not isinstance(handler, logging.FileHandler) and \
                     not any(isinstance(f, FileOnlyFilter) for f in handler.filters):
                 handler.addFilter(FileOnlyFilter())
+        if not any(isinstance(f, KnownLogWarningFilter) for f in logger.filters):
+            logger.addFilter(KnownLogWarningFilter())
         return logger
 
     def _log_env(self, env_cfg: Dict) -> None:
@@ -191,6 +203,62 @@ class MMSAMRunner(Runner):
             model = revert_sync_batchnorm_without_cuda(model)
         return super().wrap_model(model_wrapper_cfg, model)
 
+    def register_hook(self, hook, priority=None) -> None:
+        """mmengine's ``register_hook``; mmengine's ``CheckpointHook`` becomes
+        :class:`AtomicCheckpointHook` (same arguments and behaviour, atomic ``last_checkpoint``).
+
+        Args:
+            hook (Hook | dict): the hook or its config.
+            priority (int | str, optional): as for mmengine.
+        """
+        if isinstance(hook, dict) and self._is_plain_checkpoint_hook(hook.get('type')):
+            hook = dict(hook, type=AtomicCheckpointHook)
+        elif type(hook) is CheckpointHook:
+            hook.__class__ = AtomicCheckpointHook  # a subclass without state of its own
+        super().register_hook(hook, priority=priority)
+
+    @staticmethod
+    def _is_plain_checkpoint_hook(hook_type) -> bool:
+        if hook_type is CheckpointHook:
+            return True
+        if not isinstance(hook_type, str):
+            return False
+        from mmsam.registry import HOOKS
+        try:
+            return HOOKS.get(hook_type) is CheckpointHook
+        except KeyError:
+            return False
+
+    def save_checkpoint(self, out_dir: str, filename: str, file_client_args=None,
+                        save_optimizer: bool = True, save_param_scheduler: bool = True,
+                        meta: Optional[dict] = None, by_epoch: bool = True,
+                        backend_args: Optional[dict] = None) -> None:
+        """mmengine's ``save_checkpoint``, writing a local file atomically (temporary name,
+        fsync, rename), so a run killed while saving leaves the previous checkpoints intact
+        and no truncated file under a checkpoint's name.
+
+        Args: as for ``mmengine.runner.Runner.save_checkpoint``.
+        """
+        if file_client_args is None:
+            backend_args = atomic_backend_args(out_dir, backend_args)
+        super().save_checkpoint(out_dir, filename, file_client_args=file_client_args,
+                                save_optimizer=save_optimizer,
+                                save_param_scheduler=save_param_scheduler, meta=meta,
+                                by_epoch=by_epoch, backend_args=backend_args)
+
+    def load_or_resume(self) -> None:
+        """mmengine's ``load_or_resume``; an automatic resume (``resume=True`` without
+        ``load_from``) starts from the newest intact checkpoint, skipping damaged ones."""
+        if not self._has_loaded and self._resume and self._load_from is None:
+            latest = find_resume_checkpoint(self.work_dir, logger=self.logger)
+            if latest is None:
+                self.logger.info(f'No intact checkpoint in {self.work_dir} to resume from: '
+                                 'training from the start.')
+                self._resume = False
+            else:
+                self._load_from = latest
+        return super().load_or_resume()
+
     def load_checkpoint(self,
                         filename: str,
                         map_location: Union[str, Callable] = 'cpu',
@@ -207,9 +275,25 @@ class MMSAMRunner(Runner):
         Returns:
             dict: the loaded checkpoint.
         """
-        with allow_mmengine_checkpoints(filename):
-            return super().load_checkpoint(filename, map_location=map_location, strict=strict,
-                                           revise_keys=revise_keys)
+        check_checkpoint_file(filename)
+        try:
+            with allow_mmengine_checkpoints(filename):
+                return super().load_checkpoint(filename, map_location=map_location,
+                                               strict=strict, revise_keys=revise_keys)
+        except (EOFError, RuntimeError) as err:
+            # A damaged file the zip check cannot see (old format, a broken pickle inside).
+            if isinstance(err, CorruptCheckpointError) or not _looks_damaged(err):
+                raise
+            raise CorruptCheckpointError(corrupt_checkpoint_message(
+                filename, f'torch.load failed: {err}')) from err
+
+
+def _looks_damaged(err: BaseException) -> bool:
+    """Whether ``torch.load``'s error says the file is cut short or damaged."""
+    text = str(err)
+    return isinstance(err, EOFError) or any(m in text for m in (
+        'PytorchStreamReader failed', 'failed finding central directory', 'Ran out of input',
+        'invalid load key', 'unexpected EOF'))
 
 
 def build_runner(cfg):

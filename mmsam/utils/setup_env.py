@@ -21,6 +21,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
             Defaults to True.
     """
     from mmseg.utils import register_all_modules as register_mmseg_modules
+
+    from .warning_filters import filter_known_warnings
+    filter_known_warnings()
     register_mmseg_modules(init_default_scope=False)
     for name in MMSAM_SUBPACKAGES:
         importlib.import_module(name)

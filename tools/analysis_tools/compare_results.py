@@ -14,6 +14,11 @@ and diversity.
 group per class and one for the mean, one bar per run). ``--paper NAME=FILE.json`` adds a
 published result as another series: ``FILE.json`` maps class names to Dice (%), e.g.
 ``{"spleen": 87.9, "gallbladder": 71.6, "mean": 81.0}``; classes it lacks get no bar.
+
+``--reference SUMMARY.json ...`` (written by ``tools/analysis_tools/seed_sweep.py``) adds, for
+the run of the same config, the reference's mean +- std over its seeds next to the run's own
+numbers, and says where the run falls outside mean +- 2 std. ``make demo`` does this with the
+summaries under ``configs/<method>/results/``.
 """
 import argparse
 import glob
@@ -40,27 +45,86 @@ def latest_result(work_dir):
         return json.load(f)
 
 
-def comparison_table(results):
-    """A PrettyTable of per-class Dice/HD95 for ``{run name: metrics dict}``."""
+def _with_reference(value, key, reference):
+    """``'71.20'`` or, with a reference summary, ``'71.20 (68.9+-1.8)'``, ``!`` outside 2 std."""
+    if reference is None or key not in reference['mean']:
+        return f'{value:.2f}'
+    mean, std = reference['mean'][key], reference['std'][key]
+    flag = '!' if abs(value - mean) > 2 * std else ''
+    return f'{value:.2f} ({mean:.1f}+-{std:.1f}){flag}'
+
+
+def comparison_table(results, references=None):
+    """A PrettyTable of per-class Dice/HD95 for ``{run name: metrics dict}``; a run with an
+    entry in ``references`` (run name -> seed-sweep summary) shows its reference in brackets."""
+    references = references or {}
     names = list(results)
     classes = [k[len('Dice.'):] for k in results[names[0]] if k.startswith('Dice.')]
     table = PrettyTable(['class'] + [f'{n} {m}' for n in names for m in ('Dice', 'HD95')])
     for cls in classes + ['mean']:
         dice_key, hd_key = ('mDice', 'mHD95') if cls == 'mean' else (f'Dice.{cls}',
                                                                       f'HD95.{cls}')
-        table.add_row([cls] + [f'{results[n][k]:.2f}' for n in names for k in (dice_key, hd_key)])
+        table.add_row([cls] + [_with_reference(results[n][k], k, references.get(n))
+                               for n in names for k in (dice_key, hd_key)])
     return table
+
+
+def read_references(paths, work_dirs, run_names):
+    """Match seed-sweep summaries to runs by config name (the work dir's name).
+
+    Returns:
+        dict[str, dict]: run name -> summary. Raises ValueError naming a summary that is not
+        one or matches no run.
+    """
+    by_dir = {osp.basename(osp.normpath(w)): n for w, n in zip(work_dirs, run_names)}
+    references = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                summary = json.load(f)
+        except (OSError, ValueError) as err:
+            raise ValueError(f'--reference {path}: cannot read it ({err})') from err
+        if not isinstance(summary, dict) or not {'config', 'mean', 'std'} <= set(summary):
+            raise ValueError(f'--reference {path}: not a seed-sweep summary (no config/mean/'
+                             'std); make one with tools/analysis_tools/seed_sweep.py')
+        config = osp.splitext(osp.basename(summary['config']))[0]
+        if config not in by_dir:
+            raise ValueError(f'--reference {path} is for {config}, which is none of the runs '
+                             f'({", ".join(by_dir)})')
+        references[by_dir[config]] = summary
+    return references
+
+
+def describe_references(references):
+    """One line per reference: seeds, commit, threads and CPU it was measured with."""
+    lines = []
+    for name, summary in references.items():
+        prov = summary.get('provenance', {})
+        lines.append(f'{name}: in brackets the mean+-std over seeds {summary.get("seeds")} '
+                     f'(commit {str(prov.get("commit"))[:7]}, OMP_NUM_THREADS='
+                     f'{prov.get("omp_num_threads")}, {prov.get("cpu")}); ! = this run is '
+                     'outside 2 std of it (float kernels and thread counts differ between '
+                     'machines, so a run is not expected to repeat a number exactly)')
+    return lines
 
 
 SET_METRICS = ('GED', 'D_avg', 'D_max', 'diversity')
 
 
-def set_metric_table(results):
-    """A PrettyTable with one row of GED, D_avg, D_max, diversity per run."""
+def set_metric_table(results, references=None):
+    """A PrettyTable with one row of GED, D_avg, D_max, diversity per run, and below a run with
+    a reference (run name -> seed-sweep summary) a row of the reference's mean +- std."""
+    references = references or {}
     table = PrettyTable(['run', 'GED', 'D_avg (%)', 'D_max (%)', 'diversity'])
     for name, metrics in results.items():
         table.add_row([name] + [f'{metrics[k]:.4f}' if k in ('GED', 'diversity') else
                                 f'{metrics[k]:.2f}' for k in SET_METRICS])
+        ref = references.get(name)
+        if ref is not None:
+            table.add_row([f'  reference, {len(ref.get("seeds", []))} seeds'] + [
+                (f'{ref["mean"][k]:.4f}+-{ref["std"][k]:.4f}' if k in ('GED', 'diversity')
+                 else f'{ref["mean"][k]:.2f}+-{ref["std"][k]:.2f}') if k in ref['mean']
+                else '-' for k in SET_METRICS])
     return table
 
 
@@ -162,6 +226,10 @@ def main(argv=None):
                         metavar='NAME=FILE.json',
                         help='published results to draw next to the runs (with --plot): '
                         'a JSON object of class -> Dice (%%)')
+    parser.add_argument('--reference', nargs='+', action='extend', default=[],
+                        metavar='SUMMARY.json',
+                        help='seed-sweep summaries (tools/analysis_tools/seed_sweep.py) to '
+                        'print next to the run of the same config')
     args = parser.parse_args(argv)
     if args.paper and not args.plot:
         parser.error('--paper needs --plot OUT.png (the published numbers are drawn, not '
@@ -176,11 +244,17 @@ def main(argv=None):
     suffix = suffix[suffix.find('_'):] if '_' in suffix else ''
     results = {(n[:-len(suffix)] if suffix and n != suffix else n): latest_result(w)
                for n, w in zip(names, args.work_dirs)}
+    try:
+        references = read_references(args.reference, args.work_dirs, list(results))
+    except ValueError as err:
+        parser.error(str(err))
     if all('GED' in r for r in results.values()):
-        table = set_metric_table(results)
+        table = set_metric_table(results, references)
     else:
-        table = comparison_table(results)
+        table = comparison_table(results, references)
     print(table)
+    for line in describe_references(references):
+        print(line)
     if args.plot:
         if all('GED' in r for r in results.values()):
             parser.error('--plot draws per-class Dice; these are set metrics (GED, D_avg): '
