@@ -73,15 +73,21 @@ def test_faint_lesions_are_missed_more(many):
     les = [s for s in many if s['has_lesion']]
     contrast = np.array([s['contrast'] for s in les])
     miss = np.array([np.mean([not m.any() for m in s['masks']]) for s in les])
-    faint, strong = miss[contrast < 0.12], miss[contrast > 0.25]
+    c0, w = lg.READER_PARAMS['miss_centre'], lg.READER_PARAMS['miss_width']
+    # faint: each reader misses with p > 0.7; strong: p < 0.05 (at least one reader marks)
+    faint, strong = miss[contrast < c0 - w], miss[contrast > c0 + 3 * w]
     assert len(faint) > 20 and len(strong) > 20
-    assert faint.mean() > 0.3 and strong.mean() < 0.05
+    assert faint.mean() > 0.5 and strong.mean() < 0.1
     # monotone on average across contrast bins
-    bins = [miss[(contrast >= lo) & (contrast < hi)].mean()
-            for lo, hi in ((0, 0.1), (0.1, 0.16), (0.16, 0.25), (0.25, 1))]
+    edges = (0, c0 - w, c0, c0 + w, c0 + 2 * w, 1)
+    bins = [miss[(contrast >= lo) & (contrast < hi)].mean() for lo, hi in zip(edges, edges[1:])]
     assert all(a >= b for a, b in zip(bins, bins[1:])), bins
-    # the generative miss probability is what it says
-    assert lg.miss_probability(0.05) > 0.7 and lg.miss_probability(0.4) < 1e-3
+    # the generative miss probability is the logistic it says: half of miss_max at the
+    # centre, miss_max / 20 where exp((c - c0) / w) = 19
+    top = lg.READER_PARAMS['miss_max']
+    assert lg.miss_probability(c0) == pytest.approx(top / 2)
+    assert lg.miss_probability(c0 + w * np.log(19)) == pytest.approx(top / 20)
+    assert lg.miss_probability(0.0) > lg.miss_probability(0.2) > lg.miss_probability(0.5)
 
 
 def test_annotator_spread_grows_with_irregularity(many):

