@@ -6,7 +6,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted((REPO / 'docs').glob('*.md'))
-PAGES = ['get_started', 'own_data', 'configs', 'outputs', 'metrics', 'adding_a_method']
+PAGES = ['get_started', 'own_data', 'configs', 'outputs', 'metrics', 'adding_a_method',
+         'deployment']
 
 
 def test_readme_links_every_page():

@@ -1,13 +1,32 @@
-"""Run a trained model on files: label maps and labelled pictures (semantic models), or
-hypothesis grids (multi-hypothesis models).
+"""Run a trained model on files: label volumes in the scan's geometry (scans), label maps and
+labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis models).
 
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR
-        [--batch-size 8] [--slices 2] [--data-meta META.json]           # semantic models
-        [--box X0 Y0 X1 Y1] [--num-hypotheses M]                        # multi-hypothesis
-        [--device cpu] [--cfg-options k=v ...]
+        [--intensity auto|window|percentile|minmax|unit|raw] [--window LOW HIGH]   # scans
+        [--box X0 Y0 X1 Y1 [--slices A:B] | --prompts FILE.json]                  # box heads
+        [--pictures 2 | --picture-slices K ...] [--max-voxels N] [--batch-size 8]
+        [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--cfg-options k=v ...]
+
+Scans: a NIfTI file (``.nii``, ``.nii.gz``), a MetaImage (``.mha``, ``.mhd``) or a folder
+holding one DICOM series, no ground truth needed. The stored values (HU, MR units) go through
+the config's intensity preset as the training data did (``--intensity auto``: the training
+data's ``meta.json``, then the dataset type; e.g. Synapse's -125..275 HU window to [0, 1], see
+:mod:`mmsam.apis.intensity`); 2D models then segment the slices in batches (resized to the
+model's input and back), 3D models the volume by their sliding window, box-prompted
+multi-hypothesis models each slice with a box (``--box`` on ``--slices A:B``, default all, or
+``--prompts FILE.json``, schema in :mod:`mmsam.apis.prompts`). A progress bar runs over the
+slices or windows. For a scan ``NAME`` it writes (see :mod:`mmsam.apis.scan_outputs`)
+``DIR/NAME_label.nii.gz`` (uint8 class ids, the input's affine, spacing and orientation; a
+DICOM series' geometry), or for multi-hypothesis models ``NAME_consensus.nii.gz``,
+``NAME_hypothesis<m>.nii.gz`` and ``NAME_agreement.nii.gz`` (share of the hypotheses marking
+each voxel), and ``NAME_slice<KKK>.png`` overlays (``--pictures`` slices with the most classes,
+or ``--picture-slices``). Unreadable or 4D files, a folder with several DICOM series, boxes
+outside the slices and scans over the voxel limit (``--max-voxels``, ``$MMSAM_MAX_VOXELS``)
+fail before the model is built, naming the file; outputs are staged and moved into ``DIR``
+once complete.
 
 Semantic models (SAMed, H-SAM: ``SAMSegmentor``; SAMed-DConv 3D, MaskSAM:
-``VolumeSAMSegmentor``) take
+``VolumeSAMSegmentor``) also take
 
 - a PNG/JPEG/... image (gray or RGB; 2D models), resized to the model's input and back;
 - an mmsam 2D slice ``.npz`` (``image`` (H, W) in [0, 1], optional ``label``; 2D models);
@@ -22,23 +41,25 @@ and write, for an input ``NAME.*``:
   prediction overlaid on the image, next to the ground truth when the ``.npz`` has a label,
   with a legend of the class names);
 - volumes: ``DIR/NAME_pred.npz`` (``pred`` (D, H, W) uint8 class ids, 3D models on the file's
-  ``native_shape``; ``spacing`` when the input has it) and ``--slices`` pictures
+  ``native_shape``; ``spacing`` when the input has it) and ``--pictures`` pictures
   ``DIR/NAME_slice<NNN>.png`` of the slices with the most classes.
 
-Multi-hypothesis models (``MultiHypothesisSegmentor``) take a multi-annotator ``.npz`` sample
-(``image`` (H, W) in [0, 1] and ``masks`` (K, H, W), as the LIDC/QUBIQ converters and the
-synthetic lesions write them) or an image with ``--box``. An ``.npz`` goes through the config's
-test pipeline, so its box prompt comes from the annotations as at test time, and the picture
-shows every annotator with the image's GED and D_avg in the title. A plain image has no
-annotations: its box prompt is given with ``--box`` (pixels of the image, ``x0 y0 x1 y1``),
+Multi-hypothesis models (``MultiHypothesisSegmentor``) also take a multi-annotator ``.npz``
+sample (``image`` (H, W) in [0, 1] and ``masks`` (K, H, W), as the LIDC/QUBIQ converters and
+the synthetic lesions write them) or an image with ``--box``. An ``.npz`` goes through the
+config's test pipeline, so its box prompt comes from the annotations as at test time, and the
+picture shows every annotator with the image's GED and D_avg in the title. A plain image has
+no annotations: its box prompt is given with ``--box`` (pixels of the image, ``x0 y0 x1 y1``),
 and it is resized and packed as the test pipeline does. ``--box`` with an ``.npz`` replaces
 the box drawn from its annotations. Each grid (see ``HypothesisVisualizer``) is written to
 ``DIR/NAME.png``.
 
-Every input is checked before the model is built; errors name the file and what is wrong.
-The paths written are printed.
+The same tool runs exported ONNX models: ``tools/deployment/onnx_infer.py``. Every input is
+checked before the model is built; errors name the file and what is wrong. The paths written
+are printed.
 """
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
@@ -57,8 +78,15 @@ from mmengine.config import DictAction  # noqa: E402
 from mmsam.apis import inference_model, inference_volume, init_model  # noqa: E402
 from mmsam.apis.inference import (config_test_pipeline, npz_keys,  # noqa: E402
                                   training_data_meta)
+from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,  # noqa: E402
+                                load_prompts)
+from mmsam.apis.scan_inference import inference_scan  # noqa: E402
+from mmsam.apis.scan_outputs import scan_name, write_scan_outputs  # noqa: E402
+from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  # noqa: E402
+                                             scan_kind)
 from mmsam.datasets.volume_io import load_npz, npz_array_shape  # noqa: E402
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
+from mmsam.engine.amp import autocast_for  # noqa: E402
 from mmsam.engine.hooks.slice_visualization_hook import choose_slices, slice_scores  # noqa: E402
 from mmsam.models.segmentors import (MultiHypothesisSegmentor,  # noqa: E402
                                      VolumeSAMSegmentor)
@@ -82,22 +110,43 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint written by tools/train.py')
     parser.add_argument('images', nargs='+', metavar='INPUT',
-                        help='image files, mmsam slice/volume .npz files, or (multi-hypothesis '
-                        'models) multi-annotator .npz samples')
+                        help='scans (NIfTI .nii/.nii.gz, MetaImage .mha/.mhd, a DICOM series '
+                        'folder), image files, mmsam slice/volume .npz files, or '
+                        '(multi-hypothesis models) multi-annotator .npz samples')
     parser.add_argument('--out-dir', required=True, help='where the outputs are written')
     parser.add_argument('--batch-size', type=int, default=8,
                         help='slices per forward pass (2D models on volumes)')
-    parser.add_argument('--slices', type=int, default=2,
+    parser.add_argument('--pictures', type=int, default=2,
                         help='pictures per volume: the slices with the most classes')
+    parser.add_argument('--picture-slices', type=int, nargs='+', metavar='K',
+                        help='scans: draw these slices instead')
     parser.add_argument('--data-meta', metavar='META.json',
                         help='meta.json of the training data (3D models: the CT statistics '
                         'NormalizeIntensity3D uses; default: the config\'s test data root\'s)')
     parser.add_argument('--box', type=float, nargs=4, metavar=('X0', 'Y0', 'X1', 'Y1'),
-                        help='box prompt in pixels of the image (multi-hypothesis models; '
-                        'required for image files)')
+                        help='box prompt in pixels of the image or slice (box-prompted '
+                        'multi-hypothesis models; required for images and scans)')
+    parser.add_argument('--slices', metavar='A:B',
+                        help='scans: the slices A <= k < B that --box prompts (default all)')
+    parser.add_argument('--prompts', metavar='FILE.json',
+                        help='scans: per-slice box prompts (schema in mmsam/apis/prompts.py)')
+    parser.add_argument('--intensity', default='auto',
+                        choices=('auto', 'window', 'percentile', 'minmax', 'unit', 'raw'),
+                        help='scans: how stored values (HU, MR) map to the model\'s input; auto: '
+                        'as the training data were converted (meta.json, dataset type)')
+    parser.add_argument('--window', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                        help='scans: the CT window of --intensity window (default: the '
+                        'training data\'s, else Synapse\'s -125 275 HU)')
+    parser.add_argument('--max-voxels', type=int,
+                        help='refuse scans larger than this (default $MMSAM_MAX_VOXELS or 2**30)')
     parser.add_argument('--num-hypotheses', type=int,
                         help='M, hypotheses per image (model.test_cfg.num_hypotheses)')
     parser.add_argument('--device', default='cpu', help='e.g. cpu or cuda:0')
+    parser.add_argument('--amp', action='store_true',
+                        help='run the model under autocast (see --amp-dtype)')
+    parser.add_argument('--amp-dtype', choices=['bfloat16', 'float16'], default=None,
+                        help='autocast dtype with --amp (default: bfloat16 on CPU, float16 on '
+                        'CUDA)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides of the config, key=value')
     args = parser.parse_args(argv)
@@ -113,11 +162,16 @@ def check_args(parser, args):
     if args.data_meta is not None and not osp.isfile(args.data_meta):
         parser.error(f'--data-meta {args.data_meta}: no such file')
     for path in args.images:
+        if scan_kind(path) is not None:
+            if not osp.exists(path):
+                parser.error(f'input {path}: no such file or folder')
+            continue
         if not osp.isfile(path):
             parser.error(f'image {path}: no such file')
         suffix = osp.splitext(path)[1].lower()
         if suffix != '.npz' and suffix not in IMAGE_SUFFIXES:
-            parser.error(f'image {path}: unsupported type {suffix!r}; give an .npz (mmsam '
+            parser.error(f'image {path}: unsupported type {suffix!r}; give a scan (.nii, '
+                         '.nii.gz, .mha, .mhd, a DICOM series folder), an .npz (mmsam '
                          f'slice, volume or multi-annotator sample) or an image '
                          f'({", ".join(IMAGE_SUFFIXES)})')
     if args.box is not None:
@@ -129,8 +183,15 @@ def check_args(parser, args):
         parser.error(f'--num-hypotheses must be >= 1, got {args.num_hypotheses}')
     if args.batch_size < 1:
         parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
-    if args.slices < 0:
-        parser.error(f'--slices must be >= 0, got {args.slices}')
+    if args.pictures < 0:
+        parser.error(f'--pictures must be >= 0, got {args.pictures}')
+    if args.max_voxels is not None and args.max_voxels < 1:
+        parser.error(f'--max-voxels must be >= 1, got {args.max_voxels}')
+    if args.prompts is not None and (args.box is not None or args.slices is not None):
+        parser.error('give the box prompts either with --box [--slices a:b] or with --prompts '
+                     'FILE.json, not both')
+    if args.prompts is not None and not osp.isfile(args.prompts):
+        parser.error(f'--prompts {args.prompts}: no such file')
 
 
 def model_kind(cfg):
@@ -209,8 +270,18 @@ def build_visualizer(cfg):
     return HypothesisVisualizer(name='infer_visualizer', **options)
 
 
-def main(argv=None):
-    parser, args = parse_args(argv)
+def load_torch_model(parser, args, cfg):
+    """The trained PyTorch model of ``cfg`` and ``args.checkpoint``."""
+    try:
+        return init_model(cfg, args.checkpoint, device=args.device)
+    except ConfigArgumentError as err:
+        parser.error(f'{err} (config {args.config})')
+
+
+def main(argv=None, load_model=load_torch_model, parse=None):
+    """Run the tool; ``load_model(parser, args, cfg)`` builds the model (PyTorch here, the
+    ONNX runner in tools/deployment/onnx_infer.py). Returns the paths written."""
+    parser, args = (parse or parse_args)(argv)
     register_all_modules(init_default_scope=True)
     try:
         cfg = load_config(args.config)
@@ -219,12 +290,96 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     kind = model_kind(cfg)
-    if kind == 'hypotheses':
-        return infer_hypotheses(parser, args, cfg)
-    return infer_semantic(parser, args, cfg, volume_model=kind == 'volume')
+    scans = [p for p in args.images if scan_kind(p) is not None]
+    others = [p for p in args.images if scan_kind(p) is None]
+    if (args.slices is not None or args.prompts is not None) and others:
+        parser.error(f'--slices / --prompts are for scans; {others[0]} is not one (use --box)')
+    plan = plan_scans(parser, args, cfg, kind, scans) if scans else []
+    written = []
+    amp = autocast_for(torch.device(args.device).type, args.amp_dtype) \
+        if getattr(args, 'amp', False) else contextlib.nullcontext()
+    with amp:
+        if others:
+            args.images = others
+            if kind == 'hypotheses':
+                written += infer_hypotheses(parser, args, cfg, load_model)
+            else:
+                written += infer_semantic(parser, args, cfg, kind == 'volume', load_model)
+        if plan:
+            written += infer_scans(parser, args, cfg, plan, load_model)
+    return written
 
 
-def infer_hypotheses(parser, args, cfg):
+# Scans (NIfTI, DICOM, MetaImage) -----------------------------------------------------------
+def plan_scans(parser, args, cfg, kind, scans):
+    """Check every scan's header and prompts before the model is built: [(path, boxes)]."""
+    try:
+        prompts = load_prompts(args.prompts) if args.prompts else command_line_prompts(
+            args.box, args.slices)
+    except PromptError as err:
+        parser.error(str(err))
+    if kind == 'hypotheses' and prompts is None:
+        parser.error(f'{args.config} builds a box-prompted model ({cfg.model.decode_head.type}): '
+                     'give the box prompts with --box X0 Y0 X1 Y1 [--slices a:b] or --prompts '
+                     'FILE.json (pixels of the slices)')
+    if kind != 'hypotheses' and prompts is not None:
+        parser.error(f'--box / --prompts are for box-prompted models; {args.config} builds a '
+                     f'{cfg.model.get("type")}, which needs no prompt')
+    plan = []
+    for path in scans:
+        try:
+            shape = describe_scan(path, max_voxels=args.max_voxels)
+            boxes = boxes_for(prompts, path, shape) if prompts is not None else None
+        except (MedicalImageError, PromptError) as err:
+            parser.error(str(err))
+        plan.append((path, boxes))
+    return plan
+
+
+def infer_scans(parser, args, cfg, plan, load_model):
+    """Label NIfTI (and hypotheses, agreement) plus overlays of each scan, in its geometry."""
+    intensity_properties = read_data_meta(parser, args)
+    model = load_model(parser, args, cfg)
+    classes, palette = class_names_and_palette(model, cfg)
+    if model_kind(cfg) == 'hypotheses':
+        classes, palette = ['background', 'foreground'], None
+    names = unique_names([scan_name(p) + '.scan' for p, _ in plan])
+    written = []
+    for name, (path, boxes) in zip(names, plan):
+        how = 'by sliding window' if model_kind(cfg) == 'volume' else 'slice by slice'
+        print(f'{path}: segmenting {how}', file=sys.stderr)
+        try:
+            prediction = inference_scan(
+                model, path, intensity=args.intensity,
+                window=None if args.window is None else tuple(args.window), boxes=boxes,
+                batch_size=args.batch_size, progress=True, max_voxels=args.max_voxels,
+                intensity_properties=intensity_properties)
+            paths = write_scan_outputs(args.out_dir, name, prediction, classes, palette,
+                                       args.pictures, args.picture_slices)
+        except (OSError, KeyError, ValueError) as err:
+            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+            parser.error(message if path in message else f'input {path}: {message}')
+        for p in paths:
+            print(p)
+        written += paths
+    return written
+
+
+def read_data_meta(parser, args):
+    """The ``ct_foreground`` statistics of ``--data-meta`` (or None)."""
+    if args.data_meta is None:
+        return None
+    try:
+        with open(args.data_meta) as f:
+            props = json.load(f).get('ct_foreground')
+    except (OSError, ValueError, AttributeError) as err:
+        parser.error(f'--data-meta {args.data_meta}: not a meta.json ({err})')
+    if props is None:
+        parser.error(f'--data-meta {args.data_meta} has no ct_foreground statistics')
+    return props
+
+
+def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
     """The multi-hypothesis path: one grid picture per .npz sample or image (with --box)."""
     for path in args.images:
         if not path.lower().endswith('.npz') and args.box is None:
@@ -249,10 +404,7 @@ def infer_hypotheses(parser, args, cfg):
         except (OSError, KeyError, ValueError) as err:
             parser.error(f'image {path}: {err}')
 
-    try:
-        model = init_model(cfg, args.checkpoint, device=args.device)
-    except ConfigArgumentError as err:
-        parser.error(f'{err} (config {args.config})')
+    model = load_model(parser, args, cfg)
     visualizer = build_visualizer(cfg)
     written = []
     for name, (packed, image), path in zip(unique_names(args.images), inputs, args.images):
@@ -381,21 +533,13 @@ def volume_pictures(name, image, gt, pred, classes, palette, num, volume_model):
         palette, title=f'{name} slice {k} of {pred.shape[0]}')) for k in chosen]
 
 
-def infer_semantic(parser, args, cfg, volume_model):
+def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model):
     """Label maps and labelled pictures of a semantic (2D or 3D) model's predictions."""
     if args.box is not None or args.num_hypotheses is not None:
         option = '--box' if args.box is not None else '--num-hypotheses'
         parser.error(f'{option} is for multi-hypothesis models; {args.config} builds a '
                      f'{cfg.model.get("type")}, which needs no prompt')
-    intensity_properties = None
-    if args.data_meta is not None:
-        try:
-            with open(args.data_meta) as f:
-                intensity_properties = json.load(f).get('ct_foreground')
-        except (OSError, ValueError, AttributeError) as err:
-            parser.error(f'--data-meta {args.data_meta}: not a meta.json ({err})')
-        if intensity_properties is None:
-            parser.error(f'--data-meta {args.data_meta} has no ct_foreground statistics')
+    intensity_properties = read_data_meta(parser, args)
 
     # Every input is checked before the model is built, so a bad file fails at once.
     kinds = []
@@ -404,10 +548,7 @@ def infer_semantic(parser, args, cfg, volume_model):
             kinds.append(describe_input(path, volume_model))
         except (OSError, KeyError, ValueError) as err:
             parser.error(f'input {path}: {err}')
-    try:
-        model = init_model(cfg, args.checkpoint, device=args.device)
-    except ConfigArgumentError as err:
-        parser.error(f'{err} (config {args.config})')
+    model = load_model(parser, args, cfg)
     classes, palette = class_names_and_palette(model, cfg)
 
     written = []
@@ -435,7 +576,7 @@ def infer_semantic(parser, args, cfg, volume_model):
             written.append(out)
             gt = data.get('native_label', data.get('label'))
             for k, picture in volume_pictures(name, data['image'], gt, pred, classes, palette,
-                                              args.slices, volume_model):
+                                              args.pictures, volume_model):
                 written.append(write_png(osp.join(args.out_dir, f'{name}_slice{k:03d}.png'),
                                          picture))
         except (OSError, KeyError, ValueError) as err:

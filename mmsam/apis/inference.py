@@ -220,7 +220,7 @@ def _run_pipeline(steps, results, where, cfg):
     return results
 
 
-def prepare_volume(model, volume, intensity_properties=None):
+def prepare_volume(model, volume, intensity_properties=None, spacing=(1.0, 1.0, 1.0)):
     """Load (a path) and normalise a volume as the config's test pipeline does, for a 3D model.
 
     Args:
@@ -244,7 +244,8 @@ def prepare_volume(model, volume, intensity_properties=None):
     if image.ndim != 3:
         raise ValueError(f'expected a (D, H, W) volume, got shape {image.shape}')
     shape = tuple(int(s) for s in image.shape)
-    results = dict(img=image, spacing=(1.0, 1.0, 1.0), native_spacing=(1.0, 1.0, 1.0),
+    spacing = tuple(float(s) for s in spacing)
+    results = dict(img=image, spacing=spacing, native_spacing=spacing,
                    ori_shape=shape, img_shape=shape, native_shape=shape, seg_fields=[],
                    case_id='volume', **info)
     return _run_pipeline(volume_test_pipeline(model.cfg, loading=False), results,
@@ -282,8 +283,13 @@ def _sliding_window_labels(model, packed, progress):
     return sample.pred_sem_seg.data.cpu().numpy().astype(np.uint8)
 
 
-def inference_volume(model, volume, batch_size=8, progress=False, intensity_properties=None):
+def inference_volume(model, volume, batch_size=8, progress=False, intensity_properties=None,
+                     **scan_options):
     """Segment a 3D volume: slice by slice with a 2D model, by sliding window with a 3D one.
+
+    A NIfTI file, DICOM series folder or MetaImage file goes through
+    :func:`mmsam.apis.scan_inference.inference_scan` (intensity preset, prompts, geometry);
+    its ``labels`` are returned (use ``inference_scan`` for the geometry and hypotheses).
 
     Args:
         model (nn.Module): from :func:`init_model`.
@@ -295,10 +301,20 @@ def inference_volume(model, volume, batch_size=8, progress=False, intensity_prop
         progress (bool): show a progress bar (slices or windows) on stderr.
         intensity_properties (dict, optional): 3D models' CT statistics (``meta.json``'s
             ``ct_foreground``); default: those of the config's data root.
+        **scan_options: for scan files, ``intensity``, ``window``, ``boxes``, ``max_voxels``
+            of ``inference_scan``.
 
     Returns:
         ndarray: (D, H, W) uint8 class ids (3D models: on the file's ``native_shape``).
     """
+    from mmsam.datasets.medical_image_io import scan_kind
+    if isinstance(volume, str) and scan_kind(volume) is not None:
+        from .scan_inference import inference_scan
+        return inference_scan(model, volume, batch_size=batch_size, progress=progress,
+                              intensity_properties=intensity_properties, **scan_options).labels
+    if scan_options:
+        raise TypeError(f'inference_volume: {sorted(scan_options)} are options of scan files '
+                        '(NIfTI, DICOM, MetaImage), not of .npz files or arrays')
     if is_volume_model(model):
         return _sliding_window_labels(model, prepare_volume(model, volume, intensity_properties),
                                       progress)

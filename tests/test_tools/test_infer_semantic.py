@@ -199,7 +199,7 @@ def test_3d_model_on_a_volume_by_sliding_window(infer, random_3d_checkpoints, co
     write_volume(volume, label=True)
     out = tmp_path / 'out'
     written = infer.main([str(config), str(checkpoint), str(volume), '--out-dir', str(out),
-                          '--slices', '1', '--cfg-options',
+                          '--pictures', '1', '--cfg-options',
                           f'test_dataloader.dataset.data_root={data_root}'])
     err = capsys.readouterr().err
     assert 'segmenting by sliding window' in err
@@ -231,7 +231,7 @@ def test_3d_model_needs_the_ct_statistics(infer, random_3d_checkpoints, tmp_path
     assert str(missing_root / 'meta.json') in message and '--data-meta' in message
     # The statistics given as the training data's meta.json.
     meta = tiny_data_root(tmp_path / 'train_data') / 'meta.json'
-    written = infer.main([*argv[:5], '--data-meta', str(meta), '--slices', '0', *argv[5:]])
+    written = infer.main([*argv[:5], '--data-meta', str(meta), '--pictures', '0', *argv[5:]])
     assert [Path(p).name for p in written] == ['patient_pred.npz']
     assert np.load(out / 'patient_pred.npz')['pred'].shape == (6, 96, 112)
 
@@ -278,3 +278,162 @@ def test_semantic_errors_name_the_input(infer, random_3d_checkpoints, hsam_run, 
     expect_error(infer, [str(DCONV_3D), dconv, str(no_spacing), *out], capsys, str(no_spacing),
                  'no spacing array')
     assert not (tmp_path / 'out').exists()
+
+
+# Scans: NIfTI and DICOM in, label NIfTI in the scan's geometry out ---------------------------
+def oblique_affine():
+    """Anisotropic (0.8, 1.1, 2.5) mm voxels, x flipped, rotated 0.3 rad about x, shifted."""
+    c, s = np.cos(0.3), np.sin(0.3)
+    rotation = np.array([[-1.0, 0, 0], [0, c, -s], [0, s, c]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation * np.array([0.8, 1.1, 2.5])[None]
+    affine[:3, 3] = (12.5, -40.0, 7.25)
+    return affine
+
+
+def hu_volume(data_root):
+    """The synthetic test case as integer HU (D, H, W): Synapse's window inverted."""
+    image = np.load(data_root / 'test_volumes' / 'case0001.npz')['image']
+    return np.round(-125.0 + 400.0 * image).astype(np.int16)
+
+
+def write_nifti_scan(path, dhw, affine):
+    import nibabel as nib
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = nib.Nifti1Image(np.ascontiguousarray(dhw.transpose(2, 1, 0)), affine)
+    image.set_qform(affine, code=1)
+    nib.save(image, str(path))
+
+
+def write_dicom_series(folder, dhw, affine, series_uid=None, first_number=1):
+    """One CT series (pydicom) with the geometry of a NIfTI affine (RAS -> DICOM's LPS)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    folder.mkdir(parents=True, exist_ok=True)
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    row_dir, col_dir = lps[:3, 0] / spacing[0], lps[:3, 1] / spacing[1]
+    series_uid = series_uid or generate_uid()
+    study_uid, frame_uid = generate_uid(), generate_uid()
+    for k, pixels in enumerate(dhw):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.PatientID = 'CT', 'anon'
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.FrameOfReferenceUID, ds.SeriesNumber = frame_uid, first_number
+        ds.InstanceNumber = k + 1
+        ds.ImagePositionPatient = [f'{v:.6f}' for v in (lps @ [0, 0, k, 1])[:3]]
+        ds.ImageOrientationPatient = [f'{v:.8f}' for v in (*row_dir, *col_dir)]
+        ds.PixelSpacing = [f'{spacing[1]:.6f}', f'{spacing[0]:.6f}']  # rows, columns
+        ds.SliceThickness = f'{spacing[2]:.6f}'
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+        ds.PixelData = np.ascontiguousarray(pixels.astype(np.int16)).tobytes()
+        ds.save_as(str(folder / f'{first_number:02d}_{k:03d}.dcm'), enforce_file_format=True)
+
+
+def synapse_converted_predictions(checkpoint, nifti_src, work):
+    """The scan converted by tools/dataset_converters/synapse.py (btcv), predicted through the
+    config's test pipeline on SynapseDataset, as tools/test.py would: (D, H, W)."""
+    from mmengine.config import Config
+
+    from mmsam.apis import init_model
+    from mmsam.registry import DATASETS
+    spec = importlib.util.spec_from_file_location(
+        'mmsam_synapse_converter', REPO / 'tools' / 'dataset_converters' / 'synapse.py')
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    dst = work / 'synapse'
+    with pytest.warns(UserWarning, match='lacks'):
+        converter.convert_synapse(str(nifti_src), str(dst), fmt='btcv', log=lambda *_: None)
+    cfg = Config.fromfile(str(HSAM))
+    model = init_model(cfg, str(checkpoint))
+    dataset = DATASETS.build(dict(type='SynapseDataset', data_root=str(dst), split='test',
+                                  test_mode=True, pipeline=cfg.test_dataloader.dataset.pipeline))
+    slices = {}
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            packed = dataset[index]
+            (sample, ) = model.test_step(dict(inputs=[packed['inputs']],
+                                              data_samples=[packed['data_samples']]))
+            assert sample.metainfo['case_id'] == 'case0001'
+            slices[sample.metainfo['slice_index']] = sample.pred_sem_seg.data[0].numpy()
+    return np.stack([slices[k] for k in range(len(slices))])
+
+
+def test_nifti_and_dicom_scans_keep_their_geometry(infer, hsam_run, tmp_path, capsys):
+    import nibabel as nib
+    checkpoint, data_root = hsam_run
+    hu, affine = hu_volume(data_root), oblique_affine()
+    src = tmp_path / 'btcv'
+    write_nifti_scan(src / 'img' / 'img0001.nii.gz', hu, affine)  # a TransUNet test case
+    write_nifti_scan(src / 'label' / 'label0001.nii.gz', np.zeros_like(hu), affine)
+    write_nifti_scan(src / 'img' / 'img0005.nii.gz', hu[:2], affine)  # a training case
+    write_nifti_scan(src / 'label' / 'label0005.nii.gz', np.zeros_like(hu[:2]), affine)
+    expected = synapse_converted_predictions(checkpoint, src, tmp_path)
+    assert expected.shape == hu.shape and len(np.unique(expected)) > 1
+
+    dicom = tmp_path / 'series_0001'
+    write_dicom_series(dicom, hu, affine)
+    out = tmp_path / 'out'
+    written = infer.main([str(HSAM), str(checkpoint), str(src / 'img' / 'img0001.nii.gz'),
+                          str(dicom), '--out-dir', str(out), '--batch-size', '3',
+                          '--picture-slices', '2', '5', '--cfg-options',
+                          f'test_dataloader.dataset.data_root={data_root}'])
+    assert sorted(Path(p).name for p in written) == [
+        'img0001_label.nii.gz', 'img0001_slice002.png', 'img0001_slice005.png',
+        'series_0001_label.nii.gz', 'series_0001_slice002.png', 'series_0001_slice005.png']
+    assert '8/8' in capsys.readouterr().err
+    scan = nib.load(str(src / 'img' / 'img0001.nii.gz'))
+    label = nib.load(str(out / 'img0001_label.nii.gz'))
+    assert label.shape == scan.shape and label.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(label.affine, scan.affine)
+    np.testing.assert_array_equal(label.header.get_qform(), scan.header.get_qform())
+    np.testing.assert_array_equal(np.asarray(label.dataobj).transpose(2, 1, 0), expected)
+
+    # The DICOM series: same voxels in world space (its slice order is GDCM's, along the
+    # normal), so both are compared in their closest canonical (RAS) orientation.
+    from_dicom = nib.load(str(out / 'series_0001_label.nii.gz'))
+    canonical_scan, canonical_dicom = (nib.as_closest_canonical(img) for img in (label,
+                                                                                from_dicom))
+    np.testing.assert_allclose(canonical_dicom.affine, canonical_scan.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(canonical_dicom.dataobj),
+                                  np.asarray(canonical_scan.dataobj))
+    # inference_volume gives the same labels from Python.
+    from mmsam.apis import inference_volume, init_model
+    model = init_model(str(HSAM), str(checkpoint))
+    np.testing.assert_array_equal(inference_volume(model, str(dicom)),
+                                  np.asarray(from_dicom.dataobj).transpose(2, 1, 0))
+
+
+def test_3d_model_on_a_nifti_scan(infer, random_3d_checkpoints, tmp_path, capsys):
+    """A 3D model on a NIfTI scan by its sliding window: the labels of the same volume given as
+    an mmsam .npz (loaded by the test pipeline's LoadVolume), in the scan's geometry."""
+    import nibabel as nib
+    checkpoint = random_3d_checkpoints[DCONV_3D]
+    data_root = tiny_data_root(tmp_path / 'data')
+    volume = tmp_path / 'patient.npz'
+    write_volume(volume)  # spacing (3, 1.5, 1.5)
+    image = np.load(volume)['image']
+    affine = np.diag([-1.5, 1.5, 3.0, 1.0])
+    scan = tmp_path / 'patient_ct.nii.gz'
+    nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), affine), str(scan))
+    out = tmp_path / 'out'
+    options = ['--pictures', '0', '--cfg-options', f'test_dataloader.dataset.data_root={data_root}']
+    written = infer.main([str(DCONV_3D), str(checkpoint), str(scan), str(volume), '--out-dir',
+                          str(out), '--intensity', 'unit', *options])
+    assert sorted(Path(p).name for p in written) == ['patient_ct_label.nii.gz',
+                                                     'patient_pred.npz']
+    assert capsys.readouterr().err.count('2/2') == 2  # the windows, for each input
+    label = nib.load(str(out / 'patient_ct_label.nii.gz'))
+    np.testing.assert_array_equal(label.affine, affine)
+    np.testing.assert_array_equal(np.asarray(label.dataobj).transpose(2, 1, 0),
+                                  np.load(out / 'patient_pred.npz')['pred'])

@@ -1,0 +1,181 @@
+"""Segmenting a scan (NIfTI, DICOM series, MetaImage) with any mmsam model, in its geometry.
+
+:func:`inference_scan` reads the scan (:mod:`mmsam.datasets.medical_image_io`), applies the
+config's intensity preset (:mod:`mmsam.apis.intensity`) and runs
+
+* 2D semantic models (SAMed, H-SAM) slice by slice in batches (:func:`inference_model`:
+  slices resized to the model's input and the logits back);
+* 3D models (``VolumeSAMSegmentor``) by their sliding window on the whole volume;
+* box-prompted multi-hypothesis models (MedSAM, SAM-MCL, SeqSAM, P-SAM) on each slice that has
+  a box, through the config's test pipeline (resize to the network input), giving M hypotheses,
+  their consensus and the per-voxel share of hypotheses that mark the voxel.
+
+The same function serves a PyTorch model and the ONNX runner of ``tools/deployment``: both
+provide ``cfg``, ``data_preprocessor`` and ``predict``.
+"""
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mmsam.datasets.medical_image_io import read_scan
+from mmsam.models.segmentors import MultiHypothesisSegmentor
+from mmsam.registry import TRANSFORMS
+from .inference import (_progress, config_test_pipeline, inference_model, is_volume_model,
+                        prepare_volume, _sliding_window_labels, training_data_meta)
+from .intensity import apply_intensity, resolve_intensity
+
+# test-pipeline steps that read a sample file (the slices are given as arrays here)
+_ANNOTATION_STEPS = ('BoxPromptFromAnnotation', )
+
+
+@dataclass
+class ScanPrediction:
+    """What :func:`inference_scan` returns.
+
+    Attributes:
+        labels (ndarray): (D, H, W) uint8 class ids (multi-hypothesis: the consensus).
+        geometry (ScanGeometry): the scan's (for writing NIfTI).
+        image (ndarray): (D, H, W) float32, the model-space intensities (for pictures).
+        hypotheses (ndarray | None): (M, D, H, W) uint8 masks of multi-hypothesis models.
+        agreement (ndarray | None): (D, H, W) float32, share of hypotheses marking each voxel.
+        prompted (list[int] | None): the slices that had a box.
+    """
+
+    labels: np.ndarray
+    geometry: object
+    image: np.ndarray
+    hypotheses: np.ndarray = None
+    agreement: np.ndarray = None
+    prompted: list = None
+
+
+def is_hypothesis_model(model):
+    """Whether ``model`` answers a box with M hypotheses (``MultiHypothesisSegmentor``)."""
+    return isinstance(model, MultiHypothesisSegmentor) or getattr(model, 'kind', None) == \
+        'hypotheses'
+
+
+def slice_pipeline(cfg):
+    """The config's test pipeline without loading and annotation steps, built."""
+    steps = []
+    for t in config_test_pipeline(cfg):
+        if str(t['type']).startswith('Load') or t['type'] in _ANNOTATION_STEPS:
+            continue
+        steps.append((t, TRANSFORMS.build(t)))
+    return steps
+
+
+def pack_prompted_slice(steps, image, box, where='slice'):
+    """Pack one (H, W) [0, 1] slice with its box as the test pipeline does.
+
+    Args:
+        steps (list): from :func:`slice_pipeline`.
+        image (ndarray): (H, W) float in [0, 1] or (H, W, 3) in 0-255.
+        box (Sequence[float]): (x0, y0, x1, y1) pixels of the slice.
+
+    Returns:
+        dict: ``inputs`` (3, S, S) tensor and ``data_samples``.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None] * 255.0, 3, axis=-1)
+    shape = image.shape[:2]
+    results = dict(img_path=where, img=image, img_shape=shape, ori_shape=shape,
+                   prompt_box=np.asarray(box, dtype=np.float32), seg_fields=[],
+                   reduce_zero_label=False)
+    for t, step in steps:
+        results = step(results)
+        if results is None:
+            raise ValueError(f'{where}: the test pipeline step {t["type"]} dropped the slice')
+    return results
+
+
+@torch.no_grad()
+def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
+    """M hypotheses per box-prompted 2D image.
+
+    Args:
+        model: a ``MultiHypothesisSegmentor`` (or the ONNX runner of one).
+        images (list[ndarray]): (H, W) slices in [0, 1].
+        boxes (list[Sequence[float]]): one (x0, y0, x1, y1) per image, pixels of the image.
+        batch_size (int): images per forward pass.
+        progress (bool): a progress bar on stderr.
+
+    Returns:
+        list[SegDataSample]: with ``pred_hypotheses`` (M, H, W) bool and ``pred_sem_seg``.
+    """
+    steps = slice_pipeline(model.cfg)
+    bar = _progress(len(images), progress)
+    results = []
+    for start in range(0, len(images), batch_size):
+        packed = [pack_prompted_slice(steps, img, box) for img, box in
+                  zip(images[start:start + batch_size], boxes[start:start + batch_size])]
+        data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
+                                            data_samples=[p['data_samples'] for p in packed]),
+                                       False)
+        results += model.predict(data['inputs'], data['data_samples'])
+        if bar is not None:
+            for _ in packed:
+                bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
+    return results
+
+
+def model_space(model, volume, geometry, intensity='auto', window=None):
+    """Apply the config's intensity preset to a scan's stored values: (D, H, W) float32."""
+    volume_model = is_volume_model(model)
+    preset, window = resolve_intensity(model.cfg, training_data_meta(model.cfg), volume_model,
+                                       intensity, window)
+    return apply_intensity(volume, preset, window)
+
+
+def inference_scan(model, path, intensity='auto', window=None, boxes=None, batch_size=8,
+                   progress=False, max_voxels=None, intensity_properties=None):
+    """Segment a NIfTI / DICOM series / MetaImage scan.
+
+    Args:
+        model: from :func:`init_model` (or the ONNX runner).
+        path (str): the scan file or DICOM folder.
+        intensity (str): ``'auto'`` or a preset of :mod:`mmsam.apis.intensity`.
+        window (tuple[float, float], optional): the CT window of ``'window'``.
+        boxes (dict[int, tuple], optional): slice -> box (box-prompted models; see
+            :func:`mmsam.apis.prompts.boxes_for`).
+        batch_size (int): slices per forward pass (2D models).
+        progress (bool): a progress bar over slices or windows on stderr.
+        max_voxels (int, optional): the voxel limit.
+        intensity_properties (dict, optional): 3D models' CT statistics.
+
+    Returns:
+        ScanPrediction: labels (D, H, W) on the scan's grid, and its geometry.
+    """
+    volume, geometry = read_scan(path, max_voxels=max_voxels)
+    image = model_space(model, volume, geometry, intensity, window)
+    if is_volume_model(model):
+        packed = prepare_volume(model, image, intensity_properties, spacing=geometry.spacing)
+        labels = _sliding_window_labels(model, packed, progress)
+        return ScanPrediction(labels=labels, geometry=geometry, image=image)
+    if is_hypothesis_model(model):
+        if not boxes:
+            raise ValueError(f'{path}: {type(model).__name__} is box-prompted: give a box '
+                             '(--box X0 Y0 X1 Y1 [--slices a:b] or --prompts FILE.json)')
+        prompted = sorted(boxes)
+        samples = inference_hypotheses(model, [image[k] for k in prompted],
+                                       [boxes[k] for k in prompted], batch_size, progress)
+        num = samples[0].pred_hypotheses.data.shape[0]
+        hypotheses = np.zeros((num, ) + image.shape, np.uint8)
+        labels = np.zeros(image.shape, np.uint8)
+        for k, sample in zip(prompted, samples):
+            hypotheses[:, k] = sample.pred_hypotheses.data.cpu().numpy()
+            labels[k] = sample.pred_sem_seg.data[0].cpu().numpy()
+        agreement = hypotheses.mean(0, dtype=np.float32)
+        return ScanPrediction(labels=labels, geometry=geometry, image=image,
+                              hypotheses=hypotheses, agreement=agreement, prompted=prompted)
+    if boxes:
+        raise ValueError(f'{path}: {type(model).__name__} with a {type(model.decode_head).__name__}'
+                         ' needs no prompt; remove --box / --prompts')
+    samples = inference_model(model, list(image), batch_size=batch_size, progress=progress)
+    labels = np.stack([s.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8) for s in samples])
+    return ScanPrediction(labels=labels, geometry=geometry, image=image)

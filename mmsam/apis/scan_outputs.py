@@ -1,0 +1,109 @@
+"""Writing a scan's prediction: NIfTI volumes in the scan's geometry and PNG slice overlays.
+
+For a scan ``NAME`` (file name without ``.nii``/``.nii.gz``/``.mha``/``.mhd``, or the DICOM
+folder's name) :func:`write_scan_outputs` writes into ``out_dir``:
+
+* semantic models: ``NAME_label.nii.gz`` (uint8 class ids);
+* multi-hypothesis models: ``NAME_consensus.nii.gz`` (uint8, the majority vote),
+  ``NAME_hypothesis<m>.nii.gz`` (uint8 0/1, m = 0 .. M-1) and ``NAME_agreement.nii.gz``
+  (float32, the share of the M hypotheses that mark each voxel);
+* ``NAME_slice<KKK>.png``: the chosen slices, the prediction over the image.
+
+Everything is written into a staging folder inside ``out_dir`` first and moved into place once
+all files are complete, so a failure leaves nothing half-written.
+"""
+import os
+import os.path as osp
+import shutil
+
+import cv2
+import numpy as np
+
+from mmsam.datasets.medical_image_io import METAIMAGE_SUFFIXES, NIFTI_SUFFIXES, write_nifti
+from mmsam.engine.hooks.slice_visualization_hook import choose_slices, slice_scores
+from mmsam.visualization.slice_overlay import (display_slice, render_slice_comparison,
+                                               volume_display_range)
+
+
+def scan_name(path):
+    """Output name of a scan: its file name without the image suffix (or the folder's name)."""
+    base = osp.basename(osp.normpath(path))
+    for suffix in ('.nii.gz', ) + NIFTI_SUFFIXES + METAIMAGE_SUFFIXES:
+        if base.lower().endswith(suffix):
+            return base[:-len(suffix)]
+    return base
+
+
+def chosen_slices(labels, num, explicit=None, prompted=None):
+    """Slices to draw: ``explicit`` ones, else the ``num`` with the most classes (of the
+    ``prompted`` ones when given)."""
+    depth = labels.shape[0]
+    if explicit is not None:
+        bad = [k for k in explicit if not 0 <= k < depth]
+        if bad:
+            raise ValueError(f'--picture-slices {bad}: the volume has slices 0..{depth - 1}')
+        return list(explicit)
+    if num == 0:
+        return []
+    candidates = list(prompted) if prompted else list(range(depth))
+    return choose_slices(slice_scores(labels), candidates, min(num, len(candidates)), depth=depth)
+
+
+def _png(path, rgb):
+    ok, data = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise OSError(f'cannot encode {path}')
+    with open(path, 'wb') as f:
+        f.write(data.tobytes())
+
+
+def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
+                       picture_slices=None):
+    """Write a :class:`ScanPrediction`'s files (see the module docstring).
+
+    Args:
+        out_dir (str): output folder (created).
+        name (str): output name of the scan.
+        prediction (ScanPrediction): from :func:`inference_scan`.
+        classes (list[str]), palette (list | None): class names (0 = background) and colours.
+        pictures (int): slices to draw when ``picture_slices`` is None.
+        picture_slices (list[int], optional): the slices to draw.
+
+    Returns:
+        list[str]: the paths written.
+    """
+    labels = prediction.labels
+    slices = chosen_slices(labels, pictures, picture_slices, prediction.prompted)
+    os.makedirs(out_dir, exist_ok=True)
+    stage = osp.join(out_dir, f'.{name}.partial-{os.getpid()}')
+    os.makedirs(stage, exist_ok=True)
+    staged = []
+    try:
+        geometry = prediction.geometry
+        if prediction.hypotheses is None:
+            staged.append(write_nifti(osp.join(stage, f'{name}_label.nii.gz'), labels, geometry))
+        else:
+            staged.append(write_nifti(osp.join(stage, f'{name}_consensus.nii.gz'), labels,
+                                      geometry))
+            for m, hypothesis in enumerate(prediction.hypotheses):
+                staged.append(write_nifti(osp.join(stage, f'{name}_hypothesis{m}.nii.gz'),
+                                          hypothesis, geometry))
+            staged.append(write_nifti(osp.join(stage, f'{name}_agreement.nii.gz'),
+                                      prediction.agreement.astype(np.float32), geometry))
+        if slices:
+            low, high = volume_display_range(prediction.image)
+            for k in slices:
+                picture = render_slice_comparison(
+                    display_slice(prediction.image[k], low, high), None, labels[k], classes,
+                    palette, title=f'{name} slice {k} of {labels.shape[0]}')
+                path = osp.join(stage, f'{name}_slice{k:03d}.png')
+                _png(path, picture)
+                staged.append(path)
+        written = []
+        for path in staged:
+            target = osp.join(out_dir, osp.basename(path))
+            os.replace(path, target)
+            written.append(target)
+        return written
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
