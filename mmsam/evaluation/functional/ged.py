@@ -157,12 +157,30 @@ def d_avg(annotations, predictions, empty_score=0.0):
 
 
 def d_max(annotations, predictions, empty_score=0.0):
-    """Best-match Dice: for each annotation the Dice of its best hypothesis, averaged.
+    """D_max as the official SeqSAM code's ``dice_max``: each prediction's best annotation.
 
-    ``D_max = mean_k max_m Dice(y_k, ŷ_m)`` over the K annotations. SeqSAM names no D_max;
-    this is the oracle ("best of M") score of multiple-choice learning read per annotation, so
-    it rewards covering every annotator's mode and does not fall when extra hypotheses are
-    added (max over a larger set).
+    ``D_max = mean_m max_k Dice(ŷ_m, y_k)`` over the M predictions: it rewards every hypothesis
+    being close to some reader, and falls when a hypothesis fits nobody (for the oracle "does
+    some hypothesis cover each reader" read, see :func:`d_max_per_annotation`).
+
+    Args:
+        annotations (ndarray): (K, H, W) binary masks.
+        predictions (ndarray): (M, H, W) binary masks.
+        empty_score (float): Dice of two empty masks, as in :func:`d_avg`. Default 0 (the
+            official code divides 0 by 0 there, which makes the image's score NaN).
+
+    Returns:
+        float: the mean over predictions of the best Dice, in [0, 1].
+    """
+    return float(_pairwise_dice(annotations, predictions, empty_score).max(0).mean())
+
+
+def d_max_per_annotation(annotations, predictions, empty_score=0.0):
+    """Best-match Dice per annotation: for each annotation the Dice of its best hypothesis.
+
+    ``mean_k max_m Dice(y_k, ŷ_m)`` over the K annotations: the oracle ("best of M") score of
+    multiple-choice learning, which rewards covering every annotator's mode and does not fall
+    when extra hypotheses are added (max over a larger set).
 
     Args:
         annotations (ndarray): (K, H, W) binary masks.
@@ -175,11 +193,17 @@ def d_max(annotations, predictions, empty_score=0.0):
     return float(_pairwise_dice(annotations, predictions, empty_score).max(1).mean())
 
 
-def diversity(predictions):
-    """Mean 1 - IoU over the M·(M-1) distinct ordered pairs of hypotheses (0 when M = 1).
+def diversity(predictions, self_pairs=True):
+    """Mean 1 - IoU between the hypotheses.
+
+    With ``self_pairs=True`` (default, as the official SeqSAM code and GED's prediction term)
+    the mean runs over all M² ordered pairs, the M zero self-distances included, so it equals
+    ``E[d(ŷ, ŷ')]`` of :func:`generalized_energy_distance`; with ``False`` over the M·(M-1)
+    distinct ordered pairs (larger by the factor M / (M - 1)). Both are 0 when M = 1.
 
     Args:
         predictions (ndarray): (M, H, W) binary masks.
+        self_pairs (bool): include the pairs (ŷ_m, ŷ_m).
 
     Returns:
         float: the mean pairwise distance in [0, 1] (higher is more diverse).
@@ -189,4 +213,4 @@ def diversity(predictions):
     if m < 2:
         return 0.0
     # The diagonal d(ŷ, ŷ) is 0, so the sum over distinct pairs is the full sum.
-    return float(dist.sum() / (m * (m - 1)))
+    return float(dist.sum() / (m * m if self_pairs else m * (m - 1)))

@@ -5,7 +5,8 @@ from mmengine.logging import print_log
 from prettytable import PrettyTable
 
 from mmsam.registry import METRICS
-from ..functional.ged import d_avg, d_max, diversity, generalized_energy_distance
+from ..functional.ged import (d_avg, d_max, d_max_per_annotation, diversity,
+                              generalized_energy_distance)
 
 # Where each field comes from, for the error when a sample lacks it.
 _SOURCES = {
@@ -15,6 +16,10 @@ _SOURCES = {
                       'multi-annotator labels, e.g. from the LIDC/QUBIQ datasets, and pack '
                       'them with the inputs)',
 }
+DIVERSITY_PAIRS = ('all', 'distinct')
+# Reported in percent; the rest as fractions.
+PERCENT_KEYS = ('D_avg', 'D_max', 'D_max_per_annotation')
+KEYS = ('GED', 'D_avg', 'D_max', 'D_max_per_annotation', 'diversity')
 
 
 def _to_numpy(value):
@@ -45,26 +50,37 @@ class GEDMetric(BaseMetric):
     """GED, majority-vote Dice, best-match Dice and diversity per image, averaged over images.
 
     Per image (see :mod:`mmsam.evaluation.functional.ged` for the exact definitions):
-    ``GED`` (SeqSAM eq. 2, d = 1 - IoU, self-pairs included), ``D_avg`` (Dice of the majority
-    vote of the hypotheses with each annotation, averaged over annotations), ``D_max`` (for each
-    annotation the best hypothesis' Dice, averaged) and ``diversity`` (mean 1 - IoU over
-    distinct pairs of hypotheses). Only these four numbers are kept per image, not the masks.
 
-    Units: ``D_avg`` and ``D_max`` in percent (0-100), as in SeqSAM's Table 1; ``GED`` and
-    ``diversity`` as fractions.
+    - ``GED``: SeqSAM eq. 2, d = 1 - IoU, self-pairs included;
+    - ``D_avg``: Dice of the hypotheses' majority vote with each annotation, averaged over
+      annotations (SeqSAM's Table 1);
+    - ``D_max``: the official SeqSAM code's ``dice_max``: for each hypothesis the Dice of its
+      best annotation, averaged over hypotheses;
+    - ``D_max_per_annotation``: for each annotation its best hypothesis' Dice, averaged over
+      annotations (the multiple-choice "oracle" read);
+    - ``diversity``: mean 1 - IoU between hypotheses, over all M² ordered pairs with the self
+      pairs (``diversity_pairs='all'``, the official code's ``sample_diversity``, GED's third
+      term) or over the M(M-1) distinct pairs (``'distinct'``).
+
+    Only these numbers are kept per image, not the masks. Units: the Dice scores in percent
+    (0-100), as in SeqSAM's Table 1; ``GED`` and ``diversity`` as fractions.
 
     Args:
         empty_dice (float): Dice of an empty mask against an empty annotation. Default 0, the
             convention behind SeqSAM's Table 1; 1 counts it as perfect agreement.
+        diversity_pairs (str): ``'all'`` or ``'distinct'`` (see above).
         collect_device (str): 'cpu' or 'gpu', where results are gathered across ranks.
         prefix (str | None): prefix of the returned keys.
     """
 
     default_prefix = None
 
-    def __init__(self, empty_dice=0.0, collect_device='cpu', prefix=None):
+    def __init__(self, empty_dice=0.0, diversity_pairs='all', collect_device='cpu', prefix=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.empty_dice = float(empty_dice)
+        if diversity_pairs not in DIVERSITY_PAIRS:
+            raise ValueError(f'GEDMetric: diversity_pairs must be one of {DIVERSITY_PAIRS}, got '
+                             f'{diversity_pairs!r}')
+        self.empty_dice, self.diversity_pairs = float(empty_dice), diversity_pairs
 
     def process(self, data_batch, data_samples):
         """Score each sample's hypotheses against its annotations.
@@ -85,24 +101,25 @@ class GEDMetric(BaseMetric):
                 GED=generalized_energy_distance(gts, preds),
                 D_avg=d_avg(gts, preds, self.empty_dice),
                 D_max=d_max(gts, preds, self.empty_dice),
-                diversity=diversity(preds)))
+                D_max_per_annotation=d_max_per_annotation(gts, preds, self.empty_dice),
+                diversity=diversity(preds, self_pairs=self.diversity_pairs == 'all')))
 
     def compute_metrics(self, results):
         """Average the per-image scores and log them as a table.
 
         Args:
-            results (list[dict]): per-image ``GED``, ``D_avg``, ``D_max``, ``diversity``.
+            results (list[dict]): per-image ``GED``, ``D_avg``, ``D_max``,
+                ``D_max_per_annotation``, ``diversity``.
 
         Returns:
-            dict[str, float]: the means; ``D_avg``, ``D_max`` in percent.
+            dict[str, float]: the means; the Dice scores in percent.
         """
-        metrics = {key: float(np.mean([r[key] for r in results]))
-                   for key in ('GED', 'D_avg', 'D_max', 'diversity')}
-        metrics['D_avg'] *= 100
-        metrics['D_max'] *= 100
+        metrics = {key: float(np.mean([r[key] for r in results])) for key in KEYS}
+        for key in PERCENT_KEYS:
+            metrics[key] *= 100
         table = PrettyTable()
-        table.field_names = ['images', 'GED', 'D_avg (%)', 'D_max (%)', 'diversity']
-        table.add_row([len(results), f'{metrics["GED"]:.4f}', f'{metrics["D_avg"]:.2f}',
-                       f'{metrics["D_max"]:.2f}', f'{metrics["diversity"]:.4f}'])
+        table.field_names = ['images'] + [f'{k} (%)' if k in PERCENT_KEYS else k for k in KEYS]
+        table.add_row([len(results)] + [f'{metrics[k]:.2f}' if k in PERCENT_KEYS else
+                                        f'{metrics[k]:.4f}' for k in KEYS])
         print_log('\n' + table.get_string(), logger='current')
         return metrics

@@ -88,12 +88,7 @@ class BoxPromptHead(SAMDecodeHead):
         """
         masks = []
         for sample in batch_data_samples:
-            if 'gt_annotations' not in sample:
-                raise KeyError(f'{type(self).__name__} trains on every annotator\'s mask, but '
-                               f'the sample of {sample.metainfo.get("img_path")} has no '
-                               'gt_annotations: pack them with PackMultiAnnotatorInputs')
-            self._check_unpadded(sample)
-            data = sample.gt_annotations.data.float()[None]
+            data = self._annotations(sample).float()[None]
             masks.append(F.interpolate(data, size=size, mode='nearest')[0])
         k_max = max(len(m) for m in masks)
         targets = masks[0].new_zeros(len(masks), k_max, *size)
@@ -103,11 +98,45 @@ class BoxPromptHead(SAMDecodeHead):
             valid[i, :len(m)] = True
         return targets, valid
 
+    def random_reader_targets(self, batch_data_samples, size):
+        """One annotation per sample, drawn uniformly among its non-empty ones: (B, h, w).
+
+        The draw (torch's generator, seeded by mmengine's ``randomness``) is independent of the
+        reader the box was drawn from, as the official SeqSAM baselines (MCL, MedSAM) choose
+        their target. A sample whose annotations are all empty gets the empty target.
+
+        Args:
+            batch_data_samples (list[SegDataSample]): with ``gt_annotations`` (K, H, W).
+            size (tuple[int, int]): (h, w) of the logits.
+
+        Returns:
+            Tensor: (B, h, w) float targets in {0, 1}, resized with nearest sampling.
+        """
+        chosen = []
+        for sample in batch_data_samples:
+            masks = self._annotations(sample).float()
+            non_empty = torch.nonzero(masks.flatten(1).any(1)).flatten()  # at the loaded size
+            if len(non_empty) == 0:
+                target = torch.zeros_like(masks[0])
+            else:
+                target = masks[non_empty[int(torch.randint(len(non_empty), ()))]]
+            chosen.append(F.interpolate(target[None, None], size=size, mode='nearest')[0, 0])
+        return torch.stack(chosen)
+
     def prompted_targets(self, batch_data_samples, size):
         """The mask the box was drawn from (``gt_sem_seg``), resized to ``size``: (B, h, w)."""
         for sample in batch_data_samples:
             self._check_unpadded(sample)
         return self.resize_labels(batch_data_samples, size).float()
+
+    def _annotations(self, sample):
+        """A sample's (K, H, W) annotator masks, checked to be packed and unpadded."""
+        if 'gt_annotations' not in sample:
+            raise KeyError(f'{type(self).__name__} trains on the annotators\' masks, but the '
+                           f'sample of {sample.metainfo.get("img_path")} has no '
+                           'gt_annotations: pack them with PackMultiAnnotatorInputs')
+        self._check_unpadded(sample)
+        return sample.gt_annotations.data
 
     def _check_unpadded(self, sample):
         meta = sample.metainfo

@@ -10,6 +10,7 @@ from .box_prompt_head import BoxPromptHead
 
 NET_INPUTS = ('image', 'embedding')
 TRAIN_TARGETS = ('prompted', 'any_annotation')
+LOSS_RESOLUTIONS = ('logits', 'input')
 
 
 @MODELS.register_module()
@@ -25,9 +26,10 @@ class PSAMHead(BoxPromptHead):
     position of the dense prompt). The mask is token 0 of SAM's decoder, as in MedSAM.
 
     Training: y is one annotation per step (``train_target``): the one the box was drawn
-    from (``'prompted'``, as the public code: the pipeline draws it at random among the
-    non-empty readers each time the image is loaded), or any reader's, drawn independently of
-    the box (``'any_annotation'``, empty masks included), z ~ q(z | x, y)
+    from (``'prompted'``, as the public code: the pipeline draws it each time the image is
+    loaded, ``BoxPromptFromAnnotation(readers='any', empty='centre')`` for the public recipe:
+    any of the K readers, the central box for an empty one), or any reader's, drawn
+    independently of the box (``'any_annotation'``, empty masks included), z ~ q(z | x, y)
     (reparameterised), loss = ``loss_decode`` (Dice + BCE against y) + beta_t * KL(q || p),
     with beta_t = beta * min(1, t / kl_warmup_iters) over the training iterations t (counted
     in a buffer saved with the checkpoint, so a resumed run continues the warm-up). The loss
@@ -53,6 +55,10 @@ class PSAMHead(BoxPromptHead):
         latent_dim (int): L >= 1 (pSAM: 6).
         net_input (str): ``'image'`` or ``'embedding'``.
         net_channels (tuple[int]): block widths of the prior and posterior nets.
+        net_convs_per_block (int), net_downsample (bool): their 3x3 convolutions per block and
+            whether blocks after the first start with a 2x2 average pool (see
+            :class:`LatentGaussianEncoder`; the public code's nets: ``net_channels=(32, 64)``,
+            1 conv per block, no pooling).
         net_input_size (int, optional): resize the nets' input (image or embedding) and the
             annotation to this square size first (e.g. 128 for LIDC crops upsampled to 1024);
             None keeps it.
@@ -68,6 +74,10 @@ class PSAMHead(BoxPromptHead):
         train_target (str): ``'prompted'`` or ``'any_annotation'`` (see above).
         zero_init_latent_mlp (bool): start the z -> prompt MLP's last layer at zero (see
             below); False keeps PyTorch's random init, so z moves the mask from the start.
+        loss_resolution (str): where the mask losses are computed: ``'logits'`` (SAM's
+            low-resolution logits, 1/4 of the input, against the nearest-resized target) or
+            ``'input'`` (the logits upsampled bilinearly to the network input, as the public
+            code computes them at 1024).
         num_hypotheses (int): default M at test time.
         **kwargs: :class:`BoxPromptHead` arguments.
     """
@@ -76,7 +86,11 @@ class PSAMHead(BoxPromptHead):
                  net_input='image', net_channels=(32, 64, 128), net_input_size=None,
                  image_channels=3, log_std_range=(-5., 2.), modulate_dense=False, beta=10.0,
                  kl_warmup_iters=0, kl_free_bits=0.0, use_latent=True, train_target='prompted',
-                 zero_init_latent_mlp=True, num_hypotheses=16, **kwargs):
+                 zero_init_latent_mlp=True, net_convs_per_block=2, net_downsample=True,
+                 loss_resolution='logits', num_hypotheses=16, **kwargs):
+        if loss_resolution not in LOSS_RESOLUTIONS:
+            raise ValueError(f'PSAMHead: loss_resolution must be one of {LOSS_RESOLUTIONS}, got '
+                             f'{loss_resolution!r}')
         if train_target not in TRAIN_TARGETS:
             raise ValueError(f'PSAMHead: train_target must be one of {TRAIN_TARGETS}, got '
                              f'{train_target!r}')
@@ -95,7 +109,7 @@ class PSAMHead(BoxPromptHead):
         super().__init__(prompt_encoder, mask_decoder, loss_decode,
                          num_hypotheses=num_hypotheses, **kwargs)
         self.latent_dim, self.net_input, self.use_latent = int(latent_dim), net_input, use_latent
-        self.train_target = train_target
+        self.train_target, self.loss_resolution = train_target, loss_resolution
         self.net_input_size = None if net_input_size is None else int(net_input_size)
         self.modulate_dense, self.beta = bool(modulate_dense), float(beta)
         self.kl_warmup_iters, self.image_channels = int(kl_warmup_iters), int(image_channels)
@@ -106,10 +120,10 @@ class PSAMHead(BoxPromptHead):
             return
         width = self.prompt_encoder.embed_dim
         in_channels = image_channels if net_input == 'image' else width
-        self.prior_net = LatentGaussianEncoder(in_channels, self.latent_dim, net_channels,
-                                               log_std_range)
-        self.posterior_net = LatentGaussianEncoder(in_channels + 1, self.latent_dim,
-                                                   net_channels, log_std_range)
+        net = dict(channels=net_channels, log_std_range=log_std_range,
+                   convs_per_block=net_convs_per_block, downsample=net_downsample)
+        self.prior_net = LatentGaussianEncoder(in_channels, self.latent_dim, **net)
+        self.posterior_net = LatentGaussianEncoder(in_channels + 1, self.latent_dim, **net)
         self.latent_to_prompt = nn.Sequential(nn.Linear(self.latent_dim, width), nn.ReLU(),
                                               nn.Linear(width, width))
         if zero_init_latent_mlp:  # before training every z gives the deterministic mask
@@ -172,6 +186,23 @@ class PSAMHead(BoxPromptHead):
             targets.append(F.interpolate(chosen[None, None], size=sample.img_shape[:2],
                                          mode='nearest')[0])
         return torch.stack(targets)
+
+    def mask_losses(self, logits, target):
+        """``loss_decode`` at ``loss_resolution``.
+
+        Args:
+            logits (Tensor): (B, 1, h, w) logits.
+            target (Tensor): (B, 1, H, W) target at the network input size.
+
+        Returns:
+            dict[str, Tensor]: one entry per loss.
+        """
+        if self.loss_resolution == 'input':
+            logits = F.interpolate(logits, size=target.shape[-2:], mode='bilinear',
+                                   align_corners=False)
+        else:
+            target = F.interpolate(target, size=logits.shape[-2:], mode='nearest')
+        return self.sum_losses(logits[:, 0], target[:, 0])
 
     def decode(self, embedding, sparse, dense, z=None):
         """SAM's single-mask output with the prompts shifted by the projected latent.
@@ -249,10 +280,9 @@ class PSAMHead(BoxPromptHead):
         embedding, image = self.split_inputs(inputs)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
         if not self.use_latent:
-            logits = self.decode(embedding, sparse, dense)[:, 0]
+            logits = self.decode(embedding, sparse, dense)
             target = self.training_targets(batch_data_samples).to(logits.device)
-            return self.sum_losses(logits, F.interpolate(target, size=logits.shape[-2:],
-                                                         mode='nearest')[:, 0])
+            return self.mask_losses(logits, target)
         x = self.net_features(embedding, image)
         target = self.training_targets(batch_data_samples).to(x.device)
         # area: an embedding-sized grid keeps how much of each cell is annotated
@@ -260,9 +290,7 @@ class PSAMHead(BoxPromptHead):
         mu_p, log_std_p = self.prior_net(x)
         mu_q, log_std_q = self.posterior_net(torch.cat([x, annotation], dim=1))
         z = mu_q + log_std_q.exp() * torch.randn_like(mu_q)
-        logits = self.decode(embedding, sparse, dense, z)[:, 0]
-        losses = self.sum_losses(logits, F.interpolate(target, size=logits.shape[-2:],
-                                                       mode='nearest')[:, 0])
+        losses = self.mask_losses(self.decode(embedding, sparse, dense, z), target)
         beta = self.current_beta()
         losses[self.loss_kl.loss_name] = beta * self.loss_kl(mu_q, log_std_q, mu_p, log_std_p)
         kl = diagonal_gaussian_kl(mu_q, log_std_q, mu_p, log_std_p).sum(-1).mean()

@@ -81,7 +81,9 @@ class SeqSAMHead(BoxPromptHead):
     inference keeps the first M masks (SeqSAM sec. 2.5, "train using the available number of
     labels, and then truncate"); with M > K, ``train_selection`` picks K of the M masks. The
     picked masks are matched to the K annotations by the loss (``HungarianDiceLoss``), each
-    sample on its own K. Inference: any M (``test_cfg.num_hypotheses``; default
+    sample on its own K; empty annotations (a reader who marked nothing) take part in the
+    matching, and their matched losses weigh zero (``ignore_empty``, as the official code).
+    Inference: any M (``test_cfg.num_hypotheses``; default
     ``num_hypotheses``), one encoder pass.
 
     Args:

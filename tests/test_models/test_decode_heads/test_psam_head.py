@@ -215,3 +215,67 @@ def test_random_init_of_the_latent_mlp_makes_z_matter_from_the_start():
         random = psam(zero_init_latent_mlp=False).eval()((emb,), [sample(BOXES[0])], z=z)
     torch.testing.assert_close(zero[:, 0], zero[:, 1])
     assert (random[:, 0] - random[:, 1]).abs().max() > 1e-4
+
+
+def test_kl_and_z_come_from_the_nets_own_outputs_by_reparameterisation(monkeypatch):
+    from torch.distributions import Independent, Normal, kl_divergence
+    head = psam(beta=4.0, zero_init_latent_mlp=False).train()
+    seen = {}
+
+    def spy_net(name, forward):
+        def wrapped(x):
+            seen[name] = forward(x)
+            return seen[name]
+        return wrapped
+
+    def spy_decode(embedding, sparse, dense, z):
+        seen['z'] = z
+        return decode(embedding, sparse, dense, z)
+
+    for name in ('prior_net', 'posterior_net'):
+        monkeypatch.setattr(getattr(head, name), 'forward',
+                            spy_net(name, getattr(head, name).forward))
+    decode = head.decode
+    monkeypatch.setattr(head, 'decode', spy_decode)
+    emb, _ = embedding_and_image()
+    torch.manual_seed(5)
+    losses = head.loss((emb,), training_samples(), None)
+    mu_p, log_std_p = seen['prior_net']
+    mu_q, log_std_q = seen['posterior_net']
+    torch.manual_seed(5)  # the only draw of the step: the posterior sample's noise
+    eps = torch.randn_like(mu_q)
+    torch.testing.assert_close(seen['z'], mu_q + log_std_q.exp() * eps)
+    q = Independent(Normal(mu_q, log_std_q.exp()), 1)
+    p = Independent(Normal(mu_p, log_std_p.exp()), 1)
+    kl = kl_divergence(q, p).mean()  # the public code's KL: summed over L, mean over batch
+    torch.testing.assert_close(losses['kl'], kl.detach())
+    torch.testing.assert_close(losses['loss_kl'], 4.0 * kl)
+
+
+def test_public_recipe_options_net_size_and_loss_at_the_input_resolution(monkeypatch):
+    # The public nets: conv 3 -> 32, conv 32 -> 64 at full resolution, global average, two
+    # linear heads (64 -> L): 20,172 (prior) and 20,460 (posterior, +1 input channel) weights.
+    head = psam(net_input='image', net_channels=(32, 64), net_convs_per_block=1,
+                net_downsample=False, log_std_range=(-5., 5.), loss_resolution='input',
+                zero_init_latent_mlp=False).train()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert (count(head.prior_net), count(head.posterior_net)) == (20172, 20460)
+    assert not any(isinstance(m, torch.nn.AvgPool2d) for m in head.prior_net.modules())
+    emb, img = embedding_and_image()
+    samples = training_samples()
+    captured = {}
+    decode = head.decode
+
+    def spy(*args):
+        captured['logits'] = decode(*args)
+        return captured['logits']
+
+    monkeypatch.setattr(head, 'decode', spy)
+    losses = head.loss((emb, img), samples, None)
+    logits = torch.nn.functional.interpolate(captured['logits'], size=(TINY_IMG, TINY_IMG),
+                                             mode='bilinear', align_corners=False)[:, 0]
+    target = torch.stack([s.gt_sem_seg.data[0].float() for s in samples])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    torch.testing.assert_close(losses['loss_bce'], bce)
+    with pytest.raises(ValueError, match='loss_resolution'):
+        psam(loss_resolution='full')

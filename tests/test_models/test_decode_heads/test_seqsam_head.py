@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 import torch
 
@@ -111,3 +113,45 @@ def test_training_unrolls_k_steps_when_m_is_smaller(monkeypatch):
     ann4 = (torch.rand(4, 32, 32) > 0.5).to(torch.uint8)
     head.loss((torch.randn(1, WIDTH, 8, 8),), [sample([1., 1., 9., 9.], annotations=ann4)], None)
     assert steps == [4]
+
+
+def _official_loss(logits, masks):
+    """Official SeqSAM per-sample loss by enumeration: min-cost permutation of the K
+    annotations over the predictions, empty annotations' costs zeroed, divided by K."""
+    from mmsam.models.losses import soft_dice_loss
+    k = len(masks)
+    cost = [[soft_dice_loss(logits[m:m + 1], masks[j:j + 1])[0].item() for j in range(k)]
+            for m in range(len(logits))]
+    best = min(itertools.permutations(range(len(logits)), k),
+               key=lambda ms: sum(cost[m][j] for j, m in enumerate(ms)))
+    return sum(cost[m][j] for j, m in enumerate(best) if masks[j].sum() > 0) / k
+
+
+def test_loss_with_strided_pooling_and_an_empty_reader():
+    torch.manual_seed(0)
+    head = seqsam(num_hypotheses=6).train()
+    with torch.no_grad():  # a decoder whose steps differ clearly
+        head.conv2.weight.mul_(3)
+    ann = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    ann[0, 4:20, 4:20] = 1
+    ann[2, 10:30, 2:12] = 1  # reader 1 marked nothing
+    samples = [sample([2., 4., 19., 29.], annotations=ann)]
+    feats = (torch.randn(1, WIDTH, 8, 8),)
+    with torch.no_grad():
+        logits = head(feats, samples, 6)[0]
+    # strided pooling of M = 6 into K = 3 chunks (0, 1), (2, 3), (4, 5): one pick per chunk
+    allowed = {round(_official_loss(logits[list(p)], ann.float()), 5)
+               for p in itertools.product((0, 1), (2, 3), (4, 5))}
+    seen = set()
+    for seed in range(16):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            loss = head.loss(feats, samples, None)['loss_hungarian_dice'].item()
+        assert round(loss, 5) in allowed
+        seen.add(round(loss, 5))
+    assert len(seen) > 1
+    # First K: the first three steps, the empty reader matched (divisor K = 3), not trained
+    head.train_selection = 'first'
+    with torch.no_grad():
+        first = head.loss(feats, samples, None)['loss_hungarian_dice'].item()
+    assert first == pytest.approx(_official_loss(logits[:3], ann.float()), rel=1e-5)

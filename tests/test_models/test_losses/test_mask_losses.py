@@ -85,3 +85,20 @@ def test_relaxed_winner_takes_all_weights_the_losers():
     assert relaxed.item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match='relaxation'):
         MODELS.build(dict(type='MultipleChoiceDiceLoss', relaxation=1.0))
+
+
+def test_multiple_choice_dice_loss_hand_worked_value():
+    # Four pixels; hypotheses with probabilities 0.5 / (0.75, 0.75, 0.25, 0.25) / the reverse.
+    probs = torch.tensor([[0.5] * 4, [0.75, 0.75, 0.25, 0.25], [0.25, 0.25, 0.75, 0.75]])
+    pred = torch.logit(probs).reshape(1, 3, 2, 2)
+    target = torch.tensor([[1., 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0]]).reshape(1, 3, 2, 2)
+    # Dice losses 1 - (2 sum(p t) + 1) / (sum p + sum t + 1), hypothesis x annotation:
+    #   t0: 0.4, 0.2, 0.6    t1: 0.4, 0.6, 0.2    t2: 0.5, 0.375, 0.625
+    loss = MODELS.build(dict(type='MultipleChoiceDiceLoss'))(pred, target)
+    assert loss.item() == pytest.approx((0.2 + 0.2 + 0.375) / 3, abs=1e-6)
+    # one annotation (SAM's "min over the 3 masks"): its best hypothesis only
+    one = MODELS.build(dict(type='MultipleChoiceDiceLoss'))(pred, target[:, 2:])
+    assert one.item() == pytest.approx(0.375, abs=1e-6)
+    # relaxed WTA, eps_r = 0.1: winner 0.9, each loser 0.05
+    relaxed = MODELS.build(dict(type='MultipleChoiceDiceLoss', relaxation=0.1))(pred, target)
+    assert relaxed.item() == pytest.approx((0.23 + 0.23 + 0.39375) / 3, abs=1e-6)
