@@ -1,12 +1,14 @@
 """Test (and evaluate) a checkpoint with a config's test dataloader and evaluator.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--show-dir DIR] [--tta]
+                         [--amp [--amp-dtype bfloat16|float16]]
     bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [same options]
 
 Metrics are logged and dumped to the work dir (``--work-dir``, else the config's ``work_dir``,
 else ``./work_dirs/<config name>``).
 """
 import argparse
+import contextlib
 import inspect
 import os
 import os.path as osp
@@ -22,6 +24,7 @@ from mmengine.config import ConfigDict, DictAction  # noqa: E402
 from mmsam.engine import (ConfigError, PrerequisiteError, build_runner,  # noqa: E402
                           check_prerequisites, checkpoint_must_fit,
                           config_argument_errors, destroy_process_group, load_config)
+from mmsam.engine.amp import autocast_for, model_device_type  # noqa: E402
 from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -64,9 +67,16 @@ def parse_args(argv=None):
         default='none',
         help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--amp', action='store_true',
+                        help='run inference under autocast (CPU or GPU; see --amp-dtype)')
+    parser.add_argument('--amp-dtype', choices=['bfloat16', 'float16'], default=None,
+                        help='autocast dtype with --amp (default: bfloat16 on CPU, float16 on '
+                        'CUDA)')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.amp_dtype is not None and not args.amp:
+        parser.error('--amp-dtype needs --amp')
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return parser, args
@@ -167,7 +177,10 @@ def main(argv=None):
                 if hasattr(runner, 'discard_if_unstarted'):  # a config's own runner_type may not
                     runner.discard_if_unstarted()
                 raise
-            runner.test()
+            amp = autocast_for(model_device_type(runner.model), args.amp_dtype) \
+                if args.amp else contextlib.nullcontext()
+            with amp:
+                runner.test()
     except PrerequisiteError as err:  # names the config and every missing file
         parser.exit(2, f'{parser.prog}: error: {err}\n')
     except ConfigError as err:  # an argument the config gets wrong

@@ -8,25 +8,47 @@ two epochs of a training subset of ``(warmup + iters) * batch_size`` images, wit
 seed: (a) without the embedding cache; then, when the image encoder is frozen and the training
 pipeline pixel-deterministic, (b) filling the cache (epoch 1) and (c) with a warm cache
 (epoch 2). The table shows iterations/s, images the encoder ran on, the speed-up over (a) in the
-same epoch and the largest loss difference from (a) (0 when the cache is exact). A tiny config
-with a trainable encoder can be frozen with ``--cfg-options model.backbone.frozen=True``.
+same epoch and the largest loss difference from (a) (0 when the cache is exact:
+``--storage-dtype float32``; the default float16 storage rounds the cached features). A tiny
+config with a trainable encoder can be frozen with ``--cfg-options model.backbone.frozen=True``.
 
 ``--mode infer`` times ``model.test_step`` on the test set for each M of ``--num-hypotheses``
 (``test_cfg.num_hypotheses=M``) and counts image-encoder passes per image. Heads with a fixed
 number of outputs refuse other M values: their rows say "fixed M".
 
+``--mode encoder`` (no config) times segment-anything's ``ImageEncoderViT`` and mmsam's
+``SAMImageEncoder`` with the same random weights, interleaved, per ``--dtype`` (fp32; bf16 /
+fp16 under autocast), with the median and min of ``--repeats`` runs, the speed-up over
+segment-anything fp32 and over segment-anything at the same dtype, the max abs / relative L2
+difference from segment-anything fp32, and TFLOP/s against the encoder's counted FLOPs::
+
+    python tools/analysis_tools/benchmark.py --mode encoder --arch vit_b --img-size 1024 \
+        --dtype fp32 bf16 --device cpu [--impls fused reference] [--compile]
+
+``--mode train`` without a config times one SAMed training step (ViT-B + LoRA r=4 on q, v,
+SAMed's head and losses, AdamW; ``configs/samed/samed_vit-b_synapse.py``'s model with random
+weights) for each attention implementation and dtype, interleaved, on synthetic batches::
+
+    python tools/analysis_tools/benchmark.py --mode train --img-size 512 --batch-size 1 \
+        --dtype fp32 bf16 --impls reference fused
+
 The model is built with random weights (no checkpoint is read: speed does not depend on the
-weights). It runs on the GPU when there is one. Speed is reported as ratios measured in one
-run, on one machine.
+weights). It runs on the GPU when there is one (``--device`` for the modes without a config).
+Speed is reported as ratios measured in one run, on one machine.
 """
 import argparse
+import copy
+import json
 import os.path as osp
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 
 import torch
+import torch.nn as nn
 from mmengine.config import Config, DictAction
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner, set_random_seed
@@ -37,14 +59,31 @@ from mmsam.engine.embedding_cache import EmbeddingCache  # noqa: E402
 from mmsam.engine.hooks.embedding_cache_hook import (_pipeline_cfgs,  # noqa: E402
                                                      dataset_transforms, pipeline_reason,
                                                      train_mode_reason, trainable_reason)
+from mmsam.models.backbones.encoder_flops import sam_encoder_flops  # noqa: E402
+from mmsam.models.backbones.sam_image_encoder import resolve_arch  # noqa: E402
 from mmsam.registry import MODELS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('config')
-    parser.add_argument('--mode', choices=['train', 'infer'], default='train')
+    parser.add_argument('config', nargs='?',
+                        help='needed by --mode infer and the cache comparison of --mode train')
+    parser.add_argument('--mode', choices=['train', 'infer', 'encoder'], default='train')
+    parser.add_argument('--arch', default='vit_b',
+                        help='encoder / SAMed-step modes: vit_b, vit_l, vit_h or a JSON arch dict')
+    parser.add_argument('--img-size', type=int, default=None,
+                        help='encoder mode: default 1024; SAMed step: default 512')
+    parser.add_argument('--dtype', nargs='+', choices=['fp32', 'bf16', 'fp16'],
+                        default=['fp32', 'bf16'], help='bf16 / fp16 run under autocast')
+    parser.add_argument('--impls', nargs='+', choices=['fused', 'reference'], default=None,
+                        help="mmsam attention implementations (encoder: ['fused']; "
+                        "SAMed step: ['reference', 'fused'])")
+    parser.add_argument('--device', default=None, help='cpu or cuda (default: cuda if any)')
+    parser.add_argument('--repeats', type=int, default=3, help='timed runs per variant')
+    parser.add_argument('--batch-size', type=int, default=1, help='encoder / SAMed-step batch')
+    parser.add_argument('--compile', action='store_true',
+                        help="encoder mode: add mmsam fused under torch.compile")
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per epoch')
     parser.add_argument('--warmup', type=int, default=2,
                         help='untimed iterations at the start of each epoch')
@@ -52,6 +91,9 @@ def parse_args(argv=None):
                         help='M values to time in --mode infer')
     parser.add_argument('--seed', type=int, default=None,
                         help="default: the config's randomness.seed, else 0")
+    parser.add_argument('--storage-dtype', choices=['float16', 'bfloat16', 'float32'],
+                        default='float16', help='embedding cache storage dtype (default '
+                        'float16, as EmbeddingCacheHook; float32 is exact: loss difference 0)')
     parser.add_argument('--cache-dir', help='embedding cache root (default: a temporary '
                         'folder, removed at the end; it must start empty)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -61,6 +103,15 @@ def parse_args(argv=None):
         parser.error('--iters must be >= 1 and --warmup >= 0')
     if any(m < 1 for m in args.num_hypotheses):
         parser.error('--num-hypotheses values must be >= 1')
+    if args.mode == 'infer' and args.config is None:
+        parser.error('--mode infer needs a config')
+    if args.repeats < 1:
+        parser.error('--repeats must be >= 1')
+    if args.arch.startswith('{'):  # a small arch dict for quick runs, as JSON
+        try:
+            args.arch = json.loads(args.arch)
+        except json.JSONDecodeError as err:
+            parser.error(f'--arch {args.arch}: not valid JSON ({err})')
     return args
 
 
@@ -130,7 +181,8 @@ def train_run(cfg, args, seed, device, cache_root=None):
     if cache_root is not None:
         cache = EmbeddingCache.for_backbone(
             cache_root, model.backbone, cfg.model.backbone, cfg.model.get('data_preprocessor'),
-            _pipeline_cfgs(cfg.train_dataloader.dataset), root=cache_root)
+            _pipeline_cfgs(cfg.train_dataloader.dataset), root=cache_root,
+            storage_dtype=args.storage_dtype)
         model.embedding_cache = cache
     counter = EncoderCounter(model.backbone)
 
@@ -236,9 +288,201 @@ def benchmark_infer(cfg, args, seed, device):
     return results
 
 
+AUTOCAST = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+def reference_sam_encoder(arch, img_size):
+    """segment-anything's ``ImageEncoderViT`` built as ``build_sam`` builds it."""
+    from segment_anything.modeling import ImageEncoderViT
+    hp = resolve_arch(arch)
+    return ImageEncoderViT(
+        img_size=img_size, patch_size=hp['patch_size'], in_chans=3, embed_dim=hp['embed_dim'],
+        depth=hp['depth'], num_heads=hp['num_heads'], mlp_ratio=hp['mlp_ratio'],
+        out_chans=hp['out_chans'], qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        act_layer=nn.GELU, use_abs_pos=True, use_rel_pos=True, window_size=hp['window_size'],
+        global_attn_indexes=tuple(hp['global_attn_indexes']))
+
+
+def randomise_position_tables_(encoder, seed):
+    """SAM zero-initialises pos_embed and the rel-pos tables: random ones make them count."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in encoder.named_parameters():
+            if name == 'pos_embed' or name.endswith(('rel_pos_h', 'rel_pos_w')):
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
+
+
+def interleaved_times(variants, repeats, device):
+    """Runs every variant once (warm-up), then ``repeats`` rounds of all of them in turn.
+
+    Args:
+        variants (dict[str, callable]): name -> function returning its output.
+
+    Returns:
+        tuple[dict, dict]: name -> list of seconds, name -> warm-up output.
+    """
+    outputs, times = {}, {name: [] for name in variants}
+    for name, fn in variants.items():
+        outputs[name] = fn()
+        _sync(device)
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times, outputs
+
+
+def autocast_ctx(device, dtype):
+    if AUTOCAST[dtype] is None:
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=AUTOCAST[dtype])
+
+
+def benchmark_encoder(args, device):
+    """segment-anything vs mmsam image encoder, same weights, one process."""
+    img_size = args.img_size or 1024
+    impls = args.impls or ['fused']
+    set_random_seed(0)
+    sam = reference_sam_encoder(args.arch, img_size)
+    randomise_position_tables_(sam, 0)
+    sam = sam.to(device).eval()
+    encoders = {'segment-anything': sam}
+    for impl in impls:
+        enc = MODELS.build(dict(type='SAMImageEncoder', arch=args.arch, img_size=img_size,
+                                attn_impl=impl))
+        enc.load_state_dict(sam.state_dict())
+        encoders[f'mmsam {impl}'] = enc.to(device).eval()
+    if args.compile:
+        encoders['mmsam fused + compile'] = torch.compile(
+            encoders.get('mmsam fused') or copy.deepcopy(encoders[f'mmsam {impls[0]}']))
+    x = torch.randn(args.batch_size, 3, img_size, img_size,
+                    generator=torch.Generator().manual_seed(0)).to(device)
+
+    def run(encoder, dtype):
+        def fn():
+            with torch.no_grad(), autocast_ctx(device, dtype):
+                out = encoder(x)
+            return (out[0] if isinstance(out, tuple) else out).float()
+        return fn
+
+    dtypes = list(dict.fromkeys(['fp32'] + args.dtype))
+    variants = {(name, dt): run(enc, dt) for dt in dtypes for name, enc in encoders.items()
+                if dt in args.dtype or name == 'segment-anything'}
+    times, outputs = interleaved_times(variants, args.repeats, device)
+    flops = sam_encoder_flops(args.arch, img_size, args.batch_size)
+    base = outputs[('segment-anything', 'fp32')]
+    sa_median = {dt: statistics.median(times[('segment-anything', dt)]) for dt in dtypes
+                 if ('segment-anything', dt) in times}
+    table = PrettyTable(['encoder', 'dtype', 'median s', 'min s', 'vs SA fp32',
+                         'vs SA same dtype', 'max |diff| vs SA fp32', 'rel L2 vs SA fp32',
+                         'TFLOP/s'])
+    results = {}
+    for (name, dt), ts in times.items():
+        med = statistics.median(ts)
+        out = outputs[(name, dt)]
+        max_abs = float((out - base).abs().max())
+        rel_l2 = float((out - base).norm() / base.norm())
+        results[(name, dt)] = dict(median=med, min=min(ts), max_abs=max_abs, rel_l2=rel_l2,
+                                   speedup=sa_median['fp32'] / med)
+        table.add_row([name, dt, f'{med:.3f}', f'{min(ts):.3f}',
+                       f"{sa_median['fp32'] / med:.2f}x", f'{sa_median[dt] / med:.2f}x',
+                       f'{max_abs:.2e}', f'{rel_l2:.2e}', f'{flops / med / 1e12:.3f}'])
+    print(f'Image encoder {args.arch} at {img_size} x {img_size}, batch {args.batch_size}, '
+          f'{flops / 1e12:.3f} TFLOP per pass, on {device} ({torch.get_num_threads()} '
+          f'threads), {args.repeats} interleaved repeats after one warm-up:')
+    print(table)
+    return results
+
+
+def samed_step_model(arch, img_size, attn_impl):
+    """SAMed's model (configs/samed/samed_vit-b_synapse.py) with random weights."""
+    cfg = Config.fromfile(osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'samed', 'samed_vit-b_synapse.py'))
+    model = cfg.model
+    model.backbone.update(arch=arch, img_size=img_size, checkpoint=None, attn_impl=attn_impl)
+    model.decode_head.prompt_encoder.update(img_size=img_size, checkpoint=None)
+    model.decode_head.mask_decoder.checkpoint = None
+    model.data_preprocessor.size = (img_size, img_size)
+    return model, cfg.optim_wrapper.optimizer
+
+
+def synthetic_batch(img_size, batch, num_classes, seed):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, img_size, img_size), generator=gen,
+                                    dtype=torch.uint8))
+        label = torch.randint(0, num_classes, (1, img_size, img_size), generator=gen)
+        sample = SegDataSample(gt_sem_seg=PixelData(data=label))
+        sample.set_metainfo(dict(img_shape=(img_size, img_size), ori_shape=(img_size, img_size)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def benchmark_samed_step(args, device):
+    """One SAMed LoRA training step per attention implementation and dtype, interleaved."""
+    img_size = args.img_size or 512
+    impls = args.impls or ['reference', 'fused']
+    models, wrappers, state = {}, {}, None
+    for impl in impls:
+        model_cfg, optimizer = samed_step_model(args.arch, img_size, impl)
+        set_random_seed(0)
+        model = MODELS.build(model_cfg)
+        if state is None:
+            randomise_position_tables_(model.backbone, 0)
+            state = model.state_dict()
+        for dt in args.dtype:
+            m = copy.deepcopy(model)
+            m.load_state_dict(state)
+            m.to(device).train()
+            wrapper = dict(type='OptimWrapper', optimizer=optimizer) if dt == 'fp32' else \
+                dict(type='AmpOptimWrapper', optimizer=optimizer,
+                     dtype={'bf16': 'bfloat16', 'fp16': 'float16'}[dt])
+            models[(impl, dt)] = m
+            wrappers[(impl, dt)] = build_optim_wrapper(m, wrapper)
+    batch = synthetic_batch(img_size, args.batch_size, model_cfg.decode_head.num_classes, 0)
+    losses = {key: [] for key in models}
+
+    def step(key):
+        def fn():
+            loss = models[key].train_step(batch, wrappers[key])['loss']
+            losses[key].append(float(loss.detach()))
+            return loss
+        return fn
+
+    times, _ = interleaved_times({key: step(key) for key in models}, args.repeats, device)
+    base_key = (impls[0], 'fp32') if 'fp32' in args.dtype else next(iter(models))
+    base = statistics.median(times[base_key])
+    table = PrettyTable(['attention', 'dtype', 'median s/step', 'min s/step', 'it/s',
+                         f'speed-up vs {base_key[0]} {base_key[1]}', 'first loss'])
+    results = {}
+    for key, ts in times.items():
+        med = statistics.median(ts)
+        results[key] = dict(median=med, min=min(ts), speedup=base / med, loss=losses[key][0])
+        table.add_row([key[0], key[1], f'{med:.3f}', f'{min(ts):.3f}', f'{1 / med:.3f}',
+                       f'{base / med:.2f}x', f'{losses[key][0]:.6f}'])
+    print(f'SAMed LoRA training step ({args.arch}, {img_size} x {img_size}, batch '
+          f'{args.batch_size}, AdamW), on {device} ({torch.get_num_threads()} threads), '
+          f'{args.repeats} interleaved repeats after one warm-up step:')
+    print(table)
+    return results
+
+
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)
+    if args.config is None:
+        device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+        if args.mode == 'encoder':
+            return benchmark_encoder(args, device)
+        return benchmark_samed_step(args, device)
+    if args.mode == 'encoder':
+        raise SystemExit('--mode encoder takes no config')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

@@ -4,10 +4,14 @@ from functools import partial
 import torch
 import torch.nn as nn
 from segment_anything.modeling import ImageEncoderViT
+from torch.utils.checkpoint import checkpoint as checkpoint_block
 
 from mmsam.registry import MODELS
 from ..utils.sam_checkpoint import (load_part_state_dict, read_sam_part, resize_abs_pos_embed,
                                     resize_rel_pos)
+from .fused_rel_pos_attention import FusedRelPosAttention
+
+ATTN_IMPLS = ('fused', 'reference')
 
 # The official SAM encoders (segment_anything/build_sam.py).
 SAM_ARCHS = {
@@ -73,11 +77,23 @@ class SAMImageEncoder(ImageEncoderViT):
             (B, out_chans, g, g), is appended last.
         checkpoint (str, optional): official SAM/MedSAM file or an encoder-only state dict,
             loaded by :meth:`init_weights`.
+        attn_impl (str): ``'fused'`` (default) computes attention with
+            :class:`FusedRelPosAttention` (``scaled_dot_product_attention`` with the
+            relative-position bias folded into q and k: no (HW)^2 bias, fast in bf16);
+            ``'reference'`` keeps segment-anything's ``Attention``. Same parameters and
+            results (within float rounding).
+        activation_checkpointing (bool): recompute each block in the backward pass instead of
+            storing its activations (saves memory when the encoder trains, e.g. ViT-H LoRA;
+            costs about one extra forward). Only active when gradients are being computed.
     """
 
     def __init__(self, arch='vit_b', img_size=1024, in_channels=3, out_indices=(-1,),
                  frozen=True, adapter=None, checkpoint=None, num_frames=None, depth_embed=True,
-                 with_neck_output=False, init_cfg=None):
+                 with_neck_output=False, attn_impl='fused', activation_checkpointing=False,
+                 init_cfg=None):
+        if attn_impl not in ATTN_IMPLS:
+            raise ValueError(f'SAMImageEncoder: attn_impl={attn_impl!r} is not one of '
+                             f'{ATTN_IMPLS}')
         hp = resolve_arch(arch)
         super().__init__(
             img_size=img_size, patch_size=hp['patch_size'], in_chans=in_channels,
@@ -95,6 +111,11 @@ class SAMImageEncoder(ImageEncoderViT):
         if any(not -depth <= i < depth for i in out_indices):
             raise ValueError(f'out_indices {out_indices} out of range for depth {depth}')
         self.checkpoint = checkpoint
+        self.attn_impl, self.activation_checkpointing = attn_impl, activation_checkpointing
+        if attn_impl == 'fused':
+            # Before the adapters: LoRA replaces attn.qkv inside whichever attention is there.
+            for block in self.blocks:
+                block.attn = FusedRelPosAttention(block.attn)
         self.embed_dim, self.with_neck_output = hp['embed_dim'], with_neck_output
         if num_frames is not None and (int(num_frames) != num_frames or num_frames < 1):
             raise ValueError(f'num_frames must be a positive int or None, got {num_frames}')
@@ -153,8 +174,9 @@ class SAMImageEncoder(ImageEncoderViT):
                     n, h, w, e)
             outs = []
             last = len(self.blocks) - 1
+            recompute = self.activation_checkpointing and torch.is_grad_enabled()
             for i, block in enumerate(self.blocks):
-                x = block(x)
+                x = checkpoint_block(block, x, use_reentrant=False) if recompute else block(x)
                 if i in self.out_indices:
                     feat = x.permute(0, 3, 1, 2)
                     outs.append(self.neck(feat) if i == last and not self.with_neck_output
