@@ -1,6 +1,7 @@
 """Train a segmentor from a config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp [--amp-dtype D]]
+                          [--cfg-options k=v ...]
     bash tools/dist_train.sh CONFIG NPROC [same options]       # distributed, GPU or CPU (gloo)
 
 Checkpoints and logs go to ``--work-dir``, else the config's ``work_dir``, else
@@ -18,14 +19,12 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
-from mmengine.runner import find_latest_checkpoint  # noqa: E402
 
-from mmsam.engine import (ConfigError, PrerequisiteError, build_runner,  # noqa: E402
-                          check_prerequisites, config_argument_errors,
-                          destroy_process_group, load_config)
+from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,  # noqa: E402
+                          build_runner, check_prerequisites, config_argument_errors,
+                          destroy_process_group, find_resume_checkpoint, load_config)
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -44,7 +43,12 @@ def parse_args(argv=None):
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic-mixed-precision training (needs a CUDA GPU)')
+        help='enable automatic-mixed-precision training (CPU or GPU; see --amp-dtype)')
+    parser.add_argument(
+        '--amp-dtype',
+        choices=['bfloat16', 'float16'],
+        default=None,
+        help='autocast dtype with --amp (default: bfloat16 on CPU, float16 on CUDA)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -82,21 +86,23 @@ def set_work_dir(cfg, config_path, work_dir=None):
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
-def enable_amp(cfg, parser):
-    """Switches the optimizer wrapper to AmpOptimWrapper; fails clearly without CUDA."""
-    if not torch.cuda.is_available():
-        parser.error('--amp needs a CUDA GPU (mixed precision runs on CUDA here), but '
-                     'torch.cuda.is_available() is False on this machine. Train without --amp.')
+def enable_amp(cfg, parser, dtype=None):
+    """Switches the optimizer wrapper to mmsam's AmpOptimWrapper (CPU and GPU).
+
+    ``dtype`` (``--amp-dtype``): None keeps the config's, else bf16 on CPU / fp16 on CUDA.
+    """
     optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
     if optim_wrapper == 'AmpOptimWrapper':
         print_log('AMP training is already enabled in your config.', logger='current',
                   level=logging.WARNING)
-        return
-    if optim_wrapper != 'OptimWrapper':
+    elif optim_wrapper != 'OptimWrapper':
         parser.error('--amp is only supported when the optimizer wrapper type is '
                      f'`OptimWrapper`, but the config has `{optim_wrapper}`.')
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
-    cfg.optim_wrapper.loss_scale = 'dynamic'
+    else:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if dtype is not None:
+        cfg.optim_wrapper.dtype = dtype
 
 
 def set_resume(cfg, resume, parser):
@@ -105,7 +111,8 @@ def set_resume(cfg, resume, parser):
         cfg.setdefault('resume', False)
         return
     if resume == 'auto':
-        latest = find_latest_checkpoint(cfg.work_dir)
+        # The newest intact checkpoint: a damaged latest one is skipped with a warning.
+        latest = find_resume_checkpoint(cfg.work_dir)
         if latest is None:
             # Keep cfg.load_from (e.g. pretrained weights): resuming from it would also restore
             # an optimizer state and iteration it does not have.
@@ -134,11 +141,9 @@ def main(argv=None):
     set_work_dir(cfg, args.config, args.work_dir)
 
     if args.amp:
-        enable_amp(cfg, parser)
-    elif cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' \
-            and not torch.cuda.is_available():
-        parser.error(f'{args.config} uses AmpOptimWrapper, which needs a CUDA GPU; on this '
-                     'machine set --cfg-options optim_wrapper.type=OptimWrapper.')
+        enable_amp(cfg, parser, args.amp_dtype)
+    elif args.amp_dtype is not None:
+        parser.error('--amp-dtype needs --amp')
     set_resume(cfg, args.resume, parser)
     if args.print_config:
         print(f'Config:\n{cfg.pretty_text}')
@@ -154,6 +159,8 @@ def main(argv=None):
         parser.exit(2, f'{parser.prog}: error: {err}\n')
     except ConfigError as err:  # an argument the config gets wrong
         parser.exit(2, f'{parser.prog}: error: {err} (config {args.config})\n')
+    except CorruptCheckpointError as err:  # names the file and the newest intact one
+        parser.exit(2, f'{parser.prog}: error: {err}\n')
     destroy_process_group()
 
 

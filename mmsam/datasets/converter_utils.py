@@ -21,12 +21,19 @@ import warnings
 import numpy as np
 
 from mmsam.datasets.volume_io import META_FILE, save_volume, slice_stem
+from mmsam.utils.disk import check_free_disk, folder_bytes, human_bytes
 from mmsam.utils.io import atomic_savez
+from mmsam.utils.limits import check_voxel_limit
 from mmsam.utils.io import staged_output  # noqa: F401  (the converters import it from here)
 
 
 class ConversionError(RuntimeError):
     """A source file or argument that the conversion cannot use; the message says what to do."""
+
+
+#: A converted data root needs at most about this many times its source's size (float32 slices
+#: compressed next to int16 / uint8 sources compressed), checked before anything is written.
+OUTPUT_SIZE_FACTOR = 1.5
 
 
 def is_converter_output(folder, converter_name):
@@ -74,7 +81,20 @@ def check_folders(src, dst, converter_name, overwrite=False, error=ConversionErr
         if not is_converter_output(dst, converter_name):
             raise error(f'{dst} is not empty and is not an output of this converter (no '
                         'meta.json of it); refusing to replace it')
+    check_output_space(src, dst, error)
     return src, dst
+
+
+def check_output_space(src, dst, error=ConversionError):
+    """Raise ``error`` when ``dst``'s disk lacks room for the conversion of ``src``.
+
+    The need is estimated as :data:`OUTPUT_SIZE_FACTOR` times the source folder's size (the
+    output is staged next to ``dst`` while a previous output still exists).
+    """
+    source = folder_bytes(src)
+    check_free_disk(dst, int(OUTPUT_SIZE_FACTOR * source), 'the converted data set',
+                    fix=f'or choose a DST on another disk (estimated as {OUTPUT_SIZE_FACTOR} x '
+                    f'the source {src}, {human_bytes(source)})', error=error)
 
 
 def read_name_list(path, what, item, normalise=None, repeats='error', hint='',
@@ -196,6 +216,8 @@ def _open_nifti(path, error):
                     'not NIfTI: re-download or re-extract it') from err
     if len(img.shape) != 3:
         raise error(f'{path}: expected a 3D volume, got shape {shape}')
+    # A header can claim any size: refuse before a voxel is read.
+    check_voxel_limit(img.shape, path, error=error)
     return img
 
 
@@ -214,13 +236,15 @@ def read_nifti_geometry(path, error=ConversionError):
     return tuple(int(n) for n in img.shape[::-1]), tuple(zooms[::-1])
 
 
-def read_nifti_pair(image_path, label_path, error=ConversionError):
+def read_nifti_pair(image_path, label_path, error=ConversionError, min_depth=1):
     """Read a NIfTI image and its label map as (D, H, W) arrays, checking that they match.
 
     Args:
         image_path (str): the image file.
         label_path (str): its label file.
         error (type): the converter's :class:`ConversionError` subclass to raise.
+        min_depth (int): fewest slices (the header's third axis) a volume may have; 3D-only
+            converters pass 2, since a 1-slice volume cannot give a 3D patch.
 
     Returns:
         dict: ``image`` (D, H, W) float32, ``label`` (D, H, W) int64 ids, ``spacing`` (3,)
@@ -230,6 +254,11 @@ def read_nifti_pair(image_path, label_path, error=ConversionError):
         raise error(f'label file {label_path} for {image_path} does not exist; re-extract the '
                     'release (every image needs its label file)')
     img, lbl = _open_nifti(image_path, error), _open_nifti(label_path, error)
+    if img.shape[2] < min_depth:
+        raise error(f'{image_path} has {img.shape[2]} slice(s) (shape {img.shape}); a volume for '
+                    f'3D methods needs at least {min_depth}: the file is cut or not a volume of '
+                    'this data set (re-extract the release; 2D images convert with '
+                    'tools/dataset_converters/nifti_folder.py)')
     if lbl.shape != img.shape:
         raise error(f'{label_path} has shape {lbl.shape} but its image {image_path} has '
                     f'{img.shape}; the pair does not match: re-extract the release')
@@ -238,6 +267,7 @@ def read_nifti_pair(image_path, label_path, error=ConversionError):
                     f'{image_path} has {img.affine.round(4).tolist()}; the label is not on the '
                     "image's grid: re-extract the release")
     image, label = _nifti_voxels(img, image_path, error), _nifti_voxels(lbl, label_path, error)
+    check_finite(image, image_path, error)
     if label.size and not np.all(np.isfinite(label)):
         raise error(f'{label_path}: label contains NaN/inf; the file is damaged, re-download it')
     ids = np.rint(label).astype(np.int64)
@@ -247,6 +277,21 @@ def read_nifti_pair(image_path, label_path, error=ConversionError):
     zooms = [float(z) for z in img.header.get_zooms()[:3]]
     return dict(image=nifti_to_dhw(image), label=nifti_to_dhw(ids),
                 spacing=np.array(zooms[::-1], dtype=np.float64), affine=np.asarray(img.affine))
+
+
+def check_finite(image, path, error=ConversionError):
+    """Raise ``error`` naming ``path`` when ``image`` holds NaN or infinite intensities.
+
+    Args:
+        image (ndarray): (...) intensities.
+        path (str): the file they were read from.
+        error (type): the converter's :class:`ConversionError` subclass to raise.
+    """
+    if image.size and not np.all(np.isfinite(image)):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        raise error(f'{path}: {bad} of {image.size} intensities are NaN or infinite; the file is '
+                    'damaged or was written with a broken scaling (scl_slope/scl_inter): '
+                    're-export it, or replace those voxels before converting')
 
 
 def check_label_ids(label, num_classes, path, error=ConversionError):

@@ -25,6 +25,7 @@ half-written file that a later run would take for a good one.
 import json
 import os.path as osp
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -95,7 +96,8 @@ def load_npz(path, keys=('image', 'label')):
             if missing:
                 raise KeyError(f'data file {path} lacks key(s) {missing}; it has {npz.files}')
             return {k: npz[k] for k in keys}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        # zlib.error: damaged bytes inside a compressed member
         raise OSError(f'cannot read data file {path} ({err}); it is corrupt or not an .npz '
                       'written by mmsam: re-run the converter for it') from err
 

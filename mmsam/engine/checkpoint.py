@@ -29,14 +29,20 @@ Used by :class:`mmsam.engine.MMSAMRunner` (``load_checkpoint``, hence ``resume``
 ``load_from``) and by :func:`load_checkpoint` below (for ``mmsam.apis.init_model``).
 """
 import contextlib
+import logging
+import os
+import os.path as osp
 import pickle
 import re
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import load_checkpoint as _mmengine_load_checkpoint
+
+from mmsam.utils.io import atomic_write_bytes, atomic_write_text
 
 # Statistics methods HistoryBuffer registers by default (see HistoryBuffer._set_default_statistics).
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
@@ -142,6 +148,7 @@ def load_checkpoint(model: torch.nn.Module,
     """
     if revise_keys is None:
         revise_keys = [(r'^module\.', '')]
+    check_checkpoint_file(filename)
     with allow_mmengine_checkpoints(filename):
         return _mmengine_load_checkpoint(model, filename, map_location=map_location,
                                          strict=strict, logger=logger, revise_keys=revise_keys)
@@ -169,3 +176,200 @@ def checkpoint_must_fit(filename: str, config: str) -> Iterator[None]:
             f'checkpoint {filename} does not fit the model built from {config}:\n{error}\n'
             'Use the config the checkpoint was trained with, with the same --cfg-options '
             '(the run\'s work dir holds the full config it used).') from None
+
+
+# --------------------------------------------------------------------------------------------
+# Crash-safe writing, and telling intact checkpoints from damaged ones.
+#
+# mmengine's ``save_checkpoint`` serialises to memory and hands the bytes to a file backend's
+# ``put``; its ``LocalBackend.put`` opens the final name and writes, so a run killed (or a disk
+# filled) while writing leaves a truncated ``iter_N.pth`` that ``--resume`` would pick up. The
+# backend below writes to a temporary name, fsyncs and renames. :class:`MMSAMRunner` passes
+# it to every checkpoint it saves (the CheckpointHook's periodic and best checkpoints, and any
+# ``runner.save_checkpoint`` call), and :class:`AtomicCheckpointHook` also writes
+# ``last_checkpoint`` atomically: that is the one place where the toolkit's checkpoints are
+# written. Other file writes of mmengine stay as they are.
+# --------------------------------------------------------------------------------------------
+ATOMIC_BACKEND = 'mmsam_atomic_local'
+# Names CheckpointHook gives periodic checkpoints (its default filename_tmpl).
+_NUMBERED = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+# What torch.save writes: a zip archive, or (old format) a pickle starting with this number.
+_ZIP_MAGIC = b'PK\x03\x04'
+_LEGACY_MAGIC = b'\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19'
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend whose ``put``/``put_text`` write atomically (temporary
+    name in the same folder, flush, fsync, rename, fsync of the folder)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write_bytes(str(filepath), obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write_bytes(str(filepath), obj.encode(encoding))
+
+
+register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
+
+
+def atomic_backend_args(path: str, backend_args: Optional[dict] = None) -> Optional[dict]:
+    """``backend_args`` that make mmengine write ``path`` atomically, where it is local.
+
+    Args:
+        path (str): the checkpoint file or folder.
+        backend_args (dict, optional): what the caller asked for; kept when not None (a
+            remote backend, or a user's choice).
+
+    Returns:
+        dict | None
+    """
+    if backend_args is not None or '://' in str(path):
+        return backend_args
+    return dict(backend=ATOMIC_BACKEND)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Writes a small text file (e.g. ``last_checkpoint``) atomically."""
+    atomic_write_text(path, text)
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not an intact ``torch.save`` file, or None when it is.
+
+    A zip-format file (torch >= 1.6) must have its central directory (it is written last, so a
+    truncated file has none) and every member must pass its CRC check; this reads the file
+    once but unpickles nothing. Files of torch's old format are only checked for their magic
+    number (``torch.load`` still reports a truncated one).
+
+    Args:
+        path (str): a local file.
+
+    Returns:
+        str | None: e.g. ``'it is truncated (no zip central directory)'``.
+    """
+    import zipfile
+    if not osp.isfile(path):
+        return 'it does not exist'
+    if osp.getsize(path) == 0:
+        return 'it is empty (0 bytes)'
+    with open(path, 'rb') as f:
+        head = f.read(len(_LEGACY_MAGIC) + 2)
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            return f'it is truncated or damaged ({err})'
+        if bad is not None:
+            return f'its member {bad} fails the CRC check (damaged)'
+        if not any(n.endswith('/data.pkl') or n == 'data.pkl' for n in names):
+            return 'it is a zip file without data.pkl, not a torch checkpoint'
+        return None
+    if _LEGACY_MAGIC in head:
+        return None
+    return ('it is neither a zip-format nor a legacy torch checkpoint (the first bytes are '
+            f'{head[:8]!r})')
+
+
+def _step_of(path: str) -> Optional[int]:
+    match = _NUMBERED.match(osp.basename(path))
+    return int(match.group(2)) if match else None
+
+
+def numbered_checkpoints(folder: str) -> List[str]:
+    """The ``epoch_N.pth`` / ``iter_N.pth`` files in ``folder``, newest (largest N) first."""
+    if not osp.isdir(folder):
+        return []
+    found = [osp.join(folder, n) for n in os.listdir(folder) if _NUMBERED.match(n)]
+    return sorted(found, key=lambda p: (_step_of(p), osp.getmtime(p)), reverse=True)
+
+
+def newest_intact_checkpoint(folder: str, exclude: Tuple[str, ...] = ()) -> Optional[str]:
+    """The newest ``epoch_N.pth`` / ``iter_N.pth`` in ``folder`` that passes
+    :func:`checkpoint_problem`, or None.
+
+    Args:
+        folder (str): where the CheckpointHook saved.
+        exclude (tuple[str]): files already known to be damaged.
+    """
+    excluded = {osp.abspath(p) for p in exclude}
+    for path in numbered_checkpoints(folder):
+        if osp.abspath(path) not in excluded and checkpoint_problem(path) is None:
+            return path
+    return None
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A checkpoint file is truncated or damaged; the message names it and the newest intact
+    checkpoint next to it."""
+
+
+def corrupt_checkpoint_message(path: str, problem: str) -> str:
+    """The error text for a damaged ``path``: what is wrong and which checkpoint to use."""
+    folder = osp.dirname(osp.abspath(path))
+    newest = newest_intact_checkpoint(folder, exclude=(path,))
+    if newest is None:
+        fix = (f'there is no intact epoch_N.pth/iter_N.pth in {folder}: train from the start '
+               '(without --resume) or point to another checkpoint')
+    else:
+        fix = (f'the newest intact checkpoint there is {newest}: resume with `--resume '
+               f'{newest}` (or `--resume` alone, which skips damaged checkpoints), or load it '
+               'with load_from')
+    return (f'checkpoint {path} cannot be loaded: {problem} (e.g. the run was killed or the '
+            f'disk filled up while it was being written, or the copy is incomplete); {fix}.')
+
+
+def check_checkpoint_file(path: str) -> None:
+    """Raises :class:`CorruptCheckpointError` when the local file ``path`` is damaged."""
+    if '://' in str(path) or not osp.isfile(path):
+        return  # URLs, and missing files (mmengine's own error names them)
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise CorruptCheckpointError(corrupt_checkpoint_message(path, problem))
+
+
+def find_resume_checkpoint(work_dir: str, logger=None) -> Optional[str]:
+    """The checkpoint ``--resume`` (auto) continues from: the newest intact one.
+
+    Reads ``<work_dir>/last_checkpoint`` as mmengine does; a damaged (or missing) file there,
+    or a damaged checkpoint it names, is skipped with a warning for the newest intact
+    numbered checkpoint in that folder. A newer intact numbered checkpoint than the one
+    ``last_checkpoint`` names (a run killed between the two writes) is taken too: numbered
+    checkpoints are ordered by their N.
+
+    Args:
+        work_dir (str): the run's work dir.
+        logger: where the warning goes (default: mmengine's current logger).
+
+    Returns:
+        str | None: the checkpoint, or None when there is no intact one.
+    """
+    from mmengine.logging import print_log
+    record = osp.join(work_dir, 'last_checkpoint')
+    named = None
+    if osp.isfile(record):
+        with open(record) as f:
+            named = f.read().strip() or None
+    if named is not None and '://' in named:
+        return named  # a remote checkpoint: nothing to check here
+    folder = osp.dirname(named) if named else work_dir
+    candidates = numbered_checkpoints(folder)
+    if named is not None and osp.abspath(named) not in map(osp.abspath, candidates):
+        candidates.insert(0, named)  # a name outside filename_tmpl's pattern
+    skipped = []
+    for path in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            if skipped:
+                print_log(f'--resume: skipping damaged checkpoint(s) '
+                          f'{"; ".join(f"{p} ({why})" for p, why in skipped)}; resuming from '
+                          f'{path}, the newest intact one.', logger=logger or 'current',
+                          level=logging.WARNING)
+            return path
+        skipped.append((path, problem))
+    if skipped:
+        print_log(f'--resume: no intact checkpoint in {folder} '
+                  f'({", ".join(f"{p}: {why}" for p, why in skipped)}).',
+                  logger=logger or 'current', level=logging.WARNING)
+    return None

@@ -4,24 +4,38 @@ first skip the encoder (the most expensive part of a SAM with a frozen ViT).
 Layout: ``<root>/<BackboneType>-<digest>/`` holds one ``<sha1 of the image key>.pt`` per
 image and a ``meta.json`` saying what the digest covers. The digest changes, and a new,
 empty folder is used, whenever the backbone config, the data preprocessor config, the
-pixel-changing part of the pipeline or the encoder's actual weights change. Entries are
-written atomically (temporary file, then rename), so an interrupted run never leaves a
-half-written entry that a later run would trust.
+pixel-changing part of the pipeline, the encoder's actual weights, the source code of the
+encoder's modules, the storage dtype or the versions of mmsam, segment-anything and torch
+change. Entries are written atomically (temporary file, fsync, rename), so an interrupted run
+never leaves a half-written entry under an entry's name; an entry that still cannot be read
+is recomputed, never served.
+
+Storage: float16 by default (half of float32's disk and read time; SAM's neck output is
+LayerNorm-ed, well inside float16's range, and a tensor that would overflow is kept in
+float32), ``'bfloat16'`` or exact ``'float32'`` as options. Features computed in a batch
+are rounded to the storage dtype too, so a run gives the same results whether the cache was
+cold or warm (e.g. after a resume).
 """
 import hashlib
+import inspect
 import json
 import os
 import os.path as osp
-import tempfile
+import sys
 
 import torch
 
-from mmsam.utils.io import atomic_write_text
+from mmsam.utils.disk import check_free_disk
+from mmsam.utils.io import atomic_torch_save, atomic_write_text
 
 META_FILE = 'meta.json'
 ENTRY_SUFFIX = '.pt'
 # Entry format; bump when what an entry holds changes, so old folders are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+STORAGE_DTYPES = ('float16', 'bfloat16', 'float32')
+DEFAULT_STORAGE_DTYPE = 'float16'
+# Bytes of an entry besides its tensors (key, digest, zip records), for the disk check.
+ENTRY_OVERHEAD = 4096
 
 
 def _plain(obj):
@@ -71,17 +85,53 @@ def weights_digest(module):
     return sha.hexdigest()
 
 
-def _atomic_torch_save(obj, path):
-    """``torch.save`` to a temporary file in the target folder, then an atomic rename."""
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    os.close(fd)
+def _package_version(name):
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+        from importlib.metadata import PackageNotFoundError, version
+        return version(name)
+    except (ImportError, PackageNotFoundError):
+        return None
+
+
+def library_versions():
+    """Versions of the libraries whose code computes the features.
+
+    Returns:
+        dict: ``mmsam``, ``segment_anything``, ``torch`` (None where not installed).
+    """
+    import mmsam
+    return dict(mmsam=mmsam.__version__, segment_anything=_package_version('segment_anything'),
+                torch=torch.__version__)
+
+
+def code_digest(module):
+    """sha256 over the source files of every module class a network is built from.
+
+    A reused work dir then cannot serve features computed by older encoder code (a fixed
+    attention, another adapter) even when the config and weights are unchanged.
+
+    Args:
+        module (nn.Module): e.g. the image encoder.
+
+    Returns:
+        str: hex digest (of the sorted ``module path: sha256 of its source file`` lines).
+    """
+    files = {}
+    for sub in module.modules():
+        cls = type(sub)
+        if cls.__module__.startswith('torch.'):
+            continue  # torch's own layers: covered by torch's version
+        source = sys.modules.get(cls.__module__)
+        try:
+            path = inspect.getsourcefile(source) if source is not None else None
+        except TypeError:  # a built-in module
+            path = None
+        if path is None or cls.__module__ in files:
+            continue
+        with open(path, 'rb') as f:
+            files[cls.__module__] = hashlib.sha256(f.read()).hexdigest()
+    text = '\n'.join(f'{name}:{sha}' for name, sha in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class EmbeddingCache:
@@ -91,9 +141,10 @@ class EmbeddingCache:
     ``SAMSegmentor.extract_feat``). Each sample's entry is keyed by its ``img_path`` (absolute),
     the file's size and ``mtime_ns`` (a rewritten image is a new key), its ``slice_index`` when
     the metainfo has one (slices of one volume file) and the autocast state. Misses run through
-    the backbone together, once, under ``torch.no_grad()``; every output tensor is stored per
-    sample on the CPU (float32 for float types of up to 32 bits, so values are exact) with its
-    original dtype, which it is given back on reading.
+    the backbone together, once, under ``torch.no_grad()``; every floating output tensor is
+    stored per sample on the CPU in ``storage_dtype`` (float32 is exact for float types of up
+    to 32 bits) with its original dtype, which it is given back on reading. What a miss returns
+    is rounded the same way, so results do not depend on whether an entry existed.
 
     With ``verify_inputs`` (default) an entry also records a digest of the sample's
     preprocessed input pixels, and a hit whose pixels differ is treated as a miss and
@@ -108,21 +159,33 @@ class EmbeddingCache:
     Args:
         cache_dir (str): folder of the entries (created).
         verify_inputs (bool): check the input pixels of hits, see above.
+        storage_dtype (str): 'float16' (default), 'bfloat16' or 'float32'.
+        expected_entries (int, optional): how many entries the run will write at most (e.g.
+            the dataset's length); before the first entry is written the free disk space is
+            checked for that many (minus those present).
 
     Attributes:
         hits (int), misses (int): samples read from / computed into the cache so far.
     """
 
-    def __init__(self, cache_dir, verify_inputs=True):
+    def __init__(self, cache_dir, verify_inputs=True, storage_dtype=DEFAULT_STORAGE_DTYPE,
+                 expected_entries=None):
+        if storage_dtype not in STORAGE_DTYPES:
+            raise ValueError(f'EmbeddingCache: storage_dtype={storage_dtype!r} is not one of '
+                             f'{STORAGE_DTYPES}')
         self.cache_dir = osp.abspath(cache_dir)
         self.verify_inputs = verify_inputs
+        self.storage_dtype = storage_dtype
+        self.expected_entries = expected_entries
         os.makedirs(self.cache_dir, exist_ok=True)
         self.hits = 0
         self.misses = 0
+        self._space_checked = expected_entries is None
 
     @classmethod
     def for_backbone(cls, work_dir, backbone, backbone_cfg, preprocessor_cfg, pipeline_cfg=None,
-                     root=None, verify_inputs=True):
+                     root=None, verify_inputs=True, storage_dtype=DEFAULT_STORAGE_DTYPE,
+                     expected_entries=None):
         """A cache in ``<root>/<BackboneType>-<digest>/``, writing ``meta.json`` there.
 
         The digest (sha256, first 16 hex digits) covers:
@@ -133,7 +196,10 @@ class EmbeddingCache:
         - ``pipeline_cfg``: the pixel-changing transforms (e.g. ``Resize``), optional;
         - :func:`weights_digest` of ``backbone``: the weights in use, so a different
           ``checkpoint`` file, ``load_from`` or resumed run gets its own folder even when the
-          configs are equal.
+          configs are equal;
+        - :func:`code_digest` of ``backbone`` and :func:`library_versions`: the code that
+          computes the features;
+        - ``storage_dtype``.
 
         Args:
             work_dir (str): the run's work dir; ``root`` defaults to
@@ -144,6 +210,8 @@ class EmbeddingCache:
             pipeline_cfg (list[dict], optional): the pixel-changing transforms' configs.
             root (str, optional): folder of the cache folders.
             verify_inputs (bool): see the class docstring.
+            storage_dtype (str): see the class docstring.
+            expected_entries (int, optional): see the class docstring.
 
         Returns:
             EmbeddingCache
@@ -155,12 +223,16 @@ class EmbeddingCache:
             data_preprocessor_cfg=_plain(preprocessor_cfg),
             pipeline_cfg=_plain(pipeline_cfg),
             weights_sha256=weights_digest(backbone),
+            code_sha256=code_digest(backbone),
+            versions=library_versions(),
+            storage_dtype=storage_dtype,
         )
         text = json.dumps(meta, sort_keys=True, indent=1)
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         root = root if root is not None else osp.join(work_dir, 'embedding_cache')
         cache = cls(osp.join(root, f'{type(backbone).__name__}-{digest}'),
-                    verify_inputs=verify_inputs)
+                    verify_inputs=verify_inputs, storage_dtype=storage_dtype,
+                    expected_entries=expected_entries)
         meta_path = osp.join(cache.cache_dir, META_FILE)
         if not osp.isfile(meta_path):
             atomic_write_text(meta_path, text + '\n')
@@ -208,24 +280,45 @@ class EmbeddingCache:
             return None
         try:
             entry = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception:  # e.g. a file from an incompatible torch: recompute and overwrite
+            if entry.get('key') != key:
+                return None
+            if input_digest is not None and entry.get('input_digest') != input_digest:
+                return None
+            return [t.to(getattr(torch, d.split('.')[-1]))
+                    for t, d in zip(entry['feats'], entry['dtypes'])]
+        except Exception:  # damaged, or from an incompatible torch: recompute and overwrite
             return None
-        if entry.get('key') != key:
-            return None
-        if input_digest is not None and entry.get('input_digest') != input_digest:
-            return None
-        return [t.to(getattr(torch, d.split('.')[-1]))
-                for t, d in zip(entry['feats'], entry['dtypes'])]
 
-    def _store(self, path, key, input_digest, feats):
-        stored = []
-        for t in feats:
-            t = t.detach()
-            if t.is_floating_point() and t.element_size() <= 4:
-                t = t.float()  # exact for float16/bfloat16/float32
-            stored.append(t.to('cpu').clone())  # own storage: not the whole batch's
-        _atomic_torch_save(dict(key=key, input_digest=input_digest, feats=stored,
-                                dtypes=[str(t.dtype) for t in feats]), path)
+    def _rounded(self, tensor):
+        """``tensor`` as it is stored: (values, storage dtype) in its own dtype and device.
+
+        float16/bfloat16 storage keeps float32 where the cast would overflow a finite value.
+        """
+        if not tensor.is_floating_point() or tensor.element_size() > 4:
+            return tensor, tensor.dtype
+        if self.storage_dtype == 'float32':
+            return tensor, torch.float32
+        dtype = getattr(torch, self.storage_dtype)
+        stored = tensor.to(dtype)
+        if not torch.equal(torch.isfinite(stored), torch.isfinite(tensor)):
+            return tensor, torch.float32
+        return stored.to(tensor.dtype), dtype
+
+    def _check_space(self, per_entry):
+        self._space_checked = True
+        present = sum(n.endswith(ENTRY_SUFFIX) for n in os.listdir(self.cache_dir))
+        to_write = max(0, self.expected_entries - present)
+        check_free_disk(self.cache_dir, to_write * per_entry,
+                        f'the embedding cache ({to_write} entries of about {per_entry} bytes, '
+                        f'{self.storage_dtype})',
+                        fix="point EmbeddingCacheHook(cache_dir=...) to another disk, store "
+                        "in storage_dtype='float16' if it is float32, or remove the hook")
+
+    def _store(self, path, key, input_digest, feats, dtypes):
+        stored = [t.detach().to(d).to('cpu').clone()  # own storage: not the whole batch's
+                  for t, d in zip(feats, dtypes)]
+        atomic_torch_save(dict(key=key, input_digest=input_digest, feats=stored,
+                               dtypes=[str(t.dtype) for t in feats]), path)
 
     def __call__(self, backbone, inputs, data_samples):
         """``backbone(inputs)``, computed only for the samples not in the cache.
@@ -237,7 +330,8 @@ class EmbeddingCache:
 
         Returns:
             tuple[Tensor]: what ``backbone(inputs)`` returns, in batch order, on
-            ``inputs.device``, each tensor in the dtype the backbone gave it.
+            ``inputs.device``, each tensor in the dtype the backbone gave it, rounded through
+            the storage dtype.
         """
         if len(data_samples) != inputs.shape[0]:
             raise ValueError(f'EmbeddingCache: {inputs.shape[0]} images but '
@@ -256,9 +350,16 @@ class EmbeddingCache:
             if not isinstance(computed, (tuple, list)):
                 raise TypeError(f'EmbeddingCache: the backbone returned {type(computed)}; '
                                 'it must return a tuple of tensors')
+            rounded = [self._rounded(t) for t in computed]
+            computed = [r[0] for r in rounded]
+            dtypes = [r[1] for r in rounded]
+            if not self._space_checked:
+                self._check_space(ENTRY_OVERHEAD + sum(
+                    t[0].numel() * torch.empty((), dtype=d).element_size()
+                    for t, d in zip(computed, dtypes)))
             for row, i in enumerate(misses):
                 self._store(self.entry_path(keys[i]), keys[i], digests[i],
-                            [t[row] for t in computed])
+                            [t[row] for t in computed], dtypes)
             if len(misses) == len(keys):
                 return tuple(computed)
 

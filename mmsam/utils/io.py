@@ -1,5 +1,10 @@
-"""Writing files atomically: a temporary file in the target folder, then a rename, so an
-interrupted run never leaves a half-written file that a later run would take for a good one."""
+"""Writing files atomically: a temporary file in the target folder, flushed and fsynced, then a
+rename (and an fsync of the folder), so an interrupted run or a power cut never leaves a
+half-written file under the final name that a later run would take for a good one.
+
+Temporary files are named ``.<name>.tmp-<random>`` (hidden, in the target folder, so the rename
+stays on one file system); :func:`remove_stale_temporaries` removes those a killed process
+left behind."""
 import contextlib
 import os
 import os.path as osp
@@ -8,33 +13,110 @@ import tempfile
 
 import numpy as np
 
+TMP_MARK = '.tmp-'
 
-def atomic_savez(path, **arrays):
-    """Write ``arrays`` to ``path`` (an ``.npz``) via a temporary file and an atomic rename."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp.npz')
-    os.close(fd)
+
+def _fsync_dir(folder):
+    """Makes a rename in ``folder`` durable (no-op where directories cannot be opened)."""
     try:
-        np.savez_compressed(tmp, **arrays)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _temporary(path):
+    """A new empty temporary file next to ``path``: (fd, tmp path)."""
+    folder, base = osp.split(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{base}{TMP_MARK}')
+    # mkstemp makes the file private (0600); the final file gets a plain open()'s permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode='wb'):
+    """A file object writing to a temporary name that becomes ``path`` when the block succeeds.
+
+    The data is flushed and fsynced before the rename; on any error (interrupts included) the
+    temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path (str): the final file.
+        mode (str): 'wb' or 'w'.
+
+    Returns:
+        file: (yielded) the open temporary file.
+    """
+    if mode not in ('wb', 'w'):
+        raise ValueError(f'atomic_open: mode must be "wb" or "w", got {mode!r}')
+    fd, tmp = _temporary(path)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(osp.dirname(osp.abspath(path)))
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` (bytes) to ``path`` via a fsynced temporary file and an atomic rename."""
+    with atomic_open(path, 'wb') as f:
+        f.write(data)
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save(obj)`` to ``path`` via a fsynced temporary file and an atomic rename."""
+    import torch
+    with atomic_open(path, 'wb') as f:
+        torch.save(obj, f)
+
+
+def remove_stale_temporaries(folder, name_glob='*'):
+    """Removes the temporary files of interrupted atomic writes in ``folder``.
+
+    Args:
+        folder (str): where to look (not recursive).
+        name_glob (str): the final names whose temporaries to remove, e.g. ``'*.pth'``.
+
+    Returns:
+        list[str]: the removed paths.
+    """
+    import glob
+    removed = []
+    for tmp in glob.glob(osp.join(glob.escape(folder), f'.{name_glob}{TMP_MARK}*')):
+        try:
+            os.remove(tmp)
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def atomic_savez(path, **arrays):
+    """Write ``arrays`` to ``path`` (an ``.npz``) via a temporary file and an atomic rename."""
+    # np.savez_compressed appends '.npz' to a name without it; a file object keeps the name.
+    with atomic_open(path, 'wb') as f:
+        np.savez_compressed(f, **arrays)
 
 
 def atomic_write_text(path, text):
     """Write ``text`` to ``path`` via a temporary file and an atomic rename."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_open(path, 'w') as f:
+        f.write(text)
 
 
 def _swap_in(tmp, dst):

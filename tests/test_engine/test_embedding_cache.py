@@ -93,7 +93,8 @@ def train(cfg):
 def test_cached_training_gives_identical_losses_and_skips_the_encoder(data_root, tmp_path):
     _, plain = train(tiny_cfg(data_root, tmp_path / 'plain', 'plain', custom_hooks=[]))
     runner, cached = train(tiny_cfg(data_root, tmp_path / 'cached', 'cached',
-                                    custom_hooks=[dict(type='EmbeddingCacheHook')]))
+                                    custom_hooks=[dict(type='EmbeddingCacheHook',
+                                                       storage_dtype='float32')]))
     assert len(plain.losses) == len(cached.losses) == 8  # 2 epochs of 4 iterations
     assert cached.losses == plain.losses  # exactly, not approximately
     assert plain.encoded == [16, 16]
@@ -139,7 +140,8 @@ def write_images(tmp_path, n):
 
 def test_cache_reassembles_hits_and_misses_in_batch_order(tmp_path):
     torch.manual_seed(0)
-    encoder, cache = CountingEncoder().eval(), EmbeddingCache(tmp_path / 'cache')
+    encoder = CountingEncoder().eval()
+    cache = EmbeddingCache(tmp_path / 'cache', storage_dtype='float32')
     paths = write_images(tmp_path, 4)
     inputs = torch.randn(4, 3, 8, 8)
     expected = encoder(inputs)
@@ -177,7 +179,8 @@ def test_rewritten_image_invalidates_its_entry(tmp_path):
 
 
 def test_changed_input_pixels_are_a_miss(tmp_path):
-    encoder, cache = CountingEncoder(), EmbeddingCache(tmp_path / 'cache')
+    encoder = CountingEncoder()
+    cache = EmbeddingCache(tmp_path / 'cache', storage_dtype='float32')
     paths = write_images(tmp_path, 2)
     inputs = torch.randn(2, 3, 8, 8)
     cache(encoder, inputs, samples(paths))
@@ -292,7 +295,8 @@ def test_benchmark_tool_runs_and_prints_the_table(data_root):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
     proc = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'analysis_tools' / 'benchmark.py'), str(CONFIG),
-         '--iters', '3', '--warmup', '1', '--cfg-options', 'model.backbone.frozen=True',
+         '--iters', '3', '--warmup', '1', '--storage-dtype', 'float32', '--cfg-options',
+         'model.backbone.frozen=True',
          *options], cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
@@ -329,3 +333,85 @@ def test_benchmark_trainable_encoder_and_inference(data_root, capsys):
     assert 'encoder passes per image' in out and 'fixed M: SAMMCLHead gives 3' in out
     assert result[1] is None  # SAM MCL always gives its 3 masks
     assert result[3]['passes_per_image'] == 1  # one encoder pass for all M hypotheses
+
+
+def test_half_storage_rounds_hits_and_misses_alike(tmp_path):
+    """float16/bfloat16 entries: what a miss returns equals what the later hit reads (so a
+    resumed run sees the features an uninterrupted one saw), half the bytes of float32."""
+    torch.manual_seed(0)
+    encoder = CountingEncoder()
+    paths = write_images(tmp_path, 2)
+    inputs = torch.randn(2, 3, 8, 8)
+    exact = encoder(inputs)
+    sizes = {}
+    for dtype in ('float16', 'bfloat16', 'float32'):
+        cache = EmbeddingCache(tmp_path / dtype, storage_dtype=dtype)
+        cold = cache(encoder, inputs, samples(paths))
+        warm = cache(encoder, inputs, samples(paths))
+        assert cache.hits == 2
+        for c, w, e in zip(cold, warm, exact):
+            assert c.dtype == w.dtype == e.dtype == torch.float32
+            assert torch.equal(c, w)
+            # The rounding is the storage dtype's own (checked against a plain cast).
+            assert torch.equal(c, e.detach().to(getattr(torch, dtype)).float())
+        sizes[dtype] = sum(t.element_size() for t in torch.load(
+            next((tmp_path / dtype).glob('*.pt')), weights_only=True)['feats'])
+    assert sizes == {'float16': 2 + 2, 'bfloat16': 2 + 2, 'float32': 4 + 4}  # two outputs
+    with pytest.raises(ValueError, match="storage_dtype='float8'"):
+        EmbeddingCache(tmp_path / 'x', storage_dtype='float8')
+
+
+def test_half_storage_keeps_float32_where_float16_overflows(tmp_path):
+    (path,) = write_images(tmp_path, 1)
+    cache = EmbeddingCache(tmp_path / 'cache', storage_dtype='float16')
+    big = torch.tensor([[[[1e6]]]])  # over float16's 65504
+
+    def encoder(x):
+        return (big.expand(x.shape[0], 1, 1, 1).clone(),)
+
+    (out,) = cache(encoder, torch.zeros(1, 3, 4, 4), samples([path]))
+    assert out.item() == 1e6
+    (again,) = cache(encoder, torch.zeros(1, 3, 4, 4), samples([path]))
+    assert cache.hits == 1 and again.item() == 1e6
+
+
+def test_cache_folder_changes_with_code_versions_and_storage(tmp_path, monkeypatch):
+    from mmsam.engine import embedding_cache as module
+    torch.manual_seed(0)
+    encoder = MODELS.build(TINY_ENCODER)
+
+    def folder(**kwargs):
+        return EmbeddingCache.for_backbone(str(tmp_path), encoder, TINY_ENCODER, PREPROCESSOR,
+                                           **kwargs).cache_dir
+
+    first = folder()
+    meta = (Path(first) / META_FILE).read_text()
+    assert module.code_digest(encoder) in meta and torch.__version__ in meta
+    assert '"storage_dtype": "float16"' in meta
+    assert folder(storage_dtype='float32') != first
+    monkeypatch.setattr(module, 'library_versions',
+                        lambda: dict(mmsam='9.9', segment_anything='1.0', torch='x'))
+    assert folder() != first
+    monkeypatch.undo()
+    # The encoder's source code: another source file for one of its classes.
+    real = module.code_digest(encoder)
+    monkeypatch.setattr(module.hashlib, 'sha256', _salted_sha256(module.hashlib.sha256))
+    assert module.code_digest(encoder) != real
+
+
+def _salted_sha256(sha256):
+    """sha256 of every file read as if one byte had changed (a stand-in for an edited file)."""
+    def salted(data=b''):
+        return sha256(data + b'#') if data else sha256()
+    return salted
+
+
+def test_disk_check_before_the_first_entry(tmp_path, monkeypatch):
+    from mmsam.utils import disk
+    paths = write_images(tmp_path, 2)
+    cache = EmbeddingCache(tmp_path / 'cache', expected_entries=1000)
+    monkeypatch.setattr(disk, 'free_bytes', lambda path: 10_000)
+    with pytest.raises(OSError, match=r'not enough free disk space for the embedding cache '
+                                      r'\(1000 entries .* it needs about .* are free'):
+        cache(CountingEncoder(), torch.randn(2, 3, 8, 8), samples(paths))
+    assert not list((tmp_path / 'cache').glob('*.pt'))  # nothing written

@@ -212,7 +212,7 @@ def convert_acdc(src, dst, target_spacing=None, overwrite=False, log=None):
     with staged_output(dst) as tmp:
         for i, (case, info) in enumerate(cases.items(), 1):
             log(f'[{i}/{len(cases)}] {case} ({info["split"]})')
-            data = read_nifti_pair(info['image'], info['label'], ACDCConversionError)
+            data = read_nifti_pair(info['image'], info['label'], ACDCConversionError, min_depth=2)
             label = check_label_ids(data['label'], len(CLASSES), info['label'],
                                     ACDCConversionError)
             image, spacing, native = zscore(data['image']), data['spacing'], None

@@ -197,7 +197,7 @@ def convert_amos(src, dst, include_validation=False, target_spacing=None, overwr
     with staged_output(dst) as tmp:
         for i, (case, (image_path, label_path)) in enumerate(cases.items(), 1):
             log(f'[{i}/{len(cases)}] {case}')
-            data = read_nifti_pair(image_path, label_path, AMOSConversionError)
+            data = read_nifti_pair(image_path, label_path, AMOSConversionError, min_depth=2)
             label = check_label_ids(data['label'], len(CLASSES), label_path,
                                     AMOSConversionError)
             image, spacing, native = data['image'], data['spacing'], None

@@ -12,14 +12,15 @@ SeqSAM in the SeqSAM paper. Encoders with LoRA adapters are refused (their ``lor
 have no place in SAM's layout). The file is written to a temporary name and renamed.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.engine import allow_mmengine_checkpoints  # noqa: E402
+from mmsam.engine import (CorruptCheckpointError, allow_mmengine_checkpoints,  # noqa: E402
+                          check_checkpoint_file)
+from mmsam.utils.io import atomic_torch_save  # noqa: E402
 
 PREFIXES = {'backbone.': 'image_encoder.', 'decode_head.prompt_encoder.': 'prompt_encoder.',
             'decode_head.mask_decoder.': 'mask_decoder.'}
@@ -62,6 +63,10 @@ def main(argv=None):
         sys.exit(f'error: {args.checkpoint} does not exist')
     if osp.exists(args.out) and not args.overwrite:
         sys.exit(f'error: {args.out} exists; pass --overwrite to replace it')
+    try:
+        check_checkpoint_file(args.checkpoint)  # a truncated file: named, with the intact one
+    except CorruptCheckpointError as err:
+        sys.exit(f'error: {err}')
     with allow_mmengine_checkpoints(args.checkpoint):
         ckpt = torch.load(args.checkpoint, map_location='cpu', weights_only=True)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
@@ -71,10 +76,7 @@ def main(argv=None):
         sam_state = to_sam_layout(state, args.checkpoint)
     except (KeyError, ValueError) as err:
         sys.exit(f'error: {err.args[0]}')
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    tmp = args.out + '.tmp'
-    torch.save(sam_state, tmp)
-    os.replace(tmp, args.out)
+    atomic_torch_save(sam_state, args.out)  # temporary name, fsync, rename
     print(f'wrote {args.out}: {len(sam_state)} tensors in SAM\'s layout')
 
 

@@ -5,7 +5,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
 from mmsam.registry import HOOKS
-from ..embedding_cache import EmbeddingCache
+from ..embedding_cache import DEFAULT_STORAGE_DTYPE, EmbeddingCache
 
 # Transforms whose output pixels depend only on their input (and config): no random draw
 # touches the image. BoxPromptFromAnnotation draws at random, but only reads the masks.
@@ -140,8 +140,10 @@ class EmbeddingCacheHook(Hook):
     Otherwise it logs why and leaves ``model.embedding_cache=None`` for that phase. The cache
     lives in ``<cache_dir>/<BackboneType>-<digest>/`` (see
     :meth:`EmbeddingCache.for_backbone`: the digest covers the backbone and preprocessor
-    configs, the pixel-changing transforms and the encoder's weights). Hits and misses are
-    logged after each training epoch.
+    configs, the pixel-changing transforms, the encoder's weights and code, the library
+    versions and the storage dtype). Before its first entry is written the free disk space for
+    the whole phase's data set is checked. Hits and misses are logged after each training
+    epoch.
 
     Args:
         cache_dir (str, optional): default ``<work_dir>/embedding_cache``.
@@ -149,16 +151,20 @@ class EmbeddingCacheHook(Hook):
             pixels at random.
         verify_inputs (bool): hits also check a digest of the input pixels (see
             :class:`EmbeddingCache`).
+        storage_dtype (str): 'float16' (default: half the disk of float32), 'bfloat16' or
+            'float32' (exact: the same losses as without the cache).
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, cache_dir=None, deterministic_transforms=(), verify_inputs=True):
+    def __init__(self, cache_dir=None, deterministic_transforms=(), verify_inputs=True,
+                 storage_dtype=DEFAULT_STORAGE_DTYPE):
         if isinstance(deterministic_transforms, str):
             deterministic_transforms = [deterministic_transforms]
         self.cache_dir = cache_dir
         self.deterministic_transforms = tuple(deterministic_transforms)
         self.verify_inputs = verify_inputs
+        self.storage_dtype = storage_dtype
         self.caches = {}  # phase -> EmbeddingCache | None
         self._logged = (0, 0)
 
@@ -189,7 +195,17 @@ class EmbeddingCacheHook(Hook):
         return EmbeddingCache.for_backbone(
             runner.work_dir, model.backbone, model_cfg.get('backbone'),
             model_cfg.get('data_preprocessor'), _pipeline_cfgs(loader_cfg.get('dataset')),
-            root=self.cache_dir, verify_inputs=self.verify_inputs)
+            root=self.cache_dir, verify_inputs=self.verify_inputs,
+            storage_dtype=self.storage_dtype, expected_entries=self._expected_entries(runner,
+                                                                                     phase))
+
+    @staticmethod
+    def _expected_entries(runner, phase):
+        """The number of samples of the phase's data set (None when it has no length)."""
+        try:
+            return len(getattr(runner, f'{phase}_dataloader').dataset)
+        except TypeError:
+            return None
 
     def _enable(self, runner, phase, rebuild):
         if rebuild or phase not in self.caches:
