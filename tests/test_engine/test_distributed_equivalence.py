@@ -12,12 +12,12 @@ nothing). Random draws would follow each process's own sample order. SGD replace
 Adam(W) so that the comparison is linear in the gradients (Adam's first step divides each
 gradient by its own magnitude, which turns float noise of near-zero gradients into full steps).
 
-Equality needs losses that are means over samples (or pixels). SAMed's and H-SAM's
-``MultiClassDiceLoss`` (TransUNet's form) is one Dice over all pixels of the batch: under DDP
-each rank computes it over its own part, so 2 x 6 images do not train like 1 x 12 (the
-official SAMed code, ``trainer.py`` with ``nn.DataParallel``, computes it over the whole
-batch). Measured here with the full SAMed loss: per-iteration losses 0.2-0.8 % apart. The SAMed
-run below therefore uses the cross-entropy term alone.
+Equality needs losses that are means over samples (or pixels), or sums made global:
+SAMed's and H-SAM's ``MultiClassDiceLoss`` (TransUNet's form) is one Dice over all pixels of
+the batch, and under DDP it all-reduces its sums so that 2 x B images train like 1 x 2B (the
+official SAMed code computes it over the whole batch with ``nn.DataParallel``). The SAMed run
+keeps the config's full loss (cross-entropy + Dice); without the all-reduce its per-iteration
+losses were 0.2-0.8 % apart from one process.
 
 The test metrics of the multi-hypothesis run come from 5 test images on 2 ranks: the sampler
 pads rank 1 with a repeated image, which mmengine's result collection must drop; they equal
@@ -64,13 +64,10 @@ def specs(tmp_path, per_rank):
     iters = {'train_cfg': {'_delete_': True, 'type': 'IterBasedTrainLoop', 'max_iters': 3,
                            'val_interval': 1000}, 'param_scheduler': []}
     return [
-        # SAMed's Dice term (MultiClassDiceLoss, TransUNet's form) sums over the whole batch,
-        # so under DDP it is a Dice of each rank's half batch: a 2-process run then differs
-        # from one process by design (see the module docstring). Cross-entropy alone is a
-        # per-pixel mean, with which the model, DDP wrapping and sampler are compared.
+        # The config's full loss: cross-entropy (a pixel mean) + MultiClassDiceLoss (global
+        # batch sums, all-reduced under DDP).
         dict(name='samed', config=str(SAMED), options=loaders(
-            {**common, **iters, 'model.decode_head.loss_decode': [
-                dict(type='CrossEntropyLoss', use_sigmoid=False, loss_name='loss_ce')],
+            {**common, **iters,
              # no augmentation: its draws would follow each process's own sample order
              'train_dataloader.dataset.pipeline': [dict(type='LoadNpzSlice'),
                                                    dict(type='PackSegInputs')]},

@@ -1,4 +1,6 @@
 """Soft Dice loss averaged over classes (SAMed / TransUNet form)."""
+import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -19,17 +21,25 @@ class MultiClassDiceLoss(nn.Module):
     dominates), every class weighs the same, which is what SAMed and TransUNet train with.
     Pixels labelled ``ignore_index`` are left out of every sum.
 
+    Under DDP (``sync_ranks=True``, the default) the sums are all-reduced across ranks while
+    training, so the Dice is over the global batch as in one process (SAMed's official code
+    trains with ``nn.DataParallel``, whose loss sees the whole batch). The all-reduce is
+    autograd-aware: each rank's gradient then carries the world size as a factor, which DDP's
+    gradient averaging divides out, so N processes train like one with the same global batch.
+
     Args:
         smooth (float): added to numerator and denominator (SAMed: 1e-5).
         squared (bool): squared (V-Net) denominators.
         include_background (bool): whether class 0 enters the mean.
         loss_weight (float): multiplier.
         loss_name (str): key in the loss dict (must start with ``loss_``).
+        sync_ranks (bool): all-reduce the sums across ranks when training distributed.
     """
 
     def __init__(self, smooth=1e-5, squared=True, include_background=True, loss_weight=1.0,
-                 loss_name='loss_dice'):
+                 loss_name='loss_dice', sync_ranks=True):
         super().__init__()
+        self.sync_ranks = sync_ranks
         self.smooth, self.squared = smooth, squared
         self.include_background = include_background
         self.loss_weight = loss_weight
@@ -64,6 +74,11 @@ class MultiClassDiceLoss(nn.Module):
             denominator = (probs * probs).sum(dims) + (target * target).sum(dims)
         else:
             denominator = probs.sum(dims) + target.sum(dims)
+        if self.sync_ranks and torch.is_grad_enabled() and dist.is_available() \
+                and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.distributed.nn.functional import all_reduce
+            intersection = all_reduce(intersection)
+            denominator = all_reduce(denominator)
         dice = (2 * intersection + self.smooth) / (denominator + self.smooth)
         if not self.include_background:
             dice = dice[1:]
