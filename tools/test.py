@@ -21,7 +21,8 @@ if REPO_ROOT not in sys.path:
 
 from mmengine.config import ConfigDict, DictAction  # noqa: E402
 
-from mmsam.engine import (ConfigError, PrerequisiteError, build_runner,  # noqa: E402
+from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,  # noqa: E402
+                          build_runner,
                           check_prerequisites, checkpoint_must_fit,
                           config_argument_errors, destroy_process_group, load_config)
 from mmsam.engine.amp import autocast_for, model_device_type  # noqa: E402
@@ -185,6 +186,8 @@ def main(argv=None):
         parser.exit(2, f'{parser.prog}: error: {err}\n')
     except ConfigError as err:  # an argument the config gets wrong
         parser.exit(2, f'{parser.prog}: error: {err} (config {args.config})\n')
+    except CorruptCheckpointError as err:  # names the file and the newest intact one
+        parser.exit(2, f'{parser.prog}: error: {err}\n')
     destroy_process_group()
 
 

@@ -226,6 +226,20 @@ def test_missing_checkpoint_fails_clearly(tmp_path):
     assert 'nope.pth: no such file' in proc.stderr
 
 
+def test_truncated_checkpoint_fails_clearly_and_leaves_no_work_dir(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(1000)}), good)
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(good.read_bytes()[:good.stat().st_size // 2])
+    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG),
+                           str(bad), '--work-dir', str(tmp_path / 'wd')], cwd=REPO,
+                          env=cpu_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f'checkpoint {bad} cannot be loaded: it is truncated or damaged' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'wd').exists()
+
+
 def load_tool(name):
     """tools/<name>.py as a module (tools/ is not a package)."""
     import importlib.util
