@@ -10,3 +10,5 @@ _base_ = [
 model = dict(decode_head=dict(num_classes=2))
 train_dataloader = dict(batch_size=8)
 auto_scale_lr = dict(enable=False, base_batch_size=32)
+# Final-epoch evaluation, no checkpoint selected on the test split (the val loop runs on it).
+default_hooks = dict(checkpoint=dict(interval={{_base_.checkpoint_interval}}, save_best=None))

@@ -8,16 +8,21 @@ model = dict(
     data_preprocessor=dict(size=(img_size, img_size)),
     backbone=dict(arch='vit_l', img_size=img_size, checkpoint=sam_checkpoint),
     decode_head=dict(
+        # CMAttn tokens are 14 x 14 = 196 wide at 224: 7 heads, as the official 224 build
+        attention_heads=7,
         prompt_encoder=dict(img_size=img_size, checkpoint=sam_checkpoint),
         mask_decoder=dict(checkpoint=sam_checkpoint)))
-resize = dict(type='Resize', scale=(img_size, img_size), keep_ratio=False)
+# The official 224 models train on a 224 copy of the training slices (zoomed from 512, cubic
+# for the image, nearest for the label) and augment that copy.
+resize = dict(type='Resize', scale=(img_size, img_size), keep_ratio=False,
+              interpolation='bicubic')
 train_dataloader = dict(dataset=dict(split='train', pipeline=[
-    dict(type='LoadNpzSlice'), resize,
-    dict(type='RandomRotateScale', prob=0.5, rotate_range=(-20, 20), scale_range=(0.9, 1.1)),
-    dict(type='RandomElasticDeformation', prob=0.5),
+    dict(type='LoadNpzSlice'), resize, {{_base_.hsam_augmentation}},
     dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]))
-# Only the image is resized for testing: the label keeps the slice's 512 x 512, where
-# postprocess_result puts the prediction back, so the metric compares at full resolution.
+# Only the image is resized for testing (cubic, as the official zoom order 3): the label keeps
+# the slice's 512 x 512, where postprocess_result puts the prediction back, so the metric
+# compares at full resolution. Difference: mmsam resizes the logits bilinearly then takes the
+# argmax; the official test takes the argmax at 224 then zooms it (nearest) to 512.
 test_pipeline = [dict(type='LoadNpzSlice'),
                  dict(type='KeyMapper', mapping=dict(gt_seg_map=...), auto_remap=False,
                       transforms=[resize]),

@@ -1,8 +1,19 @@
-# SAMed (Zhang & Liu, 2023) on Synapse: SAM ViT-B + LoRA r=4, 512 x 512, batch 12, 200 epochs.
+# SAMed (Zhang & Liu, 2023) on Synapse: SAM ViT-B + LoRA r=4, 512 x 512, as the official
+# train.py: batch 12 per GPU x 2 GPUs (24), lr 0.005, poly decay for 200 epochs stopped after
+# epoch 160, SAMed's augmentation (rot90 + flip, else +-20 degree rotation), seed 1234.
 # Needs checkpoints/sam_vit_b_01ec64.pth (official SAM ViT-B) and data/synapse (converted).
+#   bash tools/dist_train.sh configs/samed/samed_vit-b_synapse.py 2
 _base_ = [
     '../_base_/models/samed_vit-b.py',
     '../_base_/datasets/synapse.py',
     '../_base_/schedules/samed_schedule.py',
     '../_base_/default_runtime.py',
 ]
+train_dataloader = dict(batch_size=12, dataset=dict(pipeline=[
+    dict(type='LoadNpzSlice'), {{_base_.samed_augmentation}},
+    dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]))
+# 2 GPUs x 12; on another number of GPUs enable auto_scale_lr (linear scaling from 24).
+auto_scale_lr = dict(enable=False, base_batch_size=24)
+randomness = dict(seed=1234)
+# Final-epoch evaluation, no checkpoint selected on the test split (the val loop runs on it).
+default_hooks = dict(checkpoint=dict(interval={{_base_.checkpoint_interval}}, save_best=None))

@@ -27,16 +27,19 @@ model = dict(
                           checkpoint=None),
     ),
 )
-# SAMed's AdamW and lr (0.005); for this small from-scratch model a shorter warm-up and
-# weight decay 0.01.
+# No augmentation at this budget (32 epochs from scratch): measured, seed 0, SAMed's official
+# augmentation gave 62.46 mDice / 9.60 mHD95 against 61.09 / 5.35 without (its flips swap the
+# left and right kidneys' sides); see configs/samed/README.md.
+# SAMed's AdamW and lr (0.005) and its poly decay starting after the warm-up; for this small
+# from-scratch model a shorter warm-up, weight decay 0.01, and no early stop (32 epochs).
 max_epochs = 32
 warmup_iters = 30
 optim_wrapper = dict(optimizer=dict(weight_decay=0.01))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1.0 / warmup_iters, by_epoch=False, begin=0,
          end=warmup_iters),
-    dict(type='PolyLR', eta_min=0.0, power=0.9, by_epoch=True, begin=0, end=max_epochs,
-         convert_to_iter_based=True),
+    dict(type='PolyLRAfterWarmup', warmup_iters=warmup_iters, end=max_epochs, power=0.9,
+         horizon='total', by_epoch=True, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=8))

@@ -180,7 +180,7 @@ def test_elastic_displacement_size_matches_documented_rule():
     """Per-axis displacement std ~= 0.16 * alpha / sigma pixels, as the docstring says."""
     np.random.seed(6)
     transform = elastic(alpha=400., sigma=10.)
-    dx, dy = transform._sample((256, 256))
+    dx, dy, _ = transform._sample((256, 256))  # (no affine part: None)
     expected = 400. / (2 * np.sqrt(3 * np.pi) * 10.)
     for field in (dx, dy):
         assert field.std() == pytest.approx(expected, rel=0.25)

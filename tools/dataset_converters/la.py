@@ -35,7 +35,11 @@ test volumes (``splits/test.txt``). Only the labelled training cases are used to
 by default the first 4 lines of ``train.list``: UA-MT's and BCP's code take the first N
 cases of ``train.list`` as labelled (N = 4 for 5%, 16 for 20%); ``--labelled N`` takes the
 first N, ``--labelled-list FILE`` names them (ids from ``train.list``). All slices of the
-labelled cases (empty ones included) are written, listed in ``splits/train.txt``. With
+labelled cases (empty ones included) are written; ``splits/train.txt`` lists, on the command
+line by default, H-SAM's published training slices (official ``lists/lists_LA_4/train.txt``,
+the foreground slices of the first 4 ``train.list`` scans, :data:`HSAM_LA_4`, shipped in
+``tools/dataset_converters/splits/hsam/``), or with ``--labelled``/``--labelled-list`` or
+``--train-slices all`` every written slice of the labelled cases. With
 ``--all-train`` the slices of all training cases are written too and listed in
 ``splits/train_all.txt``.
 
@@ -56,10 +60,14 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from mmsam.datasets import converter_utils  # noqa: E402
+from mmsam.datasets.slice_selection import (HSAM_LA_4, HSAM_PROMISE12_3,  # noqa: E402
+                                            HSAM_PROMISE12_TEST, read_slice_list,
+                                            select_slices)
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
                                             read_name_list, run_conversion, slice_names,
                                             staged_output)
 from mmsam.datasets.la_dataset import CLASSES, PALETTE  # noqa: E402
+from mmsam.utils.limits import check_voxel_limit  # noqa: E402
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
                                       save_slice, save_volume, write_meta, write_split)
 
@@ -172,6 +180,8 @@ def read_la_case(path):
                 raise LAConversionError(f'{path} lacks dataset(s) {missing} (it has '
                                         f'{sorted(h5.keys())}); UA-MT\'s mri_norm2.h5 holds '
                                         '"image" and "label": re-download the release')
+            for key in ('image', 'label'):
+                check_voxel_limit(h5[key].shape, f'{path}:{key}', error=LAConversionError)
             image, label = h5['image'][()], h5['label'][()]
             spacing = _h5_spacing(h5, path)
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -179,7 +189,8 @@ def read_la_case(path):
                                 'damaged or not HDF5: re-download or re-extract it') from err
     if image.ndim != 3 or label.shape != image.shape:
         raise LAConversionError(f'{path}: expected 3-D image and label of one shape, got image '
-                                f'{image.shape} and label {label.shape}')
+                                f'{image.shape} and label {label.shape}; the file is damaged or '
+                                'not from UA-MT\'s release: re-download it')
     if not np.all(np.isfinite(image)):
         raise LAConversionError(f'{path}: image contains NaN/inf; re-download the file')
     image = np.ascontiguousarray(np.transpose(image, AXES))
@@ -187,8 +198,8 @@ def read_la_case(path):
     return minmax_normalise(image), label, spacing
 
 
-def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_train=False,
-               spacing=None, overwrite=False, log=None):
+def convert_la(src, dst, labelled=None, labelled_list=None, all_train=False,
+               spacing=None, overwrite=False, log=None, train_slices=None):
     """Convert UA-MT's LA release at ``src`` into mmsam's format at ``dst``.
 
     Writes ``train_slices/`` (labelled cases, or all training cases with ``all_train``),
@@ -201,11 +212,15 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
             ``2018LA_Seg_Training Set/``.
         dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
             previous output of this converter.
-        labelled (int): number of leading ``train.list`` cases used as labelled (default 4).
+        labelled (int | None): number of leading ``train.list`` cases used as labelled;
+            None: 4, or with ``train_slices`` the cases that list names.
         labelled_list (str | None): file naming the labelled cases instead.
         all_train (bool): also write the slices of every training case (``train_all``).
         spacing (sequence[float] | None): (z, y, x) voxel size for every test volume; default
             the file's ``spacing`` if any, else (1, 1, 1).
+        train_slices (str | None): file of slice names (``<case>_sliceNNN``) that
+            ``splits/train.txt`` lists instead of every slice of the labelled cases, e.g. H-SAM's
+            published foreground slices (``'hsam'``: :data:`HSAM_LA_4`, the command line's default).
         overwrite (bool): replace a previous output of this converter at ``dst``.
         log (callable | None): called with progress messages.
 
@@ -228,7 +243,27 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
         warnings.warn(f'{src}: {len(train_cases)} training / {len(test_cases)} test cases, not '
                       f'UA-MT\'s {EXPECTED_COUNTS[0]} / {EXPECTED_COUNTS[1]}; converting them '
                       'as listed')
-    labelled_cases = choose_labelled(train_cases, labelled, labelled_list)
+    if train_slices == 'hsam':
+        listed = read_slice_list(HSAM_LA_4, LAConversionError)[1]
+        absent = [c for c in listed if c not in train_cases]
+        if absent:
+            warnings.warn(f'{src} lacks the labelled case(s) {absent} of H-SAM\'s published '
+                          'list, which cannot be used; training on every slice of the first '
+                          f'{DEFAULT_LABELLED if labelled is None else labelled} training '
+                          'case(s) instead')
+            train_slices = None
+        else:
+            train_slices = HSAM_LA_4
+    if train_slices is not None and labelled is None and labelled_list is None:
+        labelled_cases = read_slice_list(train_slices, LAConversionError)[1]
+        unknown = [c for c in labelled_cases if c not in train_cases]
+        if unknown:
+            raise LAConversionError(f'slice list {train_slices} names case(s) {unknown} that are '
+                                    'not training cases of the source; pass --labelled N or '
+                                    '--train-slices all')
+    else:
+        labelled_cases = choose_labelled(train_cases, DEFAULT_LABELLED if labelled is None
+                                         else labelled, labelled_list)
     sliced = train_cases if all_train else labelled_cases
     missing = [case_path(src, c) for c in (*sliced, *test_cases)
                if not osp.isfile(case_path(src, c))]
@@ -237,7 +272,7 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
                                 'the release is incomplete: re-download or re-extract it')
 
     with staged_output(dst) as tmp:
-        names = {}
+        names, foreground = {}, set()
         for i, case in enumerate(sliced, 1):
             image, label, _ = read_la_case(case_path(src, case))
             names[case] = slice_names(case, image.shape[0])
@@ -245,6 +280,8 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
                 f'{image.shape[1]}x{image.shape[2]}')
             for name, image_k, label_k in zip(names[case], image, label):
                 save_slice(osp.join(tmp, TRAIN_SLICE_DIR, f'{name}.npz'), image_k, label_k)
+                if label_k.any():
+                    foreground.add(name)
         own_spacing = False
         for i, case in enumerate(test_cases, 1):
             image, label, own = read_la_case(case_path(src, case))
@@ -254,6 +291,9 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
             save_volume(osp.join(tmp, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                         spacing=case_spacing)
         train_names = [n for c in labelled_cases for n in names[c]]
+        if train_slices is not None:
+            train_names = select_slices(train_slices, {c: names[c] for c in labelled_cases},
+                                        foreground, error=LAConversionError)
         write_split(tmp, 'train', train_names)
         if all_train:
             write_split(tmp, 'train_all', [n for c in train_cases for n in names[c]])
@@ -274,6 +314,7 @@ def convert_la(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, all_trai
             split='UA-MT/BCP: train.list / test.list',
             train_cases=train_cases, test_cases=test_cases, labelled_cases=labelled_cases,
             num_train_slices=len(train_names),
+            train_slice_list=None if train_slices is None else osp.abspath(train_slices),
             splits=['train', *(['train_all'] if all_train else []), 'test'],
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
         write_meta(tmp, meta)  # last: marks the data root complete
@@ -290,11 +331,16 @@ def parse_args(argv=None):
                                     '"2018LA_Seg_Training Set/")')
     parser.add_argument('dst', help='output data root (e.g. data/la)')
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--labelled', type=int, default=DEFAULT_LABELLED,
-                       help='use the first N cases of train.list as labelled (default 4, the '
-                            '5%% split of UA-MT/BCP)')
+    group.add_argument('--labelled', type=int, default=None,
+                       help='use the first N cases of train.list as labelled (4 is the 5%% '
+                            'split of UA-MT/BCP)')
     group.add_argument('--labelled-list', default=None,
                        help='file of labelled case ids (one a line, from train.list)')
+    parser.add_argument('--train-slices', default=None,
+                        help='file of the training slices (<case>_sliceNNN) for splits/train.txt, '
+                             'or "all" for every slice of the labelled cases; default: H-SAM\'s '
+                             'published list (the 4 labelled scans\' foreground slices, '
+                             'lists_LA_4/train.txt) unless --labelled/--labelled-list is given')
     parser.add_argument('--all-train', action='store_true',
                         help='also write the slices of all training cases (splits/train_all.txt)')
     parser.add_argument('--spacing', type=float, nargs=3, metavar=('Z', 'Y', 'X'), default=None,
@@ -308,9 +354,13 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
+    train_slices = args.train_slices
+    if train_slices is None and args.labelled is None and args.labelled_list is None:
+        train_slices = 'hsam'  # HSAM_LA_4, or a draw when the source lacks its cases
     return run_conversion(lambda: convert_la(
         args.src, args.dst, labelled=args.labelled, labelled_list=args.labelled_list,
-        all_train=args.all_train, spacing=args.spacing, overwrite=args.overwrite, log=print))
+        all_train=args.all_train, spacing=args.spacing, overwrite=args.overwrite, log=print,
+        train_slices=None if train_slices == 'all' else train_slices))
 
 
 if __name__ == '__main__':

@@ -21,13 +21,16 @@ Labels: {0: background, 1: prostate}; any other value is an error.
 Spacing: ``ElementSpacing`` (x, y, z) of the image header, reordered to (z, y, x) mm.
 
 Split (MLB-Seg, followed by H-SAM: 40 training / 10 test cases, 3 labelled training cases):
-MLB-Seg's exact case lists are not given in the papers (its code reads them from a ``.mat``
-file that is not published), so the last ten cases, :data:`DEFAULT_TEST_CASES` = Case40-Case49,
-are the test cases (``--test-list FILE`` to use another list) and the first three training
-cases, Case00-Case02, are the labelled ones (``--labelled N`` for the first N,
-``--labelled-list FILE`` to name them). List files hold one case a line (``Case07``,
-``Case07.mhd`` or ``7``). All slices of the labelled cases (empty ones included) are written
-and listed in ``splits/train.txt``; with ``--all-train`` the slices of all training cases are
+the command line defaults to H-SAM's published lists (official ``lists/lists_PROMISE_3``,
+shipped in ``tools/dataset_converters/splits/hsam/``): test cases Case16, 35, 34, 49, 23, 12,
+28, 43, 20, 13 (:data:`HSAM_PROMISE12_TEST`) and, as ``splits/train.txt``, the foreground slices
+of the labelled Case29, Case14 and Case05 (:data:`HSAM_PROMISE12_3`). Options: ``--test-list
+FILE`` or ``last10`` (Case40-Case49, :data:`DEFAULT_TEST_CASES`, the Python function's
+default), ``--labelled N`` for the first N training cases, ``--labelled-list FILE`` to name
+them, ``--train-slices all`` for every slice of the labelled cases. List files hold one case
+a line (``Case07``, ``Case07.mhd`` or ``7``). All slices of the labelled cases (empty ones
+included) are written; ``splits/train.txt`` lists the published slices or, without them, all
+of them; with ``--all-train`` the slices of all training cases are
 written too and listed in ``splits/train_all.txt``; test cases are volumes in
 ``splits/test.txt``.
 
@@ -52,10 +55,14 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from mmsam.datasets import converter_utils  # noqa: E402
+from mmsam.datasets.slice_selection import (HSAM_LA_4, HSAM_PROMISE12_3,  # noqa: E402
+                                            HSAM_PROMISE12_TEST, read_slice_list,
+                                            select_slices)
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
                                             read_name_list, run_conversion, slice_names,
                                             staged_output)
 from mmsam.datasets.promise12_dataset import CLASSES, PALETTE  # noqa: E402
+from mmsam.utils.limits import check_voxel_limit  # noqa: E402
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
                                       save_slice, save_volume, write_meta, write_split)
 
@@ -196,6 +203,8 @@ def read_metaimage(path):
         ``spacing`` (tuple of floats in the same axis order, mm).
     """
     layout = metaimage_layout(path)
+    # A header can claim any size: refuse before the data file is read.
+    check_voxel_limit(layout['shape'], path, error=PROMISE12ConversionError)
     data_file, dtype = layout['data_file'], layout['dtype']
     expected = int(np.prod(layout['shape'])) * dtype.itemsize
     try:
@@ -308,7 +317,8 @@ def read_promise12_case(src, case):
     label, seg_spacing = read_metaimage(seg_path)
     if image.ndim != 3 or label.shape != image.shape:
         raise PROMISE12ConversionError(f'{img_path} and {seg_path}: expected one 3-D shape, got '
-                                       f'{image.shape} and {label.shape}')
+                                       f'{image.shape} and {label.shape}; the segmentation '
+                                       'does not belong to the image: re-extract the release')
     if not np.allclose(spacing, seg_spacing, rtol=1e-3):
         warnings.warn(f'{seg_path}: spacing {seg_spacing} differs from the image\'s {spacing}; '
                       'using the image\'s')
@@ -317,7 +327,8 @@ def read_promise12_case(src, case):
     values = np.unique(label)
     if not np.all(np.isin(values, (0, 1))):
         raise PROMISE12ConversionError(f'{seg_path}: label values {values[:10].tolist()} are not '
-                                       '0/1 (background/prostate)')
+                                       '0/1 (background/prostate); is it a PROMISE12 '
+                                       'segmentation? Re-extract the release')
     return percentile_normalise(image), label.astype(np.uint8), tuple(float(s) for s in spacing)
 
 
@@ -338,8 +349,9 @@ def _check_sources(src, cases):
                                                'exist; re-download or re-extract it')
 
 
-def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, test_cases=None,
-                      test_list=None, all_train=False, overwrite=False, log=None):
+def convert_promise12(src, dst, labelled=None, labelled_list=None, test_cases=None,
+                      test_list=None, all_train=False, overwrite=False, log=None,
+                      train_slices=None):
     """Convert PROMISE12's training cases at ``src`` into mmsam's format at ``dst``.
 
     Writes ``train_slices/`` (labelled cases, or all training cases with ``all_train``),
@@ -351,13 +363,18 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
         src (str): folder with ``CaseNN.mhd`` and ``CaseNN_segmentation.mhd`` (+ data files).
         dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
             previous output of this converter.
-        labelled (int): number of leading training cases used as labelled (default 3).
+        labelled (int | None): number of leading training cases used as labelled; None: 3,
+            or with ``train_slices`` the cases that list names.
         labelled_list (str | None): file naming the labelled cases instead.
         test_cases (sequence[str] | None): test case names; default Case40-Case49.
         test_list (str | None): file naming the test cases (overrides ``test_cases``).
         all_train (bool): also write the slices of every training case (``train_all``).
         overwrite (bool): replace a previous output of this converter at ``dst``.
         log (callable | None): called with progress messages.
+        train_slices (str | None): file of slice names (``<case>_sliceNNN``) that
+            ``splits/train.txt`` lists instead of every slice of the labelled cases, e.g. H-SAM's
+            published foreground slices (``'hsam'``: :data:`HSAM_PROMISE12_3`, the command line's
+            default together with the test cases of :data:`HSAM_PROMISE12_TEST`).
 
     Returns:
         dict: the contents of ``meta.json``.
@@ -379,12 +396,32 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
                       f'cases; converting {len(train_cases)} training / {len(test_cases)} test')
     if not train_cases:
         raise PROMISE12ConversionError(f'{src} has no training cases besides the test cases')
-    labelled_cases = choose_labelled(train_cases, labelled, labelled_list)
+    if train_slices == 'hsam':
+        listed = read_slice_list(HSAM_PROMISE12_3, PROMISE12ConversionError)[1]
+        absent = [c for c in listed if c not in train_cases]
+        if absent:
+            warnings.warn(f'{src} lacks the labelled case(s) {absent} of H-SAM\'s published '
+                          'list, which cannot be used; training on every slice of the first '
+                          f'{DEFAULT_LABELLED if labelled is None else labelled} training '
+                          'case(s) instead')
+            train_slices = None
+        else:
+            train_slices = HSAM_PROMISE12_3
+    if train_slices is not None and labelled is None and labelled_list is None:
+        labelled_cases = read_slice_list(train_slices, PROMISE12ConversionError)[1]
+        unknown = [c for c in labelled_cases if c not in train_cases]
+        if unknown:
+            raise PROMISE12ConversionError(
+                f'slice list {train_slices} names case(s) {unknown} that are not training '
+                'cases of the source; pass --labelled N or --train-slices all')
+    else:
+        labelled_cases = choose_labelled(train_cases, DEFAULT_LABELLED if labelled is None
+                                         else labelled, labelled_list)
     sliced = train_cases if all_train else labelled_cases
     _check_sources(src, [*sliced, *test_cases])
 
     with staged_output(dst) as tmp:
-        names = {}
+        names, foreground = {}, set()
         for i, case in enumerate(sliced, 1):
             image, label, _ = read_promise12_case(src, case)
             names[case] = slice_names(case, image.shape[0])
@@ -392,12 +429,17 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
                 f'{image.shape[1]}x{image.shape[2]}')
             for name, image_k, label_k in zip(names[case], image, label):
                 save_slice(osp.join(tmp, TRAIN_SLICE_DIR, f'{name}.npz'), image_k, label_k)
+                if label_k.any():
+                    foreground.add(name)
         for i, case in enumerate(test_cases, 1):
             image, label, spacing = read_promise12_case(src, case)
             log(f'[test {i}/{len(test_cases)}] {case}: volume {image.shape}, spacing {spacing}')
             save_volume(osp.join(tmp, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                         spacing=spacing)
         train_names = [n for c in labelled_cases for n in names[c]]
+        if train_slices is not None:
+            train_names = select_slices(train_slices, {c: names[c] for c in labelled_cases},
+                                        foreground, error=PROMISE12ConversionError)
         write_split(tmp, 'train', train_names)
         if all_train:
             write_split(tmp, 'train_all', [n for c in train_cases for n in names[c]])
@@ -419,6 +461,7 @@ def convert_promise12(src, dst, labelled=DEFAULT_LABELLED, labelled_list=None, t
                                                           'cases')),
             train_cases=train_cases, test_cases=test_cases, labelled_cases=labelled_cases,
             num_train_slices=len(train_names),
+            train_slice_list=None if train_slices is None else osp.abspath(train_slices),
             splits=['train', *(['train_all'] if all_train else []), 'test'],
             converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
         write_meta(tmp, meta)  # last: marks the data root complete
@@ -434,12 +477,20 @@ def parse_args(argv=None):
     parser.add_argument('src', help='folder with CaseNN.mhd and CaseNN_segmentation.mhd')
     parser.add_argument('dst', help='output data root (e.g. data/promise12)')
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--labelled', type=int, default=DEFAULT_LABELLED,
-                       help='use the first N training cases as labelled (default 3)')
+    group.add_argument('--labelled', type=int, default=None,
+                       help='use the first N training cases as labelled')
     group.add_argument('--labelled-list', default=None,
                        help='file of labelled case names (one a line, training cases)')
     parser.add_argument('--test-list', default=None,
-                        help='file of test case names (default Case40-Case49)')
+                        help='file of test case names; default: H-SAM\'s published test set '
+                             '(lists_PROMISE_3/test_vol.txt: Case16, 35, 34, 49, 23, 12, 28, 43, '
+                             '20, 13); "last10" for Case40-Case49')
+    parser.add_argument('--train-slices', default=None,
+                        help='file of the training slices (<case>_sliceNNN) for splits/train.txt, '
+                             'or "all" for every slice of the labelled cases; default: H-SAM\'s '
+                             'published list (foreground slices of Case29, Case14, Case05, '
+                             'lists_PROMISE_3/train.txt) unless --labelled/--labelled-list is '
+                             'given')
     parser.add_argument('--all-train', action='store_true',
                         help='also write the slices of all training cases (splits/train_all.txt)')
     parser.add_argument('--overwrite', action='store_true',
@@ -450,10 +501,15 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
+    train_slices = args.train_slices
+    if train_slices is None and args.labelled is None and args.labelled_list is None:
+        train_slices = 'hsam'  # HSAM_PROMISE12_3, or a draw when the source lacks its cases
+    test_list = HSAM_PROMISE12_TEST if args.test_list is None else args.test_list
     return run_conversion(lambda: convert_promise12(
         args.src, args.dst, labelled=args.labelled, labelled_list=args.labelled_list,
-        test_list=args.test_list, all_train=args.all_train, overwrite=args.overwrite,
-        log=print))
+        test_list=None if test_list == 'last10' else test_list, all_train=args.all_train,
+        overwrite=args.overwrite, log=print,
+        train_slices=None if train_slices == 'all' else train_slices))
 
 
 if __name__ == '__main__':

@@ -28,11 +28,15 @@ Cases follow TransUNet's split: :data:`TEST_CASES` (12) are written as volumes, 
 the 30 labelled BTCV cases as 2D slices (all of each case's slices). Whichever of the 30 cases
 are present are converted; missing ones are reported in a warning.
 
-Few-shot split (``splits/train_10pct.txt`` for the default fraction 0.1): H-SAM (supplementary
-A) selects "10% training data, i.e. 221 slices, randomly from different subjects in the
-training volumes", a slice-based selection; the "1 volume" of the main text is the amount of
-data (221 slices is about one volume), not a whole-case selection. So the split is a seeded
-random sample of slices stratified by case: ``round(fraction * N)`` slices in all, each case
+Few-shot split (``splits/train_10pct.txt``): by default on the command line, H-SAM's published
+221-slice list (the official ``lists/lists_Synapse/train_220.txt``, shipped as
+``tools/dataset_converters/splits/hsam/synapse_train_220.txt``, :data:`HSAM_SYNAPSE_10PCT`), so
+the 10% results use the paper's slices. ``--few-shot-fraction`` or ``--seed`` asks for a seeded
+draw instead (the Python function ``convert_synapse`` draws unless given ``few_shot_list``).
+H-SAM (supplementary A) selects "10% training data, i.e. 221 slices, randomly from different
+subjects in the training volumes", a slice-based selection; the "1 volume" of the main text is
+the amount of data (221 slices is about one volume), not a whole-case selection. The seeded draw
+is a random sample of slices stratified by case: ``round(fraction * N)`` slices in all, each case
 getting its proportional share (largest remainders first) and taking the first slices of a
 permutation seeded with ``(seed, case name)``, so a case's draw does not depend on which other
 cases are present beyond its share. ``--few-shot-list`` uses a published list instead (one slice
@@ -81,6 +85,8 @@ from mmsam.datasets.converter_utils import (FOREGROUND_SAMPLE_BUDGET,  # noqa: E
                                             resample_volume, resampled_shape, run_conversion,
                                             sample_foreground, save_case_volume, slice_names,
                                             staged_output)
+from mmsam.datasets.slice_selection import HSAM_SYNAPSE_10PCT  # noqa: E402
+from mmsam.utils.limits import check_voxel_limit  # noqa: E402
 from mmsam.datasets.synapse_dataset import (BTCV_TO_SYNAPSE, CLASSES,  # noqa: E402
                                             PALETTE)
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
@@ -215,6 +221,8 @@ def _read_h5(path):
                 raise SynapseConversionError(
                     f'{path} lacks dataset(s) {missing} (it has {sorted(f.keys())}); '
                     'TransUNet\'s test volumes hold "image" and "label": re-download the release')
+            for key in ('image', 'label'):
+                check_voxel_limit(f[key].shape, f'{path}:{key}', error=SynapseConversionError)
             return f['image'][()], f['label'][()]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise SynapseConversionError(f'cannot read {path} ({type(err).__name__}: {err}); the file '
@@ -233,6 +241,7 @@ def _load_nifti(path):
 
 
 def _nifti_data(img, path):
+    check_voxel_limit(img.shape, path, error=SynapseConversionError)  # before any voxel is read
     try:
         return img.get_fdata(dtype=np.float32)
     except Exception as err:  # truncated gzip: EOFError, zlib.error, OSError, ValueError
@@ -652,7 +661,8 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
             0 or None writes none (unless ``few_shot_list`` is given).
         seed (int): seed of the few-shot draw.
         few_shot_list (str | None): file of slice names used as the few-shot split instead of a
-            draw.
+            draw; ``'hsam'`` for H-SAM's published list (the command line's default), which
+            needs all 18 training cases (with fewer, a warning and a draw).
         few_shot_name (str | None): few-shot split name; default from the fraction
             (0.1 -> ``train_10pct``).
         overwrite (bool): replace a previous output of this converter at ``dst``.
@@ -682,6 +692,15 @@ def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_sho
     missing = check_cases(train_cases, test_cases, src)
     train_names = [s for c in train_cases for s in source.train_slices[c]]
     few_shot = None
+    if few_shot_list == 'hsam':
+        absent = sorted(c for c in ALL_CASES if c not in TEST_CASES and c not in train_cases)
+        if absent:
+            warnings.warn(f'{src} lacks training case(s) {absent}, so H-SAM\'s published '
+                          f'10% list cannot be used; drawing {few_shot_fraction or 0.1} of the '
+                          f'slices with seed {seed} instead')
+            few_shot_list, few_shot_fraction = None, few_shot_fraction or 0.1
+        else:
+            few_shot_list = HSAM_SYNAPSE_10PCT
     if few_shot_list is not None:
         name = few_shot_name or few_shot_split_name(few_shot_fraction or 0.1)
         few_shot = dict(split=name, names=read_slice_list(few_shot_list, source.train_slices),
@@ -742,11 +761,17 @@ def parse_args(argv=None):
     parser.add_argument('dst', help='output data root (e.g. data/synapse)')
     parser.add_argument('--format', default='auto', choices=['auto', *SOURCES],
                         help='source layout (default: detected)')
-    parser.add_argument('--few-shot-fraction', type=float, default=0.1,
-                        help='share of training slices in the few-shot split (0: none)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the few-shot draw')
+    parser.add_argument('--few-shot-fraction', type=float, default=None,
+                        help='draw this share of training slices as the few-shot split '
+                             '(0: none); default: the published H-SAM list')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='seed of the few-shot draw (giving it asks for a draw; 0 by '
+                             'default)')
     parser.add_argument('--few-shot-list', default=None,
-                        help='file of slice names to use as the few-shot split instead of a draw')
+                        help='file of slice names to use as the few-shot split; default: H-SAM\'s '
+                             'published 221-slice list (lists_Synapse/train_220.txt, shipped in '
+                             'tools/dataset_converters/splits/hsam/) unless --few-shot-fraction '
+                             'or --seed asks for a seeded draw')
     parser.add_argument('--few-shot-name', default=None,
                         help='few-shot split name (default: from the fraction, train_10pct)')
     parser.add_argument('--train-volumes', action='store_true',
@@ -765,9 +790,13 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run the command line; returns the exit status (0 done, 1 conversion error)."""
     args = parse_args(argv)
+    few_shot_list = args.few_shot_list
+    if few_shot_list is None and args.few_shot_fraction is None and args.seed is None:
+        few_shot_list = 'hsam'  # the published split, see parse_args
+    fraction = 0.1 if args.few_shot_fraction is None else args.few_shot_fraction
     return run_conversion(lambda: convert_synapse(
-        args.src, args.dst, fmt=args.format, few_shot_fraction=args.few_shot_fraction,
-        seed=args.seed, few_shot_list=args.few_shot_list, few_shot_name=args.few_shot_name,
+        args.src, args.dst, fmt=args.format, few_shot_fraction=fraction,
+        seed=args.seed or 0, few_shot_list=few_shot_list, few_shot_name=args.few_shot_name,
         overwrite=args.overwrite, log=print, train_volumes=args.train_volumes,
         intensity=args.intensity, target_spacing=args.target_spacing))
 

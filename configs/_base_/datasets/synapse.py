@@ -1,16 +1,17 @@
 # Synapse multi-organ CT (BTCV, TransUNet split: 18 train / 12 test cases) in mmsam's format,
 # as written by tools/dataset_converters/synapse.py under data_root (few-shot subsets, e.g.
 # split='train_10pct', are written there too).
+_base_ = ['./slice_augmentations.py']
 dataset_type = 'SynapseDataset'  # classes and palette in mmsam/datasets/synapse_dataset.py
 data_root = 'data/synapse'
 meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
              'flip_direction', 'reduce_zero_label', 'case_id', 'slice_index', 'num_slices',
              'spacing')
-# H-SAM's augmentation (Sec. 4.2): rotation, scaling and elastic deformation.
+# H-SAM's augmentation (Sec. 4.2: rotation, scaling and elastic deformation) with the official
+# magnitudes (slice_augmentations.py); SAMed's configs replace it with SAMed's.
 train_pipeline = [
     dict(type='LoadNpzSlice'),
-    dict(type='RandomRotateScale', prob=0.5, rotate_range=(-20, 20), scale_range=(0.9, 1.1)),
-    dict(type='RandomElasticDeformation', prob=0.5),
+    {{_base_.hsam_augmentation}},
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [

@@ -9,10 +9,15 @@ from segment_anything.modeling.common import LayerNorm2d
 
 from mmsam.registry import MODELS
 from ..utils.class_balanced_mask_attention import ClassBalancedMaskAttention, resize_labels
+from ..utils.class_token_mask_attention import ClassTokenMaskAttention
 from ..utils.masked_two_way_transformer import pad_token_mask
 from .sam_decode_head import SAMDecodeHead
+from .samed_head import reset_class_token_parameters
 
 MASK_ATTENTION_MODES = ('learnable', 'binary', None)
+CMATTN_MODES = ('class_tokens', 'spatial')
+STAGE_FUSIONS = ('probs', 'logits')
+STAGE2_INITS = ('random', 'sam')
 
 
 @MODELS.register_module()
@@ -20,12 +25,16 @@ class HSAMHead(SAMDecodeHead):
     """Two SAM mask decoders in sequence, the second guided by the first's prior mask.
 
     Stage 1 is SAMed's prompt-free decoder: class logits at 1/4 of the input, whose softmax
-    is the prior. Stage 2 is a second SAM decoder (same architecture, also initialised from
-    the SAM checkpoint) whose input embedding is enhanced by class-balanced mask-guided
-    self-attention (:class:`ClassBalancedMaskAttention`), whose token-to-image attention is
+    is the prior. Stage 2 is a second SAM decoder (same architecture; randomly initialised as
+    in the official code, or from the SAM checkpoint) whose input embedding gets, in
+    training, Gaussian noise of std ``embedding_noise * (max - min)`` of the batch's
+    embedding (official code) and is then enhanced by class-balanced mask-guided
+    self-attention (CMAttn: :class:`ClassTokenMaskAttention` over the C class maps, or the
+    spatial :class:`ClassBalancedMaskAttention`), whose token-to-image attention is
     multiplied by the prior (learnable mask cross-attention, ``X = M * softmax(K Q^T) V + X``),
     and whose pixel decoder continues stage 1's with skip connections up to full resolution.
-    The prediction averages both stages' probabilities. The loss is
+    The prediction averages both stages' probabilities (paper) or logits (official). The
+    loss is
     ``w * L(stage 1, labels at 1/4) + (1 - w) * L(stage 2, labels at full size)`` with
     ``w = stage1_weight``, which :class:`StageLossWeightHook` schedules.
 
@@ -47,13 +56,28 @@ class HSAMHead(SAMDecodeHead):
             are counted from the training labels seen so far.
         max_noise_var (float): noise variance of the rarest class.
         attention_heads (int): heads of CMAttn.
+        cmattn_mode (str): ``'class_tokens'`` (default: attention among the C class maps,
+            width h * w, as the official build) or ``'spatial'`` (attention among the h * w
+            positions, width D).
+        cmattn_weighting (str): the bounded weighting of the class-token CMAttn,
+            ``'tanh'`` or ``'sigmoid'`` (see :class:`ClassTokenMaskAttention`).
+        embedding_noise (float): training-time noise on stage 2's input embedding, std
+            ``embedding_noise * (max - min)`` (official: 0.2); 0 turns it off.
+        stage_fusion (str): ``'probs'`` (paper: mean of the stages' probabilities) or
+            ``'logits'`` (official test code: mean of the logits).
+        reinit_class_tokens (bool): after loading SAM, re-initialise stage 1's mask tokens,
+            hypernetworks and IoU head (official).
+        stage2_init (str): ``'random'`` (official: no checkpoint for stage 2) or ``'sam'``
+            (stage 2 loads SAM's decoder like stage 1).
     """
 
     def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode,
                  mask_guided_self_attention=True, class_balance=True,
                  mask_cross_attention='learnable', hierarchical_pixel_decoder=True,
                  stage1_weight=0.4, class_frequencies=None, max_noise_var=0.1,
-                 attention_heads=8, **kwargs):
+                 attention_heads=8, cmattn_mode='class_tokens', cmattn_weighting='tanh',
+                 embedding_noise=0.2, stage_fusion='probs', reinit_class_tokens=True,
+                 stage2_init='random', **kwargs):
         if 'num_multimask_outputs' in mask_decoder:
             raise ValueError('HSAMHead sets mask_decoder.num_multimask_outputs from '
                              'num_classes; remove it from the config')
@@ -63,15 +87,34 @@ class HSAMHead(SAMDecodeHead):
         if class_balance and not mask_guided_self_attention:
             raise ValueError('class_balance perturbs the input of the mask-guided '
                              'self-attention; it needs mask_guided_self_attention=True')
+        for name, value, choices in (('cmattn_mode', cmattn_mode, CMATTN_MODES),
+                                     ('stage_fusion', stage_fusion, STAGE_FUSIONS),
+                                     ('stage2_init', stage2_init, STAGE2_INITS)):
+            if value not in choices:
+                raise ValueError(f'HSAMHead {name} must be one of {choices}, got {value!r}')
+        if embedding_noise < 0:
+            raise ValueError(f'HSAMHead embedding_noise must be >= 0, got {embedding_noise}')
         mask_decoder = dict(mask_decoder, num_multimask_outputs=num_classes - 1)
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
-        self.stage2_decoder = MODELS.build(mask_decoder)
+        stage2_cfg = mask_decoder if stage2_init == 'sam' else dict(mask_decoder,
+                                                                    checkpoint=None)
+        self.stage2_decoder = MODELS.build(stage2_cfg)
         self.mask_cross_attention = mask_cross_attention
         self.stage1_weight = stage1_weight
+        self.embedding_noise = embedding_noise
+        self.stage_fusion = stage_fusion
+        self.reinit_class_tokens = reinit_class_tokens
         width = self.stage2_decoder.transformer_dim
-        self.cmattn = ClassBalancedMaskAttention(
-            num_classes, width, attention_heads, class_balance,
-            max_noise_var) if mask_guided_self_attention else None
+        grid_h, grid_w = self.prompt_encoder.image_embedding_size
+        if not mask_guided_self_attention:
+            self.cmattn = None
+        elif cmattn_mode == 'class_tokens':
+            self.cmattn = ClassTokenMaskAttention(
+                num_classes, grid_h * grid_w, attention_heads, class_balance=class_balance,
+                max_noise_var=max_noise_var, weighting=cmattn_weighting)
+        else:
+            self.cmattn = ClassBalancedMaskAttention(
+                num_classes, width, attention_heads, class_balance, max_noise_var)
         self.hierarchical_pixel_decoder = hierarchical_pixel_decoder
         if hierarchical_pixel_decoder:
             # SAM's pixel decoder reaches 4x the embedding grid; ViT-B's 16-pixel patches need
@@ -93,6 +136,25 @@ class HSAMHead(SAMDecodeHead):
         counts = torch.tensor(class_frequencies, dtype=torch.float64) if fixed else \
             torch.zeros(num_classes, dtype=torch.float64)
         self.register_buffer('class_counts', counts)
+
+    def init_weights(self):
+        """Load the SAM parts' checkpoints, then re-initialise stage 1's class-token parts."""
+        super().init_weights()
+        if self.reinit_class_tokens and self.mask_decoder.checkpoint is not None:
+            reset_class_token_parameters(self.mask_decoder)
+        if self.reinit_class_tokens and self.stage2_decoder.checkpoint is not None:
+            reset_class_token_parameters(self.stage2_decoder)
+
+    def perturb_embedding(self, embedding):
+        """Official training-time noise on stage 2's input: (B, D, h, w) -> same shape.
+
+        Returns ``embedding + N(0, 1) * embedding_noise * (max - min)``, the range taken over
+        the whole batch tensor; in eval mode or with ``embedding_noise=0`` the input itself.
+        """
+        if not self.training or self.embedding_noise == 0:
+            return embedding
+        spread = (embedding.max() - embedding.min()).detach()
+        return embedding + torch.randn_like(embedding) * self.embedding_noise * spread
 
     def _stage2_pixels(self, src, half1, quarter1):
         """Stage 2's pixel decoder: (B, D, h, w) -> (B, D/8, H, W) (hierarchical) or 1/4."""
@@ -125,13 +187,14 @@ class HSAMHead(SAMDecodeHead):
         half1, quarter1 = self.mask_decoder.upscale(src1)
         logits1, _ = self.mask_decoder.masks_from_tokens(hs1, quarter1)
 
-        stage2_input = embedding
+        stage2_input = self.perturb_embedding(embedding)
         if self.cmattn is not None:
             mask_tokens = hs1[:, 1:1 + self.num_classes]
             mask_feature = (mask_tokens @ src1.flatten(2)).reshape(b, -1, h, w)
             small_labels = None if labels is None else resize_labels(labels, (h, w))
             frequencies = self.class_counts / self.class_counts.sum().clamp_min(1)
-            stage2_input = self.cmattn(embedding, mask_feature, pe, small_labels, frequencies)
+            stage2_input = self.cmattn(stage2_input, mask_feature, pe, small_labels,
+                                       frequencies)
         token_mask = None
         if self.mask_cross_attention is not None:
             prior = F.interpolate(logits1.softmax(dim=1), size=(h, w), mode='area')
@@ -142,14 +205,23 @@ class HSAMHead(SAMDecodeHead):
             hs2, self._stage2_pixels(src2, half1, quarter1))
         return logits1, logits2
 
-    def predict(self, inputs, batch_data_samples, test_cfg):
-        """Average of both stages' probabilities, returned as log-probabilities at the input
-        size: (B, C, H, W)."""
-        logits1, logits2 = self.forward(inputs, batch_data_samples)
+    def fuse_stages(self, logits1, logits2):
+        """Ensemble the stages at stage 2's size: (B, C, h1, w1), (B, C, H, W) -> (B, C, H, W).
+
+        ``'probs'``: log of the mean probability (paper); ``'logits'``: mean logits (official
+        test code). Stage 1 is upsampled bilinearly first.
+        """
         logits1 = F.interpolate(logits1, size=logits2.shape[-2:], mode='bilinear',
                                 align_corners=self.align_corners)
+        if self.stage_fusion == 'logits':
+            return (logits1 + logits2) / 2
         probs = (logits1.softmax(dim=1) + logits2.softmax(dim=1)) / 2
-        return self.predict_by_feat(probs.clamp_min(1e-8).log(),
+        return probs.clamp_min(1e-8).log()
+
+    def predict(self, inputs, batch_data_samples, test_cfg):
+        """The stages' ensemble (:meth:`fuse_stages`) at the input size: (B, C, H, W)."""
+        logits1, logits2 = self.forward(inputs, batch_data_samples)
+        return self.predict_by_feat(self.fuse_stages(logits1, logits2),
                                     [s.metainfo for s in batch_data_samples])
 
     def loss(self, inputs, batch_data_samples, train_cfg):

@@ -2,6 +2,25 @@
 from mmsam.registry import MODELS
 from .sam_decode_head import SAMDecodeHead
 
+CLASS_TOKEN_PARTS = ('mask_tokens', 'output_hypernetworks_mlps', 'iou_prediction_head')
+
+
+def reset_class_token_parameters(decoder):
+    """Re-initialise a SAM decoder's per-class parts to PyTorch's fresh-module values.
+
+    SAMed's and H-SAM's official loaders skip every checkpoint key containing
+    :data:`CLASS_TOKEN_PARTS` (SAM's 4 ambiguity tokens mean nothing for organ classes), so
+    the mask tokens, their hypernetwork MLPs and the IoU head start random; the two-way
+    transformer, the pixel decoder and the IoU token keep SAM's weights.
+
+    Args:
+        decoder (SAMMaskDecoder): modified in place.
+    """
+    for part in CLASS_TOKEN_PARTS:
+        for module in getattr(decoder, part).modules():
+            if hasattr(module, 'reset_parameters'):
+                module.reset_parameters()
+
 
 @MODELS.register_module()
 class SAMedHead(SAMDecodeHead):
@@ -17,14 +36,25 @@ class SAMedHead(SAMDecodeHead):
         num_classes (int): classes including background (Synapse: 9).
         prompt_encoder (dict), mask_decoder (dict), loss_decode: see :class:`SAMDecodeHead`;
             ``mask_decoder.num_multimask_outputs`` is set here from ``num_classes``.
+        reinit_class_tokens (bool): after loading SAM's decoder, re-initialise the mask
+            tokens, hypernetworks and IoU head (:func:`reset_class_token_parameters`, as the
+            official code); False keeps SAM's first 4 tokens' weights.
     """
 
-    def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs):
+    def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode,
+                 reinit_class_tokens=True, **kwargs):
         if 'num_multimask_outputs' in mask_decoder:
             raise ValueError('SAMedHead sets mask_decoder.num_multimask_outputs from '
                              'num_classes; remove it from the config')
         mask_decoder = dict(mask_decoder, num_multimask_outputs=num_classes - 1)
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
+        self.reinit_class_tokens = reinit_class_tokens
+
+    def init_weights(self):
+        """Load the SAM parts' checkpoints, then re-initialise the class-token parts."""
+        super().init_weights()
+        if self.reinit_class_tokens and self.mask_decoder.checkpoint is not None:
+            reset_class_token_parameters(self.mask_decoder)
 
     def forward(self, inputs, batch_data_samples=None):
         """Decode class logits.

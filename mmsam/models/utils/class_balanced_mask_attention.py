@@ -42,8 +42,7 @@ class ClassBalancedMaskAttention(nn.Module):
 
     def noise_std(self, class_frequencies):
         """Per-class noise std from class frequencies (C,) -> (C,)."""
-        freq = class_frequencies.clamp_min(1e-12)
-        return (self.max_noise_var * freq.min() / freq).sqrt()
+        return class_balanced_noise_std(class_frequencies, self.max_noise_var)
 
     def forward(self, embedding, mask_feature, image_pe, labels=None, class_frequencies=None):
         """Enhance the image embedding.
@@ -61,17 +60,44 @@ class ClassBalancedMaskAttention(nn.Module):
         b, d, h, w = embedding.shape
         prob = mask_feature.softmax(dim=1)
         if self.training and self.class_balance and labels is not None:
-            std = self.noise_std(class_frequencies).to(prob)
-            valid = labels != 255
-            pixel_std = torch.where(valid, std[labels.clamp(0, std.numel() - 1)],
-                                    torch.zeros_like(prob[:, 0]))
-            prob = prob + torch.randn_like(prob) * pixel_std.unsqueeze(1)
+            prob = add_class_balanced_noise(prob, labels, self.noise_std(class_frequencies))
         tokens = self.embed(prob.flatten(2).transpose(1, 2))
         pos = image_pe.flatten(2).transpose(1, 2)
         attended, _ = self.attn(tokens + pos, tokens + pos, tokens, need_weights=False)
         weight = self.compress(self.norm(tokens + attended))
         weight = weight.transpose(1, 2).reshape(b, 1, h, w)
         return embedding * weight + embedding
+
+
+def class_balanced_noise_std(class_frequencies, max_noise_var):
+    """H-SAM's noise std per class: ``sqrt(max_noise_var * f_min / f_i)``.
+
+    Args:
+        class_frequencies (Tensor): (C,) pixel frequencies (any positive scale).
+        max_noise_var (float): variance of the rarest class.
+
+    Returns:
+        Tensor: (C,) standard deviations.
+    """
+    freq = class_frequencies.clamp_min(1e-12)
+    return (max_noise_var * freq.min() / freq).sqrt()
+
+
+def add_class_balanced_noise(prob, labels, std, ignore_index=255):
+    """Add Gaussian noise to every channel of each pixel with the std of its GT class.
+
+    Args:
+        prob (Tensor): (B, C, h, w) normalised mask feature.
+        labels (Tensor): (B, h, w) class ids; ``ignore_index`` pixels get no noise.
+        std (Tensor): (C,) noise std per class.
+
+    Returns:
+        Tensor: (B, C, h, w) ``prob + N(0, std[labels]^2)``.
+    """
+    std = std.to(prob)
+    pixel_std = torch.where(labels != ignore_index, std[labels.clamp(0, std.numel() - 1)],
+                            torch.zeros_like(prob[:, 0]))
+    return prob + torch.randn_like(prob) * pixel_std.unsqueeze(1)
 
 
 def resize_labels(labels, size):

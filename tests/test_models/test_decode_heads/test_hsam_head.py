@@ -1,10 +1,12 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import TINY_ARCH
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-from mmsam.engine.hooks import StageLossWeightHook
+from mmsam.models.decode_heads import hsam_head
+from mmsam.models.utils.class_balanced_mask_attention import add_class_balanced_noise
 from mmsam.registry import MODELS
 
 IMG = 64
@@ -15,13 +17,11 @@ HEAD = dict(
                       transformer_num_heads=2, iou_head_hidden_dim=32),
     loss_decode=[dict(type='CrossEntropyLoss', loss_weight=0.1, loss_name='loss_ce'),
                  dict(type='MultiClassDiceLoss', loss_weight=0.9, loss_name='loss_dice')])
-SWITCHES = dict(mask_guided_self_attention=False, class_balance=False,
-                mask_cross_attention=None, hierarchical_pixel_decoder=False)
 
 
-def _head(**switches):
+def _head(**kwargs):
     torch.manual_seed(0)
-    head = MODELS.build(dict(HEAD, **switches))
+    head = MODELS.build(dict(HEAD, **kwargs))
     with torch.no_grad():  # CMAttn starts as the identity; make it act
         if head.cmattn is not None:
             head.cmattn.compress.weight.normal_()
@@ -41,112 +41,206 @@ def _samples(batch=2):
     return samples
 
 
+def _feats(batch=2, seed=3):
+    torch.manual_seed(seed)
+    return (torch.randn(batch, 32, 8, 8), )
+
+
 def test_output_shapes():
     head = _head()
-    logits1, logits2 = head((torch.randn(2, 32, 8, 8),))
+    logits1, logits2 = head(_feats())
     assert logits1.shape == (2, 4, 32, 32)  # 4x the 8x8 embedding grid
     assert logits2.shape == (2, 4, IMG, IMG)  # full input resolution
-    _, plain = _head(hierarchical_pixel_decoder=False)((torch.randn(2, 32, 8, 8),))
+    _, plain = _head(hierarchical_pixel_decoder=False)(_feats())
     assert plain.shape == (2, 4, 32, 32)
 
 
-@pytest.mark.parametrize('switch', ['mask_guided_self_attention', 'mask_cross_attention',
-                                    'hierarchical_pixel_decoder'])
-def test_each_switch_changes_the_forward(switch):
-    feats = (torch.randn(2, 32, 8, 8),)
-    off = {switch: SWITCHES[switch]}
-    if switch == 'mask_guided_self_attention':
-        off['class_balance'] = False
-    full, reduced = _head().eval(), _head(**off).eval()
-    reduced.load_state_dict(full.state_dict(), strict=False)
+def test_mask_cross_attention_only_multiplies_token_to_image_attention(monkeypatch):
+    """With the prior M forced to 1 the learnable mask attention is plain cross-attention
+    (M * softmax(KQ^T) V + X with M = 1); with stage 1's prior it is not."""
+    feats = _feats()
+    learnable, plain = _head().eval(), _head(mask_cross_attention=None).eval()
     with torch.no_grad():
-        out_full, out_reduced = full(feats)[1], reduced(feats)[1]
-    if out_full.shape != out_reduced.shape:
-        out_reduced = torch.nn.functional.interpolate(out_reduced, size=out_full.shape[-2:])
-    assert not torch.allclose(out_full, out_reduced, atol=1e-4)
-    # Stage 1 does not depend on any switch.
+        guided = learnable(feats)[1]
+        reference = plain(feats)[1]
+        assert (guided - reference).abs().max() > 1e-3
+        monkeypatch.setattr(hsam_head, 'pad_token_mask',
+                            lambda masks, num_tokens: masks.new_ones(
+                                masks.shape[0], num_tokens, masks.shape[2]))
+        torch.testing.assert_close(learnable(feats)[1], reference)
+        # stage 1 never depends on the switch
+        torch.testing.assert_close(learnable(feats)[0], plain(feats)[0])
+
+
+def test_hierarchical_pixel_decoder_adds_stage1_features():
+    """Stage 2's pixel decoder is SAM's with stage 1's 1/2 and 1/4 features added after its
+    two transposed convolutions: zero skips give SAM's decoder (then the extra upsampling)."""
+    head = _head().eval()
+    up = head.stage2_decoder.output_upscaling
+    torch.manual_seed(1)
+    src = torch.randn(2, 32, 8, 8)
+    half1, quarter1 = torch.randn(2, 8, 16, 16), torch.randn(2, 4, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(full(feats)[0], reduced(feats)[0])
+        zero = head._stage2_pixels(src, torch.zeros_like(half1), torch.zeros_like(quarter1))
+        torch.testing.assert_close(zero, head.full_res_upscaling(up(src)))
+        # adding the stage-1 half features before the LayerNorm is what changes the output
+        first = up[0](src)
+        manual = head.full_res_upscaling(up[4](up[3](up[2](up[1](first + half1))) + quarter1))
+        torch.testing.assert_close(head._stage2_pixels(src, half1, quarter1), manual)
+    # the stage-2 loss reaches stage 1's pixel decoder only through these skips
+    head.train()
+    head.stage1_weight = 0.0
+    head.loss(_feats(), _samples(), None)['loss_ce'].backward()
+    assert head.mask_decoder.output_upscaling[0].weight.grad.abs().sum() > 0
+    flat = _head(hierarchical_pixel_decoder=False, mask_cross_attention=None)  # no prior
+    flat.stage1_weight = 0.0
+    flat.loss(_feats(), _samples(), None)['loss_ce'].backward()
+    grad = flat.mask_decoder.output_upscaling[0].weight.grad
+    assert grad is None or grad.abs().sum() == 0
 
 
-def test_binary_mask_attention_differs_from_learnable():
-    feats = (torch.randn(1, 32, 8, 8),)
-    learnable, binary = _head().eval(), _head(mask_cross_attention='binary').eval()
+@pytest.mark.parametrize('weighting,low,high', [('tanh', 0.0, 2.0), ('sigmoid', 1.0, 2.0)])
+def test_class_token_cmattn_is_a_bounded_per_position_reweighting(weighting, low, high):
+    head = _head(cmattn_weighting=weighting, class_balance=False).eval()
+    assert head.cmattn.attn1.embed_dim == 64  # tokens are the C maps, each h * w = 8 * 8 wide
     with torch.no_grad():
-        assert not torch.allclose(learnable(feats)[1], binary(feats)[1], atol=1e-4)
+        head.cmattn.compress.weight.mul_(1e3)  # drive the gate to its bounds
+        embedding = _feats()[0]
+        mask_feature = torch.randn(2, 4, 8, 8) * 5
+        out = head.cmattn(embedding, mask_feature)
+    factor = out / embedding
+    # one weight per position, shared by all D channels, in (low, high): the sign never flips
+    torch.testing.assert_close(factor, factor[:, :1].expand_as(factor))
+    assert factor.min() >= low - 1e-5 and factor.max() <= high + 1e-5
+    assert (out * embedding >= 0).all()  # scaled towards 0 at most, never past it
+    fresh = MODELS.build(dict(HEAD, cmattn_weighting=weighting)).cmattn
+    start = fresh(embedding, mask_feature)  # compress starts at zero
+    torch.testing.assert_close(start, embedding * (1.5 if weighting == 'sigmoid' else 1.0))
 
 
-def test_class_balance_adds_noise_only_in_training():
-    feats = (torch.randn(2, 32, 8, 8),)
+def test_spatial_cmattn_is_an_option():
+    head = _head(cmattn_mode='spatial')
+    assert head.cmattn.attn.embed_dim == 32  # attention over positions, width D
+    assert head(_feats())[1].shape == (2, 4, IMG, IMG)
+
+
+def test_class_balanced_noise_lands_on_each_gt_class_with_its_variance():
+    """var(i) = 0.1 * f_min / f_i on every channel of the pixels of class i, 0 where ignored."""
+    head = _head()
+    freq = torch.tensor([0.7, 0.2, 0.08, 0.02], dtype=torch.float64)
+    std = head.cmattn.noise_std(freq)
+    torch.testing.assert_close(std ** 2, 0.1 * 0.02 / freq)
+    labels = torch.zeros(64, 16, 16, dtype=torch.long)
+    labels[:, :4] = 1
+    labels[:, 4:8] = 2
+    labels[:, 8:12] = 3
+    labels[:, 12:14] = 255
+    torch.manual_seed(0)
+    noise = add_class_balanced_noise(torch.zeros(64, 4, 16, 16), labels, std.float())
+    for cls in range(4):
+        values = noise.permute(1, 0, 2, 3)[:, labels == cls]  # (C, pixels of class cls)
+        assert values.var(dim=1).sub(std[cls].item() ** 2).abs().max() < 0.1 * std[cls] ** 2
+    assert (noise.permute(1, 0, 2, 3)[:, labels == 255] == 0).all()
+
+
+def test_training_noise_only_in_training_and_as_configured():
+    feats = _feats()
     labels = torch.stack([s.gt_sem_seg.data[0] for s in _samples()])
+    head = _head(class_balance=False, embedding_noise=0.0).train()
+    torch.testing.assert_close(head(feats, labels=labels)[1], head(feats, labels=labels)[1])
     head = _head()
     head.class_counts += torch.tensor([1000.0, 100.0, 10.0, 1.0], dtype=torch.float64)
     head.train()
-    torch.manual_seed(1)
-    a = head(feats, labels=labels)[1]
-    torch.manual_seed(2)
-    b = head(feats, labels=labels)[1]
-    assert not torch.allclose(a, b)
+    assert not torch.allclose(head(feats, labels=labels)[1], head(feats, labels=labels)[1])
     head.eval()
     torch.testing.assert_close(head(feats, labels=labels)[1], head(feats)[1])
-    no_balance = _head(class_balance=False).train()
-    torch.testing.assert_close(no_balance(feats, labels=labels)[1],
-                               no_balance(feats, labels=labels)[1])
 
 
-def test_noise_variance_is_inversely_proportional_to_frequency():
-    head = _head()
-    std = head.cmattn.noise_std(torch.tensor([0.9, 0.05, 0.04, 0.01]))
-    torch.testing.assert_close(std ** 2, 0.1 * 0.01 / torch.tensor([0.9, 0.05, 0.04, 0.01]))
-
-
-def test_loss_weights_the_two_stages():
-    head = _head()
-    samples = _samples()
-    feats = (torch.randn(2, 32, 8, 8),)
-    head.stage1_weight = 1.0
+def test_embedding_noise_std_is_a_fifth_of_the_range():
+    head = _head().train()
+    embedding = torch.linspace(-2, 3, 32 * 8 * 8 * 8).reshape(8, 32, 8, 8)
     torch.manual_seed(0)
-    only_stage1 = head.loss(feats, samples, None)
-    head.stage1_weight = 0.0
-    torch.manual_seed(0)
-    only_stage2 = head.loss(feats, samples, None)
-    head.stage1_weight = 0.25
-    torch.manual_seed(0)
-    mixed = head.loss(feats, samples, None)
+    noise = head.perturb_embedding(embedding) - embedding
+    assert noise.std().item() == pytest.approx(0.2 * 5.0, rel=0.03)
+    assert noise.mean().abs().item() < 0.03
+    head.eval()
+    assert head.perturb_embedding(embedding) is embedding
+    with pytest.raises(ValueError, match='embedding_noise'):
+        MODELS.build(dict(HEAD, embedding_noise=-1))
+
+
+def test_stage1_loss_at_quarter_and_stage2_at_full_resolution():
+    head = _head().eval()  # eval: no noise, so both forwards agree
+    samples, feats = _samples(), _feats()
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+    with torch.no_grad():
+        logits1, logits2 = head(feats)
+        quarter = labels[:, ::2, ::2]  # nearest resize of 64 -> 32 takes every other pixel
+        head.stage1_weight = 1.0
+        only1 = head.loss(feats, samples, None)
+        head.stage1_weight = 0.0
+        only2 = head.loss(feats, samples, None)
+        head.stage1_weight = 0.25
+        mixed = head.loss(feats, samples, None)
+    torch.testing.assert_close(only1['loss_ce'], 0.1 * F.cross_entropy(logits1, quarter))
+    torch.testing.assert_close(only2['loss_ce'], 0.1 * F.cross_entropy(logits2, labels))
     for key in ('loss_ce', 'loss_dice'):
-        torch.testing.assert_close(mixed[key], 0.25 * only_stage1[key] + 0.75 * only_stage2[key])
+        torch.testing.assert_close(mixed[key], 0.25 * only1[key] + 0.75 * only2[key])
     assert mixed['stage1_weight'].item() == 0.25
 
 
-def test_predict_averages_stage_probabilities():
-    head = _head().eval()
-    feats = (torch.randn(1, 32, 8, 8),)
+@pytest.mark.parametrize('fusion', ['probs', 'logits'])
+def test_predict_fuses_the_stages(fusion):
+    head = _head(stage_fusion=fusion).eval()
+    feats = _feats(1)
     with torch.no_grad():
         logits1, logits2 = head(feats)
         out = head.predict(feats, _samples(1), None)
-    up1 = torch.nn.functional.interpolate(logits1, size=(IMG, IMG), mode='bilinear')
-    expected = (up1.softmax(1) + logits2.softmax(1)) / 2
-    torch.testing.assert_close(out.exp(), expected, atol=1e-5, rtol=1e-4)
+    up1 = F.interpolate(logits1, size=(IMG, IMG), mode='bilinear')
+    if fusion == 'probs':  # paper: mean of the probabilities
+        torch.testing.assert_close(out.exp(), (up1.softmax(1) + logits2.softmax(1)) / 2,
+                                   atol=1e-5, rtol=1e-4)
+    else:  # official test.py: mean of the logits
+        torch.testing.assert_close(out, (up1 + logits2) / 2)
 
 
-def test_bad_switches():
+def test_bad_options():
     with pytest.raises(ValueError, match='mask_cross_attention'):
         MODELS.build(dict(HEAD, mask_cross_attention='soft'))
     with pytest.raises(ValueError, match='class_balance'):
         MODELS.build(dict(HEAD, mask_guided_self_attention=False, class_balance=True))
+    with pytest.raises(ValueError, match='cmattn_mode'):
+        MODELS.build(dict(HEAD, cmattn_mode='channels'))
+    with pytest.raises(ValueError, match='attention_heads=3 must divide'):
+        MODELS.build(dict(HEAD, attention_heads=3))
 
 
-def test_stage_loss_weight_schedules():
-    supplementary = StageLossWeightHook(start=0.4, decay=0.01)
-    assert supplementary.weight_at(0) == pytest.approx(0.4)
-    assert supplementary.weight_at(1) == pytest.approx(1 - 0.6 ** 0.99)
-    assert supplementary.weight_at(300) == pytest.approx(1 - 0.6 ** (0.99 ** 300))
-    assert supplementary.weight_at(300) < 0.03
-    main_text = StageLossWeightHook(start=0.8, decay=0.005)
-    assert main_text.weight_at(0) == pytest.approx(0.8)
-    assert main_text.weight_at(100) == pytest.approx(1 - 0.2 ** (0.995 ** 100))
-    with pytest.raises(ValueError, match='start'):
-        StageLossWeightHook(start=1.5)
+@pytest.mark.parametrize('stage2_init', ['random', 'sam'])
+def test_sam_weights_load_without_the_class_token_parts(tiny_sam, tiny_sam_checkpoint,
+                                                        stage2_init):
+    """As the official loaders: SAM's transformer and pixel decoder load; mask tokens,
+    hypernetworks and IoU head start fresh; stage 2 loads nothing unless 'sam'."""
+    ckpt = tiny_sam_checkpoint
+    head = MODELS.build(dict(
+        HEAD, stage2_init=stage2_init,
+        prompt_encoder=dict(HEAD['prompt_encoder'], checkpoint=ckpt),
+        mask_decoder=dict(HEAD['mask_decoder'], checkpoint=ckpt)))
+    head.init_weights()
+    sam = tiny_sam.mask_decoder.state_dict()
+    for name, decoder, loads in (('stage 1', head.mask_decoder, True),
+                                 ('stage 2', head.stage2_decoder, stage2_init == 'sam')):
+        ours = decoder.state_dict()
+        for key in ('transformer.layers.0.self_attn.q_proj.weight', 'output_upscaling.0.weight',
+                    'iou_token.weight'):
+            assert torch.equal(ours[key], sam[key]) == loads, (name, key)
+        for key in ('mask_tokens.weight', 'output_hypernetworks_mlps.0.layers.0.weight',
+                    'iou_prediction_head.layers.0.weight'):
+            assert not torch.equal(ours[key][:sam[key].shape[0]], sam[key]), (name, key)
+    kept = MODELS.build(dict(
+        HEAD, reinit_class_tokens=False,
+        mask_decoder=dict(HEAD['mask_decoder'], checkpoint=ckpt)))
+    kept.init_weights()
+    assert torch.equal(kept.mask_decoder.mask_tokens.weight[:4], sam['mask_tokens.weight'])
 
 
 def test_gradient_reaches_lora_and_both_stages_not_the_frozen_encoder():

@@ -52,3 +52,55 @@ def test_num_multimask_outputs_is_derived_not_configured():
     cfg = dict(HEAD, mask_decoder=dict(HEAD['mask_decoder'], num_multimask_outputs=3))
     with pytest.raises(ValueError, match='num_multimask_outputs'):
         MODELS.build(cfg)
+
+
+def _official_dice_loss(logits, label, n_classes, smooth=1e-5):
+    """SAMed's utils.DiceLoss(softmax=True), written out loop by loop as the official code."""
+    score = torch.softmax(logits, dim=1)
+    loss = 0.0
+    for i in range(n_classes):
+        target = (label == i).float()
+        intersect = torch.sum(score[:, i] * target)
+        y_sum, z_sum = torch.sum(target * target), torch.sum(score[:, i] * score[:, i])
+        loss += 1 - (2 * intersect + smooth) / (z_sum + y_sum + smooth)
+    return loss / n_classes
+
+
+def test_samed_dice_term_hand_worked():
+    """Two pixels, two classes, softmax (0.8, 0.2) on a class-0 pixel and (0.3, 0.7) on a
+    class-1 pixel: Dice_0 = 2 * 0.8 / (0.8^2 + 0.3^2 + 1), Dice_1 = 2 * 0.7 / (0.2^2 + 0.7^2 + 1),
+    loss = 1 - (Dice_0 + Dice_1) / 2 (squared denominators, over the batch, background in)."""
+    loss = MODELS.build(dict(type='MultiClassDiceLoss', loss_weight=1.0))
+    probs = torch.tensor([[0.8, 0.3], [0.2, 0.7]]).reshape(1, 2, 1, 2)
+    label = torch.tensor([[[0, 1]]])
+    expected = 1 - (1.6 / 1.73 + 1.4 / 1.53) / 2  # = 0.080056
+    assert loss(probs.log(), label).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_samed_loss_dice_term_equals_the_official_dice_loss():
+    head = MODELS.build(HEAD)
+    samples = _samples(3)
+    feats = (torch.randn(3, 32, 8, 8),)
+    losses = head.loss(feats, samples, None)
+    logits = head(feats)
+    label = torch.nn.functional.interpolate(
+        torch.stack([s.gt_sem_seg.data for s in samples]).float(), size=(32, 32),
+        mode='nearest').squeeze(1).long()
+    torch.testing.assert_close(losses['loss_dice'], 0.8 * _official_dice_loss(logits, label, 4))
+
+
+def test_class_token_parts_start_fresh_after_loading_sam(tiny_sam, tiny_sam_checkpoint):
+    """SAMed's loader skips mask_tokens, output_hypernetworks_mlps and iou_prediction_head."""
+    cfg = dict(HEAD, prompt_encoder=dict(HEAD['prompt_encoder'], checkpoint=tiny_sam_checkpoint),
+               mask_decoder=dict(HEAD['mask_decoder'], checkpoint=tiny_sam_checkpoint))
+    head = MODELS.build(cfg)
+    head.init_weights()
+    sam, ours = tiny_sam.mask_decoder.state_dict(), head.mask_decoder.state_dict()
+    assert torch.equal(ours['transformer.final_attn_token_to_image.v_proj.weight'],
+                       sam['transformer.final_attn_token_to_image.v_proj.weight'])
+    assert not torch.equal(ours['mask_tokens.weight'], sam['mask_tokens.weight'])
+    assert not torch.equal(ours['output_hypernetworks_mlps.1.layers.2.weight'],
+                           sam['output_hypernetworks_mlps.1.layers.2.weight'])
+    kept = MODELS.build(dict(cfg, reinit_class_tokens=False))
+    kept.init_weights()
+    assert torch.equal(kept.mask_decoder.mask_tokens.weight, sam['mask_tokens.weight'])

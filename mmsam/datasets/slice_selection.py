@@ -1,0 +1,85 @@
+"""Training-slice lists for converters: published lists (e.g. H-SAM's) as split files."""
+import os.path as osp
+import warnings
+
+from .converter_utils import ConversionError, read_name_list
+
+# Lists published with the official H-SAM code (github.com/Cccccczh404/H-SAM, lists/), copied
+# as data under tools/dataset_converters/splits/hsam/ (see the README there).
+HSAM_SPLITS_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                           'tools', 'dataset_converters', 'splits', 'hsam')
+HSAM_SYNAPSE_10PCT = osp.join(HSAM_SPLITS_DIR, 'synapse_train_220.txt')
+HSAM_LA_4 = osp.join(HSAM_SPLITS_DIR, 'la_4_train.txt')
+HSAM_PROMISE12_3 = osp.join(HSAM_SPLITS_DIR, 'promise12_3_train.txt')
+HSAM_PROMISE12_TEST = osp.join(HSAM_SPLITS_DIR, 'promise12_test_vol.txt')
+
+
+def slice_case(name):
+    """The case of a slice name ``<case>_sliceNNN``: str."""
+    case, sep, index = name.rpartition('_slice')
+    if not sep or not case or not index.isdigit():
+        raise ValueError(name)
+    return case
+
+
+def read_slice_list(path, error=ConversionError):
+    """Read a slice list (one ``<case>_sliceNNN`` a line, ``.npz``/``.npy`` suffixes dropped).
+
+    Args:
+        path (str): the list file.
+        error (type): the converter's :class:`ConversionError` subclass to raise.
+
+    Returns:
+        tuple[list[str], list[str]]: slice names in file order and their cases in order of
+        first appearance.
+    """
+    def slice_name(line):
+        name = osp.basename(line)
+        for suffix in ('.npz', '.npy'):
+            name = name[:-len(suffix)] if name.endswith(suffix) else name
+        try:
+            slice_case(name)
+        except ValueError:
+            raise error(f'slice list {path}: {line!r} is not a <case>_slice<NNN> name')
+        return name
+
+    names = read_name_list(path, 'the slice list', 'slice', normalise=slice_name,
+                           repeats='error', error=error)
+    return names, list(dict.fromkeys(slice_case(n) for n in names))
+
+
+def select_slices(path, written, foreground, error=ConversionError):
+    """Check a slice list against the slices a converter wrote and return it.
+
+    Every listed slice must have been written. A listed slice without foreground, or a
+    foreground slice of a listed case left out, is reported in one warning: published lists
+    (H-SAM's) hold exactly the labelled cases' foreground slices, so either means the source's
+    slice order differs from the list's.
+
+    Args:
+        path (str): the list file (for messages).
+        written (dict[str, list[str]]): case -> its written slice names.
+        foreground (set[str]): written slice names whose label has foreground.
+        error (type): the converter's :class:`ConversionError` subclass to raise.
+
+    Returns:
+        list[str]: the listed slice names, in file order.
+    """
+    names, cases = read_slice_list(path, error)
+    available = {n for stems in written.values() for n in stems}
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise error(f'slice list {path} names {len(missing)} slice(s) that were not written '
+                    f'(e.g. {missing[:3]}): its cases {cases} must be the labelled training '
+                    'cases and their slices exist in the source; pass --train-slices all to '
+                    'train on every slice of the labelled cases')
+    listed = set(names)
+    empty = [n for n in names if n not in foreground]
+    left_out = [n for c in cases for n in written.get(c, []) if n in foreground and
+                n not in listed]
+    if empty or left_out:
+        warnings.warn(f'slice list {path}: {len(empty)} listed slice(s) without foreground '
+                      f'(e.g. {empty[:3]}) and {len(left_out)} foreground slice(s) not listed '
+                      f'(e.g. {left_out[:3]}); the list may not match this source\'s slice '
+                      'order')
+    return names
