@@ -1,7 +1,17 @@
 # Two commands on a fresh machine: `make demo` and `make test` (each installs first; see README).
 PYTHON_VENV := .venv/bin/python
+ABDOMEN_DEMOS := configs/hsam/hsam_vit-tiny_synthetic-abdomen.py \
+	configs/samed/samed_vit-tiny_synthetic-abdomen.py \
+	configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py
+LESION_DEMOS := configs/sam_mcl/sam-mcl_synthetic-lesion.py \
+	configs/seqsam/seqsam_synthetic-lesion.py configs/psam/psam_synthetic-lesion.py
+# configs/<method>/results/<config name>.json: the seed-sweep summary of a demo config.
+reference = $(dir $(1))results/$(basename $(notdir $(1))).json
+ABDOMEN_REFERENCES := $(foreach c,$(ABDOMEN_DEMOS),$(call reference,$(c)))
+LESION_REFERENCES := $(call reference,configs/medsam/medsam_synthetic-lesion.py) \
+	$(foreach c,$(LESION_DEMOS),$(call reference,$(c)))
 
-.PHONY: setup demo demo-lesions test
+.PHONY: setup demo demo-lesions demo-seeds test
 
 setup:
 	bash tools/setup_env.sh
@@ -19,13 +29,16 @@ endef
 # The embedded-default main job on the synthetic abdomen: H-SAM and SAMed (2D slices, same
 # tiny ViT, data, iterations and seed) and MaskSAM (3D patches, tested by sliding window on the
 # same test volumes); their per-organ Dice/HD95 side by side at the end.
+# One thread, as the reference runs (configs/<method>/results/, `make demo-seeds`): in brackets
+# after each number the reference's mean +- std over seeds 0, 1, 2.
+demo: export OMP_NUM_THREADS = 1
 demo: setup
 	$(call train_and_test,hsam)
 	$(call train_and_test,samed)
 	$(call train_and_test_config,configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py)
 	$(PYTHON_VENV) tools/analysis_tools/compare_results.py \
 		work_dirs/hsam_vit-tiny_synthetic-abdomen work_dirs/samed_vit-tiny_synthetic-abdomen \
-		work_dirs/masksam_vit-tiny_synthetic-abdomen-3d
+		work_dirs/masksam_vit-tiny_synthetic-abdomen-3d --reference $(ABDOMEN_REFERENCES)
 
 # $(1): config path; trains and tests it in work_dirs/<config name>, drawing test pictures.
 define train_and_test_config
@@ -53,7 +66,23 @@ demo-lesions: setup
 	$(call train_and_test_config,configs/psam/psam_synthetic-lesion.py)
 	$(PYTHON_VENV) tools/analysis_tools/compare_results.py work_dirs/medsam_synthetic-lesion \
 		work_dirs/sam-mcl_synthetic-lesion work_dirs/seqsam_synthetic-lesion \
-		work_dirs/psam_synthetic-lesion
+		work_dirs/psam_synthetic-lesion --reference $(LESION_REFERENCES)
+
+# The READMEs' synthetic tables: every demo config trained and tested over seeds 0, 1, 2 with one
+# thread (work_dirs/seeds/<config>/seed<N>), summarised in configs/<method>/results/<config>.json.
+# The lesion methods fine-tune the seed-0 MedSAM. `make -j2 demo-seeds` runs two at a time.
+demo-seeds: export OMP_NUM_THREADS = 1
+demo-seeds: setup $(ABDOMEN_REFERENCES) $(LESION_REFERENCES)
+
+configs/%.json: setup
+	$(PYTHON_VENV) tools/analysis_tools/seed_sweep.py \
+		$(subst /results/,/,$(basename $@)).py --resume-seeds --out $@
+
+$(foreach c,$(LESION_DEMOS),$(call reference,$(c))): checkpoints/tiny-medsam_synthetic-lesion.pth
+
+checkpoints/tiny-medsam_synthetic-lesion.pth: $(call reference,configs/medsam/medsam_synthetic-lesion.py)
+	$(PYTHON_VENV) tools/model_converters/mmsam2sam.py --overwrite \
+		"$$(cat work_dirs/seeds/medsam_synthetic-lesion/seed0/last_checkpoint)" $@
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests
