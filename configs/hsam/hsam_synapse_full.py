@@ -11,7 +11,9 @@ model = dict(
         # CMAttn tokens are 14 x 14 = 196 wide at 224: 7 heads, as the official 224 build
         attention_heads=7,
         prompt_encoder=dict(img_size=img_size, checkpoint=sam_checkpoint),
-        mask_decoder=dict(checkpoint=sam_checkpoint)))
+        mask_decoder=dict(checkpoint=sam_checkpoint)),
+    # the official 224 test: argmax at 224, then a nearest zoom of the labels to 512
+    test_cfg=dict(label_resize='nearest'))
 # The official 224 models train on a 224 copy of the training slices (zoomed from 512, cubic
 # for the image, nearest for the label) and augment that copy.
 resize = dict(type='Resize', scale=(img_size, img_size), keep_ratio=False,
@@ -21,8 +23,7 @@ train_dataloader = dict(dataset=dict(split='train', pipeline=[
     dict(type='PackSegInputs', meta_keys={{_base_.meta_keys}})]))
 # Only the image is resized for testing (cubic, as the official zoom order 3): the label keeps
 # the slice's 512 x 512, where postprocess_result puts the prediction back, so the metric
-# compares at full resolution. Difference: mmsam resizes the logits bilinearly then takes the
-# argmax; the official test takes the argmax at 224 then zooms it (nearest) to 512.
+# compares at full resolution, after model.test_cfg.label_resize='nearest' (above).
 test_pipeline = [dict(type='LoadNpzSlice'),
                  dict(type='KeyMapper', mapping=dict(gt_seg_map=...), auto_remap=False,
                       transforms=[resize]),

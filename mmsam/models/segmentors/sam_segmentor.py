@@ -1,4 +1,5 @@
 """SAMSegmentor: image -> SAM encoder -> (neck) -> SAM decode head, as an mmseg segmentor."""
+import torch
 import torch.nn.functional as F
 from mmseg.models.segmentors.base import BaseSegmentor
 
@@ -13,6 +14,11 @@ class SAMSegmentor(BaseSegmentor):
     data (boxes, points) and heads stay free of file I/O. Predictions are upsampled to the
     network input and then, by ``BaseSegmentor.postprocess_result``, to each image's original
     shape. 3D volumes are handled slice by slice by the dataset and the volume metric.
+
+    ``test_cfg=dict(label_resize='nearest')`` instead takes the argmax at the network's
+    resolution and zooms the label map to the original shape by nearest neighbour, as
+    ``scipy.ndimage.zoom(order=0)`` does (the official H-SAM/SAMed test of their 224-input
+    models); ``seg_logits`` stay bilinearly resized.
 
     Args:
         backbone (dict): e.g. a :class:`SAMImageEncoder`.
@@ -77,8 +83,43 @@ class SAMSegmentor(BaseSegmentor):
         ``seg_logits`` at each image's original shape."""
         if data_samples is None:
             raise ValueError('SAMSegmentor.predict needs data samples (image metainfo)')
-        return self.postprocess_result(self.encode_decode(inputs, data_samples), data_samples)
+        logits = self.encode_decode(inputs, data_samples)
+        results = self.postprocess_result(logits, data_samples)
+        label_resize = self.test_cfg.get('label_resize', 'logits')
+        if label_resize not in ('logits', 'nearest'):
+            raise ValueError(f"model.test_cfg.label_resize={label_resize!r}: expected 'logits' "
+                             "(resize logits, then argmax) or 'nearest' (argmax, then zoom)")
+        if label_resize == 'nearest' and logits.shape[1] > 1:
+            for i, sample in enumerate(results):
+                labels = _network_labels(logits[i], sample.metainfo)
+                sample.pred_sem_seg.data = zoom_nearest(labels, sample.metainfo['ori_shape'])
+        return results
 
     def _forward(self, inputs, data_samples=None):
         """Raw head output (for tracing and FLOP counting)."""
         return self.decode_head.forward(self.head_inputs(inputs), data_samples)
+
+
+def _network_labels(logits, meta):
+    """(C, H, W) logits -> (1, h, w) argmax labels at the network resolution, with the padding
+    removed and a test-time flip undone as ``BaseSegmentor.postprocess_result`` does."""
+    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size', [0] * 4))
+    height, width = logits.shape[-2:]
+    labels = logits[:, top:height - bottom, left:width - right].argmax(0, keepdim=True)
+    if meta.get('flip'):
+        labels = labels.flip(dims=(2,) if meta.get('flip_direction') == 'horizontal' else (1,))
+    return labels
+
+
+def zoom_nearest(labels, shape):
+    """Nearest-neighbour zoom of (1, h, w) labels to ``shape`` (H, W) with
+    ``scipy.ndimage.zoom(order=0)``'s sampling: output pixel j reads input
+    ``floor(j * (h - 1) / (H - 1) + 0.5)``."""
+    out = labels
+    for axis, (size_in, size_out) in enumerate(zip(labels.shape[-2:], shape), start=1):
+        if size_in == size_out:
+            continue
+        scale = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
+        index = torch.floor(torch.arange(size_out, dtype=torch.float64) * scale + 0.5).long()
+        out = out.index_select(axis, index.clamp_(0, size_in - 1).to(labels.device))
+    return out

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.structures import PixelData
@@ -35,3 +36,39 @@ def test_demo_model_trains_and_predicts_at_original_shape():
     assert results[0].pred_sem_seg.data.shape == (1, 128, 128)
     assert results[0].seg_logits.data.shape == (9, 128, 128)
     assert int(results[0].pred_sem_seg.data.max()) < 9
+
+
+def test_zoom_nearest_equals_scipy_zoom_order_0():
+    import numpy as np
+    from scipy.ndimage import zoom
+
+    from mmsam.models.segmentors.sam_segmentor import zoom_nearest
+    labels = torch.randint(0, 9, (1, 56, 40))
+    for shape in ((128, 128), (512, 100), (56, 97)):
+        expected = zoom(labels[0].numpy(), (shape[0] / 56, shape[1] / 40), order=0)
+        assert np.array_equal(zoom_nearest(labels, shape)[0].numpy(), expected)
+
+
+def test_label_resize_nearest_takes_argmax_at_network_resolution():
+    """At 128 -> 300 the two rules differ; 'nearest' equals argmax-then-scipy-zoom."""
+    import numpy as np
+    from scipy.ndimage import zoom
+    torch.manual_seed(0)
+    cfg = Config.fromfile(DEMO).model
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.eval()
+    data = model.data_preprocessor(_batch(), training=False)
+    for sample in data['data_samples']:
+        sample.set_metainfo(dict(ori_shape=(300, 300)))
+    with torch.no_grad():
+        logits = model.encode_decode(data['inputs'], data['data_samples'])
+        default = model.predict(data['inputs'], data['data_samples'])[0].pred_sem_seg.data
+        model.test_cfg = dict(label_resize='nearest')
+        nearest = model.predict(data['inputs'], data['data_samples'])[0].pred_sem_seg.data
+    expected = zoom(logits[0].argmax(0).numpy(), 300 / 128, order=0)
+    assert np.array_equal(nearest[0].numpy(), expected)
+    assert not torch.equal(default, nearest)
+    model.test_cfg = dict(label_resize='bicubic')
+    with pytest.raises(ValueError, match="label_resize='bicubic'"):
+        model.predict(data['inputs'], data['data_samples'])
