@@ -269,7 +269,7 @@ def test_resume_argument(tmp_path, monkeypatch):
     # Auto with nothing to resume: start from the config's weights, not "resume" from them.
     assert resolved('auto') == (False, 'pretrained.pth')
     ckpt = tmp_path / 'iter_4.pth'
-    ckpt.touch()
+    torch.save(dict(state_dict={}), ckpt)  # intact (an empty file counts as damaged)
     (tmp_path / 'last_checkpoint').write_text(str(ckpt))
     assert resolved('auto') == (True, str(ckpt))
     assert resolved(str(ckpt)) == (True, str(ckpt))
