@@ -52,9 +52,9 @@ endef
 # Ambiguous segmentation on the synthetic lesions (4 disagreeing readers): the tiny MedSAM
 # trained from scratch (the deterministic baseline and, exported in SAM's layout, the weights
 # the others fine-tune with a frozen encoder), then SAM MCL, SeqSAM and pSAM; GED/D_avg side
-# by side.
-# One thread: the float summation order, hence every number, is then the same on any machine
-# (the tables in configs/README.md were made so).
+# by side, each next to the reference's mean +- std over seeds 0, 1, 2 (`make demo-seeds`).
+# One thread, as the references: the thread count then does not change the summation order,
+# but another CPU's float kernels still can, so a run is compared with the seeds' spread.
 demo-lesions: export OMP_NUM_THREADS = 1
 demo-lesions: setup
 	$(call train_and_test_config,configs/medsam/medsam_synthetic-lesion.py)
