@@ -100,7 +100,7 @@ def describe_references(references):
     lines = []
     for name, summary in references.items():
         prov = summary.get('provenance', {})
-        lines.append(f'{name}: in brackets the mean+-std over seeds {summary.get("seeds")} '
+        lines.append(f'{name}: reference (in brackets, or the row below) = mean+-std over seeds {summary.get("seeds")} '
                      f'(commit {str(prov.get("commit"))[:7]}, OMP_NUM_THREADS='
                      f'{prov.get("omp_num_threads")}, {prov.get("cpu")}); ! = this run is '
                      'outside 2 std of it (float kernels and thread counts differ between '
