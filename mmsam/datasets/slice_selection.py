@@ -83,3 +83,40 @@ def select_slices(path, written, foreground, error=ConversionError):
                       f'(e.g. {left_out[:3]}); the list may not match this source\'s slice '
                       'order')
     return names
+
+
+def labelled_cases_from_list(src, train_slices, published, train_cases, labelled, labelled_list,
+                             default_labelled, error=ConversionError):
+    """The labelled cases a slice list names, with ``'hsam'`` resolved to ``published``.
+
+    Args:
+        src (str): the source folder (named in messages).
+        train_slices (str | None): ``'hsam'``, a slice-list file, or None.
+        published (str): H-SAM's published list that ``'hsam'`` stands for.
+        train_cases (list[str]): the source's training cases.
+        labelled (int | None), labelled_list (str | None): the explicit choices, which win.
+        default_labelled (int): the number of cases used when the published list cannot be.
+        error (type): the converter's exception class.
+
+    Returns:
+        tuple: ``(train_slices, labelled_cases)``: the list file in force (None when a source
+        lacks the published list's cases, with a warning) and the cases it names, or None
+        when the caller chooses the labelled cases itself.
+    """
+    if train_slices == 'hsam':
+        absent = [c for c in read_slice_list(published, error)[1] if c not in train_cases]
+        if absent:
+            warnings.warn(f'{src} lacks the labelled case(s) {absent} of H-SAM\'s published '
+                          'list, which cannot be used; training on every slice of the first '
+                          f'{default_labelled if labelled is None else labelled} training '
+                          'case(s) instead')
+            return None, None
+        train_slices = published
+    if train_slices is None or labelled is not None or labelled_list is not None:
+        return train_slices, None
+    labelled_cases = read_slice_list(train_slices, error)[1]
+    unknown = [c for c in labelled_cases if c not in train_cases]
+    if unknown:
+        raise error(f'slice list {train_slices} names case(s) {unknown} that are not training '
+                    'cases of the source; pass --labelled N or --train-slices all')
+    return train_slices, labelled_cases

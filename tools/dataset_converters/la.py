@@ -61,7 +61,7 @@ if REPO_ROOT not in sys.path:
 
 from mmsam.datasets import converter_utils  # noqa: E402
 from mmsam.datasets.slice_selection import (HSAM_LA_4, HSAM_PROMISE12_3,  # noqa: E402
-                                            HSAM_PROMISE12_TEST, read_slice_list,
+                                            HSAM_PROMISE12_TEST, labelled_cases_from_list,
                                             select_slices)
 from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
                                             read_name_list, run_conversion, slice_names,
@@ -243,25 +243,10 @@ def convert_la(src, dst, labelled=None, labelled_list=None, all_train=False,
         warnings.warn(f'{src}: {len(train_cases)} training / {len(test_cases)} test cases, not '
                       f'UA-MT\'s {EXPECTED_COUNTS[0]} / {EXPECTED_COUNTS[1]}; converting them '
                       'as listed')
-    if train_slices == 'hsam':
-        listed = read_slice_list(HSAM_LA_4, LAConversionError)[1]
-        absent = [c for c in listed if c not in train_cases]
-        if absent:
-            warnings.warn(f'{src} lacks the labelled case(s) {absent} of H-SAM\'s published '
-                          'list, which cannot be used; training on every slice of the first '
-                          f'{DEFAULT_LABELLED if labelled is None else labelled} training '
-                          'case(s) instead')
-            train_slices = None
-        else:
-            train_slices = HSAM_LA_4
-    if train_slices is not None and labelled is None and labelled_list is None:
-        labelled_cases = read_slice_list(train_slices, LAConversionError)[1]
-        unknown = [c for c in labelled_cases if c not in train_cases]
-        if unknown:
-            raise LAConversionError(f'slice list {train_slices} names case(s) {unknown} that are '
-                                    'not training cases of the source; pass --labelled N or '
-                                    '--train-slices all')
-    else:
+    train_slices, labelled_cases = labelled_cases_from_list(
+        src, train_slices, HSAM_LA_4, train_cases, labelled, labelled_list, DEFAULT_LABELLED,
+        LAConversionError)
+    if labelled_cases is None:
         labelled_cases = choose_labelled(train_cases, DEFAULT_LABELLED if labelled is None
                                          else labelled, labelled_list)
     sliced = train_cases if all_train else labelled_cases
