@@ -1,12 +1,16 @@
 # Slice-trained, volume-tested MRI in mmsam's format, slices resized to 512 x 512 for the model
 # and evaluated at their original size. The LA and PROMISE12 bases add the dataset type and root.
+_base_ = ['./slice_augmentations.py']
 img_scale = (512, 512)  # slices are resized to 512 x 512 (H-SAM, sec. 4.1)
 meta_keys = ('img_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
              'flip_direction', 'reduce_zero_label', 'case_id', 'slice_index', 'num_slices',
              'spacing')
+# H-SAM's augmentation with the official magnitudes on the native slice, then the resize to
+# 512 x 512 (the official code augments, then zooms to the network size).
 train_pipeline = [
     dict(type='LoadNpzSlice'),
-    dict(type='Resize', scale=img_scale, keep_ratio=False),
+    {{_base_.hsam_augmentation}},
+    dict(type='Resize', scale=img_scale, keep_ratio=False, interpolation='bicubic'),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [
