@@ -304,9 +304,9 @@ def test_benchmark_tool_runs_and_prints_the_table(data_root):
         assert row in proc.stdout
     warm = next(line for line in proc.stdout.splitlines() if '(c) cache warm' in line)
     cells = [c.strip() for c in warm.split('|')]
-    assert cells[4] == '0 / 16'  # no encoder pass with a warm cache
-    assert cells[6] == '0'  # same losses as without the cache
-    assert 'Speed-up of the warm cache (c) over no cache (a)' in proc.stdout
+    assert cells[5] == '0 / 16'  # no encoder pass with a warm cache
+    assert cells[8] == '0'  # same losses as without the cache
+    assert 'fp32: speed-up of the warm cache (c) over no cache (a)' in proc.stdout
 
 
 def load_benchmark():
@@ -325,14 +325,17 @@ def test_benchmark_trainable_encoder_and_inference(data_root, capsys):
     out = capsys.readouterr().out
     assert 'The embedding cache cannot apply: the encoder has trainable parameters' in out
     assert '(a) no cache' in out and '(c) cache warm' not in out
-    assert 'cached' not in result
+    assert 'cached' not in result['fp32']
 
     result = benchmark.main([str(CONFIG), '--mode', 'infer', '--num-hypotheses', '1', '3',
-                             '--iters', '1', '--warmup', '0', '--cfg-options', *options])
+                             '--iters', '1', '--warmup', '0', '--dtype', 'bf16', 'fp32',
+                             '--cfg-options', *options])
     out = capsys.readouterr().out
     assert 'encoder passes per image' in out and 'fixed M: SAMMCLHead gives 3' in out
-    assert result[1] is None  # SAM MCL always gives its 3 masks
-    assert result[3]['passes_per_image'] == 1  # one encoder pass for all M hypotheses
+    assert list(result) == ['fp32', 'bf16']  # fp32 first, so the others compare with it
+    assert result['bf16'][3]['passes_per_image'] == 1
+    assert result['fp32'][1] is None  # SAM MCL always gives its 3 masks
+    assert result['fp32'][3]['passes_per_image'] == 1  # one encoder pass for all M hypotheses
 
 
 def test_half_storage_rounds_hits_and_misses_alike(tmp_path):

@@ -13,8 +13,15 @@ same epoch and the largest loss difference from (a) (0 when the cache is exact:
 config with a trainable encoder can be frozen with ``--cfg-options model.backbone.frozen=True``.
 
 ``--mode infer`` times ``model.test_step`` on the test set for each M of ``--num-hypotheses``
-(``test_cfg.num_hypotheses=M``) and counts image-encoder passes per image. Heads with a fixed
-number of outputs refuse other M values: their rows say "fixed M".
+(``test_cfg.num_hypotheses=M``), with its cost relative to the first M, and counts image-encoder
+passes per image. Heads with a fixed number of outputs refuse other M values: their rows say
+"fixed M". With a config, ``--dtype fp32 bf16`` repeats either mode per dtype (training through
+mmsam's ``AmpOptimWrapper``, inference under autocast). ``configs/benchmarks/`` holds SeqSAM
+and MedSAM at SAM's real 1024 x 1024 input::
+
+    python tools/analysis_tools/benchmark.py \
+        configs/benchmarks/medsam_vit-b_1024_synthetic-lesion.py --iters 3 --warmup 1 \
+        --dtype fp32 bf16
 
 ``--mode encoder`` (no config) times segment-anything's ``ImageEncoderViT`` and mmsam's
 ``SAMImageEncoder`` with the same random weights, interleaved, per ``--dtype`` (fp32; bf16 /
@@ -74,8 +81,9 @@ def parse_args(argv=None):
                         help='encoder / SAMed-step modes: vit_b, vit_l, vit_h or a JSON arch dict')
     parser.add_argument('--img-size', type=int, default=None,
                         help='encoder mode: default 1024; SAMed step: default 512')
-    parser.add_argument('--dtype', nargs='+', choices=['fp32', 'bf16', 'fp16'],
-                        default=['fp32', 'bf16'], help='bf16 / fp16 run under autocast')
+    parser.add_argument('--dtype', nargs='+', choices=['fp32', 'bf16', 'fp16'], default=None,
+                        help='bf16 / fp16 run under autocast (training: mmsam AmpOptimWrapper); '
+                        'default fp32 bf16 without a config, fp32 with one')
     parser.add_argument('--impls', nargs='+', choices=['fused', 'reference'], default=None,
                         help="mmsam attention implementations (encoder: ['fused']; "
                         "SAMed step: ['reference', 'fused'])")
@@ -107,6 +115,8 @@ def parse_args(argv=None):
         parser.error('--mode infer needs a config')
     if args.repeats < 1:
         parser.error('--repeats must be >= 1')
+    if args.dtype is None:
+        args.dtype = ['fp32'] if args.config else ['fp32', 'bf16']
     if args.arch.startswith('{'):  # a small arch dict for quick runs, as JSON
         try:
             args.arch = json.loads(args.arch)
@@ -213,42 +223,78 @@ def why_no_cache(cfg, seed, device):
     return reason
 
 
-def benchmark_train(cfg, args, seed, device):
-    reason = why_no_cache(cfg, seed, device)
-    rows = [('(a) no cache', 1), ('(a) no cache', 2)]
-    uncached, _ = train_run(cfg, args, seed, device)
-    cached = None
-    if reason is None:
-        root = args.cache_dir or tempfile.mkdtemp(prefix='mmsam_benchmark_cache_')
-        try:
-            cached, cache = train_run(cfg, args, seed, device, cache_root=root)
-        finally:
-            if args.cache_dir is None:
-                shutil.rmtree(root, ignore_errors=True)
-        rows += [('(b) cache filling', 1), ('(c) cache warm', 2)]
+AMP_DTYPES = {'bf16': 'bfloat16', 'fp16': 'float16'}
 
+
+def ordered_dtypes(dtypes):
+    """--dtype values with fp32 first, so the other rows can be compared with it."""
+    return sorted(dict.fromkeys(dtypes), key=['fp32', 'bf16', 'fp16'].index)
+
+
+def with_autocast(cfg, dtype):
+    """``cfg`` training under ``dtype`` autocast (mmsam's AmpOptimWrapper); fp32: unchanged."""
+    if dtype == 'fp32':
+        return cfg
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        raise SystemExit(f'--dtype {dtype}: the config has optim_wrapper.type={wrapper!r}; '
+                         'only OptimWrapper or AmpOptimWrapper can run under autocast')
+    cfg = copy.deepcopy(cfg)
+    cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype=AMP_DTYPES[dtype])
+    return cfg
+
+
+def benchmark_train(cfg, args, seed, device):
+    """(a) no cache, (b) cache filling, (c) cache warm, per ``--dtype``.
+
+    Returns:
+        dict: ``{dtype: dict(uncached=..., cached=..., hits=..., misses=...)}``, or with
+        ``reason`` instead of the cache entries when the cache cannot apply.
+    """
+    reason = why_no_cache(cfg, seed, device)
     batch = cfg.train_dataloader.batch_size
-    table = PrettyTable(['run', 'epoch', 'it/s', 'images encoded', 'speed-up vs (a)',
-                         'max |loss - (a)|'])
-    for name, epoch in rows:
-        speed, losses, encoded = (cached if name[1] != 'a' else uncached)[epoch - 1]
-        ref_speed, ref_losses, _ = uncached[epoch - 1]
-        diff = max(abs(a - b) for a, b in zip(losses, ref_losses))
-        table.add_row([name, epoch, f'{speed:.2f}', f'{encoded} / {len(losses) * batch}',
-                       f'{speed / ref_speed:.2f}x', f'{diff:.3g}'])
+    table = PrettyTable(['dtype', 'run', 'epoch', 'it/s', 'images encoded', 'speed-up vs (a)',
+                         'vs (a) fp32', 'max |loss - (a)|'])
+    results = {}
+    for dtype in ordered_dtypes(args.dtype):
+        dtype_cfg = with_autocast(cfg, dtype)
+        uncached, _ = train_run(dtype_cfg, args, seed, device)
+        result = results[dtype] = dict(uncached=uncached)
+        rows = [('(a) no cache', 1, uncached), ('(a) no cache', 2, uncached)]
+        if reason is None:
+            root = args.cache_dir or tempfile.mkdtemp(prefix='mmsam_benchmark_cache_')
+            try:
+                cached, cache = train_run(dtype_cfg, args, seed, device, cache_root=root)
+            finally:
+                if args.cache_dir is None:
+                    shutil.rmtree(root, ignore_errors=True)
+            result.update(cached=cached, hits=cache.hits, misses=cache.misses)
+            rows += [('(b) cache filling', 1, cached), ('(c) cache warm', 2, cached)]
+        else:
+            result['reason'] = reason
+        fp32 = results['fp32']['uncached'] if 'fp32' in results else None
+        for name, epoch, runs in rows:
+            speed, losses, encoded = runs[epoch - 1]
+            ref_speed, ref_losses, _ = uncached[epoch - 1]
+            diff = max(abs(a - b) for a, b in zip(losses, ref_losses))
+            vs_fp32 = f'{speed / fp32[epoch - 1][0]:.2f}x' if fp32 else '-'
+            table.add_row([dtype, name, epoch, f'{speed:.3f}', f'{encoded} / {len(losses) * batch}',
+                           f'{speed / ref_speed:.2f}x', vs_fp32, f'{diff:.3g}'])
     print(f'Training speed, {args.iters} timed iterations per epoch after {args.warmup} '
-          f'warm-up, batch {batch}, on {device}:')
+          f'warm-up, batch {batch}, on {device} ({torch.get_num_threads()} threads):')
     print(table)
-    if cached is None:
+    if reason is not None:
         print(f'The embedding cache cannot apply: {reason}. Only (a) was measured.')
-        return dict(uncached=uncached, reason=reason)
-    print(f'Speed-up of the warm cache (c) over no cache (a): '
-          f'{cached[1][0] / uncached[1][0]:.2f}x; cache: {cache.hits} hits, '
-          f'{cache.misses} misses')
-    return dict(uncached=uncached, cached=cached, hits=cache.hits, misses=cache.misses)
+        return results
+    for dtype, result in results.items():
+        print(f'{dtype}: speed-up of the warm cache (c) over no cache (a): '
+              f"{result['cached'][1][0] / result['uncached'][1][0]:.2f}x; cache: "
+              f"{result['hits']} hits, {result['misses']} misses")
+    return results
 
 
 def benchmark_infer(cfg, args, seed, device):
+    """``model.test_step`` per ``--dtype`` and M; returns ``{dtype: {M: dict | None}}``."""
     model = build_model(cfg, seed, device)
     model.eval()
     loader_cfg = cfg.test_dataloader
@@ -256,34 +302,41 @@ def benchmark_infer(cfg, args, seed, device):
     counter = EncoderCounter(model.backbone)
     if model.test_cfg is None:
         model.test_cfg = {}
-    table = PrettyTable(['M', 'images/s', 'ms/image', 'encoder passes per image', 'note'])
+    first_m = args.num_hypotheses[0]
+    table = PrettyTable(['dtype', 'M', 'images/s', 'ms/image', f'cost vs M={first_m}',
+                         'encoder passes per image', 'note'])
     results = {}
+    for dtype in ordered_dtypes(args.dtype):
+        results[dtype] = {}
 
-    def step(batch):
-        with torch.no_grad():
-            return len(model.test_step(batch))
+        def step(batch):
+            with torch.no_grad(), autocast_ctx(device, dtype):
+                return len(model.test_step(batch))
 
-    for m in args.num_hypotheses:
-        model.test_cfg['num_hypotheses'] = m
-        counter.images = 0
-        try:
-            speed, per_batch = timed_epoch(model, loader, 0, args.warmup, args.iters, step,
-                                           device)
-        except ValueError as err:
-            fixed = getattr(model.decode_head, 'num_hypotheses', None)
-            note = f'fixed M: {type(model.decode_head).__name__} gives {fixed}' \
-                if fixed is not None else f'fixed M: {err}'
-            table.add_row([m, '-', '-', '-', note])
-            results[m] = None
-            continue
-        timed_images = sum(per_batch[args.warmup:])
-        img_speed = speed * timed_images / max(len(per_batch) - args.warmup, 1)
-        passes = counter.images / max(sum(per_batch), 1)
-        table.add_row([m, f'{img_speed:.2f}', f'{1000 / img_speed:.1f}', f'{passes:.2f}', ''])
-        results[m] = dict(images_per_s=img_speed, passes_per_image=passes)
+        for m in args.num_hypotheses:
+            model.test_cfg['num_hypotheses'] = m
+            counter.images = 0
+            try:
+                speed, per_batch = timed_epoch(model, loader, 0, args.warmup, args.iters, step,
+                                               device)
+            except ValueError as err:
+                fixed = getattr(model.decode_head, 'num_hypotheses', None)
+                note = f'fixed M: {type(model.decode_head).__name__} gives {fixed}' \
+                    if fixed is not None else f'fixed M: {err}'
+                table.add_row([dtype, m, '-', '-', '-', '-', note])
+                results[dtype][m] = None
+                continue
+            timed_images = sum(per_batch[args.warmup:])
+            img_speed = speed * timed_images / max(len(per_batch) - args.warmup, 1)
+            passes = counter.images / max(sum(per_batch), 1)
+            first = results[dtype].get(first_m)
+            cost = f"{first['images_per_s'] / img_speed:.2f}x" if first else '-'
+            table.add_row([dtype, m, f'{img_speed:.3f}', f'{1000 / img_speed:.1f}', cost,
+                           f'{passes:.2f}', ''])
+            results[dtype][m] = dict(images_per_s=img_speed, passes_per_image=passes)
     counter.handle.remove()
     print(f'Inference speed, {args.iters} timed batches after {args.warmup} warm-up, batch '
-          f'{loader_cfg.batch_size}, on {device}:')
+          f'{loader_cfg.batch_size}, on {device} ({torch.get_num_threads()} threads):')
     print(table)
     return results
 
@@ -319,12 +372,15 @@ def interleaved_times(variants, repeats, device):
         variants (dict[str, callable]): name -> function returning its output.
 
     Returns:
-        tuple[dict, dict]: name -> list of seconds, name -> warm-up output.
+        tuple[dict, dict, dict]: name -> list of seconds, name -> warm-up output, name ->
+        seconds of the warm-up call (with ``torch.compile``: the compilation).
     """
-    outputs, times = {}, {name: [] for name in variants}
+    outputs, times, first = {}, {name: [] for name in variants}, {}
     for name, fn in variants.items():
+        start = time.perf_counter()
         outputs[name] = fn()
         _sync(device)
+        first[name] = time.perf_counter() - start
     for _ in range(repeats):
         for name, fn in variants.items():
             _sync(device)
@@ -332,7 +388,7 @@ def interleaved_times(variants, repeats, device):
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - start)
-    return times, outputs
+    return times, outputs, first
 
 
 def autocast_ctx(device, dtype):
@@ -371,12 +427,12 @@ def benchmark_encoder(args, device):
     dtypes = list(dict.fromkeys(['fp32'] + args.dtype))
     variants = {(name, dt): run(enc, dt) for dt in dtypes for name, enc in encoders.items()
                 if dt in args.dtype or name == 'segment-anything'}
-    times, outputs = interleaved_times(variants, args.repeats, device)
+    times, outputs, first = interleaved_times(variants, args.repeats, device)
     flops = sam_encoder_flops(args.arch, img_size, args.batch_size)
     base = outputs[('segment-anything', 'fp32')]
     sa_median = {dt: statistics.median(times[('segment-anything', dt)]) for dt in dtypes
                  if ('segment-anything', dt) in times}
-    table = PrettyTable(['encoder', 'dtype', 'median s', 'min s', 'vs SA fp32',
+    table = PrettyTable(['encoder', 'dtype', 'median s', 'min s', 'first call s', 'vs SA fp32',
                          'vs SA same dtype', 'max |diff| vs SA fp32', 'rel L2 vs SA fp32',
                          'TFLOP/s'])
     results = {}
@@ -385,9 +441,10 @@ def benchmark_encoder(args, device):
         out = outputs[(name, dt)]
         max_abs = float((out - base).abs().max())
         rel_l2 = float((out - base).norm() / base.norm())
-        results[(name, dt)] = dict(median=med, min=min(ts), max_abs=max_abs, rel_l2=rel_l2,
+        results[(name, dt)] = dict(median=med, min=min(ts), first=first[(name, dt)],
+                                   max_abs=max_abs, rel_l2=rel_l2,
                                    speedup=sa_median['fp32'] / med)
-        table.add_row([name, dt, f'{med:.3f}', f'{min(ts):.3f}',
+        table.add_row([name, dt, f'{med:.3f}', f'{min(ts):.3f}', f'{first[(name, dt)]:.1f}',
                        f"{sa_median['fp32'] / med:.2f}x", f'{sa_median[dt] / med:.2f}x',
                        f'{max_abs:.2e}', f'{rel_l2:.2e}', f'{flops / med / 1e12:.3f}'])
     print(f'Image encoder {args.arch} at {img_size} x {img_size}, batch {args.batch_size}, '
@@ -403,7 +460,8 @@ def samed_step_model(arch, img_size, attn_impl):
         osp.abspath(__file__)))), 'configs', 'samed', 'samed_vit-b_synapse.py'))
     model = cfg.model
     model.backbone.update(arch=arch, img_size=img_size, checkpoint=None, attn_impl=attn_impl)
-    model.decode_head.prompt_encoder.update(img_size=img_size, checkpoint=None)
+    model.decode_head.prompt_encoder.update(
+        img_size=img_size, patch_size=resolve_arch(arch)['patch_size'], checkpoint=None)
     model.decode_head.mask_decoder.checkpoint = None
     model.data_preprocessor.size = (img_size, img_size)
     return model, cfg.optim_wrapper.optimizer
@@ -455,7 +513,7 @@ def benchmark_samed_step(args, device):
             return loss
         return fn
 
-    times, _ = interleaved_times({key: step(key) for key in models}, args.repeats, device)
+    times, _, _ = interleaved_times({key: step(key) for key in models}, args.repeats, device)
     base_key = (impls[0], 'fp32') if 'fp32' in args.dtype else next(iter(models))
     base = statistics.median(times[base_key])
     table = PrettyTable(['attention', 'dtype', 'median s/step', 'min s/step', 'it/s',

@@ -139,7 +139,8 @@ class SeqSAMHead(BoxPromptHead):
             state = torch.cat([hidden, z], dim=1)
             masks, _ = self.mask_decoder.predict(embedding, image_pe, sparse, self.conv1(state))
             outputs.append(masks[:, :1])
-            hidden = self.conv2(state)
+            if step + 1 < num:  # the last H(m + 1) would feed no step
+                hidden = self.conv2(state)
         return torch.cat(outputs, dim=1)
 
     def predict_hypotheses(self, inputs, batch_data_samples, num_hypotheses=None):

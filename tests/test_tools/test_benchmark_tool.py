@@ -1,0 +1,56 @@
+"""benchmark.py's config-free modes and training_memory.py, on a tiny SAM architecture."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_ARCH = json.dumps(dict(embed_dim=64, depth=2, num_heads=4, global_attn_indexes=[1],
+                            patch_size=8, window_size=3))
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'mmsam_{name}_tool', REPO / 'tools' / 'analysis_tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_encoder_mode_compares_with_segment_anything(capsys):
+    """Same weights in both encoders (windowed with padding: an 8 x 8 grid in 3 x 3 windows,
+    and a global block): fused fp32 matches segment-anything, bf16 is bf16-close."""
+    benchmark = load_tool('benchmark')
+    results = benchmark.main(['--mode', 'encoder', '--arch', TINY_ARCH, '--img-size', '64',
+                              '--dtype', 'fp32', 'bf16', '--device', 'cpu', '--repeats', '1',
+                              '--impls', 'fused', 'reference'])
+    out = capsys.readouterr().out
+    assert 'first call s' in out and 'TFLOP/s' in out
+    assert set(results) == {(name, dt) for name in ('segment-anything', 'mmsam fused',
+                                                    'mmsam reference')
+                            for dt in ('fp32', 'bf16')}
+    assert results[('mmsam fused', 'fp32')]['max_abs'] < 1e-4
+    assert results[('mmsam reference', 'fp32')]['max_abs'] == 0  # the very same module
+    assert 1e-5 < results[('mmsam fused', 'bf16')]['rel_l2'] < 2e-2  # bf16 really ran
+    assert results[('segment-anything', 'fp32')]['speedup'] == 1
+
+
+def test_samed_step_mode_same_first_loss_for_both_attentions(capsys):
+    benchmark = load_tool('benchmark')
+    results = benchmark.main(['--mode', 'train', '--arch', TINY_ARCH, '--img-size', '64',
+                              '--dtype', 'fp32', 'bf16', '--device', 'cpu', '--repeats', '1'])
+    assert 'SAMed LoRA training step' in capsys.readouterr().out
+    fp32 = [results[(impl, 'fp32')]['loss'] for impl in ('reference', 'fused')]
+    assert fp32[0] == pytest.approx(fp32[1], rel=1e-5)
+    assert results[('fused', 'bf16')]['loss'] == pytest.approx(fp32[0], rel=1e-2)
+
+
+def test_training_memory_runs_both_variants_in_fresh_processes(capsys):
+    """Activation checkpointing recomputes the blocks: the same loss, in its own process."""
+    memory = load_tool('training_memory')
+    results = memory.main(['--arch', TINY_ARCH, '--img-size', '64', '--dtype', 'fp32',
+                           '--device', 'cpu'])
+    assert 'peak RSS growth' in capsys.readouterr().out
+    assert set(results) == {False, True}
+    assert results[True]['loss'] == pytest.approx(results[False]['loss'], rel=1e-6)
