@@ -6,10 +6,10 @@ Each variant runs in a fresh Python process (the peak of a process cannot be res
 ``benchmark.py``'s SAMed model (random weights, LoRA r=4 on q and v, frozen encoder), runs one
 untimed step, then one timed step, and reports the memory the step added on top of the built
 model. On CUDA that is ``torch.cuda.max_memory_allocated`` minus the allocation before the
-step; on CPU it is the growth of the process's peak resident set (``ru_maxrss``, Linux), which
-also holds the allocator's cache, so read it as an upper bound. ``activation_checkpointing``
-recomputes each encoder block in the backward pass (about one more forward) instead of keeping
-its activations.
+step; on CPU it is the growth of the process's peak resident set (``ru_maxrss``, Linux) over
+the built model during the two steps, which also holds the allocator's cache, so read it as an
+upper bound. ``activation_checkpointing`` recomputes each encoder block in the backward pass
+(about one more forward) instead of keeping its activations.
 """
 import argparse
 import json
