@@ -1,5 +1,7 @@
 """Shared fixtures: tiny SAMs built with segment-anything's own classes, saved in the official
 checkpoint layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``)."""
+import importlib.util
+import re
 from functools import partial
 from pathlib import Path
 
@@ -13,6 +15,31 @@ from mmsam.utils import register_all_modules
 
 # Configs and components build under default_scope='mmsam', as tools/train.py sets it.
 register_all_modules(init_default_scope=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative_path, module_name=None):
+    """Load a script of the repository as a module (``tools/`` is not a package).
+
+    Args:
+        relative_path (str | Path): the script's path relative to the repository root, e.g.
+            ``'tools/infer.py'``.
+        module_name (str, optional): the module's ``__name__``; by default one derived from the
+            path, e.g. ``'mmsam_script_tools_infer'``.
+
+    Returns:
+        module: a fresh module object on each call (the script is executed again), not
+        registered in ``sys.modules``.
+    """
+    if module_name is None:
+        stem = Path(relative_path).with_suffix('').as_posix()
+        module_name = 'mmsam_script_' + re.sub(r'\W', '_', stem)
+    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / relative_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # A SAM-architecture ViT small enough for CPU tests (as in the demo config).
 TINY_ARCH = dict(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), patch_size=8,

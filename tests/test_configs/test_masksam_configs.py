@@ -1,12 +1,12 @@
 """MaskSAM configs: parameter counts (spec section 8), geometry, splits, data pipelines, missing
 files, and the Table 4 ablations differing from the main ACDC config only where intended."""
 import copy
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 from mmengine.config import Config
 
 from mmsam.registry import DATASETS, MODELS
@@ -21,11 +21,7 @@ ABLATIONS = {int(p.stem[-1]): p for p in (CFG / 'ablations').glob('masksam_vit-b
 
 
 def load_count_params():
-    spec = importlib.util.spec_from_file_location(
-        'mmsam_analysis_count_params', ROOT / 'tools' / 'analysis_tools' / 'count_params.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/analysis_tools/count_params.py')
 
 
 def build(path, meta=True):

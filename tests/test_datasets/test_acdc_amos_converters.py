@@ -4,7 +4,6 @@ Tiny fake NIfTI trees in the real release layouts. Expected values are stated by
 official split lists, nnU-Net's rules worked on small numbers, sklearn KFold's permutation for
 seed 12345) or computed with plain numpy from the source arrays.
 """
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -12,10 +11,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets import converter_utils as cu
 
-REPO = Path(__file__).resolve().parents[2]
 
 # the official MaskSAM ACDC split, by patient number
 HAND_VAL = [89, 90, 91, 93, 94, 96, 97, 98, 99, 100]
@@ -25,11 +24,7 @@ AMOS_XYZ = (8, 7, 3)
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f'{name}_converter', REPO / 'tools' / 'dataset_converters' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/dataset_converters/{name}.py')
 
 
 @pytest.fixture(scope='module')

@@ -12,7 +12,6 @@ through a real data loader: the error names the file.
 Each source is the smallest valid one for its converter (checked by the ``valid`` rows: the
 conversion succeeds), then the row's fault is applied to it.
 """
-import importlib.util
 import json
 import pickle
 import re
@@ -23,10 +22,10 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets.converter_utils import ConversionError
 
-REPO = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(0)
 _CONVERTERS = {}
 
@@ -34,11 +33,7 @@ _CONVERTERS = {}
 def converter(name):
     """tools/dataset_converters/<name>.py as a module (tools/ is not a package)."""
     if name not in _CONVERTERS:
-        spec = importlib.util.spec_from_file_location(
-            f'sweep_{name}_converter', REPO / 'tools' / 'dataset_converters' / f'{name}.py')
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _CONVERTERS[name] = module
+        _CONVERTERS[name] = load_script(f'tools/dataset_converters/{name}.py')
     return _CONVERTERS[name]
 
 

@@ -1,5 +1,4 @@
 """LA and PROMISE12 converters: tiny sources in the real layouts, converted and read back."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -26,11 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def load_converter(name):
     """tools/dataset_converters/<name>.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f'mmsam_converter_{name}', REPO / 'tools' / 'dataset_converters' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/dataset_converters/{name}.py')
 
 
 la = load_converter('la')

@@ -6,27 +6,20 @@ with a duplicate slice (higher InstanceNumber, other pixels) and a stray series.
 encode their position, so image crops can be checked against a hand-computed window; the
 masks are checked against pylidc's own ``boolean_mask()`` placed in the full scan volume.
 """
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets import lidc_dicom as ld
 from mmsam.datasets.multi_annotator_dataset import LIDCDataset
 
 pydicom = pytest.importorskip('pydicom')
-REPO = Path(__file__).resolve().parents[2]
 SCAN_IDS = (1, 698, 672)  # LIDC-IDRI-0078 (4 nodules: 4, 4, 1, 4 readers), -0957, -0983
 SIZE = 512
 
 
 def load_lidc_converter():
-    spec = importlib.util.spec_from_file_location(
-        'mmsam_converter_lidc_dicom_test', REPO / 'tools' / 'dataset_converters' / 'lidc.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/dataset_converters/lidc.py')
 
 
 _RC = 7 * np.arange(SIZE)[:, None] + 3 * np.arange(SIZE)[None, :]

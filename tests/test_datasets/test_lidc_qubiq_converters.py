@@ -1,5 +1,4 @@
 """LIDC and QUBIQ kidney converters: tiny sources in the real layouts, converted and read back."""
-import importlib.util
 import json
 import pickle
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets.multi_annotator_dataset import (LIDCDataset, MultiAnnotatorDataset,
                                                     QUBIQKidneyDataset)
@@ -18,11 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def load_converter(name):
     """tools/dataset_converters/<name>.py as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f'mmsam_converter_{name}', REPO / 'tools' / 'dataset_converters' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/dataset_converters/{name}.py')
 
 
 lidc = load_converter('lidc')

@@ -2,7 +2,6 @@
 
 Expected arrays are computed with plain numpy from the arrays written into the NIfTI files.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets import VolumeSliceDataset
 from mmsam.datasets.volume_io import load_npz, read_split
@@ -22,11 +22,7 @@ ZOOMS = (0.8, 0.7, 2.5)  # (x, y, z) mm
 
 @pytest.fixture(scope='module')
 def conv():
-    spec = importlib.util.spec_from_file_location(
-        'nifti_folder_converter', REPO / 'tools' / 'dataset_converters' / 'nifti_folder.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/dataset_converters/nifti_folder.py')
 
 
 def save_nii(path, array, zooms=ZOOMS):

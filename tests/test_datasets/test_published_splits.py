@@ -1,23 +1,17 @@
 """H-SAM's published split lists ship with the converters and are their command-line defaults."""
-import importlib.util
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets.slice_selection import (HSAM_LA_4, HSAM_PROMISE12_3, HSAM_PROMISE12_TEST,
                                             HSAM_SYNAPSE_10PCT, read_slice_list)
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def _module(name):
-    spec = importlib.util.spec_from_file_location(
-        f'{name}_converter', REPO / 'tools' / 'dataset_converters' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/dataset_converters/{name}.py')
 
 
 @pytest.fixture(scope='module')

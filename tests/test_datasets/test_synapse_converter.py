@@ -3,7 +3,6 @@
 Expected values are stated here by hand (label map, HU window, TransUNet split), not taken from
 the module under test.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import load_script
 
 from mmsam.datasets import SynapseDataset
 
@@ -31,10 +31,7 @@ ZOOMS = (0.7, 0.8, 3.0)
 
 @pytest.fixture(scope='module')
 def conv():
-    spec = importlib.util.spec_from_file_location('synapse_converter', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/dataset_converters/synapse.py')
 
 
 def _pipeline():

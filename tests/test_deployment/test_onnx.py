@@ -1,7 +1,6 @@
 """ONNX export (tools/deployment/pytorch2onnx.py) and onnxruntime inference
 (tools/deployment/onnx_infer.py) against the PyTorch models: H-SAM with LoRA trained two
 iterations, SAMed with LoRA (random non-zero updates), box-prompted SAM-MCL."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import SAM_MCL_RANDOM_CONFIG
+from conftest import SAM_MCL_RANDOM_CONFIG, load_script
 
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
@@ -20,18 +19,10 @@ LORA = ['model.backbone.adapter._delete_=True', 'model.backbone.adapter.type=LoR
         'model.backbone.adapter.rank=4']
 
 
-def load_tool(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def tools():
-    return (load_tool('mmsam_tool_pytorch2onnx', REPO / 'tools' / 'deployment' / 'pytorch2onnx.py'),
-            load_tool('mmsam_tool_onnx_infer', REPO / 'tools' / 'deployment' / 'onnx_infer.py'),
-            load_tool('mmsam_tool_infer_onnx_test', REPO / 'tools' / 'infer.py'))
+    return (load_script('tools/deployment/pytorch2onnx.py'),
+            load_script('tools/deployment/onnx_infer.py'), load_script('tools/infer.py'))
 
 
 @pytest.fixture(scope='module')

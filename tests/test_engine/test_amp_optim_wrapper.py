@@ -1,13 +1,11 @@
 """mmsam's AmpOptimWrapper: mixed-precision training steps on CPU, through mmengine's builder."""
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
 from mmengine.optim import build_optim_wrapper
+from conftest import load_script
 
 from mmsam.engine import AmpOptimWrapper
 from mmsam.models import SAMImageEncoder
@@ -79,11 +77,7 @@ def test_bad_dtype_is_named():
 
 
 def load_tool(name):
-    path = Path(__file__).resolve().parents[2] / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'mmsam_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def test_train_amp_flags_set_the_wrapper():

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 from mmengine.config import Config
 
 from mmsam.engine import (ConfigArgumentError, ConfigError, config_argument_errors,
@@ -97,12 +98,7 @@ def test_train_tool_gives_one_error_line(tmp_path, capsys):
 
 def load_tool(name):
     """tools/<name>.py as a module (tools/ is not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'mmsam_tool_{name}',
-                                                  REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 @pytest.mark.parametrize('tool', ['train', 'test', 'infer'])

@@ -1,6 +1,5 @@
 """EmbeddingCache and EmbeddingCacheHook: same losses as without the cache, encoder skipped once
 warm, invalidation, and the hook refusing trainable encoders and random pixel transforms."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from mmsam.engine.hooks.embedding_cache_hook import EmbeddingCacheHook
 from mmsam.engine.runner import build_runner
 from mmsam.registry import MODELS
 from conftest import SAM_MCL_RANDOM_CONFIG as CONFIG
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_ENCODER = dict(type='SAMImageEncoder', img_size=32, frozen=True, checkpoint=None,
@@ -309,16 +309,8 @@ def test_benchmark_tool_runs_and_prints_the_table(data_root):
     assert 'fp32: speed-up of the warm cache (c) over no cache (a)' in proc.stdout
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        'mmsam_benchmark_tool', REPO / 'tools' / 'analysis_tools' / 'benchmark.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_trainable_encoder_and_inference(data_root, capsys):
-    benchmark = load_benchmark()
+    benchmark = load_script('tools/analysis_tools/benchmark.py')
     options = [f'{k}={v}' for k, v in data_options(data_root).items()]
     result = benchmark.main([str(CONFIG), '--iters', '2', '--warmup', '1', '--cfg-options',
                              *options, 'model.backbone.frozen=False'])

@@ -1,10 +1,10 @@
 """Starting a run: every missing prerequisite in one message before anything is created, no
 folder left by a run that never started, and the config dump kept off the console."""
-import importlib.util
 import logging
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
@@ -18,11 +18,7 @@ SYNAPSE = REPO / 'configs' / 'samed' / 'samed_vit-b_synapse.py'
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'mmsam_tool_{name}_start',
-                                                  REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 @pytest.fixture(scope='module')

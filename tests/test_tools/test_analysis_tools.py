@@ -1,21 +1,17 @@
 """tools/analysis_tools: parameter counts by module, class frequencies, result tables, bar charts
 and training curves."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmsam_analysis_{name}', REPO / 'tools' / 'analysis_tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/analysis_tools/{name}.py')
 
 
 def test_count_params_groups_encoder_adapter_and_decoder_stages(capsys):

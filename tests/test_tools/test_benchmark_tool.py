@@ -1,21 +1,15 @@
 """benchmark.py's config-free modes and training_memory.py, on a tiny SAM architecture."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-REPO = Path(__file__).resolve().parents[2]
 TINY_ARCH = json.dumps(dict(embed_dim=64, depth=2, num_heads=4, global_attn_indexes=[1],
                             patch_size=8, window_size=3))
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'mmsam_{name}_tool', REPO / 'tools' / 'analysis_tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/analysis_tools/{name}.py')
 
 
 def test_encoder_mode_compares_with_segment_anything(capsys):

@@ -1,27 +1,17 @@
 """tools/infer.py: one grid picture per .npz sample or image file, clear errors."""
-import importlib.util
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 from conftest import SAM_MCL_RANDOM_CONFIG as CONFIG
+from conftest import load_script
 
-REPO = Path(__file__).resolve().parents[2]
 SPACING = 4  # HypothesisVisualizer's default gap between panels
 NUM_HYPOTHESES = 3  # SAM-MCL's outputs
 
 
-def load_infer():
-    spec = importlib.util.spec_from_file_location('mmsam_tool_infer', REPO / 'tools' / 'infer.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def infer():
-    return load_infer()
+    return load_script('tools/infer.py')
 
 
 def grid_width(num_panels, panel):

@@ -1,7 +1,6 @@
 """tools/infer.py on scans with a box-prompted multi-hypothesis model (hypotheses, consensus,
 agreement in the scan's geometry; NIfTI and MetaImage), and bad scans, prompts and limits:
 clear errors naming the file, nothing left in the output folder."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import SAM_MCL_RANDOM_CONFIG as MCL
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
@@ -19,11 +19,7 @@ AFFINE = np.array([[0.0, -0.6, 0.0, 30.0], [0.7, 0.0, 0.0, -12.0], [0.0, 0.0, 2.
 
 @pytest.fixture(scope='module')
 def infer():
-    spec = importlib.util.spec_from_file_location('mmsam_tool_infer_scans',
-                                                  REPO / 'tools' / 'infer.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/infer.py')
 
 
 def lesion_volume(depth=4, height=96, width=80):

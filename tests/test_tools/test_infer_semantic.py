@@ -1,6 +1,5 @@
 """tools/infer.py with semantic models: the demo's H-SAM (2D, trained 2 iterations here) on a test
 volume, a training slice and an image; SAMed-DConv 3D on a tiny volume by sliding window."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
@@ -20,17 +20,9 @@ CLASSES = ('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder',
            'stomach', 'aorta', 'pancreas')
 
 
-def load_infer():
-    spec = importlib.util.spec_from_file_location('mmsam_tool_infer_semantic',
-                                                  REPO / 'tools' / 'infer.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def infer():
-    return load_infer()
+    return load_script('tools/infer.py')
 
 
 def shrunk_data(data_root):
@@ -347,10 +339,7 @@ def synapse_converted_predictions(checkpoint, nifti_src, work):
 
     from mmsam.apis import init_model
     from mmsam.registry import DATASETS
-    spec = importlib.util.spec_from_file_location(
-        'mmsam_synapse_converter', REPO / 'tools' / 'dataset_converters' / 'synapse.py')
-    converter = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(converter)
+    converter = load_script('tools/dataset_converters/synapse.py')
     dst = work / 'synapse'
     with pytest.warns(UserWarning, match='lacks'):
         converter.convert_synapse(str(nifti_src), str(dst), fmt='btcv', log=lambda *_: None)

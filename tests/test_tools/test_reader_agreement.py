@@ -1,24 +1,11 @@
 """tools/analysis_tools/reader_agreement.py: hand-worked crops, data root vs generator, pylidc."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmsam_analysis_reader_agreement', REPO / 'tools' / 'analysis_tools' /
-        'reader_agreement.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ra = load_tool()
+ra = load_script('tools/analysis_tools/reader_agreement.py')
 
 
 def test_hand_worked_crops():

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'samed' / 'samed_vit-tiny_synthetic-abdomen.py'
@@ -242,12 +243,7 @@ def test_truncated_checkpoint_fails_clearly_and_leaves_no_work_dir(tmp_path):
 
 def load_tool(name):
     """tools/<name>.py as a module (tools/ is not a package)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'mmsam_tool_{name}',
-                                                  REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f'tools/{name}.py')
 
 
 def test_resume_argument(tmp_path, monkeypatch):
