@@ -143,6 +143,22 @@ def _check_3d(shape, path):
     return squeezed
 
 
+def _checked_header(path, max_voxels):
+    """The scan's kind, its 3D (I, J, K) header shape and the nibabel image (None
+    unless NIfTI), after the checks every reader makes before touching a voxel: a known
+    format, an existing path, 3D, one series, the voxel limit."""
+    kind = scan_kind(path)
+    if kind is None:
+        raise MedicalImageError(f'{path}: not a NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) '
+                                'file or a DICOM series folder')
+    if not osp.exists(path):
+        raise MedicalImageError(f'{path}: no such file or folder')
+    shape, nifti = _header_shape(path, kind)
+    shape = _check_3d(shape, path)
+    check_voxel_limit(shape, path, limit=max_voxels, error=MedicalImageError)
+    return kind, shape, nifti
+
+
 def describe_scan(path, max_voxels=None):
     """The (D, H, W) shape of a scan from its header, checked (3D, one series, voxel limit).
 
@@ -156,14 +172,7 @@ def describe_scan(path, max_voxels=None):
     Raises:
         MedicalImageError: as :func:`read_scan`.
     """
-    kind = scan_kind(path)
-    if kind is None:
-        raise MedicalImageError(f'{path}: not a NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) '
-                                'file or a DICOM series folder')
-    if not osp.exists(path):
-        raise MedicalImageError(f'{path}: no such file or folder')
-    shape = _check_3d(_header_shape(path, kind)[0], path)
-    check_voxel_limit(shape, path, limit=max_voxels, error=MedicalImageError)
+    shape = _checked_header(path, max_voxels)[1]
     return tuple(int(s) for s in shape[::-1])
 
 
@@ -183,15 +192,7 @@ def read_scan(path, max_voxels=None):
     Raises:
         MedicalImageError: unreadable, not 3D, several DICOM series, over the voxel limit.
     """
-    kind = scan_kind(path)
-    if kind is None:
-        raise MedicalImageError(f'{path}: not a NIfTI (.nii, .nii.gz), MetaImage (.mha, .mhd) '
-                                'file or a DICOM series folder')
-    if not osp.exists(path):
-        raise MedicalImageError(f'{path}: no such file or folder')
-    shape, nifti = _header_shape(path, kind)
-    shape = _check_3d(shape, path)
-    check_voxel_limit(shape, path, limit=max_voxels, error=MedicalImageError)
+    kind, shape, nifti = _checked_header(path, max_voxels)
     if kind == 'nifti':
         try:
             data = np.asarray(nifti.get_fdata(dtype=np.float32)).reshape(shape)
