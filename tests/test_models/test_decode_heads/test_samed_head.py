@@ -32,15 +32,21 @@ def test_samed_head_outputs_one_map_per_class_at_quarter_resolution():
     assert logits.shape == (3, 4, 32, 32)
 
 
-def test_samed_loss_is_weighted_ce_plus_dice_at_logit_resolution():
+def _head_losses_logits_and_labels(num):
+    """A SAMed head, its losses on ``num`` random samples, its (num, 4, 32, 32) logits and
+    the labels resized (nearest) to the logits' resolution."""
     head = MODELS.build(HEAD)
-    samples = _samples(2)
-    feats = (torch.randn(2, 32, 8, 8),)
+    samples = _samples(num)
+    feats = (torch.randn(num, 32, 8, 8),)
     losses = head.loss(feats, samples, None)
-    logits = head(feats)
     label = torch.nn.functional.interpolate(
         torch.stack([s.gt_sem_seg.data for s in samples]).float(), size=(32, 32),
         mode='nearest').squeeze(1).long()
+    return head, losses, head(feats), label
+
+
+def test_samed_loss_is_weighted_ce_plus_dice_at_logit_resolution():
+    head, losses, logits, label = _head_losses_logits_and_labels(2)
     ce = torch.nn.functional.cross_entropy(logits, label)
     torch.testing.assert_close(losses['loss_ce'], 0.2 * ce, atol=1e-5, rtol=1e-4)
     assert 0 < losses['loss_dice'] < 0.8
@@ -78,14 +84,7 @@ def test_samed_dice_term_hand_worked():
 
 
 def test_samed_loss_dice_term_equals_the_official_dice_loss():
-    head = MODELS.build(HEAD)
-    samples = _samples(3)
-    feats = (torch.randn(3, 32, 8, 8),)
-    losses = head.loss(feats, samples, None)
-    logits = head(feats)
-    label = torch.nn.functional.interpolate(
-        torch.stack([s.gt_sem_seg.data for s in samples]).float(), size=(32, 32),
-        mode='nearest').squeeze(1).long()
+    _, losses, logits, label = _head_losses_logits_and_labels(3)
     torch.testing.assert_close(losses['loss_dice'], 0.8 * _official_dice_loss(logits, label, 4))
 
 
