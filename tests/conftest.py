@@ -41,6 +41,36 @@ def load_script(relative_path, module_name=None):
     return module
 
 
+def synthetic_abdomen_options(data_root, batch_size=2):
+    """``--cfg-options`` that shrink a synthetic-abdomen config for tests: one 8-slice case
+    for training and one for testing under ``data_root``, no loader workers, and
+    ``batch_size`` in every loader (None keeps the config's)."""
+    options = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={data_root}',
+                    f'{loader}.dataset.generator.num_train_cases=1',
+                    f'{loader}.dataset.generator.num_test_cases=1',
+                    f'{loader}.dataset.generator.depth=8',
+                    f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+        if batch_size is not None:
+            options.append(f'{loader}.batch_size={batch_size}')
+    return options
+
+
+def iter_options(max_iters, checkpoint_interval):
+    """An iteration-based loop of ``max_iters`` with a checkpoint every ``checkpoint_interval``.
+
+    No validation during training (tools/test.py runs the evaluator); ``_delete_`` replaces
+    the config's epoch-based ``train_cfg`` instead of merging into it.
+    """
+    return ['train_cfg._delete_=True', 'train_cfg.type=IterBasedTrainLoop',
+            f'train_cfg.max_iters={max_iters}', 'train_cfg.val_interval=1000',
+            'train_cfg.val_begin=1000',
+            'default_hooks.checkpoint.by_epoch=False',
+            f'default_hooks.checkpoint.interval={checkpoint_interval}',
+            'default_hooks.logger.interval=1', 'randomness.deterministic=True']
+
+
 # A SAM-architecture ViT small enough for CPU tests (as in the demo config).
 TINY_ARCH = dict(embed_dim=32, depth=2, num_heads=2, global_attn_indexes=(1,), patch_size=8,
                  window_size=4, out_chans=32)

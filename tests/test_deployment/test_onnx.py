@@ -10,7 +10,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import SAM_MCL_RANDOM_CONFIG, load_script
+from conftest import (SAM_MCL_RANDOM_CONFIG, iter_options, load_script,
+                      synthetic_abdomen_options)
 
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
@@ -30,20 +31,11 @@ def hsam_lora_run(tmp_path_factory):
     """H-SAM tiny with a LoRA encoder, trained 2 iterations by tools/train.py."""
     root = tmp_path_factory.mktemp('hsam_lora')
     data_root, work_dir = root / 'data', root / 'work'
-    options = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.dataset.data_root={data_root}',
-                    f'{loader}.dataset.generator.num_train_cases=1',
-                    f'{loader}.dataset.generator.num_test_cases=1',
-                    f'{loader}.dataset.generator.depth=8', f'{loader}.batch_size=2',
-                    f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
     proc = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'train.py'), str(HSAM), '--work-dir',
-         str(work_dir), '--cfg-options', *options, *LORA, 'train_cfg._delete_=True',
-         'train_cfg.type=IterBasedTrainLoop', 'train_cfg.max_iters=2',
-         'train_cfg.val_interval=1000', 'default_hooks.checkpoint.by_epoch=False',
-         'default_hooks.checkpoint.interval=2'],
+         str(work_dir), '--cfg-options', *synthetic_abdomen_options(data_root), *LORA,
+         *iter_options(2, 2)],
         cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work_dir / 'iter_2.pth', data_root

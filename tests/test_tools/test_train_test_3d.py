@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import synthetic_abdomen_options
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ['configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py',
@@ -15,14 +16,7 @@ CONFIGS = ['configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py',
 
 def shrink(data_root):
     """One training and one test case of 8 slices, no loader workers, 3 iterations."""
-    options = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.dataset.data_root={data_root}',
-                    f'{loader}.dataset.generator.num_train_cases=1',
-                    f'{loader}.dataset.generator.num_test_cases=1',
-                    f'{loader}.dataset.generator.depth=8',
-                    f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
-    return options + ['train_dataloader.dataset.samples_per_epoch=6', 'train_cfg.max_epochs=1',
+    return synthetic_abdomen_options(data_root, batch_size=None) + ['train_dataloader.dataset.samples_per_epoch=6', 'train_cfg.max_epochs=1',
                       'param_scheduler=[]']
 
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
+from conftest import iter_options, load_script, synthetic_abdomen_options
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'samed' / 'samed_vit-tiny_synthetic-abdomen.py'
@@ -27,35 +27,6 @@ CONFIG = REPO / 'configs' / 'samed' / 'samed_vit-tiny_synthetic-abdomen.py'
 def data_root(tmp_path_factory):
     """Where the runs generate (first run) and share the shrunk synthetic abdomen."""
     return tmp_path_factory.mktemp('synthetic_abdomen') / 'data'
-
-
-def data_options(data_root):
-    """One 8-slice case for training and one for testing, no loader workers."""
-    options = []
-    for split in ('train', 'val', 'test'):
-        loader = f'{split}_dataloader'
-        options += [f'{loader}.dataset.data_root={data_root}',
-                    f'{loader}.dataset.generator.num_train_cases=1',
-                    f'{loader}.dataset.generator.num_test_cases=1',
-                    f'{loader}.dataset.generator.depth=8',
-                    f'{loader}.batch_size=2',
-                    f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False']
-    return options
-
-
-def iter_options(max_iters, checkpoint_interval):
-    """An iteration-based loop of ``max_iters`` with a checkpoint every ``checkpoint_interval``.
-
-    No validation during training (tools/test.py runs the evaluator); ``_delete_`` replaces
-    the config's epoch-based ``train_cfg`` instead of merging into it.
-    """
-    return ['train_cfg._delete_=True', 'train_cfg.type=IterBasedTrainLoop',
-            f'train_cfg.max_iters={max_iters}', 'train_cfg.val_interval=1000',
-            'train_cfg.val_begin=1000',
-            'default_hooks.checkpoint.by_epoch=False',
-            f'default_hooks.checkpoint.interval={checkpoint_interval}',
-            'default_hooks.logger.interval=1', 'randomness.deterministic=True']
 
 
 def cpu_env(**extra):
@@ -81,7 +52,7 @@ def train(work_dir, data_root, max_iters, checkpoint_interval, resume=None):
            str(work_dir)]
     if resume is not None:
         cmd += ['--resume'] if resume == 'auto' else ['--resume', str(resume)]
-    cmd += ['--cfg-options', *data_options(data_root),
+    cmd += ['--cfg-options', *synthetic_abdomen_options(data_root),
             *iter_options(max_iters, checkpoint_interval)]
     return run(cmd)
 
@@ -108,7 +79,7 @@ def test_train_then_test(data_root, tmp_path):
 
     # From another directory: the tools must not depend on the current directory.
     out = run([sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG), str(ckpt),
-               '--work-dir', str(work_dir), '--cfg-options', *data_options(data_root)],
+               '--work-dir', str(work_dir), '--cfg-options', *synthetic_abdomen_options(data_root)],
               cwd=tmp_path)
     assert f'Load checkpoint from {ckpt}' in out
     # The test run's metrics are dumped as json in a timestamped folder of the work dir.
@@ -118,7 +89,7 @@ def test_train_then_test(data_root, tmp_path):
     # A model built with other options than the checkpoint's: a clear error, no partial load.
     proc = subprocess.run(
         [sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG), str(ckpt),
-         '--work-dir', str(tmp_path / 'other'), '--cfg-options', *data_options(data_root),
+         '--work-dir', str(tmp_path / 'other'), '--cfg-options', *synthetic_abdomen_options(data_root),
          'model.decode_head.num_classes=5'], cwd=REPO, env=cpu_env(), capture_output=True,
         text=True, timeout=240)
     assert proc.returncode != 0
@@ -162,7 +133,7 @@ def test_dist_train_and_test_on_cpu(data_root, tmp_path):
     work_dir = tmp_path / 'dist'
     env = cpu_env(PYTHON=sys.executable, PORT=str(free_port()))
     out = run(['bash', str(REPO / 'tools' / 'dist_train.sh'), str(CONFIG), '2', '--work-dir',
-               str(work_dir), '--cfg-options', *data_options(data_root), *iter_options(2, 2)],
+               str(work_dir), '--cfg-options', *synthetic_abdomen_options(data_root), *iter_options(2, 2)],
               cwd=tmp_path, env=env)
     assert "using the 'gloo' distributed backend" in out
     assert 'Distributed training: True' in out
@@ -174,7 +145,7 @@ def test_dist_train_and_test_on_cpu(data_root, tmp_path):
     env['PORT'] = str(free_port())
     out = run(['bash', str(REPO / 'tools' / 'dist_test.sh'), str(CONFIG),
                str(work_dir / 'iter_2.pth'), '2', '--work-dir', str(work_dir / 'test'),
-               '--cfg-options', *data_options(data_root)], cwd=tmp_path, env=env)
+               '--cfg-options', *synthetic_abdomen_options(data_root)], cwd=tmp_path, env=env)
     # mmengine collects distributed results through files in ./.dist_test, here in tmp_path.
     assert 'Iter(test)' in out and 'mDice' in out
 
@@ -184,14 +155,14 @@ def test_default_work_dir_show_dir_and_out(data_root, tmp_path):
     config = tmp_path / 'my_tiny_cfg.py'
     config.write_text(f"_base_ = [{str(CONFIG)!r}]\n")
     run([sys.executable, str(REPO / 'tools' / 'train.py'), str(config), '--cfg-options',
-         *data_options(data_root), *iter_options(2, 2)], cwd=tmp_path)
+         *synthetic_abdomen_options(data_root), *iter_options(2, 2)], cwd=tmp_path)
     work_dir = tmp_path / 'work_dirs' / 'my_tiny_cfg'
     assert (work_dir / 'iter_2.pth').is_file()
 
     show_dir, out_dir = tmp_path / 'show', tmp_path / 'out'
     run([sys.executable, str(REPO / 'tools' / 'test.py'), str(config),
          str(work_dir / 'iter_2.pth'), '--show-dir', str(show_dir), '--out', str(out_dir),
-         '--cfg-options', *data_options(data_root), 'default_hooks.visualization.interval=1'],
+         '--cfg-options', *synthetic_abdomen_options(data_root), 'default_hooks.visualization.interval=1'],
         cwd=tmp_path)
     # Two labelled pictures of the test case (of 8 slices), named after case and slice,
     # ground truth and prediction side by side at >= 384 px per 128 px slice.
@@ -207,14 +178,14 @@ def test_amp_trains_and_tests_on_cpu(data_root, tmp_path):
     """--amp on a CPU-only machine: bf16 autocast through mmsam's AmpOptimWrapper."""
     work_dir = tmp_path / 'amp'
     out = run([sys.executable, str(REPO / 'tools' / 'train.py'), str(CONFIG), '--work-dir',
-               str(work_dir), '--amp', '--cfg-options', *data_options(data_root),
+               str(work_dir), '--amp', '--cfg-options', *synthetic_abdomen_options(data_root),
                *iter_options(2, 2)])
     assert 'AmpOptimWrapper' in (work_dir / CONFIG.name).read_text()
     checkpoint = load_checkpoint_file(work_dir / 'iter_2.pth')
     assert checkpoint['meta']['iter'] == 2
     out = run([sys.executable, str(REPO / 'tools' / 'test.py'), str(CONFIG),
                str(work_dir / 'iter_2.pth'), '--work-dir', str(work_dir), '--amp',
-               '--cfg-options', *data_options(data_root)])
+               '--cfg-options', *synthetic_abdomen_options(data_root)])
     results = [json.loads(p.read_text()) for p in work_dir.glob('*/*.json')]
     assert any('mDice' in r for r in results), out[-3000:]
 
