@@ -86,6 +86,26 @@ def _progress(total, enabled):
     return ProgressBar(total, file=sys.stderr) if enabled and total > 1 else None
 
 
+def _predict_in_batches(model, batches, total, progress):
+    """``model.predict`` over ``batches`` of ``(inputs, data_samples)`` lists, preprocessed by
+    the model's data preprocessor, with one progress bar for the ``total`` items.
+
+    Returns:
+        list[SegDataSample]: the predictions, in order.
+    """
+    bar = _progress(total, progress)
+    results = []
+    for inputs, samples in batches:
+        data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
+        results += model.predict(data['inputs'], data['data_samples'])
+        if bar is not None:
+            for _ in inputs:
+                bar.update()
+    if bar is not None:
+        sys.stderr.write('\n')
+    return results
+
+
 @torch.no_grad()
 def inference_model(model, images, batch_size=8, progress=False):
     """Segment 2D images.
@@ -111,26 +131,22 @@ def inference_model(model, images, batch_size=8, progress=False):
         isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] == 3)
     images = [images] if single else list(images)
     size = model_input_size(model)
-    bar = _progress(len(images), progress)
-    results = []
-    for start in range(0, len(images), batch_size):
-        inputs, samples = [], []
-        for img in images[start:start + batch_size]:
-            img = _to_hwc(img)
-            ori_shape = img.shape[:2]
-            if size is not None and ori_shape != size:
-                img = cv2.resize(img, size[::-1], interpolation=cv2.INTER_LINEAR)
-            inputs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
-            sample = SegDataSample()
-            sample.set_metainfo(dict(img_shape=img.shape[:2], ori_shape=ori_shape))
-            samples.append(sample)
-        data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples), False)
-        results += model.predict(data['inputs'], data['data_samples'])
-        if bar is not None:
-            for _ in inputs:
-                bar.update()
-    if bar is not None:
-        sys.stderr.write('\n')
+
+    def batches():
+        for start in range(0, len(images), batch_size):
+            inputs, samples = [], []
+            for img in images[start:start + batch_size]:
+                img = _to_hwc(img)
+                ori_shape = img.shape[:2]
+                if size is not None and ori_shape != size:
+                    img = cv2.resize(img, size[::-1], interpolation=cv2.INTER_LINEAR)
+                inputs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
+                sample = SegDataSample()
+                sample.set_metainfo(dict(img_shape=img.shape[:2], ori_shape=ori_shape))
+                samples.append(sample)
+            yield inputs, samples
+
+    results = _predict_in_batches(model, batches(), len(images), progress)
     return results[0] if single else results
 
 

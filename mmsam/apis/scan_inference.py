@@ -13,7 +13,6 @@ config's intensity preset (:mod:`mmsam.apis.intensity`) and runs
 The same function serves a PyTorch model and the ONNX runner of ``tools/deployment``: both
 provide ``cfg``, ``data_preprocessor`` and ``predict``.
 """
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +21,8 @@ import torch
 from mmsam.datasets.medical_image_io import read_scan
 from mmsam.models.segmentors import MultiHypothesisSegmentor
 from mmsam.registry import TRANSFORMS
-from .inference import (_progress, config_test_pipeline, inference_model, is_volume_model,
-                        prepare_volume, _sliding_window_labels, training_data_meta)
+from .inference import (_predict_in_batches, _sliding_window_labels, config_test_pipeline,
+                        inference_model, is_volume_model, prepare_volume, training_data_meta)
 from .intensity import apply_intensity, resolve_intensity
 
 # test-pipeline steps that read a sample file (the slices are given as arrays here)
@@ -107,21 +106,14 @@ def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
         list[SegDataSample]: with ``pred_hypotheses`` (M, H, W) bool and ``pred_sem_seg``.
     """
     steps = slice_pipeline(model.cfg)
-    bar = _progress(len(images), progress)
-    results = []
-    for start in range(0, len(images), batch_size):
-        packed = [pack_prompted_slice(steps, img, box) for img, box in
-                  zip(images[start:start + batch_size], boxes[start:start + batch_size])]
-        data = model.data_preprocessor(dict(inputs=[p['inputs'] for p in packed],
-                                            data_samples=[p['data_samples'] for p in packed]),
-                                       False)
-        results += model.predict(data['inputs'], data['data_samples'])
-        if bar is not None:
-            for _ in packed:
-                bar.update()
-    if bar is not None:
-        sys.stderr.write('\n')
-    return results
+
+    def batches():
+        for start in range(0, len(images), batch_size):
+            packed = [pack_prompted_slice(steps, img, box) for img, box in
+                      zip(images[start:start + batch_size], boxes[start:start + batch_size])]
+            yield [p['inputs'] for p in packed], [p['data_samples'] for p in packed]
+
+    return _predict_in_batches(model, batches(), len(images), progress)
 
 
 def model_space(model, volume, geometry, intensity='auto', window=None):
