@@ -1,7 +1,10 @@
 """Shared fixtures: tiny SAMs built with segment-anything's own classes, saved in the official
 checkpoint layout (``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*``)."""
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -69,6 +72,24 @@ def iter_options(max_iters, checkpoint_interval):
             'default_hooks.checkpoint.by_epoch=False',
             f'default_hooks.checkpoint.interval={checkpoint_interval}',
             'default_hooks.logger.interval=1', 'randomness.deterministic=True']
+
+
+def train_shrunk_synthetic_abdomen(config, root, *options, timeout=600):
+    """Train ``config`` (a synthetic-abdomen config) for 2 iterations with ``tools/train.py``
+    in a subprocess on CPU, shrunk by :func:`synthetic_abdomen_options`, plus ``options``.
+
+    Returns:
+        tuple[Path, Path]: the ``iter_2.pth`` checkpoint and the generated data root.
+    """
+    data_root, work_dir = Path(root) / 'data', Path(root) / 'work'
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools' / 'train.py'), str(config), '--work-dir',
+         str(work_dir), '--cfg-options', *synthetic_abdomen_options(data_root), *options,
+         *iter_options(2, 2)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work_dir / 'iter_2.pth', data_root
 
 
 # A SAM-architecture ViT small enough for CPU tests (as in the demo config).

@@ -1,17 +1,13 @@
 """ONNX export (tools/deployment/pytorch2onnx.py) and onnxruntime inference
 (tools/deployment/onnx_infer.py) against the PyTorch models: H-SAM with LoRA trained two
 iterations, SAMed with LoRA (random non-zero updates), box-prompted SAM-MCL."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import (SAM_MCL_RANDOM_CONFIG, iter_options, load_script,
-                      synthetic_abdomen_options)
+from conftest import SAM_MCL_RANDOM_CONFIG, load_script, train_shrunk_synthetic_abdomen
 
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
@@ -29,16 +25,7 @@ def tools():
 @pytest.fixture(scope='module')
 def hsam_lora_run(tmp_path_factory):
     """H-SAM tiny with a LoRA encoder, trained 2 iterations by tools/train.py."""
-    root = tmp_path_factory.mktemp('hsam_lora')
-    data_root, work_dir = root / 'data', root / 'work'
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'train.py'), str(HSAM), '--work-dir',
-         str(work_dir), '--cfg-options', *synthetic_abdomen_options(data_root), *LORA,
-         *iter_options(2, 2)],
-        cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return work_dir / 'iter_2.pth', data_root
+    return train_shrunk_synthetic_abdomen(HSAM, tmp_path_factory.mktemp('hsam_lora'), *LORA)
 
 
 def assert_parity(torch_logits, onnx_logits, binary=False):

@@ -1,16 +1,13 @@
 """tools/infer.py with semantic models: the demo's H-SAM (2D, trained 2 iterations here) on a test
 volume, a training slice and an image; SAMed-DConv 3D on a tiny volume by sliding window."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import iter_options, load_script, synthetic_abdomen_options
+from conftest import load_script, train_shrunk_synthetic_abdomen
 
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
@@ -28,16 +25,8 @@ def infer():
 @pytest.fixture(scope='module')
 def hsam_run(tmp_path_factory):
     """The demo's H-SAM trained for 2 iterations by tools/train.py: (checkpoint, data root)."""
-    root = tmp_path_factory.mktemp('hsam_run')
-    data_root, work_dir = root / 'data', root / 'work'
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'train.py'), str(HSAM), '--work-dir',
-         str(work_dir), '--cfg-options', *synthetic_abdomen_options(data_root),
-         *iter_options(2, 2)],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return work_dir / 'iter_2.pth', data_root
+    return train_shrunk_synthetic_abdomen(HSAM, tmp_path_factory.mktemp('hsam_run'),
+                                          timeout=300)
 
 
 def pipeline_predictions(checkpoint, data_root, split):
