@@ -73,6 +73,28 @@ def miss_probability(contrast):
                                          / p['miss_width']))
 
 
+def logistic(z):
+    """The logistic function 1 / (1 + exp(-z)), without overflow far from the boundary.
+
+    Where ``exp(-z)`` fits the float type this is the plain formula (same values as before);
+    further out (z below about -88 in float32, -709 in float64) it is ``exp(z)``, which equals
+    the plain formula there to rounding and underflows quietly to 0 instead of overflowing.
+
+    Args:
+        z (ndarray): any shape, float32 or float64.
+
+    Returns:
+        ndarray: the same shape and float type, in [0, 1].
+    """
+    z = np.asarray(z)
+    out = np.empty(z.shape, np.result_type(z.dtype, np.float32))
+    # one below log(max float): exp of it is finite whatever the rounding of the log
+    fits = -z < np.log(np.finfo(out.dtype).max) - 1.0
+    out[fits] = 1.0 / (1.0 + np.exp(-z[fits]))
+    out[~fits] = np.exp(z[~fits])
+    return out
+
+
 def _smooth_noise(rng, shape, sigma):
     """Unit-variance smooth Gaussian field, (n, H, W) float32 for ``shape`` = (n, H, W)."""
     f = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32),
@@ -210,10 +232,8 @@ def generate_lesion_sample(rng, size=128, num_annotators=4):
         edge = wall_d + 4 * coarse + 0.7 * fields[2]
         img = np.where(proj > edge, wall_level + 0.3 * tex_amp * tex, img)
     if has_lesion:
-        def sig(z):
-            return 1.0 / (1.0 + np.exp(-z))
-        solid = sig((core - u) / (0.3 * soft + 0.02))
-        outer = sig((1.0 - u) / soft)
+        solid = logistic((core - u) / (0.3 * soft + 0.02))
+        outer = logistic((1.0 - u) / soft)
         profile = (1 - halo) * outer + halo * 0.35 * outer + 0.65 * halo * solid
         profile = np.maximum(profile, solid)
         img = img + contrast * profile * (1 + 0.15 * fields[1])
