@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 
+from mmsam.datasets.pair_mismatch import affine_mismatch_message, shape_mismatch_message
 from mmsam.datasets.volume_io import META_FILE, save_volume, slice_stem
 from mmsam.utils.disk import check_free_disk, folder_bytes, human_bytes
 from mmsam.utils.io import atomic_savez
@@ -28,7 +29,22 @@ from mmsam.utils.io import staged_output  # noqa: F401  (the converters import i
 
 
 class ConversionError(RuntimeError):
-    """A source file or argument that the conversion cannot use; the message says what to do."""
+    """A source file or argument that the conversion cannot use; the message says what to do.
+
+    Attributes:
+        own_files (bool): the converter reads the user's own files, not an official release;
+            the shared checks (e.g. :func:`read_nifti_pair`) then advise fixing or re-exporting
+            the files instead of re-extracting a release. Subclasses set it.
+    """
+
+    own_files = False
+
+
+def _redo(error):
+    """What to do with a damaged source file: re-export one's own, re-fetch a release's."""
+    if getattr(error, 'own_files', False):
+        return 're-export it (e.g. save it again with nibabel or SimpleITK)'
+    return 're-download or re-extract it'
 
 
 #: A converted data root needs at most about this many times its source's size (float32 slices
@@ -213,7 +229,7 @@ def _open_nifti(path, error):
             img = img.slicer[..., 0]
     except Exception as err:  # nibabel raises many types (ImageFileError, OSError, ...)
         raise error(f'cannot read {path} ({type(err).__name__}: {err}); the file is damaged or '
-                    'not NIfTI: re-download or re-extract it') from err
+                    f'not NIfTI: {_redo(error)}') from err
     if len(img.shape) != 3:
         raise error(f'{path}: expected a 3D volume, got shape {shape}')
     # A header can claim any size: refuse before a voxel is read.
@@ -226,7 +242,7 @@ def _nifti_voxels(img, path, error):
         return img.get_fdata(dtype=np.float32)
     except Exception as err:  # truncated gzip: EOFError, zlib.error, OSError, ValueError
         raise error(f'cannot read the voxels of {path} ({type(err).__name__}: {err}); the file '
-                    'is damaged: re-download or re-extract it') from err
+                    f'is damaged: {_redo(error)}') from err
 
 
 def read_nifti_geometry(path, error=ConversionError):
@@ -250,22 +266,22 @@ def read_nifti_pair(image_path, label_path, error=ConversionError, min_depth=1):
         dict: ``image`` (D, H, W) float32, ``label`` (D, H, W) int64 ids, ``spacing`` (3,)
         float64 (z, y, x) mm from the header zooms, ``affine`` (4, 4) of the image.
     """
+    own = getattr(error, 'own_files', False)
     if not osp.isfile(label_path):
-        raise error(f'label file {label_path} for {image_path} does not exist; re-extract the '
-                    'release (every image needs its label file)')
+        raise error(f'label file {label_path} for {image_path} does not exist; '
+                    + ('give every image its label map' if own else
+                       're-extract the release (every image needs its label file)'))
     img, lbl = _open_nifti(image_path, error), _open_nifti(label_path, error)
     if img.shape[2] < min_depth:
         raise error(f'{image_path} has {img.shape[2]} slice(s) (shape {img.shape}); a volume for '
                     f'3D methods needs at least {min_depth}: the file is cut or not a volume of '
-                    'this data set (re-extract the release; 2D images convert with '
-                    'tools/dataset_converters/nifti_folder.py)')
+                    'this data set (' + ('' if own else 're-extract the release; ')
+                    + '2D images convert with tools/dataset_converters/nifti_folder.py)')
     if lbl.shape != img.shape:
-        raise error(f'{label_path} has shape {lbl.shape} but its image {image_path} has '
-                    f'{img.shape}; the pair does not match: re-extract the release')
+        raise error(shape_mismatch_message(image_path, label_path, img.shape, lbl.shape, own))
     if not np.allclose(lbl.affine, img.affine, rtol=1e-5, atol=AFFINE_ATOL):
-        raise error(f'{label_path} has affine {lbl.affine.round(4).tolist()} but its image '
-                    f'{image_path} has {img.affine.round(4).tolist()}; the label is not on the '
-                    "image's grid: re-extract the release")
+        raise error(affine_mismatch_message(image_path, label_path, img.affine, lbl.affine, own,
+                                            AFFINE_ATOL))
     image, label = _nifti_voxels(img, image_path, error), _nifti_voxels(lbl, label_path, error)
     check_finite(image, image_path, error)
     if label.size and not np.all(np.isfinite(label)):

@@ -244,14 +244,15 @@ NF, AC, AM = 'images/c2.nii.gz', 'labels/c2.nii.gz', 'training/patient001/patien
 ROWS = [
     # (id, converter, fault(src) -> named path, regex of the fix)
     ('nifti_folder-truncated-nii', 'nifti_folder', lambda s: truncated(s / NF),
-     'damaged.*re-download or re-extract'),
+     'damaged.*re-export it'),
     ('nifti_folder-nan', 'nifti_folder', lambda s: nan_in(s / NF), 'NaN or infinite.*re-export'),
     ('nifti_folder-inf', 'nifti_folder', lambda s: nan_in(s / NF, np.inf),
      'NaN or infinite.*re-export'),
     ('nifti_folder-shape-mismatch', 'nifti_folder',
-     lambda s: replace_nii(s / AC, label_xyz((12, 10, 4))), 'does not match.*re-extract'),
+     lambda s: replace_nii(s / AC, label_xyz((12, 10, 4))),
+     "does not match.*belongs to this image.*resample it onto the image's grid"),
     ('nifti_folder-affine-mismatch', 'nifti_folder', lambda s: shifted_affine(s / AC),
-     "not on the image's grid.*re-extract"),
+     "not on the grid of its image.*origin.*resample it onto the image's grid"),
     ('nifti_folder-label-outside-map', 'nifti_folder',
      lambda s: replace_nii(s / AC, np.full((12, 12, 4), 7, np.uint8)),
      r'unknown label id\(s\) \[7\].*allowed are 0-2.*is it a label file of this dataset'),

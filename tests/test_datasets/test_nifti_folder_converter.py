@@ -3,6 +3,7 @@
 Expected arrays are computed with plain numpy from the arrays written into the NIfTI files.
 """
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,52 @@ def test_command_line(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith('error: source folder')
+
+
+def _mismatch_error(conv, tmp_path, label, affine):
+    """The message of converting a tree whose liver_002 label is replaced by ``label``."""
+    src = tmp_path / 'src'
+    write_tree(src)
+    nib.save(nib.Nifti1Image(label, affine), str(src / 'labels' / 'liver_002.nii.gz'))
+    with pytest.raises(conv.NiftiFolderConversionError) as info:
+        conv.convert_nifti_folder(str(src), str(tmp_path / 'data'), ['liver_003'],
+                                  classes=['background', 'liver', 'tumour'])
+    return str(info.value), src
+
+
+@pytest.mark.parametrize('problem, expected', [
+    ('shape', r'has shape \(10, 6, 3\) but its image .* has \(10, 8, 3\)'),
+    ('flipped_x', r'axis directions \(x flipped\)'),
+    ('voxel_size', r'voxel size \(x, y, z\) \(0\.8, 0\.7, 2\.5\) mm vs \(1, 1, 1\) mm'),
+])
+def test_pair_mismatch_says_what_differs_and_what_to_do(conv, tmp_path, problem, expected):
+    """Own files: both files named, the differing part named, resampling advised; no
+    're-extract the release' (there is no release)."""
+    affine = np.diag([*ZOOMS, 1.0])
+    label = np.zeros(XYZ, np.uint8)
+    if problem == 'shape':
+        label = np.zeros((10, 6, 3), np.uint8)
+    elif problem == 'flipped_x':
+        affine[0, 0] = -affine[0, 0]
+    else:
+        affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    message, src = _mismatch_error(conv, tmp_path, label, affine)
+    assert re.search(expected, message), message
+    assert str(src / 'labels' / 'liver_002.nii.gz') in message
+    assert str(src / 'images' / 'liver_002.nii.gz') in message
+    assert 'belongs to this image' in message
+    assert "resample it onto the image's grid with nearest-neighbour interpolation" in message
+    assert 're-extract' not in message and 'release' not in message
+
+
+def test_release_converters_keep_their_advice():
+    """The official-release converters' messages still say to re-extract the release."""
+    from mmsam.datasets.pair_mismatch import affine_mismatch_message, shape_mismatch_message
+    shifted = np.eye(4)
+    shifted[0, 3] = 5.0
+    text = affine_mismatch_message('img.nii.gz', 'lbl.nii.gz', np.eye(4), shifted, False)
+    assert text.endswith("the label is not on the image's grid: re-extract the release")
+    text = shape_mismatch_message('img.nii.gz', 'lbl.nii.gz', (4, 4, 2), (4, 3, 2), False)
+    assert text.endswith('the pair does not match: re-extract the release')
+    own = affine_mismatch_message('img.nii.gz', 'lbl.nii.gz', np.eye(4), shifted, True)
+    assert 'origin (0, 0, 0) mm vs (5, 0, 0) mm' in own

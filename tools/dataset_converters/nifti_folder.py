@@ -70,6 +70,8 @@ NIFTI_SUFFIXES = ('.nii.gz', '.nii')
 class NiftiFolderConversionError(ConversionError):
     """A source file or argument of the NIfTI-folder conversion that cannot be used."""
 
+    own_files = True  # the shared checks advise fixing the user's files, not a re-extraction
+
 
 def case_name(filename):
     """The case name of a NIfTI file name (``liver_007.nii.gz`` -> ``liver_007``), or None."""
