@@ -17,3 +17,7 @@ auto_scale_lr = dict(enable=False, base_batch_size=24)
 randomness = dict(seed=1234)
 # Final-epoch evaluation, no checkpoint selected on the test split (the val loop runs on it).
 default_hooks = dict(checkpoint=dict(interval={{_base_.checkpoint_interval}}, save_best=None))
+# SAM's 64 x 64 position table resized to the 32 x 32 grid of a 512 input bilinearly, as the
+# official build_sam.load_from does (mmsam's default is bicubic: 9e-2 on the logits). The
+# official SAMed LoRA file converts with tools/model_converters/samed2mmsam.py.
+model = dict(backbone=dict(pos_embed_resize='bilinear'))

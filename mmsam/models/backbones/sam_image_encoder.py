@@ -7,8 +7,8 @@ from segment_anything.modeling import ImageEncoderViT
 from torch.utils.checkpoint import checkpoint as checkpoint_block
 
 from mmsam.registry import MODELS
-from ..utils.sam_checkpoint import (load_part_state_dict, read_sam_part, resize_abs_pos_embed,
-                                    resize_rel_pos)
+from ..utils.sam_checkpoint import (POS_EMBED_RESIZE_MODES, load_part_state_dict, read_sam_part,
+                                    resize_abs_pos_embed, resize_rel_pos)
 from .fused_rel_pos_attention import FusedRelPosAttention
 
 ATTN_IMPLS = ('fused', 'reference')
@@ -85,15 +85,23 @@ class SAMImageEncoder(ImageEncoderViT):
         activation_checkpointing (bool): recompute each block in the backward pass instead of
             storing its activations (saves memory when the encoder trains, e.g. ViT-H LoRA;
             costs about one extra forward). Only active when gradients are being computed.
+        pos_embed_resize (str): how ``checkpoint``'s absolute position table is resized when
+            it was made for another ``img_size``: ``'bicubic'`` (default) or ``'bilinear'``,
+            as SAMed's and H-SAM's official ``build_sam.load_from`` resizes it (their
+            paper-table configs use it). The relative-position tables of the global blocks
+            are resized linearly in both modes, as the official loaders do.
     """
 
     def __init__(self, arch='vit_b', img_size=1024, in_channels=3, out_indices=(-1,),
                  frozen=True, adapter=None, checkpoint=None, num_frames=None, depth_embed=True,
                  with_neck_output=False, attn_impl='fused', activation_checkpointing=False,
-                 init_cfg=None):
+                 pos_embed_resize='bicubic', init_cfg=None):
         if attn_impl not in ATTN_IMPLS:
             raise ValueError(f'SAMImageEncoder: attn_impl={attn_impl!r} is not one of '
                              f'{ATTN_IMPLS}')
+        if pos_embed_resize not in POS_EMBED_RESIZE_MODES:
+            raise ValueError(f'SAMImageEncoder: pos_embed_resize={pos_embed_resize!r} is not one '
+                             f'of {POS_EMBED_RESIZE_MODES}')
         hp = resolve_arch(arch)
         super().__init__(
             img_size=img_size, patch_size=hp['patch_size'], in_chans=in_channels,
@@ -110,7 +118,7 @@ class SAMImageEncoder(ImageEncoderViT):
         self.out_indices = tuple(sorted({i % depth for i in out_indices}))
         if any(not -depth <= i < depth for i in out_indices):
             raise ValueError(f'out_indices {out_indices} out of range for depth {depth}')
-        self.checkpoint = checkpoint
+        self.checkpoint, self.pos_embed_resize = checkpoint, pos_embed_resize
         self.attn_impl, self.activation_checkpointing = attn_impl, activation_checkpointing
         if attn_impl == 'fused':
             # Before the adapters: LoRA replaces attn.qkv inside whichever attention is there.
@@ -142,7 +150,8 @@ class SAMImageEncoder(ImageEncoderViT):
         own = self.state_dict()
         state = dict(state)
         if 'pos_embed' in state and 'pos_embed' in own:
-            state['pos_embed'] = resize_abs_pos_embed(state['pos_embed'], own['pos_embed'].shape[1:3])
+            state['pos_embed'] = resize_abs_pos_embed(state['pos_embed'], own['pos_embed'].shape[1:3],
+                                                      self.pos_embed_resize)
         for key in state:
             if key.endswith(('rel_pos_h', 'rel_pos_w')) and key in own:
                 state[key] = resize_rel_pos(state[key], own[key].shape[0])

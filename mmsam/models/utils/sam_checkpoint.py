@@ -64,25 +64,39 @@ def read_sam_part(path, prefix, marker_key):
                    f"with '{marker_key}'; found keys like {examples}")
 
 
-def resize_abs_pos_embed(pos_embed, size):
-    """Resize an absolute position table to a new token grid (bicubic).
+# How an absolute position table made for another input size is resized: 'bicubic' is
+# mmsam's default; 'bilinear' is what SAMed's and H-SAM's official ``build_sam.load_from`` does
+# (F.interpolate, align_corners=False), so a model trained by their code sees the same table.
+POS_EMBED_RESIZE_MODES = ('bicubic', 'bilinear')
+
+
+def resize_abs_pos_embed(pos_embed, size, mode='bicubic'):
+    """Resize an absolute position table to a new token grid.
 
     Args:
         pos_embed (Tensor): (1, H, W, C) table.
         size (tuple[int, int]): target (H', W').
+        mode (str): one of :data:`POS_EMBED_RESIZE_MODES` (align_corners False).
 
     Returns:
         Tensor: (1, H', W', C).
     """
+    if mode not in POS_EMBED_RESIZE_MODES:
+        raise ValueError(f'pos_embed resize mode {mode!r} is not one of {POS_EMBED_RESIZE_MODES}')
     if tuple(pos_embed.shape[1:3]) == tuple(size):
         return pos_embed
-    resized = F.interpolate(pos_embed.permute(0, 3, 1, 2).float(), size=size, mode='bicubic',
+    resized = F.interpolate(pos_embed.permute(0, 3, 1, 2).float(), size=tuple(size), mode=mode,
                             align_corners=False)
     return resized.permute(0, 2, 3, 1).to(pos_embed.dtype)
 
 
 def resize_rel_pos(rel_pos, length):
     """Resize a decomposed relative position table to a new length (linear).
+
+    This equals SAMed's / H-SAM's official resize (a 2-D bilinear ``F.interpolate`` of the
+    (1, 1, L, C) table to (L', C), align_corners False: with the width unchanged, bilinear is
+    linear along L), and it is applied to the tables whose length differs, which are the
+    global-attention blocks' (the windowed blocks' tables depend on the window only).
 
     Args:
         rel_pos (Tensor): (L, C) table, L = 2 * tokens - 1.

@@ -1,0 +1,60 @@
+"""MedSAM (bowang-lab/MedSAM): ``medsam_vit_b.pth`` has segment-anything's layout and loads as
+the ``checkpoint`` of mmsam's SAM parts without conversion; this module holds its fixture check.
+"""
+import os
+import os.path as osp
+
+import torch
+from mmseg.structures import SegDataSample
+
+from .official_check import build_model, register_case, sam_widths
+
+MEDSAM_INFERENCE_CONFIG = 'configs/medsam/medsam_vit-b_official-inference.py'
+
+
+@register_case('medsam', MEDSAM_INFERENCE_CONFIG)
+def run_medsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+    """The MedSAM fixture (``MedSAM_Inference.py``): mmsam's outputs by the official keys.
+
+    The file is loaded the way a user loads ``medsam_vit_b.pth``: as the ``checkpoint`` of
+    the encoder, prompt encoder and mask decoder (each part fails on a missing or unexpected
+    key).
+
+    Returns:
+        tuple[dict, list[str]]: outputs and notes.
+    """
+    arch = meta['arch']
+    model_cfg = cfg.model
+    sam_widths(model_cfg, arch, attn_impl)
+    files = [f for f in sorted(os.listdir(fixture_dir)) if f.endswith('.pth')]
+    if len(files) != 1:
+        raise FileNotFoundError(f'{fixture_dir}: expected one MedSAM .pth, found {files}')
+    path = osp.join(fixture_dir, files[0])
+    head = model_cfg.decode_head
+    for part in (model_cfg.backbone, head.prompt_encoder, head.mask_decoder):
+        part.checkpoint = path
+    model = build_model(model_cfg)
+    model.init_weights()
+    model.eval()
+    notes = [f'{files[0]} loaded as the checkpoint of the three SAM parts (no conversion)']
+
+    image = inputs['preprocessed_image'].float()  # (1, 3, S, S): MedSAM's [0, 1] image
+    raw_h, raw_w = inputs['raw_image'].shape[:2]
+    samples = [SegDataSample(metainfo=dict(
+        img_shape=tuple(image.shape[-2:]), ori_shape=(raw_h, raw_w),
+        pad_shape=tuple(image.shape[-2:]), prompt_box=inputs['raw_box'].tolist()))]
+    data = model.data_preprocessor(dict(inputs=[x * 255.0 for x in image], data_samples=samples),
+                                   False)
+    batch, samples = data['inputs'], data['data_samples']
+    feats = model.extract_feat(batch)
+    head = model.decode_head
+    sparse, dense = head.box_prompt_embeddings(samples, batch.device)
+    _, iou = head.mask_decoder.predict(feats[-1], head.prompt_encoder.get_dense_pe(), sparse,
+                                       dense)
+    out = dict(image_embedding=feats[-1], low_res_logits=head.forward(feats, samples),
+               iou_predictions=iou[:, :1])
+    pred = model.predict(batch, [s.clone() for s in samples])[0]
+    out['seg_original_size'] = pred.pred_hypotheses.data[0].to(torch.uint8)
+    notes.append('input: the fixture\'s preprocessed_image (MedSAM\'s skimage resize and '
+                 'min-max), times 255 into the config\'s data preprocessor')
+    return out, notes
