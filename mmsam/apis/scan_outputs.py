@@ -7,7 +7,8 @@ folder's name) :func:`write_scan_outputs` writes into ``out_dir``:
 * multi-hypothesis models: ``NAME_consensus.nii.gz`` (uint8, the majority vote),
   ``NAME_hypothesis<m>.nii.gz`` (uint8 0/1, m = 0 .. M-1) and ``NAME_agreement.nii.gz``
   (float32, the share of the M hypotheses that mark each voxel);
-* ``NAME_slice<KKK>.png``: the chosen slices, the prediction over the image.
+* ``NAME_slice<KKK>.png``: the chosen slices, the prediction over the image, with the
+  slice's box prompt (and point prompts) when it had one.
 
 Everything is written into a staging folder inside ``out_dir`` first and moved into place once
 all files are complete, so a failure leaves nothing half-written.
@@ -58,7 +59,7 @@ def _png(path, rgb):
 
 
 def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
-                       picture_slices=None):
+                       picture_slices=None, boxes=None, points=None):
     """Write a :class:`ScanPrediction`'s files (see the module docstring).
 
     Args:
@@ -68,6 +69,11 @@ def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
         classes (list[str]), palette (list | None): class names (0 = background) and colours.
         pictures (int): slices to draw when ``picture_slices`` is None.
         picture_slices (list[int], optional): the slices to draw.
+        boxes (dict[int, Sequence[float]], optional): slice -> its box prompt (x0, y0, x1, y1)
+            in pixels of the slice (what :func:`inference_scan` was given), drawn on its picture.
+        points (dict[int, tuple], optional): slice -> ``(coords, labels)`` of its point
+            prompts, coords (N, 2) (x, y) pixels of the slice, labels (N,) 1 foreground / 0
+            background (or None: all foreground), drawn on its picture.
 
     Returns:
         list[str]: the paths written.
@@ -93,9 +99,11 @@ def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
         if slices:
             low, high = volume_display_range(prediction.image)
             for k in slices:
+                coords, point_labels = (points or {}).get(k, (None, None))
                 picture = render_slice_comparison(
                     display_slice(prediction.image[k], low, high), None, labels[k], classes,
-                    palette, title=f'{name} slice {k} of {labels.shape[0]}')
+                    palette, title=f'{name} slice {k} of {labels.shape[0]}',
+                    box=(boxes or {}).get(k), points=coords, point_labels=point_labels)
                 path = osp.join(stage, f'{name}_slice{k:03d}.png')
                 _png(path, picture)
                 staged.append(path)

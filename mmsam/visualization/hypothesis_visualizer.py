@@ -9,6 +9,7 @@ from mmseg.visualization import SegLocalVisualizer
 
 from mmsam.evaluation.functional.ged import d_avg, generalized_energy_distance
 from mmsam.registry import VISUALIZERS
+from .prompt_drawing import draw_prompts
 
 # Distinct, colour-blind-friendly-ish RGB colours for the hypotheses (cycled when M > 8).
 HYPOTHESIS_COLORS = ((255, 127, 14), (31, 119, 180), (148, 103, 189), (23, 190, 207),
@@ -46,13 +47,16 @@ class HypothesisVisualizer(SegLocalVisualizer):
     """Draws one grid per image: the prompt, each annotator, each hypothesis, the consensus.
 
     Panels, left to right, all of the same size: the image with the prompt box
-    (``prompt_box`` metainfo, ``(x0, y0, x1, y1)`` pixel indices of the image passed in), one
+    (``prompt_box`` metainfo, ``(x0, y0, x1, y1)`` pixel indices of the image passed in) and
+    any point prompts (``prompt_points`` (N, 2) (x, y), ``prompt_point_labels`` (N,)), one
     overlay per annotator mask (``gt_annotations``, "reader k"), one per hypothesis
     (``pred_hypotheses``, "hyp m") and the consensus (``pred_sem_seg``). Above them, a title
     strip with the image name and, when both annotations and predictions exist, the
     per-image GED and D_avg (the functional forms :func:`generalized_energy_distance` and
-    :func:`d_avg` that ``GEDMetric`` averages; D_avg in percent). Each panel is drawn with the
-    visualizer's own ``set_image`` / ``draw_bboxes`` / ``draw_binary_masks`` / ``draw_texts``.
+    :func:`d_avg` that ``GEDMetric`` averages; D_avg in percent). The prompts are drawn by
+    :func:`mmsam.visualization.prompt_drawing.draw_prompts` (OpenCV, no anti-aliasing, so the
+    outline has exactly ``box_color``); the rest with the visualizer's own ``set_image`` /
+    ``draw_binary_masks`` / ``draw_texts``.
 
     Small images are upscaled so that labels stay readable: each panel's longer side is at
     least ``min_panel_size`` (by an integer factor, so masks stay crisp) and at most
@@ -123,16 +127,15 @@ class HypothesisVisualizer(SegLocalVisualizer):
         self._label(text, image.shape[0])
         return self.get_image()
 
-    def _box_panel(self, image, box, scale_xy, text):
-        """``image`` with the prompt ``box`` (pixel indices of the original image)."""
+    def _prompt_panel(self, image, metainfo, scale_xy, text):
+        """``image`` with the prompts of ``metainfo`` (pixel indices of the original image):
+        ``prompt_box`` (x0, y0, x1, y1) and ``prompt_points`` (N, 2) (x, y) with optional
+        ``prompt_point_labels`` (N,), drawn by :func:`draw_prompts` (exact colours)."""
+        image = draw_prompts(image, box=metainfo.get('prompt_box'),
+                             points=metainfo.get('prompt_points'),
+                             point_labels=metainfo.get('prompt_point_labels'),
+                             scale_xy=scale_xy, box_color=self.box_color)
         self.set_image(image)
-        if box is not None:
-            box = np.asarray(box, dtype=np.float64).reshape(4)
-            sx, sy = scale_xy
-            # Through the centres of the boxed edge pixels, at the panel's scale.
-            scaled = np.array([(box[0] + 0.5) * sx, (box[1] + 0.5) * sy,
-                               (box[2] + 0.5) * sx, (box[3] + 0.5) * sy])
-            self.draw_bboxes(scaled[None], edge_colors=[self.box_color], line_widths=2, alpha=1.0)
         self._label(text, image.shape[0])
         return self.get_image()
 
@@ -156,7 +159,8 @@ class HypothesisVisualizer(SegLocalVisualizer):
         Args:
             name (str): the title's image name.
             image (ndarray): (H, W, 3) RGB or (H, W) gray uint8 image.
-            data_sample (SegDataSample, optional): with ``prompt_box`` metainfo,
+            data_sample (SegDataSample, optional): with ``prompt_box`` (and optionally
+                ``prompt_points`` / ``prompt_point_labels``) metainfo,
                 ``gt_annotations`` (K, H, W), ``pred_hypotheses`` (M, H, W), ``pred_sem_seg``
                 (1, H, W), any of them optional, masks at the image's size.
             draw_gt (bool): draw the annotators' panels.
@@ -183,10 +187,11 @@ class HypothesisVisualizer(SegLocalVisualizer):
         hypotheses = _masks_of(data_sample, 'pred_hypotheses') if draw_pred else None
         consensus = _masks_of(data_sample, 'pred_sem_seg') if draw_pred else None
         scores = self.scores(annotations, hypotheses if hypotheses is not None else consensus)
-        box = data_sample.metainfo.get('prompt_box') if data_sample is not None else None
-
-        panels = [self._box_panel(base, box, (pw / width, ph / height),
-                                  'image + box' if box is not None else 'image')]
+        metainfo = data_sample.metainfo if data_sample is not None else {}
+        prompts = [name for key, name in (('prompt_box', 'box'), ('prompt_points', 'points'))
+                   if metainfo.get(key) is not None]
+        panels = [self._prompt_panel(base, metainfo, (pw / width, ph / height),
+                                     ' + '.join(['image'] + prompts))]
         for k, mask in enumerate(_resize_masks(annotations, (ph, pw))
                                  if annotations is not None else []):
             panels.append(self._mask_panel(base, mask, self.annotation_color, f'reader {k + 1}'))

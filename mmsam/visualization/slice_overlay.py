@@ -11,6 +11,8 @@ import math
 import cv2
 import numpy as np
 
+from .prompt_drawing import draw_prompts
+
 # Used when the data have no palette (or fewer colours than classes); index 0 is background.
 DEFAULT_PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
                    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
@@ -158,14 +160,15 @@ def panel_scale(height, width, min_panel_size):
 
 
 def render_slice_comparison(image, gt, pred, classes, palette=None, title='', alpha=0.5,
-                            min_panel_size=384):
+                            min_panel_size=384, box=None, points=None, point_labels=None):
     """One picture: a title, then 'ground truth' and 'prediction' panels, then a legend.
 
     Each panel is the image with the label map overlaid semi-transparently (and outlined),
     upsampled by an integer factor (image: linear, labels: nearest) so that its longer side
     is at least ``min_panel_size`` pixels. Without ground truth only the prediction panel is
     drawn. The legend lists every foreground class in its colour, in gray the classes in
-    neither panel.
+    neither panel. A prompted slice's box (and points) are drawn on every panel
+    (:func:`mmsam.visualization.prompt_drawing.draw_prompts`, red box outline).
 
     Args:
         image (ndarray): (H, W, 3) uint8 RGB (or (H, W) uint8 gray).
@@ -176,6 +179,10 @@ def render_slice_comparison(image, gt, pred, classes, palette=None, title='', al
         title (str): written above the panels, e.g. the case and slice.
         alpha (float): opacity of the overlays.
         min_panel_size (int): smallest longer side of a panel, in pixels.
+        box (Sequence[float], optional): the box prompt (x0, y0, x1, y1), pixel indices of
+            the slice.
+        points (ndarray, optional): point prompts (N, 2) (x, y), pixel indices of the slice.
+        point_labels (Sequence[int], optional): (N,) 1 foreground, 0 background.
 
     Returns:
         ndarray: (H_out, W_out, 3) uint8 RGB, W_out = panels * panel width + gaps + margins.
@@ -202,7 +209,10 @@ def render_slice_comparison(image, gt, pred, classes, palette=None, title='', al
     for panel_title, label in labels:
         big_label = cv2.resize(label.astype(np.uint8 if num_classes <= 256 else np.int32),
                                size, interpolation=cv2.INTER_NEAREST)
-        panels.append((panel_title, overlay_labels(big_image, big_label, colors, alpha)))
+        panel = overlay_labels(big_image, big_label, colors, alpha)
+        if box is not None or points is not None:
+            panel = draw_prompts(panel, box, points, point_labels, (scale, scale))
+        panels.append((panel_title, panel))
 
     text_h = _text_height()
     title_h = text_h + MARGIN if title else 0
