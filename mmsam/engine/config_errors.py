@@ -87,9 +87,16 @@ def _typed_dicts(node, path=''):
             yield from _typed_dicts(value, f'{path}.{index}' if path else str(index))
 
 
-def accepted_arguments(cls):
-    """Keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, through ``**kwargs``,
-    those of the base classes it forwards to (as far as signatures tell)."""
+def argument_names(cls):
+    """Keyword arguments ``cls(...)`` accepts, and whether that list is complete.
+
+    Its ``__init__``'s and, through ``**kwargs``, those of the base classes it forwards to.
+
+    Returns:
+        tuple[list[str], bool]: the names, and False when some ``__init__`` on the way takes
+        ``**kwargs`` that no base class's signature closes (any name may then be valid) or a
+        signature cannot be read.
+    """
     names = []
     for klass in cls.__mro__:
         if klass is object or '__init__' not in vars(klass):
@@ -97,12 +104,18 @@ def accepted_arguments(cls):
         try:
             params = inspect.signature(klass.__init__).parameters.values()
         except (TypeError, ValueError):
-            break
+            return list(dict.fromkeys(names)), False
         names += [p.name for p in params if p.name != 'self'
                   and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         if not any(p.kind == p.VAR_KEYWORD for p in params):
-            break
-    return list(dict.fromkeys(names))
+            return list(dict.fromkeys(names)), True
+    return list(dict.fromkeys(names)), False
+
+
+def accepted_arguments(cls):
+    """Keyword arguments ``cls(...)`` accepts: its ``__init__``'s and, through ``**kwargs``,
+    those of the base classes it forwards to (as far as signatures tell)."""
+    return argument_names(cls)[0]
 
 
 def _type_name(type_):
@@ -127,6 +140,12 @@ def explain_build_error(cfg, error):
     if not (unexpected or missing):
         return None
     owner = (unexpected or missing).group('owner').split('.')[-1]
+    if unexpected and owner == 'DataLoader':  # a loader dict has no type to search by
+        from .dataloader_keys import dataloader_key_errors
+        arg = unexpected.group('arg')
+        messages = [m for m in dataloader_key_errors(cfg) if m.split(': ')[0].endswith(
+            f'.{arg}')]
+        return ConfigArgumentError('; '.join(messages)) if messages else None
     found = []
     for path, node in _typed_dicts(cfg):
         classes = [c for c in _registered_classes(node['type'])

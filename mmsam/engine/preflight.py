@@ -10,6 +10,7 @@ import os.path as osp
 
 from mmsam.registry import DATASETS
 from .config_errors import ConfigError
+from .dataloader_keys import check_dataloader_keys
 
 # Loaders each kind of run builds.
 _LOADERS = dict(train=('train_dataloader', 'val_dataloader'), test=('test_dataloader', ))
@@ -47,6 +48,13 @@ def weight_files(cfg):
     return files
 
 
+def _builds(cfg, loader):
+    """Whether the run builds ``loader``: val_cfg=dict() turns validation on, only a
+    missing/None val_cfg turns it off."""
+    return bool(cfg.get(loader)) and not (loader == 'val_dataloader' and
+                                          cfg.get('val_cfg') is None)
+
+
 def _generated(dataset_cfg):
     """Whether a dataset config is generated on first use (synthetic data: never missing)."""
     return any('generator' in node for _, node in _typed_dicts(dataset_cfg, 'dataset'))
@@ -63,8 +71,7 @@ def missing_data(cfg, mode):
     problems = {}
     for loader in _LOADERS[mode]:
         loader_cfg = cfg.get(loader)
-        # val_cfg=dict() turns validation on: only a missing/None val_cfg turns it off.
-        if not loader_cfg or (loader == 'val_dataloader' and cfg.get('val_cfg') is None):
+        if not loader_cfg or not _builds(cfg, loader):
             continue
         dataset_cfg = loader_cfg.get('dataset')
         if not dataset_cfg or _generated(dataset_cfg):
@@ -88,10 +95,13 @@ def check_prerequisites(cfg, mode='train', checkpoints=()):
             ``[('checkpoint', args.checkpoint)]`` for tools/test.py.
 
     Raises:
+        ConfigArgumentError: a mistyped key of a loader the run builds (checked first).
         PrerequisiteError: with one line per missing file or data root.
     """
     if mode not in _LOADERS:
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    # a mistyped loader key would otherwise surface only when the Runner builds that loader
+    check_dataloader_keys(cfg, [loader for loader in _LOADERS[mode] if _builds(cfg, loader)])
     missing = [f'{what} {path}: no such file' for what, path in checkpoints
                if '://' not in str(path) and not osp.isfile(path)]
     sam_weights = False
