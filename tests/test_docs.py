@@ -27,3 +27,15 @@ def test_links_and_named_files_exist(doc):
     for path in re.findall(r'`((?:tools|configs|mmsam|projects/seqsam_lora)/[\w./-]+\.(?:py|md))`',
                            text):
         assert (REPO / path).exists(), f'{doc.name} names {path}, which does not exist'
+
+
+def test_demo_time_is_the_same_measured_one_everywhere():
+    """README and get_started give `make demo` one time, with the run that measured it."""
+    pages = {name: (REPO / name).read_text() for name in ('README.md', 'docs/get_started.md')}
+    for name, text in pages.items():
+        flat = ' '.join(text.split())
+        minutes = re.findall(r'`make demo` takes about (\d+) minutes|It takes about (\d+) minutes',
+                             flat)
+        assert {m for pair in minutes for m in pair if m} == {'17'}, name
+        assert '17 min 21 s measured with `time make demo` on a 2-core Xeon' in flat, name
+    assert 'prints both tables' not in pages['docs/get_started.md']  # it trains three models

@@ -80,7 +80,7 @@ def test_matches_per_case_computation(volumes, use_spacing):
 
 
 def test_spacing_changes_hd95(volumes):
-    voxels = run_metric(VolumeDiceHD95Metric(), make_samples(volumes))
+    voxels = run_metric(VolumeDiceHD95Metric(use_spacing=False), make_samples(volumes))
     mm = run_metric(VolumeDiceHD95Metric(use_spacing=True), make_samples(volumes))
     assert mm['mDice'] == pytest.approx(voxels['mDice'])
     assert mm['mHD95'] != pytest.approx(voxels['mHD95'])
@@ -88,13 +88,15 @@ def test_spacing_changes_hd95(volumes):
 
 def test_writes_csv(volumes, tmp_path):
     path = tmp_path / 'per_case.csv'
-    run_metric(VolumeDiceHD95Metric(output_file=str(path)), make_samples(volumes))
+    run_metric(VolumeDiceHD95Metric(use_spacing=False, output_file=str(path)),
+               make_samples(volumes))
     _, scores = expected_metrics(volumes, use_spacing=False)
     with open(path) as f:
         rows = list(csv.DictReader(f))
     assert [(r['case_id'], r['class']) for r in rows] == [
         (case, name) for case in ('case_a', 'case_b') for name in CLASSES[1:]]
     values = np.array([[float(r['dice_percent']), float(r['hd95'])] for r in rows])
+    assert {r['hd95_unit'] for r in rows} == {'voxels'}
     np.testing.assert_allclose(values, scores.reshape(-1, 2), atol=1e-4)
     assert [p.name for p in tmp_path.iterdir()] == ['per_case.csv']  # no temporary left
 
@@ -144,8 +146,9 @@ def run_volumes(metric, samples, classes=CLASSES):
 
 
 def test_transunet_numbers_unchanged(volumes):
-    """The default metric still gives the plain mean over cases, bit for bit."""
-    result = run_metric(VolumeDiceHD95Metric(), make_samples(volumes))
+    """In voxels (TransUNet's protocol) the metric still gives the plain mean over cases, bit
+    for bit."""
+    result = run_metric(VolumeDiceHD95Metric(use_spacing=False), make_samples(volumes))
     expected, _ = expected_metrics(volumes, use_spacing=False)
     assert result == {key: float(value) for key, value in expected.items()}
 
@@ -176,7 +179,9 @@ def test_whole_volume_through_evaluator(volumes):
         sample.gt_sem_seg = PixelData(data=torch.from_numpy(gt).long())
         evaluator.process([sample])
     result = evaluator.evaluate(len(volumes))
-    expected = run_metric(VolumeDiceHD95Metric(convention='nnunet'), make_samples(volumes))
+    # no spacing in these samples: the default ('auto') measures HD95 in voxels
+    expected = run_metric(VolumeDiceHD95Metric(convention='nnunet', use_spacing=False),
+                          make_samples(volumes))
     assert result == pytest.approx(expected)
 
 

@@ -1,5 +1,6 @@
 """The logged table of VolumeDiceHD95Metric says where HD95 0 means an empty prediction."""
 import numpy as np
+import pytest
 import torch
 
 from mmsam.evaluation import VolumeDiceHD95Metric
@@ -88,3 +89,58 @@ def test_units_in_mm(monkeypatch):
     metric.process({}, samples)
     metric.compute_metrics(metric.results)
     assert 'HD95 (mm)' in logged[0]
+
+
+def slice_case(spacing):
+    """One 3-slice case as slices (the metainfo a converted data root packs), worked by hand.
+
+    Ground truth: one voxel at (z, y, x) = (0, 2, 2); prediction: one voxel at (2, 2, 2), two
+    slices away. Each mask is its own surface, so both directed distances are the one
+    distance: 2 voxels, or 2 * 2 mm = 4 mm with spacing (2, 1, 1). Dice is 0 either way.
+    """
+    samples = []
+    for k in range(3):
+        gt, pred = np.zeros((1, 5, 5), np.int64), np.zeros((1, 5, 5), np.int64)
+        gt[0, 2, 2] = k == 0
+        pred[0, 2, 2] = k == 2
+        sample = dict(pred_sem_seg=dict(data=torch.from_numpy(pred)),
+                      gt_sem_seg=dict(data=torch.from_numpy(gt)), case_id='c',
+                      slice_index=k, num_slices=3)
+        if spacing is not None:
+            sample['spacing'] = spacing
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.parametrize('use_spacing, spacing, unit, hd95', [
+    ('auto', (2.0, 1.0, 1.0), 'mm', 4.0),  # the default: the spacing is known -> mm
+    ('auto', None, 'voxels', 2.0),  # no spacing in the metainfo -> voxels, and why
+    (False, (2.0, 1.0, 1.0), 'voxels', 2.0),  # the TransUNet/H-SAM protocol
+])
+def test_hd95_in_mm_when_every_spacing_is_known(monkeypatch, use_spacing, spacing, unit, hd95):
+    logged = []
+    monkeypatch.setattr(volume_dice_hd95_metric, 'print_log',
+                        lambda msg, **_: logged.append(msg))
+    metric = VolumeDiceHD95Metric(use_spacing=use_spacing, convention='nnunet')
+    metric.dataset_meta = dict(classes=('background', 'lesion'))
+    metric.process({}, slice_case(spacing))
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['mHD95'] == pytest.approx(hd95) and metrics['mDice'] == 0.0
+    assert rows(logged[0])['Class'][1] == f'HD95 ({unit})'
+    assert ('HD95 in voxels: 1 of 1 case(s) have no spacing' in logged[0]) == (spacing is None)
+
+
+def test_auto_falls_back_to_voxels_if_one_case_lacks_spacing(monkeypatch):
+    logged = []
+    monkeypatch.setattr(volume_dice_hd95_metric, 'print_log',
+                        lambda msg, **_: logged.append(msg))
+    metric = VolumeDiceHD95Metric(convention='nnunet')
+    metric.dataset_meta = dict(classes=('background', 'lesion'))
+    other = slice_case((2.0, 1.0, 1.0))
+    for s in other:
+        s['case_id'] = 'd'
+    metric.process({}, slice_case(None) + other)
+    assert metric.compute_metrics(metric.results)['mHD95'] == pytest.approx(2.0)
+    assert "HD95 in voxels: 1 of 2 case(s) have no spacing (e.g. 'c': None)" in logged[0]
+    with pytest.raises(ValueError, match="use_spacing must be True, False or 'auto'"):
+        VolumeDiceHD95Metric(use_spacing='mm')

@@ -37,5 +37,6 @@ val_dataloader = dict(
     dataset=dict(split='test', test_mode=True, pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VolumeDiceHD95Metric')
+# HD95 in voxels, as H-SAM reports it for LA and PROMISE12 (medpy's hd95 without spacing).
+val_evaluator = dict(type='VolumeDiceHD95Metric', use_spacing=False)
 test_evaluator = val_evaluator

@@ -35,5 +35,7 @@ val_dataloader = dict(
                  test_mode=True, pipeline=test_pipeline),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(type='VolumeDiceHD95Metric')
+# HD95 in voxels, as TransUNet, SAMed and H-SAM report it (the TransUNet release has no
+# spacing); the metric's default, use_spacing='auto', would give mm for BTCV conversions.
+val_evaluator = dict(type='VolumeDiceHD95Metric', use_spacing=False)
 test_evaluator = val_evaluator

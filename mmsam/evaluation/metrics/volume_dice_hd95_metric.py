@@ -52,16 +52,19 @@ class VolumeDiceHD95Metric(BaseMetric):
     'transunet'); ``mDice`` / ``mHD95`` are the plain mean of the class means, as nnU-Net's
     foreground mean, so they are NaN only if some class has no score in any case.
 
-    Units: Dice in percent (0-100); HD95 in voxels, or in the spacing's units (mm) when
-    ``use_spacing`` is True.
+    Units: Dice in percent (0-100); HD95 in mm (the spacing's unit) when it is measured with
+    each case's spacing, else in voxels (see ``use_spacing``). The table header says which
+    (``HD95 (mm)`` / ``HD95 (voxels)``); the returned keys are the same either way.
 
     The logged table has, next to HD95, each class's count of cases with an empty prediction
     ("empty pred", k/N) and a note under it on how those are scored, since the TransUNet
     rule's HD95 0 for them would otherwise read as a perfect score.
 
     Args:
-        use_spacing (bool): measure HD95 with each case's ``spacing`` (z, y, x) metainfo
-            (the spacing of the grid the labels are on) instead of in voxels. Default False.
+        use_spacing (bool | str): ``'auto'`` (default): HD95 in mm when every case has a
+            ``spacing`` (z, y, x) metainfo (the spacing of the grid the labels are on), else in
+            voxels; True: always in mm (a case without spacing is an error); False: always in
+            voxels, as TransUNet, SAMed and H-SAM report it (their configs set it).
         convention (str): 'transunet' (default) or 'nnunet'.
         hd95 (bool): compute HD95; False (fast) drops the ``mHD95`` / ``HD95.*`` keys.
         also_log_convention (str | list[str] | None): further conventions whose Dice is
@@ -71,7 +74,8 @@ class VolumeDiceHD95Metric(BaseMetric):
         prefix (str | None): prefix of the returned keys.
         output_file (str | None): if set, a CSV with one row per case and class
             (case_id, class, dice_percent, hd95, then ``dice_percent.<convention>`` for each
-            extra convention), written atomically. NaN is written as ``nan``.
+            extra convention, then ``hd95_unit``: mm or voxels), written atomically. NaN is
+            written as ``nan``.
         output_dir (str | None): if set, each case's predicted volume is saved as
             ``<output_dir>/<case_id>.npz`` with ``pred`` (D, H, W) uint8 class ids
             (``tools/test.py --out DIR`` sets it).
@@ -79,7 +83,7 @@ class VolumeDiceHD95Metric(BaseMetric):
 
     default_prefix = None
 
-    def __init__(self, use_spacing=False, convention='transunet', hd95=True,
+    def __init__(self, use_spacing='auto', convention='transunet', hd95=True,
                  also_log_convention=None, collect_device='cpu', prefix=None, output_file=None,
                  output_dir=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -89,7 +93,12 @@ class VolumeDiceHD95Metric(BaseMetric):
             if name not in CONVENTIONS:
                 raise ValueError(f'VolumeDiceHD95Metric: convention {name!r} is not one of '
                                  f'{CONVENTIONS} (check convention / also_log_convention)')
+        if use_spacing not in (True, False, 'auto'):
+            raise ValueError(f'VolumeDiceHD95Metric: use_spacing must be True, False or '
+                             f"'auto', got {use_spacing!r}")
         self.use_spacing = use_spacing
+        self.hd95_unit = None  # 'mm' or 'voxels', set by compute_metrics
+        self.unit_note = None  # why HD95 is in voxels under 'auto', set by compute_metrics
         self.convention = convention
         self.hd95 = hd95
         self.extra_conventions = [c for c in dict.fromkeys(extra) if c != convention]
@@ -153,7 +162,10 @@ class VolumeDiceHD95Metric(BaseMetric):
         per_case = {}
         # Per class, the cases whose prediction of it is empty (HD95 0 under 'transunet').
         empty_pred = np.zeros(num_classes - 1, np.int64)
-        for case_id, (pred, gt, spacing) in sorted(self._assemble_cases(results).items()):
+        cases = self._assemble_cases(results)
+        spacings = self._case_spacings({c: spacing for c, (_, _, spacing) in cases.items()})
+        for case_id, (pred, gt, _) in sorted(cases.items()):
+            spacing = spacings[case_id]
             predicted = np.bincount(pred.reshape(-1), minlength=num_classes)[1:num_classes]
             empty_pred += predicted == 0
             scores = per_class_dice_hd95(pred, gt, num_classes, spacing, self.convention,
@@ -189,15 +201,14 @@ class VolumeDiceHD95Metric(BaseMetric):
                 volumes.setdefault(res['case_id'], res)
             else:
                 slices.append(res)
-        cases = {case_id: (res['pred'], res['gt'], self._case_spacing(case_id, res['spacing']))
+        cases = {case_id: (res['pred'], res['gt'], res['spacing'])
                  for case_id, res in volumes.items()}
         for case_id, group in self._group_by_case(slices).items():
             if case_id in cases:
                 raise ValueError(f'case {case_id!r} came both as a whole volume and as slices; '
                                  f'feed each case one way')
             cases[case_id] = (np.stack([s['pred'] for s in group]),
-                              np.stack([s['gt'] for s in group]),
-                              self._case_spacing(case_id, group[0]['spacing']))
+                              np.stack([s['gt'] for s in group]), group[0]['spacing'])
         if not cases:
             raise ValueError('VolumeDiceHD95Metric got no slices or volumes to evaluate')
         return cases
@@ -224,28 +235,47 @@ class VolumeDiceHD95Metric(BaseMetric):
             grouped[case_id] = [by_index[i] for i in sorted(by_index)]
         return grouped
 
-    def _case_spacing(self, case_id, spacing):
-        if not self.use_spacing:
-            return None
-        if spacing is None or len(spacing) != 3:
+    def _case_spacings(self, spacings):
+        """case_id -> the spacing HD95 is measured with (None: in voxels); sets ``hd95_unit``.
+
+        Args:
+            spacings (dict): case_id -> the (z, y, x) spacing of its metainfo, or None.
+        """
+        unknown = {c: s for c, s in spacings.items()
+                   if s is None or len(s) != 3 or not all(np.isfinite(v) and v > 0 for v in s)}
+        if self.use_spacing is True and unknown:
+            case_id, spacing = sorted(unknown.items())[0]
             raise ValueError(f'use_spacing=True but case {case_id!r} has spacing {spacing}; '
-                             f'give 3 floats (z, y, x) in its metainfo or set use_spacing=False')
-        return spacing
+                             "give 3 positive floats (z, y, x) in its metainfo (PackSegInputs' "
+                             "meta_keys must hold 'spacing') or set use_spacing='auto' or False")
+        self.unit_note = None
+        if self.use_spacing is False or unknown:
+            self.hd95_unit = 'voxels'
+            if unknown:
+                case_id, spacing = sorted(unknown.items())[0]
+                self.unit_note = (f'HD95 in voxels: {len(unknown)} of {len(spacings)} case(s) '
+                                  f'have no spacing (e.g. {case_id!r}: {spacing}); pack '
+                                  "'spacing' (z, y, x mm) in the test pipeline's meta_keys to "
+                                  'measure it in mm.')
+            return {c: None for c in spacings}
+        self.hd95_unit = 'mm'
+        return dict(spacings)
 
     def _write_csv(self, per_case, classes):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator='\n')
         writer.writerow(['case_id', 'class', 'dice_percent', 'hd95']
-                        + [f'dice_percent.{conv}' for conv in self.extra_conventions])
+                        + [f'dice_percent.{conv}' for conv in self.extra_conventions]
+                        + ['hd95_unit'])
         for case_id, scores in per_case.items():
             for name, row in zip(classes, scores):
-                writer.writerow([case_id, name] + [f'{v:.4f}' for v in row])
+                writer.writerow([case_id, name] + [f'{v:.4f}' for v in row] + [self.hd95_unit])
         atomic_write_text(self.output_file, buffer.getvalue())
 
     def _log_table(self, mean, classes, empty_pred, num_cases):
         """Log the class means; with HD95, each class's count of empty predictions and a note
         on how they are scored, so that a low HD95 is not read as a good one."""
-        unit = 'mm' if self.use_spacing else 'voxels'
+        unit = self.hd95_unit
         header = ['Class', f'Dice (%) [{self.convention}]']
         columns = [0]
         if self.hd95:
@@ -267,6 +297,8 @@ class VolumeDiceHD95Metric(BaseMetric):
         text = 'Per-class volume Dice / HD95 (mean over cases):\n' + table.get_string()
         if self.hd95:
             text += '\n' + self._hd95_note(int(empty_pred.sum()))
+            if self.unit_note:
+                text += '\n' + self.unit_note
         print_log(text, logger='current')
 
     def _hd95_note(self, num_empty):
