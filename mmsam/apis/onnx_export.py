@@ -188,7 +188,9 @@ def export_onnx(model, out_dir, batch=2):
     boxed = is_hypothesis_model(model)
     if boxed:
         num_hypotheses = model.test_cfg.get('num_hypotheses') or model.decode_head.num_hypotheses
-    encoder, head = EncoderForExport(model), HeadForExport(model, size, num_hypotheses)
+    # new wrapper modules start in training mode; torch.onnx.export warns about that
+    encoder = EncoderForExport(model).eval()
+    head = HeadForExport(model, size, num_hypotheses).eval()
     image = torch.randn(batch, 3, *size)
     with torch.no_grad():
         feats = encoder(image)

@@ -182,3 +182,22 @@ def test_reference_attention_fallback_keeps_the_weights_and_outputs():
     assert all(type(b.attn) is Attention for b in model.backbone.blocks)
     assert model.backbone.attn_impl == 'reference'
     torch.testing.assert_close(reference, fused, atol=1e-5, rtol=1e-4)
+
+
+def test_exported_modules_are_in_eval_mode(monkeypatch, tmp_path):
+    """torch.onnx.export warns "model is in training mode" for a module in training mode:
+    export_onnx hands it the encoder and head wrappers (and all their modules) in eval mode."""
+    from mmsam.apis import init_model
+    from mmsam.apis import onnx_export
+    seen = {}
+
+    def fake_export(module, args, path, **kwargs):
+        seen[type(module).__name__] = [m.training for m in module.modules()]
+        open(path, 'wb').close()
+
+    monkeypatch.setattr(onnx_export.torch.onnx, 'export', fake_export)
+    model = init_model(str(SAMED)).train()
+    onnx_export.export_onnx(model, str(tmp_path / 'onnx'))
+    assert sorted(seen) == ['EncoderForExport', 'HeadForExport']
+    assert not any(flag for flags in seen.values() for flag in flags)
+    assert model.training  # the caller's model is left as it was (a copy is exported)
