@@ -32,7 +32,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         result = check_fixture(args.fixture_dir, REPO, args.attn_impl, args.config)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
         sys.exit(f'error: {err}')
     print(f'case {result["case"]}: config {osp.relpath(result["config"], REPO)}, '
           f'attn_impl {args.attn_impl}')

@@ -7,7 +7,9 @@ converts the official file(s) with the method's converter, loads them strictly, 
 ``inputs.pt`` through mmsam's data preprocessor and model, and compares every key of
 ``outputs.pt``. Each source module registers its case with :func:`register_case`.
 """
+import contextlib
 import json
+import logging
 import os.path as osp
 
 import torch
@@ -111,6 +113,19 @@ def build_model(model_cfg):
     return model.eval()
 
 
+@contextlib.contextmanager
+def quiet_logging():
+    """Keep mmengine's per-parameter initialisation report out of the check's output."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def max_abs_diffs(official, ours):
     """Per key of ``official``: the max abs difference to ``ours`` (None: not produced).
 
@@ -154,7 +169,7 @@ def check_fixture(fixture_dir, repo_root, attn_impl='fused', config=None):
     runner, default_config = _CASES[case]
     config = config or osp.join(repo_root, default_config)
     cfg = Config.fromfile(config)
-    with torch.no_grad():
+    with torch.no_grad(), quiet_logging():
         ours, notes = runner(fixture_dir, meta, cfg, inputs, attn_impl)
     diffs = max_abs_diffs(official, ours)
     passed = all(d is not None and d <= TOLERANCE for d in diffs.values())

@@ -18,7 +18,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from .official_check import build_model, register_case, sam_widths
-from .sam_layout import SAM_TO_MMSAM, decoder_arch, encoder_arch
+from .sam_layout import SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch
 from .source_keys import (ConversionError, SourceKeys, load_into_model_strictly,
                           read_weight_file)
 
@@ -42,6 +42,7 @@ def convert_psam(path):
     state, parts = {}, {}
     for sam_prefix, ours in SAM_TO_MMSAM.items():
         parts[sam_prefix] = src.take_prefix(f'sam.{sam_prefix}')
+        check_sam_part(parts[sam_prefix], sam_prefix[:-1], path, f'sam.{sam_prefix}')
         state.update({ours + k: v for k, v in parts[sam_prefix].items()})
     decoder = parts['mask_decoder.']
     for key in src.keys('fcomb.decoder.'):

@@ -19,7 +19,7 @@ from mmseg.structures import SegDataSample
 
 from mmsam.models.utils.sam_checkpoint import POS_EMBED_RESIZE_MODES
 from .official_check import build_model, register_case, sam_widths
-from .sam_layout import decoder_arch, encoder_arch, resize_encoder_positions
+from .sam_layout import check_sam_part, decoder_arch, encoder_arch, resize_encoder_positions
 from .source_keys import (ConversionError, SourceKeys, load_into_model_strictly,
                           read_weight_file)
 
@@ -61,6 +61,7 @@ def convert_samed(base_path, lora_path, img_size=512, pos_embed_resize='bilinear
                               '(LoRA_Sam.save_lora_parameters output)')
 
     encoder = base.take_prefix('image_encoder.')
+    check_sam_part(encoder, 'image_encoder', base_path, 'image_encoder.')
     arch = encoder_arch(encoder, base_path)
     if img_size % arch['patch_size']:
         raise ConversionError(f'img_size {img_size} is not a multiple of the patch size '
@@ -76,6 +77,8 @@ def convert_samed(base_path, lora_path, img_size=512, pos_embed_resize='bilinear
     state.update(_lora_weights(lora, arch, lora_path))
     prompt = lora.take_prefix('prompt_encoder.')
     decoder = lora.take_prefix('mask_decoder.')
+    check_sam_part(prompt, 'prompt_encoder', lora_path, 'prompt_encoder.')
+    check_sam_part(decoder, 'mask_decoder', lora_path, 'mask_decoder.')
     state.update({f'decode_head.prompt_encoder.{k}': v for k, v in prompt.items()})
     state.update({f'decode_head.mask_decoder.{k}': v for k, v in decoder.items()})
     dec = decoder_arch(decoder, lora_path)

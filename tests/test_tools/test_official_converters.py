@@ -1,0 +1,124 @@
+"""Official-checkpoint converters (tools/model_converters/samed2mmsam.py, psam2mmsam.py): key
+mapping, every source key accounted for, renamed keys refused by name, strict loading in the
+paper-table config."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+
+from conftest import TINY_ARCH, build_reference_sam
+from mmsam.models.converters.official_check import build_model, sam_widths
+from mmsam.models.converters.source_keys import load_into_model_strictly
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = REPO / 'tools' / 'model_converters'
+SAMED_CONFIG = REPO / 'configs' / 'samed' / 'samed_vit-b_synapse.py'
+BASE_IMG, LORA_IMG, RANK = 128, 64, 2
+
+
+def run(tool, *args):
+    return subprocess.run([sys.executable, str(TOOLS / tool), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def tiny_meta_arch(img_size, **extra):
+    """meta.json-style arch of conftest's TINY_ARCH SAM (decoder as build_reference_sam)."""
+    a = TINY_ARCH
+    return dict(encoder_embed_dim=a['embed_dim'], encoder_depth=a['depth'],
+                encoder_num_heads=a['num_heads'],
+                encoder_global_attn_indexes=list(a['global_attn_indexes']),
+                window_size=a['window_size'], patch_size=a['patch_size'], img_size=img_size,
+                mlp_ratio=4, prompt_embed_dim=a['out_chans'], out_chans=a['out_chans'],
+                decoder_transformer_depth=2, decoder_transformer_mlp_dim=64,
+                decoder_num_heads=2, iou_head_depth=3, iou_head_hidden_dim=32,
+                mask_in_chans=16, **extra)
+
+
+@pytest.fixture(scope='module')
+def samed_files(tmp_path_factory):
+    """A SAM base at 128 and a SAMed LoRA file (rank 2, 9 mask tokens) for a 64 input."""
+    root = tmp_path_factory.mktemp('samed')
+    base = build_reference_sam(img_size=BASE_IMG)
+    torch.save(base.state_dict(), root / 'sam_base.pth')
+    trained = build_reference_sam(img_size=LORA_IMG, num_multimask_outputs=8)
+    gen = torch.Generator().manual_seed(1)
+    dim = TINY_ARCH['embed_dim']
+    lora = {}
+    for i in range(2 * TINY_ARCH['depth']):
+        lora[f'w_a_{i:03d}'] = torch.randn(RANK, dim, generator=gen)
+    for i in range(2 * TINY_ARCH['depth']):
+        lora[f'w_b_{i:03d}'] = torch.randn(dim, RANK, generator=gen)
+    lora.update({k: v for k, v in trained.state_dict().items()
+                 if k.startswith(('prompt_encoder.', 'mask_decoder.'))})
+    torch.save(lora, root / 'samed_lora.pth')
+    return root, base.state_dict(), lora
+
+
+def samed_model():
+    cfg = Config.fromfile(str(SAMED_CONFIG))
+    sam_widths(cfg.model, tiny_meta_arch(LORA_IMG), 'fused')
+    cfg.model.backbone.adapter.rank = RANK
+    return build_model(cfg.model)
+
+
+def test_samed_converts_maps_lora_and_loads_strictly(samed_files, tmp_path):
+    root, base, lora = samed_files
+    out = tmp_path / 'samed_mmsam.pth'
+    proc = run('samed2mmsam.py', root / 'sam_base.pth', root / 'samed_lora.pth', out,
+               '--img-size', LORA_IMG)
+    assert proc.returncode == 0, proc.stderr
+    assert 'config: configs/samed/samed_vit-b_synapse.py' in proc.stdout or 'config:' in proc.stdout
+    # the base's decoder and prompt encoder are dropped with the reason printed
+    assert 'dropped' in proc.stdout and 'mask_decoder' in proc.stdout
+    ckpt = torch.load(out, weights_only=True)
+    state = ckpt['state_dict']
+    model = samed_model()
+    load_into_model_strictly(model, state, str(out))
+    # w_a_{2t} is block t's q, w_a_{2t+1} its v (SAMed's save order)
+    qkv = model.backbone.blocks[1].attn.qkv
+    torch.testing.assert_close(qkv.lora_a['q'].weight, lora['w_a_002'])
+    torch.testing.assert_close(qkv.lora_b['v'].weight, lora['w_b_003'])
+    # the position table resized bilinearly (align_corners False), as build_sam.load_from
+    grid = LORA_IMG // TINY_ARCH['patch_size']
+    expected = F.interpolate(base['image_encoder.pos_embed'].permute(0, 3, 1, 2), (grid, grid),
+                             mode='bilinear', align_corners=False).permute(0, 2, 3, 1)
+    torch.testing.assert_close(model.backbone.pos_embed.data, expected)
+    # the global block's rel-pos table resized to 2 * grid - 1, the windowed block's kept
+    assert model.backbone.blocks[1].attn.rel_pos_h.shape[0] == 2 * grid - 1
+    torch.testing.assert_close(model.backbone.blocks[0].attn.rel_pos_h.data,
+                               base['image_encoder.blocks.0.attn.rel_pos_h'])
+    torch.testing.assert_close(model.decode_head.mask_decoder.mask_tokens.weight.data,
+                               lora['mask_decoder.mask_tokens.weight'])
+    assert run('samed2mmsam.py', root / 'sam_base.pth', root / 'samed_lora.pth',
+               out).returncode != 0  # exists: needs --overwrite
+
+
+@pytest.mark.parametrize('old,new', [('w_b_001', 'w_b_01'),
+                                     ('mask_decoder.iou_token.weight', 'mask_decoder.iou_tok')])
+def test_samed_refuses_a_renamed_key_and_names_it(samed_files, tmp_path, old, new):
+    root, _, lora = samed_files
+    renamed = {(new if k == old else k): v for k, v in lora.items()}
+    torch.save(renamed, tmp_path / 'lora.pth')
+    out = tmp_path / 'out.pth'
+    proc = run('samed2mmsam.py', root / 'sam_base.pth', tmp_path / 'lora.pth', out,
+               '--img-size', LORA_IMG)
+    assert proc.returncode != 0
+    assert repr(old) in proc.stderr or repr(new) in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
+def test_samed_refuses_decoder_lora_and_wrong_shapes(samed_files, tmp_path):
+    root, _, lora = samed_files
+    torch.save(dict(lora, sa_a_000=torch.zeros(RANK, 32)), tmp_path / 'samed_s.pth')
+    proc = run('samed2mmsam.py', root / 'sam_base.pth', tmp_path / 'samed_s.pth',
+               tmp_path / 'a.pth', '--img-size', LORA_IMG)
+    assert proc.returncode != 0 and 'SAMed_s' in proc.stderr
+    torch.save(dict(lora, w_b_000=torch.zeros(32, RANK + 1)), tmp_path / 'bad.pth')
+    proc = run('samed2mmsam.py', root / 'sam_base.pth', tmp_path / 'bad.pth',
+               tmp_path / 'b.pth', '--img-size', LORA_IMG)
+    assert proc.returncode != 0 and "'w_b_000'" in proc.stderr
+    assert not (tmp_path / 'a.pth').exists() and not (tmp_path / 'b.pth').exists()
