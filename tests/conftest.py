@@ -143,7 +143,7 @@ def tiny_box_prompt_segmentor_cfg(head_type='SAMMCLHead', **test_cfg):
     width = TINY_ARCH['out_chans']
     return dict(
         type='MultiHypothesisSegmentor',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0.] * 3, std=[255.] * 3,
+        data_preprocessor=dict(type='SAMDataPreProcessor', mean=[0.] * 3, std=[255.] * 3,
                                size=(TINY_IMG, TINY_IMG)),
         backbone=dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=TINY_IMG, frozen=True),
         decode_head=dict(

@@ -10,7 +10,6 @@ import os.path as osp
 import sys
 import zipfile
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -66,6 +65,51 @@ def _to_hwc(image):
     return image
 
 
+# Test-pipeline steps that read a sample file's annotations: arrays given to the apis skip them
+# (and the loading steps: the image is given).
+ANNOTATION_STEPS = ('BoxPromptFromAnnotation', )
+
+
+def slice_pipeline(cfg):
+    """The config's 2D test pipeline without its loading and annotation steps, built.
+
+    Returns:
+        list[tuple[dict, callable]]: (transform config, transform).
+    """
+    steps = []
+    for t in config_test_pipeline(cfg):
+        if _is_loading(t) or t['type'] in ANNOTATION_STEPS:
+            continue
+        steps.append((t, TRANSFORMS.build(t)))
+    return steps
+
+
+def pack_slice(steps, image, box=None, where='slice'):
+    """Pack one 2D image as the config's test pipeline does after loading: the geometry
+    (resizing, padding) is then the model's data preprocessor's, as in ``tools/test.py``.
+
+    Args:
+        steps (list): from :func:`slice_pipeline`.
+        image (ndarray): (H, W) float in [0, 1] or (H, W, 3) in 0-255.
+        box (Sequence[float], optional): (x0, y0, x1, y1) box prompt, pixels of the image.
+        where (str): the image's name in errors and in ``img_path``.
+
+    Returns:
+        dict: ``inputs`` (3, h, w) tensor and ``data_samples``.
+    """
+    image = _to_hwc(image)
+    shape = image.shape[:2]
+    results = dict(img_path=where, img=image, img_shape=shape, ori_shape=shape, seg_fields=[],
+                   reduce_zero_label=False)
+    if box is not None:
+        results['prompt_box'] = np.asarray(box, dtype=np.float32)
+    for t, step in steps:
+        results = step(results)
+        if results is None:
+            raise ValueError(f'{where}: the test pipeline step {t["type"]} dropped the image')
+    return results
+
+
 def model_input_size(model):
     """The (H, W) a 2D model's encoder takes (its ``img_size``), or None when it takes any."""
     size = getattr(getattr(model, 'backbone', None), 'img_size', None)
@@ -110,11 +154,13 @@ def _predict_in_batches(model, batches, total, progress):
 def inference_model(model, images, batch_size=8, progress=False):
     """Segment 2D images.
 
-    Images of another size than the model's input are resized to it (linear) and the logits
-    resized back, so ``pred_sem_seg`` has each image's own (H, W).
+    Each image goes through the config's test pipeline (without its loading steps) and the
+    model's data preprocessor, exactly as ``tools/test.py`` feeds its slices: the same resizing
+    or padding into the input frame and the same crop and resize back, so ``pred_sem_seg`` has
+    each image's own (H, W).
 
     Args:
-        model (nn.Module): from :func:`init_model`, a 2D segmentor.
+        model (nn.Module): from :func:`init_model` (``model.cfg`` set), a 2D segmentor.
         images (ndarray | list[ndarray]): (H, W) slices in [0, 1] (as mmsam stores them) or
             (H, W, 3) images in 0-255.
         batch_size (int): images per forward pass.
@@ -130,21 +176,13 @@ def inference_model(model, images, batch_size=8, progress=False):
     single = isinstance(images, np.ndarray) and images.ndim == 2 or (
         isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] == 3)
     images = [images] if single else list(images)
-    size = model_input_size(model)
+    steps = slice_pipeline(model.cfg)
 
     def batches():
         for start in range(0, len(images), batch_size):
-            inputs, samples = [], []
-            for img in images[start:start + batch_size]:
-                img = _to_hwc(img)
-                ori_shape = img.shape[:2]
-                if size is not None and ori_shape != size:
-                    img = cv2.resize(img, size[::-1], interpolation=cv2.INTER_LINEAR)
-                inputs.append(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))))
-                sample = SegDataSample()
-                sample.set_metainfo(dict(img_shape=img.shape[:2], ori_shape=ori_shape))
-                samples.append(sample)
-            yield inputs, samples
+            packed = [pack_slice(steps, img, where=f'image {start + i}')
+                      for i, img in enumerate(images[start:start + batch_size])]
+            yield [p['inputs'] for p in packed], [p['data_samples'] for p in packed]
 
     results = _predict_in_batches(model, batches(), len(images), progress)
     return results[0] if single else results

@@ -3,11 +3,11 @@
 :func:`inference_scan` reads the scan (:mod:`mmsam.datasets.medical_image_io`), applies the
 config's intensity preset (:mod:`mmsam.apis.intensity`) and runs
 
-* 2D semantic models (SAMed, H-SAM) slice by slice in batches (:func:`inference_model`:
-  slices resized to the model's input and the logits back);
+* 2D semantic models (SAMed, H-SAM) slice by slice in batches (:func:`inference_model`: the
+  config's test pipeline and data preprocessor fit each slice into the input as in testing);
 * 3D models (``VolumeSAMSegmentor``) by their sliding window on the whole volume;
 * box-prompted multi-hypothesis models (MedSAM, SAM-MCL, SeqSAM, P-SAM) on each slice that has
-  a box, through the config's test pipeline (resize to the network input), giving M hypotheses,
+  a box, through the config's test pipeline and data preprocessor, giving M hypotheses,
   their consensus and the per-voxel share of hypotheses that mark the voxel.
 
 The same function serves a PyTorch model and the ONNX runner of ``tools/deployment``: both
@@ -20,13 +20,10 @@ import torch
 
 from mmsam.datasets.medical_image_io import read_scan
 from mmsam.models.segmentors import MultiHypothesisSegmentor
-from mmsam.registry import TRANSFORMS
-from .inference import (_predict_in_batches, _sliding_window_labels, config_test_pipeline,
-                        inference_model, is_volume_model, prepare_volume, training_data_meta)
+from .inference import (_predict_in_batches, _sliding_window_labels, inference_model,
+                        is_volume_model, pack_slice, prepare_volume, slice_pipeline,
+                        training_data_meta)
 from .intensity import apply_intensity, resolve_intensity
-
-# test-pipeline steps that read a sample file (the slices are given as arrays here)
-_ANNOTATION_STEPS = ('BoxPromptFromAnnotation', )
 
 
 @dataclass
@@ -56,41 +53,6 @@ def is_hypothesis_model(model):
         'hypotheses'
 
 
-def slice_pipeline(cfg):
-    """The config's test pipeline without loading and annotation steps, built."""
-    steps = []
-    for t in config_test_pipeline(cfg):
-        if str(t['type']).startswith('Load') or t['type'] in _ANNOTATION_STEPS:
-            continue
-        steps.append((t, TRANSFORMS.build(t)))
-    return steps
-
-
-def pack_prompted_slice(steps, image, box, where='slice'):
-    """Pack one (H, W) [0, 1] slice with its box as the test pipeline does.
-
-    Args:
-        steps (list): from :func:`slice_pipeline`.
-        image (ndarray): (H, W) float in [0, 1] or (H, W, 3) in 0-255.
-        box (Sequence[float]): (x0, y0, x1, y1) pixels of the slice.
-
-    Returns:
-        dict: ``inputs`` (3, S, S) tensor and ``data_samples``.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None] * 255.0, 3, axis=-1)
-    shape = image.shape[:2]
-    results = dict(img_path=where, img=image, img_shape=shape, ori_shape=shape,
-                   prompt_box=np.asarray(box, dtype=np.float32), seg_fields=[],
-                   reduce_zero_label=False)
-    for t, step in steps:
-        results = step(results)
-        if results is None:
-            raise ValueError(f'{where}: the test pipeline step {t["type"]} dropped the slice')
-    return results
-
-
 @torch.no_grad()
 def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
     """M hypotheses per box-prompted 2D image.
@@ -109,7 +71,7 @@ def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
 
     def batches():
         for start in range(0, len(images), batch_size):
-            packed = [pack_prompted_slice(steps, img, box) for img, box in
+            packed = [pack_slice(steps, img, box) for img, box in
                       zip(images[start:start + batch_size], boxes[start:start + batch_size])]
             yield [p['inputs'] for p in packed], [p['data_samples'] for p in packed]
 

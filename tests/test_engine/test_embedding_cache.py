@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 TINY_ENCODER = dict(type='SAMImageEncoder', img_size=32, frozen=True, checkpoint=None,
                     arch=dict(embed_dim=16, depth=1, num_heads=2, global_attn_indexes=(0,),
                               patch_size=8, window_size=4, out_chans=16))
-PREPROCESSOR = dict(type='SegDataPreProcessor', mean=[0.0] * 3, std=[1.0] * 3, size=(32, 32))
+PREPROCESSOR = dict(type='SAMDataPreProcessor', mean=[0.0] * 3, std=[1.0] * 3, size=(32, 32))
 
 
 @pytest.fixture(scope='module')
@@ -214,7 +214,7 @@ def test_cache_folder_changes_with_weights_and_preprocessor(tmp_path):
     assert folder() == first  # deterministic
     assert Path(first).parent == tmp_path / 'embedding_cache'
     meta = (Path(first) / META_FILE).read_text()
-    assert weights_digest(encoder) in meta and 'SegDataPreProcessor' in meta
+    assert weights_digest(encoder) in meta and 'SAMDataPreProcessor' in meta
 
     other = MODELS.build(TINY_ENCODER)
     other.load_state_dict(encoder.state_dict())

@@ -107,7 +107,7 @@ def test_inference_volume_reads_files_and_matches_the_2d_path(hsam_run):
     labels = inference_volume(model, path, batch_size=5)
     image = np.load(path)['image']
     np.testing.assert_array_equal(labels, inference_volume(model, image))
-    # Another size than the model's input: resized in, and the prediction resized back.
+    # Another size than the model's input: fitted in by the data preprocessor and back.
     small = cv2.resize(image[4], (96, 80), interpolation=cv2.INTER_LINEAR)
     assert inference_model(model, small).pred_sem_seg.data.shape == (1, 80, 96)
     with pytest.raises(ValueError, match='expected a .D, H, W. volume'):

@@ -4,7 +4,7 @@
 img_size = 1024
 sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='SAMDataPreProcessor',
     mean=[123.675, 116.28, 103.53],  # SAM's pixel statistics
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=False,

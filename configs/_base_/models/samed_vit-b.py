@@ -6,7 +6,7 @@ sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 # SAM-normalised input use mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]
 # (e.g. configs/hsam/hsam_synapse_10pct_sam-norm.py).
 data_preprocessor = dict(
-    type='SegDataPreProcessor',
+    type='SAMDataPreProcessor',
     mean=[0.0, 0.0, 0.0],
     std=[255.0, 255.0, 255.0],
     bgr_to_rgb=False,

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from mmseg.models.segmentors.base import BaseSegmentor
 
 from mmsam.registry import MODELS
+from ..data_preprocessors import check_train_test_geometry
 
 
 @MODELS.register_module()
@@ -25,12 +26,15 @@ class SAMSegmentor(BaseSegmentor):
         decode_head (dict): a :class:`SAMDecodeHead` subclass.
         neck (dict, optional): applied to the backbone features.
         train_cfg (dict, optional), test_cfg (dict, optional): passed to the head.
-        data_preprocessor (dict, optional): e.g. mmseg's ``SegDataPreProcessor``.
+        data_preprocessor (dict, optional): a :class:`SAMDataPreProcessor` (one input geometry
+            for training and test); an mmseg ``SegDataPreProcessor`` that pads in training
+            but not at test is refused.
         init_cfg (dict, optional): mmengine init config.
     """
 
     def __init__(self, backbone, decode_head, neck=None, train_cfg=None, test_cfg=None,
                  data_preprocessor=None, init_cfg=None):
+        check_train_test_geometry(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         if neck is not None:

@@ -247,7 +247,7 @@ def test_gradient_reaches_lora_and_both_stages_not_the_frozen_encoder():
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='SAMSegmentor',
-        data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1],
+        data_preprocessor=dict(type='SAMDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1],
                                size=(IMG, IMG)),
         backbone=dict(type='SAMImageEncoder', arch=TINY_ARCH, img_size=IMG, frozen=True,
                       adapter=dict(type='LoRA', rank=2)),
