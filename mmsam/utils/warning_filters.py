@@ -17,6 +17,17 @@ KNOWN_PYTHON_WARNINGS = (
      'mmseg CrossEntropyLoss notice; mmsam labels have no ignore index in the loss'),
 )
 
+#: (message regex, category, module regex, why it is safe to drop) of Python warnings that are
+#: dropped only when raised from that third-party module (the same message from mmsam's own
+#: code, or from another package, still shows).
+KNOWN_MODULE_WARNINGS = (
+    (r'`torch\.cuda\.amp\.autocast\(args\.\.\.\)` is deprecated', FutureWarning,
+     r'mmseg\.models\.assigners\.hungarian_assigner$',
+     "mmseg 1.2.2's HungarianAssigner.assign disables autocast with the deprecated "
+     "torch.cuda.amp.autocast(enabled=False) for its matching (MaskSAM's criterion); the "
+     'call works, only its spelling is old'),
+)
+
 #: Regexes of mmengine log WARNING lines that are notices about mmengine's own internals.
 KNOWN_LOG_WARNINGS = (
     r'^The prefix is not set in metric class',  # mmsam metrics keep unprefixed keys on purpose
@@ -26,9 +37,12 @@ KNOWN_LOG_WARNINGS = (
 
 
 def filter_known_warnings():
-    """Install the filters for :data:`KNOWN_PYTHON_WARNINGS` (idempotent)."""
+    """Install the filters for :data:`KNOWN_PYTHON_WARNINGS` and :data:`KNOWN_MODULE_WARNINGS`
+    (idempotent)."""
     for message, category, _ in KNOWN_PYTHON_WARNINGS:
         warnings.filterwarnings('ignore', message=message, category=category)
+    for message, category, module, _ in KNOWN_MODULE_WARNINGS:
+        warnings.filterwarnings('ignore', message=message, category=category, module=module)
 
 
 class KnownLogWarningFilter(logging.Filter):
