@@ -122,3 +122,81 @@ def test_samed_refuses_decoder_lora_and_wrong_shapes(samed_files, tmp_path):
                tmp_path / 'b.pth', '--img-size', LORA_IMG)
     assert proc.returncode != 0 and "'w_b_000'" in proc.stderr
     assert not (tmp_path / 'a.pth').exists() and not (tmp_path / 'b.pth').exists()
+
+
+PSAM_CONFIG = REPO / 'configs' / 'psam' / 'psam_lidc_official.py'
+PSAM_IMG = 64
+
+
+@pytest.fixture(scope='module')
+def psam_file(tmp_path_factory):
+    """A ProbabilisticSAM state dict in the official layout (tiny SAM, nets 32/64, latent 6)."""
+    root = tmp_path_factory.mktemp('psam')
+    sam = build_reference_sam(img_size=PSAM_IMG)
+    gen = torch.Generator().manual_seed(2)
+    state = {f'sam.{k}': v for k, v in sam.state_dict().items()}
+    state.update({f'fcomb.decoder.{k[len("mask_decoder."):]}': v.clone()
+                  for k, v in sam.state_dict().items() if k.startswith('mask_decoder.')})
+    width = TINY_ARCH['out_chans']
+    for net, chans in (('prior_net', 3), ('posterior_net', 4)):
+        for name, shape in ((f'{net}.encoder.0', (32, chans, 3, 3)), (f'{net}.encoder.2',
+                            (64, 32, 3, 3)), (f'{net}.fc_mu', (6, 64)),
+                            (f'{net}.fc_log_sigma', (6, 64))):
+            state[f'{name}.weight'] = torch.randn(shape, generator=gen) * 0.1
+            state[f'{name}.bias'] = torch.randn(shape[0], generator=gen) * 0.1
+    for name, shape in (('fcomb.z_projector.0', (width, 6)), ('fcomb.z_projector.2',
+                                                              (width, width))):
+        state[f'{name}.weight'] = torch.randn(shape, generator=gen) * 0.1
+        state[f'{name}.bias'] = torch.randn(shape[0], generator=gen) * 0.1
+    torch.save(state, root / 'psam.pth')
+    return root / 'psam.pth', state
+
+
+def test_psam_converts_and_loads_strictly_with_the_official_nets(psam_file, tmp_path):
+    path, official = psam_file
+    out = tmp_path / 'psam_mmsam.pth'
+    proc = run('psam2mmsam.py', path, out)
+    assert proc.returncode == 0, proc.stderr
+    assert 'fcomb.decoder' in proc.stdout and 'config: configs/psam/psam_lidc_official.py' in \
+        proc.stdout
+    cfg = Config.fromfile(str(PSAM_CONFIG))
+    sam_widths(cfg.model, tiny_meta_arch(PSAM_IMG), 'reference')
+    model = build_model(cfg.model)
+    load_into_model_strictly(model, torch.load(out, weights_only=True)['state_dict'], str(out))
+    # the official PosteriorEncoder, written out: conv-ReLU-conv-ReLU-mean-Linear, clamp [-5, 5]
+    x = torch.rand(2, 4, 16, 16)
+    h = F.relu(F.conv2d(x, official['posterior_net.encoder.0.weight'],
+                        official['posterior_net.encoder.0.bias'], padding=1))
+    h = F.relu(F.conv2d(h, official['posterior_net.encoder.2.weight'],
+                        official['posterior_net.encoder.2.bias'], padding=1)).mean((2, 3))
+    mu = F.linear(h, official['posterior_net.fc_mu.weight'], official['posterior_net.fc_mu.bias'])
+    log_sigma = F.linear(h, official['posterior_net.fc_log_sigma.weight'],
+                         official['posterior_net.fc_log_sigma.bias']).clamp(-5, 5)
+    ours_mu, ours_log_sigma = model.decode_head.posterior_net(x)
+    torch.testing.assert_close(ours_mu, mu)
+    torch.testing.assert_close(ours_log_sigma, log_sigma)
+    z = torch.randn(3, 6)
+    expected = F.linear(F.relu(F.linear(z, official['fcomb.z_projector.0.weight'],
+                                        official['fcomb.z_projector.0.bias'])),
+                        official['fcomb.z_projector.2.weight'], official['fcomb.z_projector.2.bias'])
+    torch.testing.assert_close(model.decode_head.latent_to_prompt(z), expected)
+
+
+def test_psam_refuses_renamed_keys_and_a_diverging_decoder_copy(psam_file, tmp_path):
+    _, official = psam_file
+    renamed = {('prior_net.fc_mean.weight' if k == 'prior_net.fc_mu.weight' else k): v
+               for k, v in official.items()}
+    torch.save(renamed, tmp_path / 'renamed.pth')
+    proc = run('psam2mmsam.py', tmp_path / 'renamed.pth', tmp_path / 'a.pth')
+    assert proc.returncode != 0 and "'prior_net.fc_mu.weight'" in proc.stderr, proc.stderr
+    renamed = {('sam.mask_decoder.iou_tok' if k == 'sam.mask_decoder.iou_token.weight' else k): v
+               for k, v in official.items()}
+    torch.save(renamed, tmp_path / 'renamed2.pth')
+    proc = run('psam2mmsam.py', tmp_path / 'renamed2.pth', tmp_path / 'b.pth')
+    assert proc.returncode != 0 and 'sam.mask_decoder.iou_tok' in proc.stderr, proc.stderr
+    diverging = dict(official)
+    diverging['fcomb.decoder.iou_token.weight'] = official['sam.mask_decoder.iou_token.weight'] + 1
+    torch.save(diverging, tmp_path / 'diverging.pth')
+    proc = run('psam2mmsam.py', tmp_path / 'diverging.pth', tmp_path / 'c.pth')
+    assert proc.returncode != 0 and "'fcomb.decoder.iou_token.weight'" in proc.stderr
+    assert not any((tmp_path / n).exists() for n in ('a.pth', 'b.pth', 'c.pth'))
