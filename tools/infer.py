@@ -7,12 +7,13 @@ labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis mo
         [--pictures 2 | --picture-slices K ...] [--max-voxels N] [--batch-size 8]
         [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--cfg-options k=v ...]
 
-Scans: a NIfTI file (``.nii``, ``.nii.gz``), a MetaImage (``.mha``, ``.mhd``) or a folder
-holding one DICOM series, no ground truth needed. The stored values (HU, MR units) go through
+Scans: a NIfTI file (``.nii``, ``.nii.gz``), a MetaImage (``.mha``, ``.mhd``), a folder of
+such files (each is segmented) or a folder holding one DICOM series, no ground truth needed. The stored values (HU, MR units) go through
 the config's intensity preset as the training data did (``--intensity auto``: the training
 data's ``meta.json``, then the dataset type; e.g. Synapse's -125..275 HU window to [0, 1], see
-:mod:`mmsam.apis.intensity`); 2D models then segment the slices in batches (resized to the
-model's input and back), 3D models the volume by their sliding window, box-prompted
+:mod:`mmsam.apis.intensity`); 2D models then segment the slices in batches, each fitted into the
+model's input by the config's test pipeline and data preprocessor exactly as ``tools/test.py``
+does (``model.data_preprocessor.fit``: padded, or resized, and cropped back), 3D models the volume by their sliding window, box-prompted
 multi-hypothesis models each slice with a box (``--box`` on ``--slices A:B``, default all, or
 ``--prompts FILE.json``, schema in :mod:`mmsam.apis.prompts`). A progress bar runs over the
 slices or windows. For a scan ``NAME`` it writes (see :mod:`mmsam.apis.scan_outputs`)
@@ -28,7 +29,7 @@ once complete.
 Semantic models (SAMed, H-SAM: ``SAMSegmentor``; SAMed-DConv 3D, MaskSAM:
 ``VolumeSAMSegmentor``) also take
 
-- a PNG/JPEG/... image (gray or RGB; 2D models), resized to the model's input and back;
+- a PNG/JPEG/... image (gray or RGB; 2D models), fitted into the model's input as above;
 - an mmsam 2D slice ``.npz`` (``image`` (H, W) in [0, 1], optional ``label``; 2D models);
 - an mmsam volume ``.npz`` (``image`` (D, H, W), optional ``label``, ``spacing``): 2D models
   segment it slice by slice (batched, ``--batch-size``), 3D models by their sliding window,
@@ -83,7 +84,7 @@ from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,  #
 from mmsam.apis.scan_inference import inference_scan  # noqa: E402
 from mmsam.apis.scan_outputs import scan_name, write_scan_outputs  # noqa: E402
 from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  # noqa: E402
-                                             scan_kind)
+                                             expand_scan_folders, scan_kind)
 from mmsam.datasets.volume_io import load_npz, npz_array_shape  # noqa: E402
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
 from mmsam.engine.amp import autocast_for  # noqa: E402
@@ -155,7 +156,9 @@ def parse_args(argv=None):
 
 
 def check_args(parser, args):
-    """Fails early (before any model is built) on missing files and bad option values."""
+    """Fails early (before any model is built) on missing files and bad option values; a
+    folder of NIfTI / MetaImage files stands for its files."""
+    args.images = expand_scan_folders(args.images)
     for what, path in (('config', args.config), ('checkpoint', args.checkpoint)):
         if not osp.isfile(path):
             parser.error(f'{what} {path}: no such file')

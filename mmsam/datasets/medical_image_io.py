@@ -63,6 +63,28 @@ def scan_kind(path):
     return None
 
 
+def expand_scan_folders(paths):
+    """Inputs with each folder of NIfTI / MetaImage files replaced by those files (sorted).
+
+    A folder holding no such file stays: it is read as one DICOM series.
+
+    Args:
+        paths (list[str]): files and folders.
+
+    Returns:
+        list[str]: the inputs, folders of volume files expanded.
+    """
+    expanded = []
+    for path in paths:
+        files = []
+        if osp.isdir(path):
+            files = sorted(osp.join(path, name) for name in os.listdir(path)
+                           if name.lower().endswith(NIFTI_SUFFIXES + METAIMAGE_SUFFIXES)
+                           and osp.isfile(osp.join(path, name)))
+        expanded += files or [path]
+    return expanded
+
+
 def _sitk():
     import SimpleITK as sitk
     return sitk
@@ -77,8 +99,10 @@ def _dicom_files(path):
     except RuntimeError as err:
         raise MedicalImageError(f'{path}: cannot scan the folder for DICOM series ({err})') from err
     if not series:
-        raise MedicalImageError(f'{path}: no DICOM series found in the folder (give a folder '
-                                'holding the .dcm files of one series)')
+        raise MedicalImageError(f'{path}: no DICOM series and no NIfTI (.nii, .nii.gz) or '
+                                'MetaImage (.mha, .mhd) file found in the folder; give a folder '
+                                'holding the .dcm files of one series, volume files, or a '
+                                'folder of volume files')
     if len(series) > 1:
         raise MedicalImageError(
             f'{path}: the folder holds {len(series)} DICOM series ({", ".join(series)}); '

@@ -170,3 +170,27 @@ def test_a_failure_while_writing_leaves_nothing(infer, mcl_checkpoint, tmp_path,
     expect_error(infer, [str(MCL), mcl_checkpoint, str(scan), '--out-dir', str(out), '--box',
                          '18', '28', '52', '62'], capsys, out, str(scan), 'disk full')
     assert len(calls) == 3  # two files were complete, and are gone with the staging folder
+
+
+def test_a_folder_of_nifti_files_stands_for_its_files(infer, mcl_checkpoint, tmp_path, capsys):
+    folder = tmp_path / 'scans'
+    folder.mkdir()
+    for name in ('a', 'b'):
+        save_nifti(folder / f'{name}.nii.gz', lesion_volume(depth=2))
+    (folder / 'notes.txt').write_text('not a scan')
+    out = tmp_path / 'out'
+    written = infer.main([str(MCL), mcl_checkpoint, str(folder), '--out-dir', str(out),
+                          '--box', '18', '28', '52', '62', '--intensity', 'unit'])
+    names = {Path(p).name for p in written}
+    assert {'a_consensus.nii.gz', 'b_consensus.nii.gz'} <= names
+    capsys.readouterr()
+    # a folder with neither a DICOM series nor volume files: the message says what to give
+    pictures = tmp_path / 'pictures'
+    pictures.mkdir()
+    (pictures / 'x.png').write_bytes(b'')
+    dummy = tmp_path / 'never_read.pth'
+    dummy.write_bytes(b'')
+    out = tmp_path / 'out2'
+    expect_error(infer, [str(HSAM), str(dummy), str(pictures), '--out-dir', str(out)], capsys,
+                 out, str(pictures), 'no DICOM series and no NIfTI (.nii, .nii.gz)',
+                 'a folder of volume files')
