@@ -11,7 +11,7 @@ ABDOMEN_REFERENCES := $(foreach c,$(ABDOMEN_DEMOS),$(call reference,$(c)))
 LESION_REFERENCES := $(call reference,configs/medsam/medsam_synthetic-lesion.py) \
 	$(foreach c,$(LESION_DEMOS),$(call reference,$(c)))
 
-.PHONY: setup demo demo-lesions demo-seeds test
+.PHONY: setup demo demo-lesions demo-seeds test test-fast
 
 setup:
 	bash tools/setup_env.sh
@@ -86,3 +86,7 @@ checkpoints/tiny-medsam_synthetic-lesion.pth: $(call reference,configs/medsam/me
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests
+
+# Everything but the end-to-end tests marked slow (see pytest.ini), for quick iterations.
+test-fast: setup
+	$(PYTHON_VENV) -m pytest tests -m "not slow"
