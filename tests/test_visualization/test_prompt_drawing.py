@@ -3,9 +3,9 @@ written by HypothesisVisualizer, and the scan overlays written by write_scan_out
 import cv2
 import numpy as np
 import pytest
+import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
-import torch
 
 from mmsam.apis.scan_inference import ScanPrediction
 from mmsam.apis.scan_outputs import write_scan_outputs
