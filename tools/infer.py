@@ -358,7 +358,7 @@ def infer_scans(parser, args, cfg, plan, load_model):
                 batch_size=args.batch_size, progress=True, max_voxels=args.max_voxels,
                 intensity_properties=intensity_properties)
             paths = write_scan_outputs(args.out_dir, name, prediction, classes, palette,
-                                       args.pictures, args.picture_slices)
+                                       args.pictures, args.picture_slices, boxes=boxes)
         except (OSError, KeyError, ValueError) as err:
             message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             parser.error(message if path in message else f'input {path}: {message}')

@@ -4,6 +4,7 @@ clear errors naming the file, nothing left in the output folder."""
 import json
 from pathlib import Path
 
+import cv2
 import nibabel as nib
 import numpy as np
 import pytest
@@ -80,6 +81,13 @@ def test_hypotheses_consensus_and_agreement(infer, mcl_checkpoint, tmp_path, cap
     # The MetaImage gives the same, in its own (the same) geometry.
     np.testing.assert_array_equal(
         np.asarray(load['lesion_mha_consensus.nii.gz'].dataobj), consensus.transpose(2, 1, 0))
+    # Each prompted slice's picture draws its box (BOX_COLOR, exact: drawn without
+    # anti-aliasing); the overlay's own colours never are pure red.
+    from mmsam.visualization.prompt_drawing import BOX_COLOR
+    for k in boxes:
+        picture = cv2.cvtColor(cv2.imread(str(out / f'lesion_slice{k:03d}.png')),
+                               cv2.COLOR_BGR2RGB)
+        assert (picture == np.array(BOX_COLOR, np.uint8)).all(-1).sum() > 4 * 30
 
 
 def expect_error(infer, argv, capsys, out, *patterns):
