@@ -200,3 +200,23 @@ def test_psam_refuses_renamed_keys_and_a_diverging_decoder_copy(psam_file, tmp_p
     proc = run('psam2mmsam.py', tmp_path / 'diverging.pth', tmp_path / 'c.pth')
     assert proc.returncode != 0 and "'fcomb.decoder.iou_token.weight'" in proc.stderr
     assert not any((tmp_path / n).exists() for n in ('a.pth', 'b.pth', 'c.pth'))
+
+
+def test_sam_layout_file_converts_for_the_medsam_config_and_names_renamed_keys(tmp_path):
+    sam = build_reference_sam()
+    torch.save(sam.state_dict(), tmp_path / 'medsam.pth')
+    out = tmp_path / 'medsam_mmsam.pth'
+    proc = run('sam2mmsam.py', tmp_path / 'medsam.pth', out)
+    assert proc.returncode == 0, proc.stderr
+    assert 'config: configs/medsam/medsam_vit-b_official-inference.py' in proc.stdout
+    cfg = Config.fromfile(str(REPO / 'configs/medsam/medsam_vit-b_official-inference.py'))
+    sam_widths(cfg.model, tiny_meta_arch(64), 'fused')
+    model = build_model(cfg.model)
+    load_into_model_strictly(model, torch.load(out, weights_only=True)['state_dict'], str(out))
+    torch.testing.assert_close(model.backbone.pos_embed.data, sam.image_encoder.pos_embed.data)
+    state = {('image_encoder.blocks.0.norm_1.weight' if k == 'image_encoder.blocks.0.norm1.weight'
+              else k): v for k, v in sam.state_dict().items()}
+    torch.save(state, tmp_path / 'renamed.pth')
+    proc = run('sam2mmsam.py', tmp_path / 'renamed.pth', tmp_path / 'r.pth')
+    assert proc.returncode != 0 and 'image_encoder.blocks.0.norm_1.weight' in proc.stderr
+    assert not (tmp_path / 'r.pth').exists()

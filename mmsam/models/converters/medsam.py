@@ -1,5 +1,6 @@
-"""MedSAM (bowang-lab/MedSAM): ``medsam_vit_b.pth`` has segment-anything's layout and loads as
-the ``checkpoint`` of mmsam's SAM parts without conversion; this module holds its fixture check.
+"""MedSAM (bowang-lab/MedSAM): ``medsam_vit_b.pth`` has segment-anything's layout. It loads as
+the ``checkpoint`` of mmsam's SAM parts without conversion; :func:`convert_sam_layout` makes an
+mmsam checkpoint of it (or of any SAM-layout file) for tools/test.py and ``load_from``.
 """
 import os
 import os.path as osp
@@ -9,6 +10,9 @@ from mmseg.structures import SegDataSample
 
 from ..utils.low_res_probability_resize import low_res_probability_masks
 from .official_check import build_model, register_case, sam_widths
+from .sam_layout import (SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch,
+                         resize_encoder_positions)
+from .source_keys import ConversionError, SourceKeys, read_weight_file
 
 MEDSAM_INFERENCE_CONFIG = 'configs/medsam/medsam_vit-b_official-inference.py'
 
@@ -70,3 +74,34 @@ def run_medsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     notes.append('input: the fixture\'s preprocessed_image (MedSAM\'s skimage resize and '
                  'min-max), times 255 into the config\'s data preprocessor')
     return out, notes
+
+
+def convert_sam_layout(path, img_size=None, pos_embed_resize='bicubic'):
+    """A segment-anything-layout file (SAM, MedSAM) -> an mmsam SAM segmentor state dict.
+
+    Args:
+        path (str): ``image_encoder.*``, ``prompt_encoder.*``, ``mask_decoder.*`` weights.
+        img_size (int, optional): resize the position tables to this input (None: keep).
+        pos_embed_resize (str): ``'bicubic'`` or ``'bilinear'``.
+
+    Returns:
+        tuple[dict, dict, list[str]]: state dict, summary (widths, ``img_size``) and report.
+    """
+    src = SourceKeys(read_weight_file(path), path)
+    state, parts = {}, {}
+    for sam_prefix, ours in SAM_TO_MMSAM.items():
+        parts[sam_prefix] = src.take_prefix(sam_prefix)
+        check_sam_part(parts[sam_prefix], sam_prefix[:-1], path, sam_prefix)
+    enc = encoder_arch(parts['image_encoder.'], path)
+    size = img_size or enc['grid'] * enc['patch_size']
+    if size % enc['patch_size']:
+        raise ConversionError(f'img_size {size} is not a multiple of the patch size '
+                              f'{enc["patch_size"]} of {path}')
+    parts['image_encoder.'] = resize_encoder_positions(
+        parts['image_encoder.'], size // enc['patch_size'], pos_embed_resize)
+    for sam_prefix, ours in SAM_TO_MMSAM.items():
+        state.update({ours + k: v for k, v in parts[sam_prefix].items()})
+    report = src.finish()
+    summary = dict(encoder=enc, decoder=decoder_arch(parts['mask_decoder.'], path),
+                   img_size=size)
+    return state, summary, report
