@@ -13,3 +13,5 @@ auto_scale_lr = dict(enable=False, base_batch_size=32)
 randomness = dict(seed=2345)
 # Final-epoch evaluation, no checkpoint selected on the test split (the val loop runs on it).
 default_hooks = dict(checkpoint=dict(interval={{_base_.checkpoint_interval}}, save_best=None))
+# SAM's position table resized bilinearly, as SAMed's and H-SAM's official loaders both do.
+model = dict(backbone=dict(pos_embed_resize='bilinear'))

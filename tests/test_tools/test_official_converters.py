@@ -220,3 +220,18 @@ def test_sam_layout_file_converts_for_the_medsam_config_and_names_renamed_keys(t
     proc = run('sam2mmsam.py', tmp_path / 'renamed.pth', tmp_path / 'r.pth')
     assert proc.returncode != 0 and 'image_encoder.blocks.0.norm_1.weight' in proc.stderr
     assert not (tmp_path / 'r.pth').exists()
+
+
+def test_official_files_are_recognised_with_the_converter_to_run(samed_files, psam_file, tmp_path):
+    from mmsam.models.converters.detect import official_format_hint
+    root, _, _ = samed_files
+    assert 'samed2mmsam.py' in official_format_hint(str(root / 'samed_lora.pth'))
+    assert 'sam2mmsam.py' in official_format_hint(str(root / 'sam_base.pth'))
+    assert 'psam2mmsam.py' in official_format_hint(str(psam_file[0]))
+    torch.save(dict(network_weights={}, optimizer_state=None), tmp_path / 'nnunet.pth')
+    assert 'masksam2mmsam.py' in official_format_hint(str(tmp_path / 'nnunet.pth'))
+    (tmp_path / 'hf').mkdir()
+    (tmp_path / 'hf' / 'config.json').write_text('{}')
+    assert 'hf_sam2mmsam.py' in official_format_hint(str(tmp_path / 'hf'))
+    torch.save(dict(state_dict={'backbone.x': torch.zeros(1)}, meta={}), tmp_path / 'ours.pth')
+    assert official_format_hint(str(tmp_path / 'ours.pth')) is None
