@@ -44,7 +44,7 @@ def registered_cases():
 
 
 def _import_sources():
-    from . import medsam, psam, samed  # noqa: F401  (they register their cases)
+    from . import hf_sam, hsam, medsam, psam, samed  # noqa: F401  (they register their cases)
 
 
 def load_fixture(fixture_dir):

@@ -8,6 +8,7 @@ from mmsam.registry import MODELS
 from .box_prompt_head import BoxPromptHead
 
 TRAIN_SELECTIONS = ('strided', 'random', 'first')
+RECURRENT_INPUT_ORDERS = ('hz', 'zh')
 
 
 def chunk_bounds(num_predictions, num_chunks):
@@ -71,7 +72,11 @@ class SeqSAMHead(BoxPromptHead):
         dense(m) = conv1([H(m), Z(m)]);   H(m + 1) = conv2([H(m), Z(m)]);   H(1) = 0
 
     with ``mask_encoder`` SAM's own mask-prompt encoder and conv1/conv2 3x3 convolutions
-    (2C -> C). Logits are back-propagated through time (``bptt_logits=False`` detaches them
+    (2C -> C). The order of the two input halves is ``recurrent_input_order``: ``'hz'``
+    as written above (mmsam's reading), or ``'zh'``, the official code's ``CRnnCell``
+    (``cat([Z, H])``; its ``conv_o`` is conv1 and ``conv_h`` conv2), so official weights load
+    unchanged. The orders are the same model with the input channels of both convolutions
+    swapped. Logits are back-propagated through time (``bptt_logits=False`` detaches them
     before they are re-encoded, so gradient flows between steps only through H: the paper's
     "No backprop" ablation). conv1 starts as the identity on Z (its H half randomly initialised,
     and H(1) = 0), so before training step 1 is exactly SAM's box-prompted single mask (our
@@ -93,23 +98,31 @@ class SeqSAMHead(BoxPromptHead):
         num_hypotheses (int): M during training and the default at inference (3 or 10).
         train_selection (str): ``'strided'``, ``'random'`` or ``'first'``, used when M > K.
         bptt_logits (bool): back-propagate through the re-encoded logits.
+        recurrent_input_order (str): ``'hz'`` (``cat([H, Z])``) or ``'zh'`` (``cat([Z, H])``,
+            the official ``CRnnCell``).
         **kwargs: :class:`BoxPromptHead` arguments.
     """
 
     def __init__(self, prompt_encoder, mask_decoder, loss_decode, num_hypotheses=3,
-                 train_selection='strided', bptt_logits=True, **kwargs):
+                 train_selection='strided', bptt_logits=True, recurrent_input_order='hz',
+                 **kwargs):
         if train_selection not in TRAIN_SELECTIONS:
             raise ValueError(f'SeqSAMHead train_selection must be one of {TRAIN_SELECTIONS}, '
                              f'got {train_selection!r}')
+        if recurrent_input_order not in RECURRENT_INPUT_ORDERS:
+            raise ValueError(f'SeqSAMHead recurrent_input_order must be one of '
+                             f'{RECURRENT_INPUT_ORDERS}, got {recurrent_input_order!r}')
         super().__init__(prompt_encoder, mask_decoder, loss_decode,
                          num_hypotheses=num_hypotheses, **kwargs)
         self.train_selection, self.bptt_logits = train_selection, bool(bptt_logits)
+        self.recurrent_input_order = recurrent_input_order
         width = self.prompt_encoder.embed_dim
         self.conv1 = nn.Conv2d(2 * width, width, 3, padding=1)
         self.conv2 = nn.Conv2d(2 * width, width, 3, padding=1)
+        z_half = slice(width, None) if recurrent_input_order == 'hz' else slice(0, width)
         with torch.no_grad():  # identity on Z; the H half keeps its default random init
-            self.conv1.weight[:, width:] = 0
-            self.conv1.weight[:, width:, 1, 1] = torch.eye(width)
+            self.conv1.weight[:, z_half] = 0
+            self.conv1.weight[:, z_half, 1, 1] = torch.eye(width)
             self.conv1.bias.zero_()
 
     def forward(self, inputs, batch_data_samples, num_hypotheses=None):
@@ -123,6 +136,17 @@ class SeqSAMHead(BoxPromptHead):
         Returns:
             Tensor: (B, M, 4h, 4w) logits, step by step.
         """
+        return self.unroll(inputs, batch_data_samples, num_hypotheses)[0]
+
+    def unroll(self, inputs, batch_data_samples, num_hypotheses=None):
+        """Unroll the recurrent decoder, keeping each step's IoU prediction.
+
+        Args: see :meth:`forward`.
+
+        Returns:
+            tuple[Tensor, Tensor]: (B, M, 4h, 4w) logits and (B, M) IoU predictions of
+            token 0, step by step.
+        """
         num = self.num_hypotheses if num_hypotheses is None else int(num_hypotheses)
         if num < 1:
             raise ValueError(f'SeqSAMHead: the number of hypotheses must be >= 1, got {num}')
@@ -131,17 +155,20 @@ class SeqSAMHead(BoxPromptHead):
         image_pe = self.prompt_encoder.get_dense_pe()
         sparse, z = self.prompt_encoder(points=None, boxes=boxes, masks=None)
         hidden = torch.zeros_like(z)
-        outputs = []
+        outputs, ious = [], []
         for step in range(num):
             if step > 0:
                 previous = outputs[-1] if self.bptt_logits else outputs[-1].detach()
                 _, z = self.prompt_encoder(points=None, boxes=None, masks=previous)
-            state = torch.cat([hidden, z], dim=1)
-            masks, _ = self.mask_decoder.predict(embedding, image_pe, sparse, self.conv1(state))
+            parts = [hidden, z] if self.recurrent_input_order == 'hz' else [z, hidden]
+            state = torch.cat(parts, dim=1)
+            masks, iou = self.mask_decoder.predict(embedding, image_pe, sparse,
+                                                   self.conv1(state))
             outputs.append(masks[:, :1])
+            ious.append(iou[:, :1])
             if step + 1 < num:  # the last H(m + 1) would feed no step
                 hidden = self.conv2(state)
-        return torch.cat(outputs, dim=1)
+        return torch.cat(outputs, dim=1), torch.cat(ious, dim=1)
 
     def predict_hypotheses(self, inputs, batch_data_samples, num_hypotheses=None):
         """(B, M, h, w) logits for any M (default ``num_hypotheses``)."""

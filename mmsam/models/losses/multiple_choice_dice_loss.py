@@ -22,19 +22,26 @@ class MultipleChoiceDiceLoss(nn.Module):
     baseline) leaves a hypothesis that never wins untrained, which matters when the decoder
     starts from scratch rather than from SAM's three trained outputs.
 
+    The official SeqSAM code's MCL baseline computes the Dice with MONAI's
+    ``DiceLoss(sigmoid=True, squared_pred=True)`` on (N, H, W) tensors, which is a per-row
+    Dice (``eps=1e-5, squared_pred=True, per_row=True``; see :func:`soft_dice_loss`).
+
     Args:
         eps (float): Dice smoothing.
+        squared_pred (bool), per_row (bool): see :func:`soft_dice_loss`.
         relaxation (float): eps_r in [0, 1).
         loss_weight (float): multiplier.
         loss_name (str): key in the loss dict (must start with ``loss_``).
     """
 
-    def __init__(self, eps=1.0, relaxation=0.0, loss_weight=1.0, loss_name='loss_mcl_dice'):
+    def __init__(self, eps=1.0, relaxation=0.0, squared_pred=False, per_row=False,
+                 loss_weight=1.0, loss_name='loss_mcl_dice'):
         super().__init__()
         if not 0 <= relaxation < 1:
             raise ValueError(f'MultipleChoiceDiceLoss relaxation must be in [0, 1), got '
                              f'{relaxation}')
         self.eps, self.relaxation = eps, float(relaxation)
+        self.squared_pred, self.per_row = bool(squared_pred), bool(per_row)
         self.loss_weight, self._loss_name = loss_weight, loss_name
 
     def forward(self, pred_logits, target, target_valid=None):
@@ -48,7 +55,8 @@ class MultipleChoiceDiceLoss(nn.Module):
         """
         losses = [(cost * self._weights(cost)).sum(0).mean()  # cost: (M, K_valid)
                   for cost in pairwise_costs_per_sample(pred_logits, target, target_valid,
-                                                        self.eps, 'MultipleChoiceDiceLoss')]
+                                                        self.eps, 'MultipleChoiceDiceLoss',
+                                                        self.squared_pred, self.per_row)]
         return self.loss_weight * torch.stack(losses).mean()
 
     def _weights(self, cost):

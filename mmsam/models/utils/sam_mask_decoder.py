@@ -25,6 +25,11 @@ class SAMMaskDecoder(MaskDecoder):
         transformer_depth (int), transformer_mlp_dim (int), transformer_num_heads (int): the
             two-way transformer (SAM: 2, 2048, 8).
         iou_head_depth (int), iou_head_hidden_dim (int): SAM: 3, 256.
+        two_way_layer_norm_eps (float): eps of the 4 LayerNorms of each two-way block
+            (``norm1``..``norm4``): segment-anything's 1e-5, HuggingFace transformers'
+            ``SamModel`` 1e-6 (``layer_norm_eps`` of its config; the HF-layout models, SeqSAM,
+            SAM MCL and SeqSAM's MedSAM baseline, were trained with it). ``norm_final_attn``
+            is 1e-5 in both.
         frozen (bool): freeze all weights.
         checkpoint (str, optional): official SAM/MedSAM file or a mask-decoder state dict,
             loaded by :meth:`init_weights`.
@@ -32,7 +37,8 @@ class SAMMaskDecoder(MaskDecoder):
 
     def __init__(self, transformer_dim=256, num_multimask_outputs=3, transformer_depth=2,
                  transformer_mlp_dim=2048, transformer_num_heads=8, iou_head_depth=3,
-                 iou_head_hidden_dim=256, frozen=False, checkpoint=None):
+                 iou_head_hidden_dim=256, two_way_layer_norm_eps=1e-5, frozen=False,
+                 checkpoint=None):
         super().__init__(
             transformer_dim=transformer_dim,
             transformer=TwoWayTransformer(depth=transformer_depth, embedding_dim=transformer_dim,
@@ -40,6 +46,10 @@ class SAMMaskDecoder(MaskDecoder):
                                           num_heads=transformer_num_heads),
             num_multimask_outputs=num_multimask_outputs, activation=nn.GELU,
             iou_head_depth=iou_head_depth, iou_head_hidden_dim=iou_head_hidden_dim)
+        self.two_way_layer_norm_eps = float(two_way_layer_norm_eps)
+        for layer in self.transformer.layers:
+            for norm in (layer.norm1, layer.norm2, layer.norm3, layer.norm4):
+                norm.eps = self.two_way_layer_norm_eps
         self.checkpoint = checkpoint
         if frozen:
             self.requires_grad_(False)
