@@ -176,9 +176,10 @@ def test_psam_converts_and_loads_strictly_with_the_official_nets(psam_file, tmp_
     torch.testing.assert_close(ours_mu, mu)
     torch.testing.assert_close(ours_log_sigma, log_sigma)
     z = torch.randn(3, 6)
-    expected = F.linear(F.relu(F.linear(z, official['fcomb.z_projector.0.weight'],
-                                        official['fcomb.z_projector.0.bias'])),
-                        official['fcomb.z_projector.2.weight'], official['fcomb.z_projector.2.bias'])
+    hidden = F.relu(F.linear(z, official['fcomb.z_projector.0.weight'],
+                             official['fcomb.z_projector.0.bias']))
+    expected = F.linear(hidden, official['fcomb.z_projector.2.weight'],
+                        official['fcomb.z_projector.2.bias'])
     torch.testing.assert_close(model.decode_head.latent_to_prompt(z), expected)
 
 
