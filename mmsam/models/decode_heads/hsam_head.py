@@ -10,12 +10,14 @@ from segment_anything.modeling.common import LayerNorm2d
 from mmsam.registry import MODELS
 from ..utils.class_balanced_mask_attention import ClassBalancedMaskAttention, resize_labels
 from ..utils.class_token_mask_attention import ClassTokenMaskAttention
+from ..utils.hsam_class_map_attention import HSAMClassMapAttention
 from ..utils.masked_two_way_transformer import pad_token_mask
 from .sam_decode_head import SAMDecodeHead
 from .samed_head import reset_class_token_parameters
 
 MASK_ATTENTION_MODES = ('learnable', 'binary', None)
-CMATTN_MODES = ('class_tokens', 'spatial')
+CMATTN_MODES = ('official', 'class_tokens', 'spatial')
+PRIOR_RESIZES = ('bilinear', 'area')
 STAGE_FUSIONS = ('probs', 'logits')
 STAGE2_INITS = ('random', 'sam')
 
@@ -23,6 +25,13 @@ STAGE2_INITS = ('random', 'sam')
 @MODELS.register_module()
 class HSAMHead(SAMDecodeHead):
     """Two SAM mask decoders in sequence, the second guided by the first's prior mask.
+
+    The paper-table configs build the OFFICIAL network (``configs/_base_/models/hsam_vit-b.py``):
+    ``mask_decoder=dict(type='HSAMMaskDecoder', block_order='cross_first')``,
+    ``stage2_decoder=dict(type='HSAMStage2Decoder')``, ``cmattn_mode='official'`` with
+    ``cmattn_weighting='softmax'``, ``prior_resize='bilinear'``, ``stage_fusion='logits'``.
+    With ``stage2_decoder=None`` (the default) the head is mmsam's reading of the paper,
+    described next (``configs/hsam/hsam_synapse_10pct_mmsam-reading.py``, the demo).
 
     Stage 1 is SAMed's prompt-free decoder: class logits at 1/4 of the input, whose softmax
     is the prior. Stage 2 is a second SAM decoder (same architecture; randomly initialised as
@@ -68,7 +77,21 @@ class HSAMHead(SAMDecodeHead):
         reinit_class_tokens (bool): after loading SAM, re-initialise stage 1's mask tokens,
             hypernetworks and IoU head (official).
         stage2_init (str): ``'random'`` (official: no checkpoint for stage 2) or ``'sam'``
-            (stage 2 loads SAM's decoder like stage 1).
+            (stage 2 loads SAM's decoder like stage 1; mmsam's reading only).
+        stage2_decoder (dict, optional): the official stage 2, an :class:`HSAMStage2Decoder`
+            config (its ``num_mask_tokens`` and ``skip_connection`` are set here from
+            ``num_classes`` and ``hierarchical_pixel_decoder``). The stage-2 input is then the
+            embedding plus the dense prompt, re-weighted by CMAttn, as the official code; the
+            tokens are the class tokens only; the prior masks both cross-attentions of every
+            block. None: a second ``mask_decoder`` (mmsam's reading).
+        prior_resize (str): the prior mask at the embedding grid: ``'bilinear'`` (official:
+            softmax of the bilinearly downsampled stage-1 logits) or ``'area'`` (area average
+            of the stage-1 probabilities).
+        cmattn_mlp_dim (int): MLP width of ``cmattn_mode='official'`` (official: 2048).
+
+    ``cmattn_mode='official'`` is :class:`HSAMClassMapAttention`; its ``cmattn_weighting``
+    may be ``'softmax'`` (the official quirk: a softmax over one channel, so the block is a
+    constant ``2 S``), ``'tanh'`` or ``'sigmoid'``.
     """
 
     def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode,
@@ -77,7 +100,8 @@ class HSAMHead(SAMDecodeHead):
                  stage1_weight=0.4, class_frequencies=None, max_noise_var=0.1,
                  attention_heads=8, cmattn_mode='class_tokens', cmattn_weighting='tanh',
                  embedding_noise=0.2, stage_fusion='probs', reinit_class_tokens=True,
-                 stage2_init='random', **kwargs):
+                 stage2_init='random', stage2_decoder=None, prior_resize='area',
+                 cmattn_mlp_dim=2048, **kwargs):
         if 'num_multimask_outputs' in mask_decoder:
             raise ValueError('HSAMHead sets mask_decoder.num_multimask_outputs from '
                              'num_classes; remove it from the config')
@@ -89,16 +113,31 @@ class HSAMHead(SAMDecodeHead):
                              'self-attention; it needs mask_guided_self_attention=True')
         for name, value, choices in (('cmattn_mode', cmattn_mode, CMATTN_MODES),
                                      ('stage_fusion', stage_fusion, STAGE_FUSIONS),
-                                     ('stage2_init', stage2_init, STAGE2_INITS)):
+                                     ('stage2_init', stage2_init, STAGE2_INITS),
+                                     ('prior_resize', prior_resize, PRIOR_RESIZES)):
             if value not in choices:
                 raise ValueError(f'HSAMHead {name} must be one of {choices}, got {value!r}')
         if embedding_noise < 0:
             raise ValueError(f'HSAMHead embedding_noise must be >= 0, got {embedding_noise}')
         mask_decoder = dict(mask_decoder, num_multimask_outputs=num_classes - 1)
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
-        stage2_cfg = mask_decoder if stage2_init == 'sam' else dict(mask_decoder,
-                                                                    checkpoint=None)
+        self.official_stage2 = stage2_decoder is not None
+        if self.official_stage2:
+            if stage2_init != 'random':
+                raise ValueError("HSAMHead stage2_init='sam' loads SAM's decoder into stage 2, "
+                                 'which the official stage-2 decoder (stage2_decoder) cannot '
+                                 "take; use stage2_init='random'")
+            for key in ('num_mask_tokens', 'skip_connection'):
+                if key in stage2_decoder:
+                    raise ValueError(f'HSAMHead sets stage2_decoder.{key}; remove it from the '
+                                     'config')
+            stage2_cfg = dict(stage2_decoder, num_mask_tokens=num_classes,
+                              skip_connection=hierarchical_pixel_decoder)
+        else:
+            stage2_cfg = mask_decoder if stage2_init == 'sam' else dict(mask_decoder,
+                                                                        checkpoint=None)
         self.stage2_decoder = MODELS.build(stage2_cfg)
+        self.prior_resize = prior_resize
         self.mask_cross_attention = mask_cross_attention
         self.stage1_weight = stage1_weight
         self.embedding_noise = embedding_noise
@@ -108,6 +147,13 @@ class HSAMHead(SAMDecodeHead):
         grid_h, grid_w = self.prompt_encoder.image_embedding_size
         if not mask_guided_self_attention:
             self.cmattn = None
+        elif cmattn_mode == 'official':
+            self.cmattn = HSAMClassMapAttention(
+                num_classes, grid_h * grid_w, attention_heads, mlp_dim=cmattn_mlp_dim,
+                weighting=cmattn_weighting, class_balance=class_balance)
+        elif cmattn_weighting == 'softmax':
+            raise ValueError("cmattn_weighting='softmax' is the official CMAttn's; use it with "
+                             "cmattn_mode='official'")
         elif cmattn_mode == 'class_tokens':
             self.cmattn = ClassTokenMaskAttention(
                 num_classes, grid_h * grid_w, attention_heads, class_balance=class_balance,
@@ -116,7 +162,7 @@ class HSAMHead(SAMDecodeHead):
             self.cmattn = ClassBalancedMaskAttention(
                 num_classes, width, attention_heads, class_balance, max_noise_var)
         self.hierarchical_pixel_decoder = hierarchical_pixel_decoder
-        if hierarchical_pixel_decoder:
+        if hierarchical_pixel_decoder and not self.official_stage2:
             # SAM's pixel decoder reaches 4x the embedding grid; ViT-B's 16-pixel patches need
             # two more 2x steps to reach the input size (a tiny ViT with 8-pixel patches, one).
             patch = self.prompt_encoder.input_image_size[0] // \
@@ -129,6 +175,13 @@ class HSAMHead(SAMDecodeHead):
                 layers += [LayerNorm2d(out), nn.GELU()] if i < steps - 1 else [nn.GELU()]
             self.full_res_upscaling = nn.Sequential(*layers)
         fixed = class_frequencies is not None
+        if cmattn_mode == 'official':
+            # the official noise ranks the batch's labels; no frequencies are kept
+            if fixed:
+                raise ValueError("class_frequencies is for mmsam's CMAttn; the official one "
+                                 "(cmattn_mode='official') ranks the labels of each batch")
+            self.count_classes = False
+            return
         if fixed and len(class_frequencies) != num_classes:
             raise ValueError(f'class_frequencies has {len(class_frequencies)} entries, '
                              f'num_classes is {num_classes}')
@@ -142,7 +195,7 @@ class HSAMHead(SAMDecodeHead):
         super().init_weights()
         if self.reinit_class_tokens and self.mask_decoder.checkpoint is not None:
             reset_class_token_parameters(self.mask_decoder)
-        if self.reinit_class_tokens and self.stage2_decoder.checkpoint is not None:
+        if self.reinit_class_tokens and getattr(self.stage2_decoder, 'checkpoint', None):
             reset_class_token_parameters(self.stage2_decoder)
 
     def perturb_embedding(self, embedding):
@@ -176,7 +229,8 @@ class HSAMHead(SAMDecodeHead):
 
         Returns:
             tuple[Tensor, Tensor]: stage-1 logits (B, C, 4h, 4w) and stage-2 logits at the
-            input size (B, C, H, W), or (B, C, 4h, 4w) without the hierarchical pixel decoder.
+            input size (B, C, H, W) (official: 16h x 16w), or (B, C, 4h, 4w) without the
+            hierarchical pixel decoder.
         """
         embedding = inputs[-1]
         b, _, h, w = embedding.shape
@@ -188,22 +242,52 @@ class HSAMHead(SAMDecodeHead):
         logits1, _ = self.mask_decoder.masks_from_tokens(hs1, quarter1)
 
         stage2_input = self.perturb_embedding(embedding)
+        if self.official_stage2:
+            # official: CMAttn re-weights the embedding plus the dense prompt
+            stage2_input = stage2_input + dense
         if self.cmattn is not None:
-            mask_tokens = hs1[:, 1:1 + self.num_classes]
-            mask_feature = (mask_tokens @ src1.flatten(2)).reshape(b, -1, h, w)
-            small_labels = None if labels is None else resize_labels(labels, (h, w))
-            frequencies = self.class_counts / self.class_counts.sum().clamp_min(1)
-            stage2_input = self.cmattn(stage2_input, mask_feature, pe, small_labels,
-                                       frequencies)
-        token_mask = None
-        if self.mask_cross_attention is not None:
-            prior = F.interpolate(logits1.softmax(dim=1), size=(h, w), mode='area')
-            token_mask = pad_token_mask(prior.flatten(2), 1 + self.num_classes)
+            stage2_input = self._apply_cmattn(stage2_input, hs1, src1, pe, labels,
+                                              logits1.shape[-2:])
+        prior = self.prior_mask(logits1, (h, w)).flatten(2) \
+            if self.mask_cross_attention is not None else None
+        if self.official_stage2:
+            token_mask = None if prior is None else pad_token_mask(
+                prior, self.num_classes + sparse.shape[1], first_class_token=0)
+            hs2, src2 = self.stage2_decoder.decode_tokens(stage2_input, pe, sparse, token_mask,
+                                                          self.mask_cross_attention)
+            logits2, _ = self.stage2_decoder.masks_from_tokens(
+                hs2, src2, quarter1 if self.hierarchical_pixel_decoder else None)
+            return logits1, logits2
+        token_mask = None if prior is None else pad_token_mask(prior, 1 + self.num_classes)
         hs2, src2 = self.stage2_decoder.decode_tokens(stage2_input, pe, sparse, dense,
                                                       token_mask, self.mask_cross_attention)
         logits2, _ = self.stage2_decoder.masks_from_tokens(
             hs2, self._stage2_pixels(src2, half1, quarter1))
         return logits1, logits2
+
+    def prior_mask(self, logits1, size):
+        """Stage 1's class probabilities at the embedding grid: (B, C, 4h, 4w) -> (B, C, h, w).
+
+        ``'bilinear'``: softmax of the bilinearly resized logits (official); ``'area'``: area
+        average of the probabilities.
+        """
+        if self.prior_resize == 'bilinear':
+            return F.interpolate(logits1, size=size, mode='bilinear',
+                                 align_corners=False).softmax(dim=1)
+        return F.interpolate(logits1.softmax(dim=1), size=size, mode='area')
+
+    def _apply_cmattn(self, stage2_input, hs1, src1, pe, labels, stage1_size):
+        """CMAttn on the stage-2 input, from stage 1's mask feature (class tokens x features)."""
+        b, _, h, w = stage2_input.shape
+        mask_feature = hs1[:, 1:1 + self.num_classes] @ src1.flatten(2)  # (B, C, h * w)
+        if isinstance(self.cmattn, HSAMClassMapAttention):
+            # the official noise reads the stage-1 (1/4-resolution) labels
+            small = None if labels is None else resize_labels(labels, stage1_size)
+            return self.cmattn(stage2_input, mask_feature, small)
+        small_labels = None if labels is None else resize_labels(labels, (h, w))
+        frequencies = self.class_counts / self.class_counts.sum().clamp_min(1)
+        return self.cmattn(stage2_input, mask_feature.reshape(b, -1, h, w), pe, small_labels,
+                           frequencies)
 
     def fuse_stages(self, logits1, logits2):
         """Ensemble the stages at stage 2's size: (B, C, h1, w1), (B, C, H, W) -> (B, C, H, W).

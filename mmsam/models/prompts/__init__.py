@@ -1,3 +1,4 @@
+from .hsam_prompt_encoder import HSAMPromptEncoder
 from .sam_prompt_encoder import SAMPromptEncoder
 
-__all__ = ['SAMPromptEncoder']
+__all__ = ['HSAMPromptEncoder', 'SAMPromptEncoder']
