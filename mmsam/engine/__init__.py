@@ -1,7 +1,8 @@
 """Runner, checkpoint loading and distributed helpers, the embedding cache, and hooks."""
 from .amp import AmpOptimWrapper, autocast_for, resolve_amp_dtype
-from .checkpoint import (CorruptCheckpointError, allow_mmengine_checkpoints,
-                         check_checkpoint_file, checkpoint_must_fit, checkpoint_problem,
+from .checkpoint import (CorruptCheckpointError, OfficialFormatError, allow_mmengine_checkpoints,
+                         check_checkpoint_file, check_official_format, checkpoint_must_fit,
+                         checkpoint_problem,
                          find_resume_checkpoint, load_checkpoint, mmengine_checkpoint_globals,
                          newest_intact_checkpoint)
 from .config_errors import (ConfigArgumentError, ConfigError, config_argument_errors,
@@ -15,7 +16,8 @@ from .schedulers import PolyLRAfterWarmup
 
 __all__ = [
     'AmpOptimWrapper', 'autocast_for', 'resolve_amp_dtype',
-    'ConfigArgumentError', 'ConfigError', 'CorruptCheckpointError', 'check_checkpoint_file',
+    'ConfigArgumentError', 'ConfigError', 'CorruptCheckpointError', 'OfficialFormatError',
+    'check_checkpoint_file', 'check_official_format',
     'checkpoint_problem', 'find_resume_checkpoint', 'newest_intact_checkpoint',
     'config_argument_errors', 'load_config',
     'EmbeddingCache', 'MMSAMRunner', 'PrerequisiteError', 'allow_mmengine_checkpoints',

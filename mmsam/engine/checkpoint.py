@@ -43,6 +43,7 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import load_checkpoint as _mmengine_load_checkpoint
 
 from mmsam.utils.io import atomic_write_bytes, atomic_write_text
+from .config_errors import ConfigArgumentError
 
 # Statistics methods HistoryBuffer registers by default (see HistoryBuffer._set_default_statistics).
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
@@ -320,8 +321,56 @@ def corrupt_checkpoint_message(path: str, problem: str) -> str:
             f'disk filled up while it was being written, or the copy is incomplete); {fix}.')
 
 
+class OfficialFormatError(ConfigArgumentError):
+    """A checkpoint argument names an official, unconverted weight file or HuggingFace folder.
+
+    A :class:`ConfigArgumentError` so that the tools that print argument errors as one line
+    (tools/test.py, tools/infer.py) print this one too; the message names the converter.
+    """
+
+
+def _may_be_official(path: str) -> bool:
+    """Whether ``path`` may be an official weight file: anything but a torch zip file whose
+    pickle holds a ``state_dict`` entry (mmengine's and mmsam's own checkpoints). Reads only
+    the (small) pickle of a zip file, never the tensors."""
+    import zipfile
+    if osp.isdir(path) or path.endswith(('.safetensors', '.bin')):
+        return True
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.endswith('data.pkl')]
+            return bool(pickles) and b'state_dict' not in archive.read(pickles[0])
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError):
+        return False  # legacy or damaged files: the other checks report them
+
+
+def check_official_format(path: str) -> None:
+    """Raises :class:`OfficialFormatError` when ``path`` is an official file or HF folder.
+
+    Official files (a HuggingFace ``save_pretrained`` folder or ``.safetensors``, a SAMed /
+    H-SAM LoRA-only ``.pth`` with ``w_a_000`` keys, MaskSAM's nnU-Net checkpoint dict, a
+    Probabilistic SAM or segment-anything-layout file) are not mmsam checkpoints: tools/test.py,
+    tools/infer.py and ``load_from`` stop with the converter to run
+    (``tools/model_converters/<name>2mmsam.py``, see
+    :func:`mmsam.models.converters.detect.official_format_hint`) instead of calling the file
+    damaged or loading none of its keys.
+
+    Args:
+        path (str): the checkpoint argument (file or folder).
+    """
+    if not path or '://' in str(path) or not osp.exists(path) or not _may_be_official(path):
+        return
+    from mmsam.models.converters.detect import official_format_hint
+    hint = official_format_hint(path)
+    if hint is not None:
+        raise OfficialFormatError(f'checkpoint {hint}, and pass the converted .pth: it is not '
+                                  'an mmsam checkpoint')
+
+
 def check_checkpoint_file(path: str) -> None:
-    """Raises :class:`CorruptCheckpointError` when the local file ``path`` is damaged."""
+    """Raises :class:`OfficialFormatError` for an official, unconverted file or folder, and
+    :class:`CorruptCheckpointError` when the local file ``path`` is damaged."""
+    check_official_format(path)
     if '://' in str(path) or not osp.isfile(path):
         return  # URLs, and missing files (mmengine's own error names them)
     problem = checkpoint_problem(path)

@@ -9,6 +9,7 @@ reports every missing prerequisite in one message and creates nothing.
 import os.path as osp
 
 from mmsam.registry import DATASETS
+from .checkpoint import check_official_format
 from .config_errors import ConfigError
 from .dataloader_keys import check_dataloader_keys
 
@@ -95,13 +96,20 @@ def check_prerequisites(cfg, mode='train', checkpoints=()):
             ``[('checkpoint', args.checkpoint)]`` for tools/test.py.
 
     Raises:
-        ConfigArgumentError: a mistyped key of a loader the run builds (checked first).
+        ConfigArgumentError: a mistyped key of a loader the run builds (checked first), or
+            (``OfficialFormatError``) a checkpoint or ``load_from`` that is an official file to
+            convert first.
         PrerequisiteError: with one line per missing file or data root.
     """
     if mode not in _LOADERS:
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
     # a mistyped loader key would otherwise surface only when the Runner builds that loader
     check_dataloader_keys(cfg, [loader for loader in _LOADERS[mode] if _builds(cfg, loader)])
+    # an official file or HuggingFace folder: the converter to run, not "no such file"
+    for _, path in checkpoints:
+        check_official_format(path)
+    if mode == 'train' and isinstance(cfg.get('load_from'), str):
+        check_official_format(cfg.load_from)
     missing = [f'{what} {path}: no such file' for what, path in checkpoints
                if '://' not in str(path) and not osp.isfile(path)]
     sam_weights = False

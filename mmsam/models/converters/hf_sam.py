@@ -285,7 +285,8 @@ def convert_hf_sam(path, recurrent_input_order='zh'):
                    img_size=enc['grid'] * enc['patch_size'], decoder_num_heads=heads,
                    two_way_layer_norm_eps=float(decoder_cfg['layer_norm_eps']),
                    recurrent_input_order=recurrent_input_order if kind == 'seqsam' else None,
-                   configs=_configs_for(kind), notes=notes)
+                   configs=_configs_for(kind), notes=notes, source_keys=len(tensors),
+                   used_keys=len(src.used))
     return state, summary, report
 
 
