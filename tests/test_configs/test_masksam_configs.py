@@ -77,6 +77,7 @@ def test_vit_b_synapse_has_the_spec_parameter_count(capsys):
     assert 'other' not in groups
 
 
+@pytest.mark.slow
 def test_vit_h_synapse_and_amos_have_the_spec_parameter_counts():
     count = load_count_params().count_masksam
     groups = count(build(CFG / 'masksam_vit-h_synapse.py'))

@@ -66,6 +66,7 @@ def test_build_key_parsed_from_the_wheel_path(monkeypatch):
     assert ce.mmcv_build_info() == dict(torch='2.14.1+cu130', cuda='13.0', python='311')
 
 
+@pytest.mark.slow
 def test_command_line_tools():
     for cmd in ([sys.executable, str(REPO / 'tools' / 'misc' / 'check_env.py')],
                 [sys.executable, '-m', 'mmsam.utils.collect_env']):

@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import SAM_MCL_RANDOM_CONFIG, load_script, train_shrunk_synthetic_abdomen
 
+pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
 SAMED = REPO / 'configs' / 'samed' / 'samed_vit-tiny_synthetic-abdomen.py'

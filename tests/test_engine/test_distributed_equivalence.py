@@ -34,6 +34,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = REPO / 'tests' / 'data' / 'dist_equivalence.py'
 HELPERS = REPO / 'tests' / 'data'

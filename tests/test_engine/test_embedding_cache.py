@@ -290,6 +290,7 @@ def test_hook_accepts_transforms_declared_deterministic(tmp_path):
     assert runner.model.embedding_cache is not None
 
 
+@pytest.mark.slow
 def test_benchmark_tool_runs_and_prints_the_table(data_root):
     options = [f'{k}={v}' for k, v in data_options(data_root).items()]
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')

@@ -24,6 +24,8 @@ from mmsam.datasets.synthetic.abdomen_generator import ensure_synthetic_abdomen
 from mmsam.engine.checkpoint import (CorruptCheckpointError, allow_mmengine_checkpoints,
                                      load_checkpoint)
 
+pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'samed' / 'samed_vit-tiny_synthetic-abdomen.py'
 HELPERS = REPO / 'tests' / 'data'

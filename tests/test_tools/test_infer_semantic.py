@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import load_script, train_shrunk_synthetic_abdomen
 
+pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[2]
 HSAM = REPO / 'configs' / 'hsam' / 'hsam_vit-tiny_synthetic-abdomen.py'
 DCONV_3D = REPO / 'configs' / 'samed' / 'samed-dconv_vit-tiny_synthetic-abdomen-3d.py'

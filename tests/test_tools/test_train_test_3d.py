@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import synthetic_abdomen_options
 
+pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ['configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py',
            'configs/samed/samed-dconv_vit-tiny_synthetic-abdomen-3d.py']

@@ -19,6 +19,8 @@ import pytest
 import torch
 from conftest import iter_options, load_script, synthetic_abdomen_options
 
+pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'samed' / 'samed_vit-tiny_synthetic-abdomen.py'
 

@@ -216,6 +216,7 @@ def cpu_env():
     return env
 
 
+@pytest.mark.slow
 def test_tools_test_show_dir_writes_one_grid_per_test_image(tmp_path, mcl_checkpoint):
     config = CONFIG  # inherits configs/_base_/multi_annotator_runtime.py
     data_root = tmp_path / 'lesions'

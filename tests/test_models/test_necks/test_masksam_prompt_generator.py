@@ -176,6 +176,7 @@ def test_tiny_count_matches_the_formula():
         kernel_volumes=(27, 27, 27, 9), num_convs=TINY['num_convs'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('embed_dim, num_frames, num_classes, expected', [
     (1280, 26, 9, 10_326_899),  # Synapse ViT-H, T26 Q24 C9
     (768, 26, 9, 9_540_467),  # Synapse ViT-B, same geometry
