@@ -115,16 +115,23 @@ def test_training_unrolls_k_steps_when_m_is_smaller(monkeypatch):
     assert steps == [4]
 
 
-def _official_loss(logits, masks):
-    """Official SeqSAM per-sample loss by enumeration: min-cost permutation of the K
-    annotations over the predictions, empty annotations' costs zeroed, divided by K."""
+def _loss_by_enumeration(logits, masks, empty_weighting='reader'):
+    """SeqSAM's per-sample loss by enumeration: the min-cost permutation of the K annotations
+    over the predictions, divided by K, with the empty readers' pairs zeroed. ``'reader'``
+    (mmsam's reading, ``HungarianDiceLoss``'s default) zeroes the pair whose annotation is
+    empty; ``'position'`` (the official code: ``loss[j] *= label_mask[j]`` over the matched
+    pairs in prediction order) zeroes the pair of prediction j when annotation j is empty,
+    whatever it was matched to. They differ whenever the match is not the identity."""
     from mmsam.models.losses import soft_dice_loss
     k = len(masks)
+    empty = [masks[j].sum() == 0 for j in range(k)]
     cost = [[soft_dice_loss(logits[m:m + 1], masks[j:j + 1])[0].item() for j in range(k)]
             for m in range(len(logits))]
     best = min(itertools.permutations(range(len(logits)), k),
                key=lambda ms: sum(cost[m][j] for j, m in enumerate(ms)))
-    return sum(cost[m][j] for j, m in enumerate(best) if masks[j].sum() > 0) / k
+    if empty_weighting == 'reader':
+        return sum(cost[m][j] for j, m in enumerate(best) if not empty[j]) / k
+    return sum(cost[m][j] for j, m in enumerate(best) if not empty[m]) / k
 
 
 def test_loss_with_strided_pooling_and_an_empty_reader():
@@ -140,7 +147,7 @@ def test_loss_with_strided_pooling_and_an_empty_reader():
     with torch.no_grad():
         logits = head(feats, samples, 6)[0]
     # strided pooling of M = 6 into K = 3 chunks (0, 1), (2, 3), (4, 5): one pick per chunk
-    allowed = {round(_official_loss(logits[list(p)], ann.float()), 5)
+    allowed = {round(_loss_by_enumeration(logits[list(p)], ann.float()), 5)
                for p in itertools.product((0, 1), (2, 3), (4, 5))}
     seen = set()
     for seed in range(16):
@@ -151,7 +158,50 @@ def test_loss_with_strided_pooling_and_an_empty_reader():
         seen.add(round(loss, 5))
     assert len(seen) > 1
     # First K: the first three steps, the empty reader matched (divisor K = 3), not trained
+    # (mmsam's reading: the pair of the empty reader; the official code zeroes by position, see
+    # test_official_empty_reader_weighting_is_by_position)
     head.train_selection = 'first'
     with torch.no_grad():
         first = head.loss(feats, samples, None)['loss_hungarian_dice'].item()
-    assert first == pytest.approx(_official_loss(logits[:3], ann.float()), rel=1e-5)
+    assert first == pytest.approx(_loss_by_enumeration(logits[:3], ann.float()), rel=1e-5)
+
+
+def test_official_empty_reader_weighting_is_by_position():
+    """HungarianDiceLoss(empty_weighting='position') is the official loss[j] *= label_mask[j];
+    'reader' zeroes the empty reader's own pair; they differ on a non-identity match."""
+    from mmsam.models.losses import HungarianDiceLoss
+    ann = torch.zeros(3, 16, 16)
+    ann[0, :8] = 1
+    ann[2, 8:] = 1  # reader 1 is empty
+    # prediction 0 fits reader 2, prediction 1 reader 0, prediction 2 the empty reader
+    logits = torch.stack([ann[2] * 4 - 2, ann[0] * 4 - 2, torch.full((16, 16), -2.)])
+    official = HungarianDiceLoss(empty_weighting='position')(logits[None], ann[None])
+    ours = HungarianDiceLoss(empty_weighting='reader')(logits[None], ann[None])
+    assert official.item() == pytest.approx(_loss_by_enumeration(logits, ann, 'position'), rel=1e-4)
+    assert ours.item() == pytest.approx(_loss_by_enumeration(logits, ann, 'reader'), rel=1e-4)
+    assert abs(official.item() - ours.item()) > 1e-3
+
+
+def test_recurrent_input_orders_are_one_function_with_swapped_halves():
+    torch.manual_seed(0)
+    hz, zh = seqsam(recurrent_input_order='hz'), seqsam(recurrent_input_order='zh')
+    zh.load_state_dict(hz.state_dict())
+    with torch.no_grad():
+        for conv in (zh.conv1, zh.conv2):
+            conv.weight.copy_(torch.cat([conv.weight[:, WIDTH:], conv.weight[:, :WIDTH]], 1))
+        hz.conv2.weight.mul_(3)
+        zh.conv2.weight.mul_(3)
+    feats = (torch.randn(1, WIDTH, 8, 8),)
+    samples = [sample([2., 4., 19., 29.])]
+    with torch.no_grad():
+        a, b = hz(feats, samples, 3), zh(feats, samples, 3)
+        logits, ious = zh.unroll(feats, samples, 3)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert ious.shape == (1, 3) and torch.equal(logits, b)
+    # both start as SAM's box-prompted mask: conv1 is the identity on Z in either order
+    fresh = seqsam(recurrent_input_order='zh')
+    z = torch.randn(1, WIDTH, 8, 8)
+    state = torch.cat([z, torch.zeros_like(z)], 1)
+    torch.testing.assert_close(fresh.conv1(state), z)
+    with pytest.raises(ValueError, match='recurrent_input_order'):
+        seqsam(recurrent_input_order='zz')
