@@ -1,10 +1,10 @@
 """SAMSegmentor: image -> SAM encoder -> (neck) -> SAM decode head, as an mmseg segmentor."""
-import torch
 import torch.nn.functional as F
 from mmseg.models.segmentors.base import BaseSegmentor
 
 from mmsam.registry import MODELS
 from ..data_preprocessors import check_train_test_geometry
+from ..utils.ndimage_zoom import zoom_nearest
 
 
 @MODELS.register_module()
@@ -114,16 +114,3 @@ def _network_labels(logits, meta):
         labels = labels.flip(dims=(2,) if meta.get('flip_direction') == 'horizontal' else (1,))
     return labels
 
-
-def zoom_nearest(labels, shape):
-    """Nearest-neighbour zoom of (1, h, w) labels to ``shape`` (H, W) with
-    ``scipy.ndimage.zoom(order=0)``'s sampling: output pixel j reads input
-    ``floor(j * (h - 1) / (H - 1) + 0.5)``."""
-    out = labels
-    for axis, (size_in, size_out) in enumerate(zip(labels.shape[-2:], shape), start=1):
-        if size_in == size_out:
-            continue
-        scale = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
-        index = torch.floor(torch.arange(size_out, dtype=torch.float64) * scale + 0.5).long()
-        out = out.index_select(axis, index.clamp_(0, size_in - 1).to(labels.device))
-    return out
