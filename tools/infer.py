@@ -77,7 +77,7 @@ import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
 from mmsam.apis import inference_model, inference_volume, init_model  # noqa: E402
-from mmsam.apis.inference import (config_test_pipeline, npz_keys,  # noqa: E402
+from mmsam.apis.inference import (config_test_pipeline, model_kind, npz_keys,  # noqa: E402
                                   training_data_meta)
 from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,  # noqa: E402
                                 load_prompts)
@@ -88,10 +88,8 @@ from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  
 from mmsam.datasets.volume_io import load_npz, npz_array_shape  # noqa: E402
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
 from mmsam.engine.amp import autocast_for  # noqa: E402
-from mmsam.engine.hooks.slice_visualization_hook import choose_slices, slice_scores  # noqa: E402
-from mmsam.models.segmentors import (MultiHypothesisSegmentor,  # noqa: E402
-                                     VolumeSAMSegmentor)
-from mmsam.registry import DATASETS, MODELS, TRANSFORMS  # noqa: E402
+from mmsam.visualization.slice_choice import choose_slices, slice_scores  # noqa: E402
+from mmsam.registry import DATASETS, TRANSFORMS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 from mmsam.utils.io import atomic_savez  # noqa: E402
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer  # noqa: E402
@@ -195,17 +193,6 @@ def check_args(parser, args):
                      'FILE.json, not both')
     if args.prompts is not None and not osp.isfile(args.prompts):
         parser.error(f'--prompts {args.prompts}: no such file')
-
-
-def model_kind(cfg):
-    """'hypotheses' (MultiHypothesisSegmentor), 'volume' (VolumeSAMSegmentor) or 'semantic'."""
-    model_type = cfg.model.get('type')
-    cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
-    if isinstance(cls, type) and issubclass(cls, MultiHypothesisSegmentor):
-        return 'hypotheses'
-    if isinstance(cls, type) and issubclass(cls, VolumeSAMSegmentor):
-        return 'volume'
-    return 'semantic'
 
 
 def is_loading(transform_cfg):

@@ -1,9 +1,9 @@
 """Building a trained model from a config and running it on arrays or files (2D slices, 3D volumes).
 
 - :func:`inference_model`: 2D images -> ``SegDataSample`` s (any 2D segmentor of ``configs/``).
-- :func:`inference_volume`: a (D, H, W) volume (array or mmsam ``.npz`` file) -> (D, H, W) class
-  ids: slice by slice for 2D models (SAMed, H-SAM), by the model's sliding window for the 3D
-  ``VolumeSAMSegmentor`` (whose files are loaded and normalised by the config's test pipeline).
+- :func:`prepare_volume` and :func:`sliding_window_labels`: a 3D ``VolumeSAMSegmentor`` on a
+  volume loaded and normalised by the config's test pipeline (``inference_volume`` in
+  :mod:`mmsam.apis.scan_inference` dispatches arrays, ``.npz`` files and scans).
 """
 import math
 import os.path as osp
@@ -15,11 +15,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
-from mmseg.structures import SegDataSample
 
-from mmsam.datasets.volume_io import META_FILE, load_npz, read_meta
+from mmsam.datasets.volume_io import META_FILE, read_meta
 from mmsam.engine import checkpoint_must_fit, config_argument_errors, load_checkpoint
-from mmsam.models.segmentors import VolumeSAMSegmentor
+from mmsam.models.segmentors import MultiHypothesisSegmentor, VolumeSAMSegmentor
 from mmsam.models.utils.sliding_window_3d import compute_window_steps
 from mmsam.registry import MODELS, TRANSFORMS
 
@@ -125,12 +124,31 @@ def is_volume_model(model):
     return isinstance(model, VolumeSAMSegmentor)
 
 
+def is_hypothesis_model(model):
+    """Whether ``model`` answers a box with M hypotheses (``MultiHypothesisSegmentor``, or
+    the ONNX runner of one)."""
+    return isinstance(model, MultiHypothesisSegmentor) or getattr(model, 'kind', None) == \
+        'hypotheses'
+
+
+def model_kind(cfg):
+    """What a config builds, before building it: ``'hypotheses'``
+    (``MultiHypothesisSegmentor``), ``'volume'`` (``VolumeSAMSegmentor``) or ``'semantic'``."""
+    model_type = cfg.model.get('type')
+    cls = MODELS.get(model_type) if isinstance(model_type, str) else model_type
+    if isinstance(cls, type) and issubclass(cls, MultiHypothesisSegmentor):
+        return 'hypotheses'
+    if isinstance(cls, type) and issubclass(cls, VolumeSAMSegmentor):
+        return 'volume'
+    return 'semantic'
+
+
 def _progress(total, enabled):
     """An mmengine progress bar on stderr (stdout keeps the tools' output), or None."""
     return ProgressBar(total, file=sys.stderr) if enabled and total > 1 else None
 
 
-def _predict_in_batches(model, batches, total, progress):
+def predict_in_batches(model, batches, total, progress):
     """``model.predict`` over ``batches`` of ``(inputs, data_samples)`` lists, preprocessed by
     the model's data preprocessor, with one progress bar for the ``total`` items.
 
@@ -184,7 +202,7 @@ def inference_model(model, images, batch_size=8, progress=False):
                       for i, img in enumerate(images[start:start + batch_size])]
             yield [p['inputs'] for p in packed], [p['data_samples'] for p in packed]
 
-    results = _predict_in_batches(model, batches(), len(images), progress)
+    results = predict_in_batches(model, batches(), len(images), progress)
     return results[0] if single else results
 
 
@@ -316,7 +334,7 @@ def num_window_calls(model, shape):
 
 
 @torch.no_grad()
-def _sliding_window_labels(model, packed, progress):
+def sliding_window_labels(model, packed, progress):
     bar = _progress(num_window_calls(model, tuple(packed['inputs'].shape[-3:])), progress)
     if bar is not None:
         window_scores = model.window_scores
@@ -335,48 +353,3 @@ def _sliding_window_labels(model, packed, progress):
             del model.window_scores
             sys.stderr.write('\n')
     return sample.pred_sem_seg.data.cpu().numpy().astype(np.uint8)
-
-
-def inference_volume(model, volume, batch_size=8, progress=False, intensity_properties=None,
-                     **scan_options):
-    """Segment a 3D volume: slice by slice with a 2D model, by sliding window with a 3D one.
-
-    A NIfTI file, DICOM series folder or MetaImage file goes through
-    :func:`mmsam.apis.scan_inference.inference_scan` (intensity preset, prompts, geometry);
-    its ``labels`` are returned (use ``inference_scan`` for the geometry and hypotheses).
-
-    Args:
-        model (nn.Module): from :func:`init_model`.
-        volume (str | ndarray): an mmsam volume ``.npz`` (``image`` (D, H, W); 3D models also
-            read ``spacing`` and, when present, ``native_shape`` through the config's test
-            pipeline) or a (D, H, W) array: intensities in [0, 1] for 2D models (as mmsam
-            stores them), the raw intensities the config's test pipeline normalises for 3D ones.
-        batch_size (int): slices per forward pass (2D models).
-        progress (bool): show a progress bar (slices or windows) on stderr.
-        intensity_properties (dict, optional): 3D models' CT statistics (``meta.json``'s
-            ``ct_foreground``); default: those of the config's data root.
-        **scan_options: for scan files, ``intensity``, ``window``, ``boxes``, ``max_voxels``
-            of ``inference_scan``.
-
-    Returns:
-        ndarray: (D, H, W) uint8 class ids (3D models: on the file's ``native_shape``).
-    """
-    from mmsam.datasets.medical_image_io import scan_kind
-    if isinstance(volume, str) and scan_kind(volume) is not None:
-        from .scan_inference import inference_scan
-        return inference_scan(model, volume, batch_size=batch_size, progress=progress,
-                              intensity_properties=intensity_properties, **scan_options).labels
-    if scan_options:
-        raise TypeError(f'inference_volume: {sorted(scan_options)} are options of scan files '
-                        '(NIfTI, DICOM, MetaImage), not of .npz files or arrays')
-    if is_volume_model(model):
-        return _sliding_window_labels(model, prepare_volume(model, volume, intensity_properties),
-                                      progress)
-    where = volume if isinstance(volume, str) else 'the volume'
-    if isinstance(volume, str):
-        volume = load_npz(volume, keys=('image', ))['image']
-    volume = np.asarray(volume)
-    if volume.ndim != 3:
-        raise ValueError(f'{where}: expected a (D, H, W) volume, got shape {volume.shape}')
-    samples = inference_model(model, list(volume), batch_size=batch_size, progress=progress)
-    return np.stack([s.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8) for s in samples])

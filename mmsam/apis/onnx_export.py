@@ -28,8 +28,7 @@ import torch.nn as nn
 from mmseg.structures import SegDataSample
 
 from mmsam.models.adapters.lora import _QKV_INDEX, LoRAQKVLinear
-from .inference import model_input_size
-from .scan_inference import is_hypothesis_model
+from .inference import is_hypothesis_model, is_volume_model, model_input_size
 
 ENCODER_FILE, HEAD_FILE, DEPLOY_FILE, CONFIG_FILE = ('encoder.onnx', 'head.onnx', 'deploy.json',
                                                      'config.py')
@@ -162,7 +161,6 @@ def export_onnx(model, out_dir, batch=2):
     Returns:
         dict: the deployment record (also ``deploy.json``), with ``notes`` on what was done.
     """
-    from .inference import is_volume_model
     if is_volume_model(model):
         raise ValueError(f'{type(model).__name__} (3D, sliding window) is not exported; ONNX '
                          'export covers 2D SAMed/H-SAM and box-prompted heads')

@@ -10,6 +10,8 @@ config's intensity preset (:mod:`mmsam.apis.intensity`) and runs
   a box, through the config's test pipeline and data preprocessor, giving M hypotheses,
   their consensus and the per-voxel share of hypotheses that mark the voxel.
 
+:func:`inference_volume` segments a volume given as an array, an mmsam ``.npz`` file or a scan.
+
 The same function serves a PyTorch model and the ONNX runner of ``tools/deployment``: both
 provide ``cfg``, ``data_preprocessor`` and ``predict``.
 """
@@ -18,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmsam.datasets.medical_image_io import read_scan
-from mmsam.models.segmentors import MultiHypothesisSegmentor
-from .inference import (_predict_in_batches, _sliding_window_labels, inference_model,
-                        is_volume_model, pack_slice, prepare_volume, slice_pipeline,
-                        training_data_meta)
+from mmsam.datasets.medical_image_io import read_scan, scan_kind
+from mmsam.datasets.volume_io import load_npz
+from .inference import (inference_model, is_hypothesis_model, is_volume_model, pack_slice,
+                        predict_in_batches, prepare_volume, sliding_window_labels,
+                        slice_pipeline, training_data_meta)
 from .intensity import apply_intensity, resolve_intensity
 
 
@@ -47,12 +49,6 @@ class ScanPrediction:
     prompted: list = None
 
 
-def is_hypothesis_model(model):
-    """Whether ``model`` answers a box with M hypotheses (``MultiHypothesisSegmentor``)."""
-    return isinstance(model, MultiHypothesisSegmentor) or getattr(model, 'kind', None) == \
-        'hypotheses'
-
-
 @torch.no_grad()
 def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
     """M hypotheses per box-prompted 2D image.
@@ -75,7 +71,7 @@ def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
                       zip(images[start:start + batch_size], boxes[start:start + batch_size])]
             yield [p['inputs'] for p in packed], [p['data_samples'] for p in packed]
 
-    return _predict_in_batches(model, batches(), len(images), progress)
+    return predict_in_batches(model, batches(), len(images), progress)
 
 
 def model_space(model, volume, geometry, intensity='auto', window=None):
@@ -109,7 +105,7 @@ def inference_scan(model, path, intensity='auto', window=None, boxes=None, batch
     image = model_space(model, volume, geometry, intensity, window)
     if is_volume_model(model):
         packed = prepare_volume(model, image, intensity_properties, spacing=geometry.spacing)
-        labels = _sliding_window_labels(model, packed, progress)
+        labels = sliding_window_labels(model, packed, progress)
         return ScanPrediction(labels=labels, geometry=geometry, image=image)
     if is_hypothesis_model(model):
         if not boxes:
@@ -133,3 +129,46 @@ def inference_scan(model, path, intensity='auto', window=None, boxes=None, batch
     samples = inference_model(model, list(image), batch_size=batch_size, progress=progress)
     labels = np.stack([s.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8) for s in samples])
     return ScanPrediction(labels=labels, geometry=geometry, image=image)
+
+
+def inference_volume(model, volume, batch_size=8, progress=False, intensity_properties=None,
+                     **scan_options):
+    """Segment a 3D volume: slice by slice with a 2D model, by sliding window with a 3D one.
+
+    A NIfTI file, DICOM series folder or MetaImage file goes through
+    :func:`mmsam.apis.scan_inference.inference_scan` (intensity preset, prompts, geometry);
+    its ``labels`` are returned (use ``inference_scan`` for the geometry and hypotheses).
+
+    Args:
+        model (nn.Module): from :func:`init_model`.
+        volume (str | ndarray): an mmsam volume ``.npz`` (``image`` (D, H, W); 3D models also
+            read ``spacing`` and, when present, ``native_shape`` through the config's test
+            pipeline) or a (D, H, W) array: intensities in [0, 1] for 2D models (as mmsam
+            stores them), the raw intensities the config's test pipeline normalises for 3D ones.
+        batch_size (int): slices per forward pass (2D models).
+        progress (bool): show a progress bar (slices or windows) on stderr.
+        intensity_properties (dict, optional): 3D models' CT statistics (``meta.json``'s
+            ``ct_foreground``); default: those of the config's data root.
+        **scan_options: for scan files, ``intensity``, ``window``, ``boxes``, ``max_voxels``
+            of ``inference_scan``.
+
+    Returns:
+        ndarray: (D, H, W) uint8 class ids (3D models: on the file's ``native_shape``).
+    """
+    if isinstance(volume, str) and scan_kind(volume) is not None:
+        return inference_scan(model, volume, batch_size=batch_size, progress=progress,
+                              intensity_properties=intensity_properties, **scan_options).labels
+    if scan_options:
+        raise TypeError(f'inference_volume: {sorted(scan_options)} are options of scan files '
+                        '(NIfTI, DICOM, MetaImage), not of .npz files or arrays')
+    if is_volume_model(model):
+        return sliding_window_labels(model, prepare_volume(model, volume, intensity_properties),
+                                      progress)
+    where = volume if isinstance(volume, str) else 'the volume'
+    if isinstance(volume, str):
+        volume = load_npz(volume, keys=('image', ))['image']
+    volume = np.asarray(volume)
+    if volume.ndim != 3:
+        raise ValueError(f'{where}: expected a (D, H, W) volume, got shape {volume.shape}')
+    samples = inference_model(model, list(volume), batch_size=batch_size, progress=progress)
+    return np.stack([s.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8) for s in samples])

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from mmsam.datasets.medical_image_io import METAIMAGE_SUFFIXES, NIFTI_SUFFIXES, write_nifti
-from mmsam.engine.hooks.slice_visualization_hook import choose_slices, slice_scores
+from mmsam.visualization.slice_choice import choose_slices, slice_scores
 from mmsam.visualization.slice_overlay import (display_slice, render_slice_comparison,
                                                volume_display_range)
 

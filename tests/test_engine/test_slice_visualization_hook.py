@@ -10,7 +10,7 @@ from mmseg.structures import SegDataSample
 from mmseg.visualization import SegLocalVisualizer
 
 from mmsam.engine.hooks import SliceVisualizationHook
-from mmsam.engine.hooks.slice_visualization_hook import choose_slices, slice_scores
+from mmsam.visualization.slice_choice import choose_slices, slice_scores
 from mmsam.visualization import slice_overlay
 
 CLASSES = ('background', 'liver', 'gallbladder', 'pancreas')
