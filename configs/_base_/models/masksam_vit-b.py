@@ -3,6 +3,13 @@
 # 3D stem, the encoder's depth embedding and DConv adapters (after attention with skip, and
 # 0.5 x parallel to the MLP in every block), the prompt generator, the decoder's DMLP/DConv
 # adapters and depth PE, the class token and classifier, and the 3D mask refinement.
+# The official network (bxie9/MaskSAM's SAMAdapter_2024_AMOS_SmallPatch_FinalLayerCNN_TQReshape_*
+# and its build_sam branch), each official quirk a named switch (mmsam's reading in brackets):
+# the patch sits in the top-left of SAM's 1024 frame: pos_embed_resize='top_left' ('bicubic'),
+# canvas_size=1024 (None); windowed encoder blocks pad before norm1 and run the DConv adapter on
+# the padded windows: norm_after_pad=True (False), space_adapter_on='windows' ('slices');
+# prompt boxes floored on the patch's pixels: box_pixel_grid='patch' ('encoder_input').
+# An official nnU-Net checkpoint converts with tools/model_converters/masksam2mmsam.py.
 sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 model = dict(
     type='VolumeSAMSegmentor',
@@ -16,7 +23,9 @@ model = dict(
         out_indices=(2, 5, 8, 11),  # the global-attention blocks, read by the prompt generator
         with_neck_output=True,
         frozen=True,
-        adapter=dict(type='DepthBlockAdapter', adapter=dict(type='DConvAdapter'), mlp_scale=0.5),
+        adapter=dict(type='DepthBlockAdapter', adapter=dict(type='DConvAdapter'), mlp_scale=0.5,
+                     norm_after_pad=True, space_adapter_on='windows'),
+        pos_embed_resize='top_left',
         checkpoint=sam_checkpoint,
     ),
     neck=dict(type='MaskSAMPromptGenerator', embed_dim=768, num_frames=26, num_queries=24,
@@ -26,14 +35,16 @@ model = dict(
         num_classes=9,
         num_frames=26,
         num_queries=24,
-        prompt_encoder=dict(type='SAMPromptEncoder', embed_dim=256, img_size=256, patch_size=16,
-                            frozen=True, checkpoint=sam_checkpoint),
+        prompt_encoder=dict(type='MaskSAMPromptEncoder', embed_dim=256, img_size=256,
+                            patch_size=16, canvas_size=1024, frozen=True,
+                            checkpoint=sam_checkpoint),
         mask_decoder=dict(type='SAMMaskDecoder', transformer_dim=256, frozen=True,
                           checkpoint=sam_checkpoint),
         decoder_adapter=dict(type='MaskSAMDecoderAdapter', token_adapter=dict(type='DMLPAdapter'),
                              image_adapter=dict(type='DConvAdapter'), final_attn=True),
         depth_pos_embed=True,
         prompt_mode='mask_avg_box',
+        box_pixel_grid='patch',
         refine=dict(type='MaskRefine3D', hidden=64, upsample=4),
         loss_decode=dict(type='MaskClassificationCriterion', num_points=32768),
     ),

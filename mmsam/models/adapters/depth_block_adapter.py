@@ -4,6 +4,8 @@ from segment_anything.modeling.image_encoder import Block, window_partition, win
 
 from mmsam.registry import MODELS
 
+SPACE_ADAPTER_SITES = ('slices', 'windows')
+
 
 class DepthAdaptedBlock(Block):
     """segment-anything's ViT ``Block`` with two depth adapters (MaskSAM).
@@ -13,32 +15,62 @@ class DepthAdaptedBlock(Block):
     The old block's children are adopted under their names, so checkpoint keys stay
     ``blocks.i.attn.qkv.weight`` etc.; the adapters add ``space_adapter.*``, ``mlp_adapter.*``.
 
+    MaskSAM's official block (``ImageEncoderViTGlobalOutputAdapter3DTPosEmbedTFusionMiddleDWConv``)
+    differs in the windowed blocks, each difference a switch:
+
+    - ``norm_after_pad``: the window partition pads the raw tokens with zeros and ``norm1``
+      runs after it, so the padding tokens attention sees are ``norm1(0)`` (its bias), not 0
+      as in segment-anything's block;
+    - ``space_adapter_on='windows'``: A_s runs on the window-partitioned, padded tokens
+      (B * T * n_windows, window, window, D) before they are put back, so its ``(b, t)``
+      regrouping takes consecutive windows for slices (it mixes windows and slices).
+
+    Global blocks (window 0) are the same in both.
+
     Args:
         block (Block): the block to adapt (its modules are reused, not copied).
         space_adapter (nn.Module): A_s, called as ``A_s(x)`` on (B * T, h, w, D); with skip.
         mlp_adapter (nn.Module): A_m, without skip.
         mlp_scale (float): weight of A_m (MaskSAM: 0.5).
+        norm_after_pad (bool): see above (official: True; mmsam's reading: False).
+        space_adapter_on (str): ``'slices'`` (mmsam's reading, spec A5) or ``'windows'``
+            (official).
     """
 
-    def __init__(self, block, space_adapter, mlp_adapter, mlp_scale=0.5):
+    def __init__(self, block, space_adapter, mlp_adapter, mlp_scale=0.5, norm_after_pad=False,
+                 space_adapter_on='slices'):
         nn.Module.__init__(self)
+        if space_adapter_on not in SPACE_ADAPTER_SITES:
+            raise ValueError(f'space_adapter_on must be one of {SPACE_ADAPTER_SITES}, got '
+                             f'{space_adapter_on!r}')
         for name, child in block.named_children():
             setattr(self, name, child)
         self.window_size = block.window_size
         self.space_adapter, self.mlp_adapter = space_adapter, mlp_adapter
         self.mlp_scale = mlp_scale
+        self.norm_after_pad, self.space_adapter_on = bool(norm_after_pad), space_adapter_on
 
     def forward(self, x):
         """Args: x (Tensor): (B * T, h, w, D), b-major. Returns: Tensor: the same shape."""
         shortcut = x
-        x = self.norm1(x)
-        if self.window_size > 0:
+        windowed = self.window_size > 0
+        if windowed and self.norm_after_pad:
             h, w = x.shape[1], x.shape[2]
             x, pad_hw = window_partition(x, self.window_size)
+            x = self.norm1(x)
+        else:
+            x = self.norm1(x)
+            if windowed:
+                h, w = x.shape[1], x.shape[2]
+                x, pad_hw = window_partition(x, self.window_size)
         x = self.attn(x)
-        if self.window_size > 0:
+        if windowed and self.space_adapter_on == 'windows':
+            x = self.space_adapter(x)
+        if windowed:
             x = window_unpartition(x, self.window_size, pad_hw, (h, w))
-        x = shortcut + self.space_adapter(x)
+        if not (windowed and self.space_adapter_on == 'windows'):
+            x = self.space_adapter(x)
+        x = shortcut + x
         n = self.norm2(x)
         return x + self.mlp(n) + self.mlp_scale * self.mlp_adapter(n)
 
@@ -56,14 +88,22 @@ class DepthBlockAdapter:
             ``BottleneckAdapter``.
         mlp_scale (float): weight of the parallel MLP adapter.
         block_indices (Sequence[int], optional): which blocks; all by default.
+        norm_after_pad (bool), space_adapter_on (str): the official windowed-block order,
+            see :class:`DepthAdaptedBlock` (MaskSAM's official code: True, ``'windows'``;
+            mmsam's reading: False, ``'slices'``).
     """
 
-    def __init__(self, adapter=dict(type='DConvAdapter'), mlp_scale=0.5, block_indices=None):
+    def __init__(self, adapter=dict(type='DConvAdapter'), mlp_scale=0.5, block_indices=None,
+                 norm_after_pad=False, space_adapter_on='slices'):
         if 'skip' in adapter:
             raise ValueError('DepthBlockAdapter sets skip itself (space adapter: True, MLP '
                              f'adapter: False); remove skip from adapter={adapter}')
+        if space_adapter_on not in SPACE_ADAPTER_SITES:
+            raise ValueError(f'DepthBlockAdapter space_adapter_on must be one of '
+                             f'{SPACE_ADAPTER_SITES}, got {space_adapter_on!r}')
         self.adapter, self.mlp_scale = dict(adapter), mlp_scale
         self.block_indices = block_indices
+        self.norm_after_pad, self.space_adapter_on = norm_after_pad, space_adapter_on
 
     def inject(self, vit):
         """Replace ``vit.blocks[i]`` in place.
@@ -86,7 +126,8 @@ class DepthBlockAdapter:
             space, mlp = (MODELS.build(dict(self.adapter, embed_dims=embed_dim,
                                             num_frames=num_frames, skip=skip))
                           for skip in (True, False))
-            vit.blocks[i] = DepthAdaptedBlock(vit.blocks[i], space, mlp, self.mlp_scale)
+            vit.blocks[i] = DepthAdaptedBlock(vit.blocks[i], space, mlp, self.mlp_scale,
+                                              self.norm_after_pad, self.space_adapter_on)
             added += [f'blocks.{i}.{name}' for name, _ in vit.blocks[i].named_parameters()
                       if name.startswith(('space_adapter.', 'mlp_adapter.'))]
         return added

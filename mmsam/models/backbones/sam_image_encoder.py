@@ -88,8 +88,11 @@ class SAMImageEncoder(ImageEncoderViT):
         pos_embed_resize (str): how ``checkpoint``'s absolute position table is resized when
             it was made for another ``img_size``: ``'bicubic'`` (default) or ``'bilinear'``,
             as SAMed's and H-SAM's official ``build_sam.load_from`` resizes it (their
-            paper-table configs use it). The relative-position tables of the global blocks
-            are resized linearly in both modes, as the official loaders do.
+            paper-table configs use it), or ``'top_left'``: the table's top-left corner, as
+            MaskSAM's official encoder crops it (an input smaller than 1024 sits in the
+            top-left of SAM's frame). The relative-position tables of the global blocks are
+            resized linearly in every mode, as the official loaders (and segment-anything's
+            ``get_rel_pos`` at run time) do.
     """
 
     def __init__(self, arch='vit_b', img_size=1024, in_channels=3, out_indices=(-1,),

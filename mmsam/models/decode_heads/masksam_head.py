@@ -9,6 +9,7 @@ from ..utils.box_ops import masks_to_boxes_normalized
 from .sam_decode_head import SAMDecodeHead
 
 PROMPT_MODES = ('mask', 'box', 'mask_box', 'mask_avg_box')
+BOX_PIXEL_GRIDS = ('encoder_input', 'patch')
 
 
 def semantic_scores(cls_logits, mask_logits):
@@ -58,7 +59,10 @@ class MaskSAMHead(SAMDecodeHead):
        box prompt, by ``prompt_mode``: ``'mask'`` the box of the binary mask (Table 4 B1),
        ``'box'`` the learned box only (B2), ``'mask_box'`` mask + learned box (B3),
        ``'mask_avg_box'`` mask + the average of the learned box and the mask's box (B4-B9).
-       Boxes are floored to pixels of the encoder input, as the official code;
+       Boxes are floored to whole pixels (``box_pixel_grid``): of the encoder input
+       (``'encoder_input'``), or of the input patch and then scaled to the encoder input
+       (``'patch'``, the official code: ACDC's stem upsamples 256 -> 1024 and the official
+       code floors at 256, then ``ResizeLongestSide(1024).apply_boxes`` scales by 4);
     2. SAM's prompt encoder; the sparse tokens get one more token, the learnable global class
        token plus the query's auxiliary class token;
     3. SAM's mask decoder (image embedding repeated Q times) with the ``decoder_adapter``
@@ -81,6 +85,8 @@ class MaskSAMHead(SAMDecodeHead):
         depth_pos_embed (bool): add the depth positional embedding to the image PE.
         prompt_mode (str): see above.
         mask_threshold (float): probability threshold of the auxiliary masks.
+        box_pixel_grid (str): ``'patch'`` (official) or ``'encoder_input'`` (mmsam's
+            reading), see above; the same where the stem does not upsample.
         refine (dict, optional): :class:`MaskRefine3D` config (``num_queries`` and
             ``num_frames`` are filled in).
         loss_decode (dict): :class:`MaskClassificationCriterion` (``num_classes`` filled in).
@@ -90,7 +96,7 @@ class MaskSAMHead(SAMDecodeHead):
 
     def __init__(self, num_classes, num_frames, prompt_encoder, mask_decoder, num_queries=24,
                  decoder_adapter=dict(type='MaskSAMDecoderAdapter'), depth_pos_embed=True,
-                 prompt_mode='mask_avg_box', mask_threshold=0.5,
+                 prompt_mode='mask_avg_box', mask_threshold=0.5, box_pixel_grid='patch',
                  refine=dict(type='MaskRefine3D', hidden=64, upsample=4),
                  loss_decode=dict(type='MaskClassificationCriterion'), **kwargs):
         if num_queries < num_classes:
@@ -100,6 +106,10 @@ class MaskSAMHead(SAMDecodeHead):
         if prompt_mode not in PROMPT_MODES:
             raise ValueError(f'MaskSAMHead prompt_mode must be one of {PROMPT_MODES}, got '
                              f'{prompt_mode!r}')
+        if box_pixel_grid not in BOX_PIXEL_GRIDS:
+            raise ValueError(f'MaskSAMHead box_pixel_grid must be one of {BOX_PIXEL_GRIDS}, '
+                             f'got {box_pixel_grid!r}')
+        self.box_pixel_grid = box_pixel_grid
         loss_decode = dict(loss_decode)
         loss_decode.setdefault('num_classes', num_classes)
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
@@ -147,9 +157,16 @@ class MaskSAMHead(SAMDecodeHead):
         else:
             box = aux_boxes
             prompt_box = box.detach()
-        size = torch.tensor(pe.input_image_size[::-1] * 2, dtype=prompt_box.dtype,
-                            device=prompt_box.device)
-        pixel_boxes = torch.floor(prompt_box * size).flatten(0, 1)
+        # (W, H) of the encoder input; MaskSAMPromptEncoder's input_image_size is its canvas
+        side = getattr(pe, 'img_size', None)
+        enc_wh = (side, side) if side is not None else tuple(pe.input_image_size[::-1])
+        grid_wh = (w, h) if self.box_pixel_grid == 'patch' else enc_wh
+        size = prompt_box.new_tensor(grid_wh * 2)
+        pixel_boxes = torch.floor(prompt_box * size)
+        if grid_wh != enc_wh:
+            pixel_boxes = pixel_boxes * prompt_box.new_tensor(
+                (enc_wh[0] / grid_wh[0], enc_wh[1] / grid_wh[1]) * 2)
+        pixel_boxes = pixel_boxes.flatten(0, 1)
         masks = None
         if self.prompt_mode != 'box':
             masks = F.interpolate(binary.flatten(0, 1)[:, None].float(),

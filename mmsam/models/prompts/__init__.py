@@ -1,4 +1,5 @@
 from .hsam_prompt_encoder import HSAMPromptEncoder
+from .masksam_prompt_encoder import MaskSAMPromptEncoder
 from .sam_prompt_encoder import SAMPromptEncoder
 
-__all__ = ['HSAMPromptEncoder', 'SAMPromptEncoder']
+__all__ = ['HSAMPromptEncoder', 'MaskSAMPromptEncoder', 'SAMPromptEncoder']

@@ -66,8 +66,10 @@ def read_sam_part(path, prefix, marker_key):
 
 # How an absolute position table made for another input size is resized: 'bicubic' is
 # mmsam's default; 'bilinear' is what SAMed's and H-SAM's official ``build_sam.load_from`` does
-# (F.interpolate, align_corners=False), so a model trained by their code sees the same table.
-POS_EMBED_RESIZE_MODES = ('bicubic', 'bilinear')
+# (F.interpolate, align_corners=False), so a model trained by their code sees the same table;
+# 'top_left' keeps the table's top-left corner unchanged, as MaskSAM's official encoder does
+# (``pos_embed[:, :h, :w]``: a smaller input sits in the top-left of SAM's 1024 frame).
+POS_EMBED_RESIZE_MODES = ('bicubic', 'bilinear', 'top_left')
 
 
 def resize_abs_pos_embed(pos_embed, size, mode='bicubic'):
@@ -85,6 +87,11 @@ def resize_abs_pos_embed(pos_embed, size, mode='bicubic'):
         raise ValueError(f'pos_embed resize mode {mode!r} is not one of {POS_EMBED_RESIZE_MODES}')
     if tuple(pos_embed.shape[1:3]) == tuple(size):
         return pos_embed
+    if mode == 'top_left':
+        if size[0] > pos_embed.shape[1] or size[1] > pos_embed.shape[2]:
+            raise ValueError(f"pos_embed resize mode 'top_left' crops the table; a "
+                             f'{tuple(pos_embed.shape[1:3])} table has no {tuple(size)} corner')
+        return pos_embed[:, :size[0], :size[1]].clone()
     resized = F.interpolate(pos_embed.permute(0, 3, 1, 2).float(), size=tuple(size), mode=mode,
                             align_corners=False)
     return resized.permute(0, 2, 3, 1).to(pos_embed.dtype)
