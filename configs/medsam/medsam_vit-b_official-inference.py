@@ -11,9 +11,13 @@ _base_ = [
     '../_base_/schedules/seqsam_official_schedule.py',
     '../_base_/multi_annotator_runtime.py',
 ]
-model = dict(decode_head=dict(
-    type='MedSAMHead',
-    train_target='prompted',
-    loss_decode=[dict(type='MaskDiceLoss', loss_weight=1.0),
-                 dict(type='MaskBCELoss', loss_weight=1.0)]))
+model = dict(
+    decode_head=dict(
+        type='MedSAMHead',
+        train_target='prompted',
+        loss_decode=[dict(type='MaskDiceLoss', loss_weight=1.0),
+                     dict(type='MaskBCELoss', loss_weight=1.0)]),
+    # MedSAM_Inference's output: the sigmoid of the 256 x 256 low-res logits resized once,
+    # bilinearly, to the raw image size, > 0.5
+    test_cfg=dict(output_resize='low_res_probabilities'))
 default_hooks = dict(checkpoint=dict(save_best=None))

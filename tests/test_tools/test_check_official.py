@@ -19,11 +19,8 @@ pytestmark = pytest.mark.skipif(
     '../shared next to the repository) is absent in this clone')
 
 
-# Outputs whose official path mmsam's model does not take yet (the switch it needs is named):
-# MedSAM_Inference resizes the low-res probabilities straight to the raw size, while
-# MultiHypothesisSegmentor.predict upsamples the logits to the input first (173 pixels differ).
-PENDING = {('medsam', 'seg_original_size'): 'needs a MultiHypothesisSegmentor test_cfg switch '
-           'that resizes as mmsam.models.utils.low_res_probability_masks (0 pixels differ)'}
+# Outputs whose official path mmsam's model does not take yet, with the reason (none now).
+PENDING = {}
 
 
 @pytest.fixture(scope='module', params=['fused', 'reference'])
@@ -41,7 +38,6 @@ def test_case_matches_official_outputs(results, case):
     assert not failing, f'{case}: {failing}; notes: {result["notes"]}'
 
 
-@pytest.mark.xfail(strict=True, reason=PENDING[('medsam', 'seg_original_size')])
 def test_medsam_original_size_mask_matches_official(results):
     diff = results['medsam']['diffs']['seg_original_size']
     assert diff is not None and diff <= TOLERANCE

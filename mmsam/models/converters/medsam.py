@@ -8,7 +8,6 @@ import os.path as osp
 import torch
 from mmseg.structures import SegDataSample
 
-from ..utils.low_res_probability_resize import low_res_probability_masks
 from .official_check import build_model, register_case, sam_widths
 from .sam_layout import (SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch,
                          resize_encoder_positions)
@@ -60,17 +59,8 @@ def run_medsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
                iou_predictions=iou[:, :1])
     pred = model.predict(batch, [s.clone() for s in samples])[0]
     out['seg_original_size'] = pred.pred_hypotheses.data[0].to(torch.uint8)
-    official = torch.load(osp.join(fixture_dir, 'outputs.pt'), weights_only=True)
-    if 'seg_original_size' in official:
-        reference = low_res_probability_masks(out['low_res_logits'][0], pred.img_shape[:2],
-                                              tuple(batch.shape[-2:]), (raw_h, raw_w))
-        moved = int((out['seg_original_size'] != official['seg_original_size']).sum())
-        prob_moved = int((reference[0].to(torch.uint8) != official['seg_original_size']).sum())
-        notes.append(
-            f'seg_original_size: MultiHypothesisSegmentor.predict (logits upsampled to the input, '
-            f'then to the raw size) differs at {moved} pixels; MedSAM\'s resize of the low-res '
-            f'probabilities (mmsam.models.utils.low_res_probability_masks) at {prob_moved}: the '
-            'segmentor needs a switch that uses it')
+    notes.append(f"seg_original_size: the config's test_cfg.output_resize="
+                 f"{model.test_cfg.get('output_resize', 'logits')!r}")
     notes.append('input: the fixture\'s preprocessed_image (MedSAM\'s skimage resize and '
                  'min-max), times 255 into the config\'s data preprocessor')
     return out, notes

@@ -5,7 +5,10 @@ from mmengine.structures import PixelData
 
 from mmsam.registry import MODELS
 from ..decode_heads.box_prompt_head import mean_probability_logit
+from ..utils.low_res_probability_resize import low_res_probability_masks
 from .sam_segmentor import SAMSegmentor
+
+OUTPUT_RESIZES = ('logits', 'low_res_probabilities')
 
 
 @MODELS.register_module()
@@ -27,7 +30,11 @@ class MultiHypothesisSegmentor(SAMSegmentor):
     receives the preprocessed image after the features (see ``SAMSegmentor.head_inputs``).
 
     ``test_cfg`` keys: ``num_hypotheses`` (M; None = the head's default, and heads with a fixed
-    number of outputs accept only theirs) and ``return_logits`` (bool).
+    number of outputs accept only theirs), ``return_logits`` (bool) and ``output_resize``:
+    ``'logits'`` (default: the logits upsampled to the network input, the padding cropped,
+    resized to the original size, then thresholded) or ``'low_res_probabilities'`` (MedSAM's
+    official inference: the sigmoid of the head's low-resolution logits resized once,
+    bilinearly, to the original size, see :func:`low_res_probability_masks`).
 
     Args: see :class:`SAMSegmentor`; the head must be a ``BoxPromptHead`` (or provide
         ``predict_hypotheses(feats, data_samples, num_hypotheses) -> (B, M, h, w)``).
@@ -39,15 +46,23 @@ class MultiHypothesisSegmentor(SAMSegmentor):
         if num is not None and int(num) < 1:
             raise ValueError(f'MultiHypothesisSegmentor: test_cfg.num_hypotheses must be >= 1 '
                              f'(or None for the head\'s default), got {num}')
+        resize = self.test_cfg.get('output_resize', 'logits')
+        if resize not in OUTPUT_RESIZES:
+            raise ValueError(f'MultiHypothesisSegmentor: test_cfg.output_resize={resize!r}; '
+                             f'expected one of {OUTPUT_RESIZES}')
         if not hasattr(self.decode_head, 'predict_hypotheses'):
             raise TypeError(f'MultiHypothesisSegmentor needs a head with predict_hypotheses '
                             f'(e.g. MedSAMHead, SAMMCLHead), got {type(self.decode_head).__name__}')
 
+    def low_res_hypotheses(self, inputs, data_samples):
+        """The head's hypothesis logits at its own resolution: (B, M, h, w)."""
+        feats = self.head_inputs(inputs, data_samples)
+        return self.decode_head.predict_hypotheses(feats, data_samples,
+                                                   self.test_cfg.get('num_hypotheses'))
+
     def predict_hypotheses(self, inputs, data_samples):
         """Hypothesis logits at the network input size: (B, M, H, W)."""
-        feats = self.head_inputs(inputs, data_samples)
-        logits = self.decode_head.predict_hypotheses(feats, data_samples,
-                                                     self.test_cfg.get('num_hypotheses'))
+        logits = self.low_res_hypotheses(inputs, data_samples)
         if logits.shape[-2:] != inputs.shape[-2:]:
             logits = F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear',
                                    align_corners=self.align_corners)
@@ -71,14 +86,24 @@ class MultiHypothesisSegmentor(SAMSegmentor):
         if data_samples is None:
             raise ValueError('MultiHypothesisSegmentor.predict needs data samples (image '
                              'metainfo and prompts)')
-        logits = self.predict_hypotheses(inputs, data_samples)
+        low_res = self.test_cfg.get('output_resize', 'logits') == 'low_res_probabilities'
+        if low_res:
+            low_logits = self.low_res_hypotheses(inputs, data_samples)
+            logits = F.interpolate(low_logits, size=inputs.shape[-2:], mode='bilinear',
+                                   align_corners=self.align_corners)
+        else:
+            logits = self.predict_hypotheses(inputs, data_samples)
         threshold = torch.logit(torch.tensor(float(self.decode_head.threshold))).item()
-        for sample, sample_logits in zip(data_samples, logits):
+        for i, (sample, sample_logits) in enumerate(zip(data_samples, logits)):
             h, w = sample.img_shape[:2]
             sample_logits = F.interpolate(sample_logits[None, :, :h, :w],
                                           size=sample.ori_shape[:2], mode='bilinear',
                                           align_corners=self.align_corners)[0]
             hypotheses = sample_logits > threshold
+            if low_res:
+                hypotheses = low_res_probability_masks(
+                    low_logits[i], (h, w), tuple(inputs.shape[-2:]), sample.ori_shape[:2],
+                    threshold=float(self.decode_head.threshold))
             consensus = 2 * hypotheses.sum(0, keepdim=True) > hypotheses.shape[0]
             sample.pred_hypotheses = PixelData(data=hypotheses)
             sample.pred_sem_seg = PixelData(data=consensus.long())

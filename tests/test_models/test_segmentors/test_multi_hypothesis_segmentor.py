@@ -75,3 +75,20 @@ def test_training_step_through_the_data_preprocessor():
     assert set(losses) == {'decode.loss_mcl_dice'}
     losses['decode.loss_mcl_dice'].backward()
     assert all(p.grad is None for p in model.backbone.parameters())  # frozen encoder
+
+
+def test_medsam_official_output_resize_thresholds_the_resized_low_res_probabilities():
+    """output_resize='low_res_probabilities': MedSAM_Inference's rule, written out with
+    torch's own ops on the head's low-res logits (one bilinear resize of the sigmoid)."""
+    torch.manual_seed(0)
+    model = MODELS.build(segmentor_cfg('MedSAMHead',
+                                       output_resize='low_res_probabilities')).eval()
+    inputs, data = torch.randn(1, 3, TINY_IMG, TINY_IMG), samples(1, ori=(37, 53))
+    with torch.no_grad():
+        low = model.low_res_hypotheses(inputs, data)  # (1, 1, 16, 16)
+        (out, ) = model.predict(inputs, data)
+    expected = torch.nn.functional.interpolate(low.sigmoid(), size=(37, 53), mode='bilinear',
+                                               align_corners=False)[0] > 0.5
+    assert torch.equal(out.pred_hypotheses.data, expected)
+    with pytest.raises(ValueError, match="output_resize='nearest'"):
+        MODELS.build(segmentor_cfg('MedSAMHead', output_resize='nearest'))
