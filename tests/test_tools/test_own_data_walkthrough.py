@@ -70,6 +70,7 @@ def test_the_documented_commands_run(walkthrough):
     assert 'Iter(val) [1/1]' in train_log and 'mDice' in train_log  # validated, no crash
     test_log = outputs[3][1].stdout + outputs[3][1].stderr
     assert 'liver' in test_log and 'tumour' in test_log  # the per-class table
+    assert 'HD95 (mm)' in test_log  # the converter stored the spacing
     assert (root / WORK / 'epoch_2.pth').is_file()
     assert list((root / WORK / 'vis').rglob('*.png'))
 

@@ -40,6 +40,9 @@ class MultiHypothesisSegmentor(SAMSegmentor):
         ``predict_hypotheses(feats, data_samples, num_hypotheses) -> (B, M, h, w)``).
     """
 
+    TEST_CFG_KEYS = SAMSegmentor.TEST_CFG_KEYS + ('num_hypotheses', 'return_logits',
+                                                  'output_resize')
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         num = self.test_cfg.get('num_hypotheses')

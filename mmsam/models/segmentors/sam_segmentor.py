@@ -1,4 +1,6 @@
 """SAMSegmentor: image -> SAM encoder -> (neck) -> SAM decode head, as an mmseg segmentor."""
+import difflib
+
 import torch.nn.functional as F
 from mmseg.models.segmentors.base import BaseSegmentor
 
@@ -32,6 +34,10 @@ class SAMSegmentor(BaseSegmentor):
         init_cfg (dict, optional): mmengine init config.
     """
 
+    #: the ``test_cfg`` keys this segmentor reads, and the values its ``mode`` may take
+    TEST_CFG_KEYS = ('mode', 'label_resize')
+    TEST_MODES = ('whole', )
+
     def __init__(self, backbone, decode_head, neck=None, train_cfg=None, test_cfg=None,
                  data_preprocessor=None, init_cfg=None):
         check_train_test_geometry(data_preprocessor)
@@ -44,7 +50,22 @@ class SAMSegmentor(BaseSegmentor):
         self.num_classes = self.decode_head.num_classes
         self.out_channels = self.decode_head.out_channels
         self.train_cfg, self.test_cfg = train_cfg, test_cfg or {}
+        self._check_test_cfg()
         self.embedding_cache = None
+
+    def _check_test_cfg(self):
+        """Refuse ``test_cfg`` keys nothing reads and modes this segmentor does not run."""
+        name = type(self).__name__
+        for key in self.test_cfg:
+            if key not in self.TEST_CFG_KEYS:
+                close = difflib.get_close_matches(key, self.TEST_CFG_KEYS, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ''
+                raise ValueError(f'{name}: model.test_cfg.{key} is read by nothing{hint}; the '
+                                 f'keys are {", ".join(self.TEST_CFG_KEYS)}')
+        mode = self.test_cfg.get('mode', self.TEST_MODES[0])
+        if mode not in self.TEST_MODES:
+            raise ValueError(f'{name}: model.test_cfg.mode={mode!r} is not supported; it runs '
+                             f'{" or ".join(repr(m) for m in self.TEST_MODES)}')
 
     def extract_feat(self, inputs, data_samples=None):
         """Encode images: (B, 3, H, W) -> tuple of feature maps, the image embedding last.

@@ -40,17 +40,13 @@ class VolumeSAMSegmentor(SAMSegmentor):
         **kwargs: :class:`SAMSegmentor` arguments.
     """
 
+    TEST_CFG_KEYS = tuple(_TEST_DEFAULTS)
+    TEST_MODES = ('slide3d', )
+
     def __init__(self, backbone, decode_head, stem=None, **kwargs):
         super().__init__(backbone, decode_head, **kwargs)
         self.stem = MODELS.build(stem) if stem is not None else None
-        unknown = set(self.test_cfg) - set(_TEST_DEFAULTS)
-        if unknown:
-            raise KeyError(f'VolumeSAMSegmentor test_cfg has unknown keys {sorted(unknown)}; '
-                           f'valid: {sorted(_TEST_DEFAULTS)}')
         self.test_cfg = {**_TEST_DEFAULTS, **self.test_cfg}
-        if self.test_cfg['mode'] != 'slide3d':
-            raise ValueError(f"VolumeSAMSegmentor supports test_cfg.mode='slide3d', got "
-                             f"{self.test_cfg['mode']!r}")
         self.num_frames = getattr(self.backbone, 'num_frames', None)
         upsample = getattr(self.stem, 'upsample', 1)
         patch = self.test_cfg['patch_size']

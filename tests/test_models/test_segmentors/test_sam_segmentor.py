@@ -72,3 +72,16 @@ def test_label_resize_nearest_takes_argmax_at_network_resolution():
     model.test_cfg = dict(label_resize='bicubic')
     with pytest.raises(ValueError, match="label_resize='bicubic'"):
         model.predict(data['inputs'], data['data_samples'])
+
+
+@pytest.mark.parametrize('test_cfg, message', [
+    (dict(mode='slide', crop_size=(64, 64)), 'test_cfg.crop_size is read by nothing'),
+    (dict(mode='slide'), "test_cfg.mode='slide' is not supported; it runs 'whole'"),
+    (dict(label_resise='nearest'), "label_resise is read by nothing .did you mean "
+                                   "'label_resize'"),
+])
+def test_test_cfg_keys_nothing_reads_are_refused(test_cfg, message):
+    model_cfg = Config.fromfile(DEMO).model
+    model_cfg.test_cfg = test_cfg
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(model_cfg)

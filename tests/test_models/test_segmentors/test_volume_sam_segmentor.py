@@ -84,8 +84,11 @@ def test_patch_depth_must_match_num_frames():
         model.flatten_volume(torch.randn(1, 1, 4, IMG, IMG))
     with pytest.raises(ValueError, match='backbone.img_size=32'):
         model.flatten_volume(torch.randn(1, 1, 2, 16, 16))
-    with pytest.raises(KeyError, match='unknown keys'):
+    with pytest.raises(ValueError, match='test_cfg.overlap is read by nothing'):
         MODELS.build(segmentor_cfg(overlap=0.5))
+    with pytest.raises(ValueError, match="test_cfg.mode='whole' is not supported; it runs "
+                       "'slide3d'"):
+        MODELS.build(segmentor_cfg(mode='whole'))
 
 
 def test_preprocessor_checks_batches():
