@@ -20,4 +20,7 @@ default_hooks = dict(checkpoint=dict(interval={{_base_.checkpoint_interval}}, sa
 # SAM's 64 x 64 position table resized to the 32 x 32 grid of a 512 input bilinearly, as the
 # official build_sam.load_from does (mmsam's default is bicubic: 9e-2 on the logits). The
 # official SAMed LoRA file converts with tools/model_converters/samed2mmsam.py.
-model = dict(backbone=dict(pos_embed_resize='bilinear'))
+# The loss's 1/4-resolution labels as the official dataset makes low_res_label: scipy
+# zoom(order=0) of the full labels (mmsam's default F.interpolate nearest reads other pixels).
+model = dict(backbone=dict(pos_embed_resize='bilinear'),
+             decode_head=dict(loss_label_resize='zoom'))

@@ -14,4 +14,7 @@ randomness = dict(seed=2345)
 # Final-epoch evaluation, no checkpoint selected on the test split (the val loop runs on it).
 default_hooks = dict(checkpoint=dict(interval={{_base_.checkpoint_interval}}, save_best=None))
 # SAM's position table resized bilinearly, as SAMed's and H-SAM's official loaders both do.
-model = dict(backbone=dict(pos_embed_resize='bilinear'))
+# The loss's 1/4-resolution labels as the official dataset makes low_res_label: scipy
+# zoom(order=0) of the full labels (mmsam's default F.interpolate nearest reads other pixels).
+model = dict(backbone=dict(pos_embed_resize='bilinear'),
+             decode_head=dict(loss_label_resize='zoom'))

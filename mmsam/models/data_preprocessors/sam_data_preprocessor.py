@@ -5,8 +5,10 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.utils import stack_batch
 
 from mmsam.registry import MODELS
+from ..utils.ndimage_zoom import zoom_nearest, zoom_spline
 
 FITS = ('pad', 'longest_side', 'resize')
+INTERPOLATIONS = ('bilinear', 'spline')
 
 
 @MODELS.register_module()
@@ -33,11 +35,19 @@ class SAMDataPreProcessor(SegDataPreProcessor):
     Args:
         size (tuple[int, int]): (S_h, S_w), the encoder's input size.
         fit (str): ``'pad'``, ``'longest_side'`` or ``'resize'``.
+        interpolation (str): how images are resized: ``'bilinear'`` (antialiased when
+            shrinking; labels by ``F.interpolate`` nearest) or ``'spline'``
+            (``scipy.ndimage.zoom(order=3)`` per channel, labels ``zoom(order=0)``, on the
+            CPU: the official SAMed / H-SAM ``test_single_volume`` and datasets).
+        via_size (tuple[int, int], optional): with ``fit='resize'``, resize to this size
+            first, then to ``size`` (the official SAMed test's 512 -> 224 -> 512 round trip:
+            ``via_size=(224, 224)``, ``size=(512, 512)``); an image already at ``via_size``
+            skips the first step.
         **kwargs: ``mean``, ``std``, ``pad_val``, ``seg_pad_val``, ``bgr_to_rgb``,
             ``rgb_to_bgr``, ``batch_augments`` of ``SegDataPreProcessor``.
     """
 
-    def __init__(self, size, fit='pad', **kwargs):
+    def __init__(self, size, fit='pad', interpolation='bilinear', via_size=None, **kwargs):
         for key in ('test_cfg', 'size_divisor'):
             if kwargs.get(key) is not None:
                 raise ValueError(f'SAMDataPreProcessor: {key}={kwargs[key]!r} is not used: '
@@ -50,8 +60,19 @@ class SAMDataPreProcessor(SegDataPreProcessor):
             tuple(int(s) for s in size)
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f'SAMDataPreProcessor: size={size}; expected (height, width)')
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f'SAMDataPreProcessor: interpolation={interpolation!r}; '
+                             f'expected one of {INTERPOLATIONS}')
+        if via_size is not None:
+            if fit != 'resize':
+                raise ValueError(f'SAMDataPreProcessor: via_size={via_size} needs '
+                                 f"fit='resize' (got fit={fit!r})")
+            via_size = (int(via_size), int(via_size)) if isinstance(via_size, (int, float)) \
+                else tuple(int(s) for s in via_size)
         super().__init__(size=size, **kwargs)
         self.fit = fit
+        self.interpolation = interpolation
+        self.via_size = via_size
 
     def fitted_shape(self, shape):
         """The (h', w') an (h, w) image has inside the (S_h, S_w) frame."""
@@ -65,19 +86,34 @@ class SAMDataPreProcessor(SegDataPreProcessor):
 
     def _fit(self, image, sample, training):
         shape = self.fitted_shape(tuple(image.shape[-2:]))
-        if shape == tuple(image.shape[-2:]):
+        steps = [shape] if self.via_size is None else [self.via_size, shape]
+        if steps == [tuple(image.shape[-2:])]:
             return image
+        follow = sample is not None and training and 'gt_sem_seg' in sample
+        label = sample.gt_sem_seg.data if follow else None
+        for step in steps:
+            image, label = self._resize(image, label, step)
+        if sample is not None:
+            sample.set_metainfo(dict(img_shape=shape))
+            if follow:
+                del sample.gt_sem_seg.data
+                sample.gt_sem_seg.data = label
+        return image
+
+    def _resize(self, image, label, shape):
+        """(3, h, w) image and optional (1, h, w) label to ``shape`` by ``interpolation``."""
+        if shape == tuple(image.shape[-2:]):
+            return image, label
+        if self.interpolation == 'spline':
+            return zoom_spline(image, shape), None if label is None else zoom_nearest(
+                label, shape)
         shrink = shape[0] < image.shape[-2] or shape[1] < image.shape[-1]
         image = F.interpolate(image[None], size=shape, mode='bilinear', align_corners=False,
                               antialias=shrink)[0]
-        if sample is not None:
-            sample.set_metainfo(dict(img_shape=shape))
-            if training and 'gt_sem_seg' in sample:
-                label = sample.gt_sem_seg.data
-                del sample.gt_sem_seg.data
-                sample.gt_sem_seg.data = F.interpolate(
-                    label[None].float(), size=shape, mode='nearest')[0].to(label.dtype)
-        return image
+        if label is not None:
+            label = F.interpolate(label[None].float(), size=shape, mode='nearest')[0].to(
+                label.dtype)
+        return image, label
 
     def forward(self, data, training=False):
         """Normalise, fit and batch.

@@ -11,15 +11,18 @@ import numpy as np
 import torch
 
 
-def zoom_nearest(labels, shape):
+def zoom_nearest(labels, shape, cval=0):
     """Resize the last two axes of ``labels`` as ``scipy.ndimage.zoom(order=0)`` does.
 
-    Output pixel j reads input pixel ``floor(j * (n_in - 1) / (n_out - 1) + 0.5)`` (exact
-    integer indexing, no interpolation, any dtype and device).
+    Output pixel j reads input pixel ``floor(c + 0.5)`` at ``c = j * ((n_in - 1) /
+    (n_out - 1))`` in float64 (exact integer indexing, any dtype and device). scipy's quirk
+    is kept: where rounding puts ``c`` above ``n_in - 1`` (the last pixel for some sizes,
+    e.g. 512 -> 224 and 64 -> 28), its default ``mode='constant'`` gives ``cval`` there.
 
     Args:
         labels (Tensor): (..., h, w) class ids (or any values).
         shape (tuple[int, int]): (H, W) output size.
+        cval (int | float): the value past the edge (scipy's default 0).
 
     Returns:
         Tensor: (..., H, W), the dtype and device of ``labels``.
@@ -30,8 +33,15 @@ def zoom_nearest(labels, shape):
         if size_in == size_out:
             continue
         scale = (size_in - 1) / (size_out - 1) if size_out > 1 else 0.0
-        index = torch.floor(torch.arange(size_out, dtype=torch.float64) * scale + 0.5).long()
-        out = out.index_select(out.dim() + axis, index.clamp_(0, size_in - 1).to(labels.device))
+        coord = torch.arange(size_out, dtype=torch.float64) * scale
+        index = torch.floor(coord + 0.5).long().clamp_(0, size_in - 1).to(labels.device)
+        dim = out.dim() + axis
+        out = out.index_select(dim, index)
+        outside = (coord > size_in - 1).to(labels.device)
+        if outside.any():
+            view = [1] * out.dim()
+            view[dim] = size_out
+            out = out.masked_fill(outside.view(view), cval)
     return out
 
 
