@@ -9,7 +9,9 @@ encoder adapters, depth embeddings (encoder ``depth_embed`` + decoder ``depth_pe
 adapters, prompt generator (the neck with its mask/box/cls heads), classifier (``cls_token`` +
 ``cls_embed``), stem, refine and SAM (encoder, prompt encoder and mask decoder). The model is
 built with random weights; no checkpoint is read. ``--meta`` builds it on PyTorch's meta
-device (no memory, instant; the same counts), e.g. for ViT-H.
+device (no memory, instant; the same counts), e.g. for ViT-H. ``--exact`` prints whole numbers
+for any model, to compare with an official count (SAMed: tests/test_tools/test_count_params_samed.py
+checks ``configs/samed/samed_vit-b_synapse.py`` against segment-anything's own modules).
 """
 import argparse
 import contextlib
@@ -99,6 +101,8 @@ def main(argv=None):
                         help='override config settings, as in tools/train.py')
     parser.add_argument('--meta', action='store_true',
                         help='build the model on the meta device (no memory; same counts)')
+    parser.add_argument('--exact', action='store_true',
+                        help='print whole numbers instead of millions (MaskSAM always does)')
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -110,7 +114,7 @@ def main(argv=None):
     groups = count_masksam(model) if masksam else count_by_module(model)
     total = sum(t for t, _ in groups.values())
     trainable = sum(t for _, t in groups.values())
-    if masksam:  # exact counts, as the spec's table
+    if masksam or args.exact:  # exact counts (MaskSAM: as the spec's table)
         table = PrettyTable(['module', 'total', 'trainable'])
         for group, (group_total, group_trainable) in list(groups.items()) + [
                 ('all', (total, trainable))]:
