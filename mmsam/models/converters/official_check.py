@@ -44,7 +44,8 @@ def registered_cases():
 
 
 def _import_sources():
-    from . import hf_sam, hsam, medsam, psam, samed  # noqa: F401  (they register their cases)
+    # the sources register their cases on import
+    from . import hf_sam, hsam, masksam, medsam, psam, samed  # noqa: F401
 
 
 def load_fixture(fixture_dir):
