@@ -70,6 +70,7 @@ def test_hsam_synapse_10pct_follows_the_paper():
             head.stage2_decoder.masked_attention_downsample_rate) == (5, 0.2, 1)
     assert head.prior_resize == 'bilinear' and head.attention_heads == 8
     assert head.prompt_encoder.num_point_embeddings == 11
+    assert head.loss_label_resize == 'zoom'  # the official low_res_label: zoom(order=0)
     # the official RandomGenerator: rotation 45%, crop 41.25%, elastic 11.69%, none 2.06%
     augment = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[1])
     assert augment.branch_probabilities() == pytest.approx([0.45, 0.4125, 0.116875, 0.020625])

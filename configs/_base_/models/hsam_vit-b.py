@@ -42,7 +42,9 @@ model = dict(
         stage_fusion='logits',
         # official: stage 2 starts random (only stage 1 loads SAM's decoder)
         stage2_init='random',
-        # official trainer.calc_loss with dice_param 0.9 (train.py since 80be503)
+        # official trainer.calc_loss with dice_param 0.9 (train.py since 80be503); stage 1 on
+        # labels zoomed as the official dataset's low_res_label (scipy zoom(order=0))
+        loss_label_resize='zoom',
         loss_decode=[
             dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.1, loss_name='loss_ce'),
             dict(type='MultiClassDiceLoss', loss_weight=0.9, loss_name='loss_dice'),

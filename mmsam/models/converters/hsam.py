@@ -20,7 +20,6 @@ resizes to the training input (bilinear). Every width is read from the files.
 import os.path as osp
 
 import torch
-from mmengine.structures import PixelData
 
 from mmsam.models.utils.sam_checkpoint import POS_EMBED_RESIZE_MODES
 from .official_check import build_model, register_case, sam_widths
@@ -226,6 +225,15 @@ def stage2_widths(model_cfg, arch):
     model_cfg.backbone.adapter.rank = arch['lora_rank']
 
 
+def _stage1_weight_at_epoch0(cfg):
+    """The stage-1 loss weight the config's StageLossWeightHook sets at epoch 0."""
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('type') == 'StageLossWeightHook':
+            return 1 - (1 - hook['start']) ** ((1 - hook['decay']) ** 0)
+    raise ValueError('the config has no StageLossWeightHook; the official loss weights the '
+                     'stages 1 - 0.6 ** (0.99 ** epoch) and 0.6 ** (0.99 ** epoch)')
+
+
 @register_case('hsam', HSAM_CONFIGS[('vit_b', 512)])
 def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     """The H-SAM fixture: mmsam's outputs under the keys of the official ``outputs.pt``.
@@ -260,24 +268,23 @@ def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
                fused_masks=head.fuse_stages(logits1, logits2))
     out['fused_pred_labels'] = torch.stack(
         [s.pred_sem_seg.data[0] for s in model.predict(batch, [s.clone() for s in samples])])
-    # The loss on the fixture's labels: stage 1 on the low-res labels (scipy zoom(order=0), as
-    # the official dataset makes them), stage 2 on the full labels.
-    w = 1 - 0.6 ** (0.99 ** 0)  # the official stage-1 weight at epoch 0
-    hook = cfg.get('custom_hooks', [{}])[0]
-    if hook.get('type') == 'StageLossWeightHook':
-        w = 1 - (1 - hook['start']) ** ((1 - hook['decay']) ** 0)
-    stage_losses = []
-    for logits, labels in ((logits1, inputs['low_res_labels']), (logits2, inputs['labels'])):
-        labels = labels.long()
-        stage_losses.append(sum(loss(logits, labels, ignore_index=head.ignore_index)
-                                for loss in head.loss_decode))
-    out.update(loss_stage1=stage_losses[0], loss_stage2=stage_losses[1],
-               loss=w * stage_losses[0] + (1 - w) * stage_losses[1],
-               stage1_weight_epoch0=torch.tensor(w))
-    # the segmentor's loss path (labels resized by the head) runs too
-    for sample, label in zip(samples, inputs['labels'].long()):
-        sample.gt_sem_seg = PixelData(data=label[None])
-    model.loss(batch, samples)
-    notes.append(f'stage-1 loss on the fixture\'s low_res_labels; CMAttn {summary["stage2"]}'
-                 .split('; CMAttn')[0])
+    # The loss through mmsam's own label path: the full labels go through the data
+    # preprocessor (training mode) and the head brings them to stage 1's resolution by its
+    # loss_label_resize ('zoom' in the paper-table config: the official dataset's scipy
+    # zoom(order=0) low_res_label); the model stays in eval mode, as the fixture's loss.
+    head.stage1_weight = _stage1_weight_at_epoch0(cfg)
+    train = model.data_preprocessor(dict(
+        inputs=images, data_samples=[_sample(tuple(raw.shape[-2:]), gt)
+                                     for gt in inputs['labels'].long()]), True)
+    labels = head._stack_batch_gt(train['data_samples'])[:, 0]
+    logits1, logits2 = head.forward(model.extract_feat(train['inputs']), labels=labels)
+    (stage1, low_labels), (stage2, _) = head.stage_losses(logits1, logits2, labels)
+    losses = model.loss(train['inputs'], train['data_samples'])
+    out.update(loss_stage1=sum(stage1.values()), loss_stage2=sum(stage2.values()),
+               loss=sum(losses[f'decode.{loss.loss_name}'] for loss in head.loss_decode),
+               stage1_weight_epoch0=losses['decode.stage1_weight'])
+    differ = int((low_labels != inputs['low_res_labels'].long()).sum())
+    notes.append(f'loss on the full labels, resized by the head\'s loss_label_resize='
+                 f'{head.loss_label_resize!r}: {differ} of {low_labels.numel()} low-res labels '
+                 'differ from the official low_res_labels')
     return out, notes

@@ -12,8 +12,9 @@ from ..utils.class_balanced_mask_attention import ClassBalancedMaskAttention, re
 from ..utils.class_token_mask_attention import ClassTokenMaskAttention
 from ..utils.hsam_class_map_attention import HSAMClassMapAttention
 from ..utils.masked_two_way_transformer import pad_token_mask
+from ..utils.ndimage_zoom import zoom_nearest
 from .sam_decode_head import SAMDecodeHead
-from .samed_head import reset_class_token_parameters
+from .samed_head import LOSS_LABEL_RESIZES, reset_class_token_parameters
 
 MASK_ATTENTION_MODES = ('learnable', 'binary', None)
 CMATTN_MODES = ('official', 'class_tokens', 'spatial')
@@ -88,6 +89,10 @@ class HSAMHead(SAMDecodeHead):
             softmax of the bilinearly downsampled stage-1 logits) or ``'area'`` (area average
             of the stage-1 probabilities).
         cmattn_mlp_dim (int): MLP width of ``cmattn_mode='official'`` (official: 2048).
+        loss_label_resize (str): how the labels reach stage 1's (and the official CMAttn
+            noise's) 1/4 resolution: ``'interpolate'`` (``F.interpolate`` nearest) or
+            ``'zoom'`` (``scipy.ndimage.zoom(order=0)``, as the official dataset makes
+            ``low_res_label``; see :class:`SAMedHead`).
 
     ``cmattn_mode='official'`` is :class:`HSAMClassMapAttention`; its ``cmattn_weighting``
     may be ``'softmax'`` (the official quirk: a softmax over one channel, so the block is a
@@ -101,7 +106,7 @@ class HSAMHead(SAMDecodeHead):
                  attention_heads=8, cmattn_mode='class_tokens', cmattn_weighting='tanh',
                  embedding_noise=0.2, stage_fusion='probs', reinit_class_tokens=True,
                  stage2_init='random', stage2_decoder=None, prior_resize='area',
-                 cmattn_mlp_dim=2048, **kwargs):
+                 cmattn_mlp_dim=2048, loss_label_resize='interpolate', **kwargs):
         if 'num_multimask_outputs' in mask_decoder:
             raise ValueError('HSAMHead sets mask_decoder.num_multimask_outputs from '
                              'num_classes; remove it from the config')
@@ -114,7 +119,9 @@ class HSAMHead(SAMDecodeHead):
         for name, value, choices in (('cmattn_mode', cmattn_mode, CMATTN_MODES),
                                      ('stage_fusion', stage_fusion, STAGE_FUSIONS),
                                      ('stage2_init', stage2_init, STAGE2_INITS),
-                                     ('prior_resize', prior_resize, PRIOR_RESIZES)):
+                                     ('prior_resize', prior_resize, PRIOR_RESIZES),
+                                     ('loss_label_resize', loss_label_resize,
+                                      LOSS_LABEL_RESIZES)):
             if value not in choices:
                 raise ValueError(f'HSAMHead {name} must be one of {choices}, got {value!r}')
         if embedding_noise < 0:
@@ -138,6 +145,7 @@ class HSAMHead(SAMDecodeHead):
                                                                         checkpoint=None)
         self.stage2_decoder = MODELS.build(stage2_cfg)
         self.prior_resize = prior_resize
+        self.loss_label_resize = loss_label_resize
         self.mask_cross_attention = mask_cross_attention
         self.stage1_weight = stage1_weight
         self.embedding_noise = embedding_noise
@@ -282,7 +290,7 @@ class HSAMHead(SAMDecodeHead):
         mask_feature = hs1[:, 1:1 + self.num_classes] @ src1.flatten(2)  # (B, C, h * w)
         if isinstance(self.cmattn, HSAMClassMapAttention):
             # the official noise reads the stage-1 (1/4-resolution) labels
-            small = None if labels is None else resize_labels(labels, stage1_size)
+            small = None if labels is None else self.labels_at(labels, stage1_size)
             return self.cmattn(stage2_input, mask_feature, small)
         small_labels = None if labels is None else resize_labels(labels, (h, w))
         frequencies = self.class_counts / self.class_counts.sum().clamp_min(1)
@@ -308,6 +316,29 @@ class HSAMHead(SAMDecodeHead):
         return self.predict_by_feat(self.fuse_stages(logits1, logits2),
                                     [s.metainfo for s in batch_data_samples])
 
+    def labels_at(self, labels, size):
+        """(B, H, W) labels at ``size`` by ``loss_label_resize``: (B, h, w) long."""
+        if self.loss_label_resize == 'zoom':
+            return zoom_nearest(labels, size).long()
+        return resize_labels(labels, size)
+
+    def stage_losses(self, logits1, logits2, labels):
+        """Each stage's unweighted losses, on the labels at its resolution.
+
+        Args:
+            logits1 (Tensor): (B, C, h1, w1); logits2 (Tensor): (B, C, h2, w2).
+            labels (Tensor): (B, H, W) class ids.
+
+        Returns:
+            list[tuple[dict, Tensor]]: per stage, ``{loss_name: value}`` and its labels.
+        """
+        out = []
+        for logits in (logits1, logits2):
+            stage_labels = self.labels_at(labels, logits.shape[-2:])
+            out.append((self.sum_losses(logits, stage_labels, ignore_index=self.ignore_index),
+                        stage_labels))
+        return out
+
     def loss(self, inputs, batch_data_samples, train_cfg):
         """``w * L1 + (1 - w) * L2`` per loss term; also logs ``stage1_weight`` and each
         stage's accuracy."""
@@ -319,12 +350,11 @@ class HSAMHead(SAMDecodeHead):
         logits1, logits2 = self.forward(inputs, batch_data_samples, labels=labels)
         w = float(self.stage1_weight)
         losses = {}
-        for stage, logits, weight in (('s1', logits1, w), ('s2', logits2, 1 - w)):
-            stage_labels = resize_labels(labels, logits.shape[-2:])
-            for loss_decode in self.loss_decode:
-                value = loss_decode(logits, stage_labels, ignore_index=self.ignore_index)
-                losses[loss_decode.loss_name] = losses.get(loss_decode.loss_name, 0) + \
-                    weight * value
+        stages = self.stage_losses(logits1, logits2, labels)
+        for (stage, logits, weight), (stage_losses, stage_labels) in zip(
+                (('s1', logits1, w), ('s2', logits2, 1 - w)), stages):
+            for name, value in stage_losses.items():
+                losses[name] = losses.get(name, 0) + weight * value
             losses[f'acc_seg_{stage}'] = accuracy(logits, stage_labels,
                                                   ignore_index=self.ignore_index)
         losses['stage1_weight'] = logits1.new_tensor(w)
