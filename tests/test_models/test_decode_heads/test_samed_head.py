@@ -103,3 +103,19 @@ def test_class_token_parts_start_fresh_after_loading_sam(tiny_sam, tiny_sam_chec
     kept = MODELS.build(dict(cfg, reinit_class_tokens=False))
     kept.init_weights()
     assert torch.equal(kept.mask_decoder.mask_tokens.weight, sam['mask_tokens.weight'])
+
+
+def test_loss_label_resize_zoom_gives_scipy_zoom_order_0_labels():
+    """'zoom': the official dataset's low_res_label = scipy zoom(label, order=0)."""
+    import numpy as np
+    from scipy.ndimage import zoom
+    samples, gen = _samples(2, size=64), torch.Generator().manual_seed(0)
+    for sample in samples:  # label maps with borders everywhere
+        sample.gt_sem_seg.data = torch.randint(0, 4, (1, 64, 64), generator=gen)
+    official = np.stack([zoom(s.gt_sem_seg.data[0].numpy(), 16 / 64, order=0) for s in samples])
+    zoomed = MODELS.build(dict(HEAD, loss_label_resize='zoom')).resize_labels(samples, (16, 16))
+    assert np.array_equal(zoomed.numpy(), official)
+    default = MODELS.build(HEAD).resize_labels(samples, (16, 16))  # F.interpolate nearest
+    assert not np.array_equal(default.numpy(), official)
+    with pytest.raises(ValueError, match="loss_label_resize='scipy'"):
+        MODELS.build(dict(HEAD, loss_label_resize='scipy'))
