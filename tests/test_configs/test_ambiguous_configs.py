@@ -56,7 +56,12 @@ def test_seqsam_main_configs(name, m):
     head = cfg.model.decode_head
     assert (head.type, head.num_hypotheses, head.train_selection, head.bptt_logits) == (
         'SeqSAMHead', m, 'strided', True)
-    assert head.loss_decode == dict(type='HungarianDiceLoss', ignore_empty=True, loss_weight=1.0)
+    # the official network and loss, quirks included (configs/seqsam/README.md)
+    assert head.loss_decode == dict(
+        type='HungarianDiceLoss', eps=1e-5, squared_pred=True, per_row=False, ignore_empty=True,
+        empty_weighting='position', normalizer='pairs', batch_reduction='sum', loss_weight=1.0)
+    assert head.recurrent_input_order == 'zh'
+    assert head.mask_decoder.two_way_layer_norm_eps == 1e-6
     weights = 'medsam_vit_b.pth' if 'medsam' in name else 'sam_vit_b_01ec64.pth'
     assert cfg.model.backbone.checkpoint.endswith(weights)
     # the recommended protocol differs in split and schedule only
@@ -75,6 +80,10 @@ def test_sam_mcl_main_config():
         'SAMMCLHead', 3, 'random_reader')
     assert head.loss_decode.type == 'MultipleChoiceDiceLoss' and \
         head.loss_decode.get('relaxation', 0.0) == 0.0
+    # the official per-row MONAI Dice and HF's two-way LayerNorm eps
+    assert (head.loss_decode.eps, head.loss_decode.squared_pred, head.loss_decode.per_row) == (
+        1e-5, True, True)
+    assert head.mask_decoder.two_way_layer_norm_eps == 1e-6
     assert cfg.model.backbone.checkpoint.endswith('sam_vit_b_01ec64.pth')
 
 
@@ -84,6 +93,9 @@ def test_medsam_main_config():
     head = cfg.model.decode_head
     assert (head.type, head.train_target) == ('MedSAMHead', 'random_reader')
     assert [loss.type for loss in head.loss_decode] == ['MaskDiceLoss']  # Dice only
+    dice = head.loss_decode[0]
+    assert (dice.eps, dice.squared_pred, dice.per_row) == (1e-5, True, True)  # MONAI per row
+    assert head.mask_decoder.two_way_layer_norm_eps == 1e-6
     assert cfg.model.backbone.checkpoint.endswith('medsam_vit_b.pth')
     qubiq = load('medsam/medsam_qubiq-kidney.py')
     check_seqsam_protocol(qubiq, qubiq=True)
