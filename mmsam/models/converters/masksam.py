@@ -426,7 +426,7 @@ def apply_summary(model_cfg, summary, decoder_heads, attn_impl='fused'):
                 refine=None if summary['refine'] is None
                 else dict(type='MaskRefine3D', **summary['refine']))
     head.prompt_encoder.update(embed_dim=summary['prompt_width'], img_size=summary['img_size'],
-                               patch_size=enc['patch_size'], canvas_size=summary['canvas_size'],
+                               patch_size=enc['patch_size'],
                                mask_in_chans=summary['mask_in_chans'], checkpoint=None)
     head.mask_decoder.update(
         transformer_dim=dec['transformer_dim'], transformer_depth=dec['transformer_depth'],
