@@ -17,10 +17,14 @@ def load_tool(name):
 def test_count_params_groups_encoder_adapter_and_decoder_stages(capsys):
     groups = load_tool('count_params').main([str(REPO / 'configs/hsam/hsam_synapse_10pct.py')])
     assert groups['backbone'][1] == 0  # frozen
-    assert groups['backbone adapter'] == (147456, 147456)  # LoRA r=4 on q, v of 12 blocks
-    assert groups['decode_head.mask_decoder'] == groups['decode_head.stage2_decoder']
+    assert groups['backbone adapter'] == (184320, 184320)  # LoRA r=5 on q, v of 12 blocks
+    # the official build's modules: MaskDecoder_512 4,759,945; MaskDecoder2_512 19,051,259 =
+    # stage 2 + CMAttn; prompt encoder with 11 point embeddings 8,012
+    assert groups['decode_head.mask_decoder'][0] == 4759945
+    assert groups['decode_head.stage2_decoder'][0] + groups['decode_head.cmattn'][0] == 19051259
+    assert groups['decode_head.prompt_encoder'][0] == 8012
     total = sum(t for t, _ in groups.values())
-    assert abs(total - 112.3e6) / 112.3e6 < 0.05  # the paper's 112.3M (Table 1)
+    assert total == 111282384  # the official build (the paper's Table 6 says 112.3M)
     assert 'all' in capsys.readouterr().out
 
 
