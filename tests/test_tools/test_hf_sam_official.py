@@ -229,3 +229,33 @@ def test_infer_tool_stops_with_one_line_naming_the_converter(official_files, tmp
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert 'tools/model_converters/hf_sam2mmsam.py' in lines[-1], proc.stderr
     assert 'Traceback' not in proc.stderr and 'corrupt' not in proc.stderr.lower()
+
+
+def test_bare_sam_model_keys_with_the_tied_copy_and_a_bin_file(hf_copy, tmp_path):
+    """facebook/sam-vit-base / wanglab/medsam-vit-base: SamModel keys without ``sam.``; older
+    files also hold the prompt encoder's tied copy of the Fourier features, which is dropped
+    with its reason (and refused when it differs)."""
+    from safetensors.torch import load_file, save_file
+    from mmsam.models.converters import ConversionError
+    from mmsam.models.converters.hf_sam import convert_hf_sam
+    seqsam_state, _, _ = convert_hf_sam(str(hf_copy))
+    state = {k[len('sam.'):]: v for k, v in load_file(str(hf_copy / 'model.safetensors')).items()
+             if k.startswith('sam.')}
+    state['prompt_encoder.shared_embedding.positional_embedding'] = \
+        state['shared_image_embedding.positional_embedding'].clone()
+    folder = tmp_path / 'sam-vit-tiny'
+    folder.mkdir()
+    shutil.copy(hf_copy / 'config.json', folder / 'config.json')
+    save_file(state, str(folder / 'model.safetensors'))
+    converted, summary, report = convert_hf_sam(str(folder))
+    assert summary['kind'] == 'sam' and summary['configs'] == []
+    assert any('tied copy' in line for line in report)
+    assert set(converted) == {k for k in seqsam_state if not k.startswith('decode_head.conv')}
+    assert all(torch.equal(v, seqsam_state[k]) for k, v in converted.items())
+    torch.save(state, folder / 'pytorch_model.bin')
+    from_bin, _, _ = convert_hf_sam(str(folder / 'pytorch_model.bin'))
+    assert all(torch.equal(v, converted[k]) for k, v in from_bin.items())
+    state['prompt_encoder.shared_embedding.positional_embedding'] += 1
+    save_file(state, str(folder / 'model.safetensors'))
+    with pytest.raises(ConversionError, match='shared_embedding'):
+        convert_hf_sam(str(folder))
