@@ -62,7 +62,6 @@ are printed.
 import argparse
 import contextlib
 import json
-import os
 import os.path as osp
 import sys
 
@@ -91,7 +90,7 @@ from mmsam.engine.amp import autocast_for  # noqa: E402
 from mmsam.visualization.slice_choice import choose_slices, slice_scores  # noqa: E402
 from mmsam.registry import DATASETS, TRANSFORMS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
-from mmsam.utils.io import atomic_savez  # noqa: E402
+from mmsam.utils.io import atomic_savez, atomic_write_png  # noqa: E402
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer  # noqa: E402
 from mmsam.visualization.slice_overlay import (display_slice,  # noqa: E402
                                                render_slice_comparison, volume_display_range)
@@ -469,21 +468,8 @@ def class_names_and_palette(model, cfg):
 
 
 def write_png(path, rgb_or_labels):
-    """Write a uint8 (H, W) or RGB (H, W, 3) array as PNG, atomically."""
-    array = rgb_or_labels[..., ::-1] if rgb_or_labels.ndim == 3 else rgb_or_labels
-    ok, data = cv2.imencode('.png', np.ascontiguousarray(array))
-    if not ok:
-        raise OSError(f'cannot encode {path}')
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.{os.getpid()}.tmp'  # a plain open(): the usual permissions
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write a uint8 (H, W) or RGB (H, W, 3) array as PNG, atomically; prints the path."""
+    atomic_write_png(path, rgb_or_labels)
     print(path)
     return path
 

@@ -19,15 +19,14 @@ config (``config.py``, the resolved config): input size, kind, M, classes.
 """
 import copy
 import json
-import os
 import os.path as osp
-import shutil
 
 import torch
 import torch.nn as nn
 from mmseg.structures import SegDataSample
 
-from mmsam.models.adapters.lora import _QKV_INDEX, LoRAQKVLinear
+from mmsam.models.adapters.lora import LoRAQKVLinear
+from mmsam.utils.io import staged_files
 from .inference import is_hypothesis_model, is_volume_model, model_input_size
 
 ENCODER_FILE, HEAD_FILE, DEPLOY_FILE, CONFIG_FILE = ('encoder.onnx', 'head.onnx', 'deploy.json',
@@ -46,16 +45,7 @@ def merge_lora(model):
         for name, child in list(parent.named_children()):
             if not isinstance(child, LoRAQKVLinear):
                 continue
-            linear = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
-            weight = child.weight.detach().clone()
-            dim = child.out_features // 3
-            for t in child.targets:
-                i = _QKV_INDEX[t]
-                delta = child.lora_b[t].weight @ child.lora_a[t].weight
-                weight[i * dim:(i + 1) * dim] += child.scaling * delta.detach()
-            linear.weight.data.copy_(weight)
-            if child.bias is not None:
-                linear.bias.data.copy_(child.bias.detach())
+            linear = child.merged_linear()
             setattr(parent, name, linear)
             merged += 1
     return merged
@@ -196,10 +186,7 @@ def export_onnx(model, out_dir, batch=2):
     head_args = list(feats) + ([torch.tensor([[8.0, 8.0, size[1] - 8.0, size[0] - 8.0]] *
                                              batch)] if boxed else [])
     head_inputs = feat_names + (['boxes'] if boxed else [])
-    os.makedirs(out_dir, exist_ok=True)
-    stage = osp.join(out_dir, f'.export-{os.getpid()}')
-    os.makedirs(stage, exist_ok=True)
-    try:
+    with staged_files(out_dir, 'export') as stage:
         try:
             _export(encoder, [image], osp.join(stage, ENCODER_FILE), ['image'], feat_names)
         except Exception as err:  # the fused attention kernel may not trace
@@ -219,10 +206,6 @@ def export_onnx(model, out_dir, batch=2):
         with open(osp.join(stage, DEPLOY_FILE), 'w') as f:
             json.dump(record, f, indent=2)
         model.cfg.dump(osp.join(stage, CONFIG_FILE))
-        for name in (ENCODER_FILE, HEAD_FILE, DEPLOY_FILE, CONFIG_FILE):
-            os.replace(osp.join(stage, name), osp.join(out_dir, name))
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return record
 
 

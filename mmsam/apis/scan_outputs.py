@@ -13,14 +13,12 @@ folder's name) :func:`write_scan_outputs` writes into ``out_dir``:
 Everything is written into a staging folder inside ``out_dir`` first and moved into place once
 all files are complete, so a failure leaves nothing half-written.
 """
-import os
 import os.path as osp
-import shutil
 
-import cv2
 import numpy as np
 
 from mmsam.datasets.medical_image_io import METAIMAGE_SUFFIXES, NIFTI_SUFFIXES, write_nifti
+from mmsam.utils.io import atomic_write_png, staged_files
 from mmsam.visualization.slice_choice import choose_slices, slice_scores
 from mmsam.visualization.slice_overlay import (display_slice, render_slice_comparison,
                                                volume_display_range)
@@ -50,14 +48,6 @@ def chosen_slices(labels, num, explicit=None, prompted=None):
     return choose_slices(slice_scores(labels), candidates, min(num, len(candidates)), depth=depth)
 
 
-def _png(path, rgb):
-    ok, data = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise OSError(f'cannot encode {path}')
-    with open(path, 'wb') as f:
-        f.write(data.tobytes())
-
-
 def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
                        picture_slices=None, boxes=None, points=None):
     """Write a :class:`ScanPrediction`'s files (see the module docstring).
@@ -80,11 +70,8 @@ def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
     """
     labels = prediction.labels
     slices = chosen_slices(labels, pictures, picture_slices, prediction.prompted)
-    os.makedirs(out_dir, exist_ok=True)
-    stage = osp.join(out_dir, f'.{name}.partial-{os.getpid()}')
-    os.makedirs(stage, exist_ok=True)
     staged = []
-    try:
+    with staged_files(out_dir, name) as stage:
         geometry = prediction.geometry
         if prediction.hypotheses is None:
             staged.append(write_nifti(osp.join(stage, f'{name}_label.nii.gz'), labels, geometry))
@@ -105,13 +92,6 @@ def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
                     palette, title=f'{name} slice {k} of {labels.shape[0]}',
                     box=(boxes or {}).get(k), points=coords, point_labels=point_labels)
                 path = osp.join(stage, f'{name}_slice{k:03d}.png')
-                _png(path, picture)
+                atomic_write_png(path, picture)
                 staged.append(path)
-        written = []
-        for path in staged:
-            target = osp.join(out_dir, osp.basename(path))
-            os.replace(path, target)
-            written.append(target)
-        return written
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    return [osp.join(out_dir, osp.basename(path)) for path in staged]

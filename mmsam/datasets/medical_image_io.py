@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmsam.utils.io import atomic_write_bytes
 from mmsam.utils.limits import check_voxel_limit
 
 NIFTI_SUFFIXES = ('.nii', '.nii.gz')
@@ -283,7 +284,8 @@ def label_image(volume, geometry):
 
 
 def write_nifti(path, volume, geometry):
-    """Write a (D, H, W) array as NIfTI in the scan's geometry, atomically (temp, rename).
+    """Write a (D, H, W) array as NIfTI in the scan's geometry, atomically
+    (:func:`mmsam.utils.io.atomic_write_bytes`).
 
     Args:
         path (str): ``.nii`` or ``.nii.gz`` target.
@@ -293,16 +295,9 @@ def write_nifti(path, volume, geometry):
     Returns:
         str: ``path``.
     """
-    import nibabel as nib
-    image = label_image(volume, geometry)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    suffix = '.nii.gz' if path.lower().endswith('.gz') else '.nii'
-    tmp = f'{path}.{os.getpid()}.tmp{suffix}'
-    try:
-        nib.save(image, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    import gzip
+    data = label_image(volume, geometry).to_bytes()
+    if path.lower().endswith('.gz'):
+        data = gzip.compress(data, compresslevel=6)
+    atomic_write_bytes(path, data)
     return path

@@ -78,6 +78,19 @@ def atomic_write_bytes(path, data):
         f.write(data)
 
 
+def atomic_write_png(path, array):
+    """Write a uint8 (H, W) label map or (H, W, 3) RGB picture as PNG, atomically."""
+    import cv2
+    array = np.asarray(array)
+    if array.ndim == 3:
+        array = array[..., ::-1]  # OpenCV writes BGR
+    ok, data = cv2.imencode('.png', np.ascontiguousarray(array))
+    if not ok:
+        raise OSError(f'cannot encode {path} as PNG (array {array.shape} {array.dtype})')
+    atomic_write_bytes(path, data.tobytes())
+    return path
+
+
 def atomic_torch_save(obj, path):
     """``torch.save(obj)`` to ``path`` via a fsynced temporary file and an atomic rename."""
     import torch
@@ -159,3 +172,37 @@ def staged_output(dst):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def staged_files(out_dir, tag='staged'):
+    """Give a hidden staging folder inside ``out_dir``; when the block succeeds the files
+    written there are fsynced and moved into ``out_dir`` (same names, replacing older ones),
+    and the folder is fsynced. On any error they are removed and ``out_dir`` is unchanged.
+
+    For a set of outputs written into a folder that holds other files too (a scan's label
+    volumes and pictures, an ONNX export): none of them appears unless all are complete.
+
+    Args:
+        out_dir (str): the destination folder (created if missing).
+        tag (str): part of the staging folder's name.
+
+    Returns:
+        str: (yielded) the staging folder.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    stage = tempfile.mkdtemp(prefix=f'.{tag}{TMP_MARK}', dir=out_dir)
+    try:
+        yield stage
+        names = sorted(os.listdir(stage))
+        for name in names:
+            fd = os.open(osp.join(stage, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for name in names:
+            os.replace(osp.join(stage, name), osp.join(out_dir, name))
+        _fsync_dir(out_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -51,6 +51,22 @@ class LoRAQKVLinear(nn.Linear):
             parts[i] = parts[i] + self.lora_b[t](self.lora_a[t](x)) * self.scaling
         return torch.cat(parts, dim=-1)
 
+    @torch.no_grad()
+    def merged_linear(self):
+        """A plain ``nn.Linear`` (C) -> (3C) whose weight holds the scaled low-rank updates:
+        the same outputs without the adapter (for export and deployment)."""
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        weight = self.weight.detach().clone()
+        dim = self.out_features // 3
+        for t in self.targets:
+            i = _QKV_INDEX[t]
+            weight[i * dim:(i + 1) * dim] += self.scaling * (self.lora_b[t].weight @
+                                                             self.lora_a[t].weight)
+        linear.weight.copy_(weight)
+        if self.bias is not None:
+            linear.bias.copy_(self.bias.detach())
+        return linear
+
 
 @MODELS.register_module()
 class LoRA:

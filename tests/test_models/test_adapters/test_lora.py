@@ -77,3 +77,17 @@ def test_bad_lora_config():
         LoRA(rank=0)
     with pytest.raises(ValueError, match='targets'):
         LoRA(targets=('x',))
+
+
+def test_merged_linear_gives_the_adapted_outputs():
+    torch.manual_seed(0)
+    base = torch.nn.Linear(8, 24)
+    lora = LoRAQKVLinear(base, rank=2, alpha=4, targets=('q', 'v'))
+    for t in lora.targets:
+        torch.nn.init.normal_(lora.lora_b[t].weight)  # non-zero updates
+    x = torch.randn(5, 8)
+    merged = lora.merged_linear()
+    assert type(merged) is torch.nn.Linear
+    torch.testing.assert_close(merged(x), lora(x), atol=1e-5, rtol=1e-5)
+    # the k third carries no update: equal to the base layer's
+    torch.testing.assert_close(merged(x)[:, 8:16], base(x)[:, 8:16])
