@@ -1,4 +1,4 @@
-"""Convert a HuggingFace transformers SamModel checkpoint (SAM, MedSAM-HF, SeqSAM, SAM MCL) to mmsam.
+"""Convert a HuggingFace SamModel checkpoint (SAM, MedSAM-HF, SeqSAM, SAM MCL) to mmsam.
 
     python tools/model_converters/hf_sam2mmsam.py SOURCE OUT [--recurrent-input-order zh]
         [--overwrite]

@@ -21,7 +21,6 @@ segment-anything uses 1e-5: the configs that run these weights set
 """
 import contextlib
 import json
-import os
 import os.path as osp
 import re
 
@@ -29,6 +28,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
+from ..losses.mask_dice_loss import pairwise_costs_per_sample, soft_dice_loss
 from .official_check import build_model, register_case
 from .sam_layout import SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch
 from .source_keys import (ConversionError, SourceKeys, load_into_model_strictly,
@@ -306,7 +306,8 @@ def _configs_for(kind):
     """The paper-table configs a converted checkpoint of ``kind`` loads into."""
     if kind == 'seqsam':
         return [SEQSAM_CONFIG, 'configs/seqsam/seqsam_lidc_m10.py',
-                'configs/seqsam/seqsam_medsam_lidc_m3.py', 'configs/seqsam/seqsam_medsam_lidc_m10.py']
+                'configs/seqsam/seqsam_medsam_lidc_m3.py',
+                'configs/seqsam/seqsam_medsam_lidc_m10.py']
     if kind == 'seqsam_baseline':
         return [MCL_CONFIG, MEDSAM_BASELINE_CONFIG]
     return []
@@ -432,7 +433,6 @@ def _seqsam_outputs(fixture_dir, meta, cfg, inputs, attn_impl):
     out['loss_train'] = sum(head.loss_by_feat(logits, samples).values())
     loss = head.loss_decode
     targets, valid = head.annotation_targets(samples, logits.shape[-2:])
-    from mmsam.models.losses.mask_dice_loss import pairwise_costs_per_sample
     out['loss_cost_matrix'] = pairwise_costs_per_sample(
         logits, targets, valid, loss.eps, 'HungarianDiceLoss', loss.squared_pred,
         loss.per_row)[0]
@@ -478,7 +478,6 @@ def _sam_mcl_outputs(fixture_dir, meta, cfg, inputs, attn_impl):
     reader = official['loss_reader_index']
     targets = torch.stack([labels[r] for labels, r in zip(inputs['labels'].float(), reader)])
     loss = head.loss_decode
-    from mmsam.models.losses.mask_dice_loss import soft_dice_loss
     per_mask = torch.stack([soft_dice_loss(hyp, target[None].expand_as(hyp), loss.eps,
                                            loss.squared_pred, loss.per_row)
                             for hyp, target in zip(logits, targets)])
