@@ -24,6 +24,9 @@ model = dict(
         arch=dict(_delete_=True, embed_dim=width, depth=3, num_heads=4, global_attn_indexes=(2,),
                   patch_size=8, window_size=4, out_chans=width),
         img_size=patch_size[1], num_frames=num_frames, out_indices=(0, 1, 2), frozen=False,
+        # mmsam's readings, not the official quirks (no SAM weights, no SAM frame here): the
+        # recorded demo numbers were measured with them
+        adapter=dict(norm_after_pad=False, space_adapter_on='slices'),
         checkpoint=None),
     neck=dict(embed_dim=width, num_frames=num_frames, num_queries=num_queries, token_dim=width,
               neck_dim=width, channels=(64, 32, 32, 16), scales=(1, 2, 4, 8),
@@ -31,8 +34,9 @@ model = dict(
               input_size=patch_size[1]),
     decode_head=dict(
         num_frames=num_frames, num_queries=num_queries,
-        prompt_encoder=dict(embed_dim=width, img_size=patch_size[1], patch_size=8, frozen=False,
-                            checkpoint=None),
+        prompt_encoder=dict(embed_dim=width, img_size=patch_size[1], patch_size=8,
+                            canvas_size=None, frozen=False, checkpoint=None),
+        box_pixel_grid='encoder_input',
         mask_decoder=dict(transformer_dim=width, transformer_mlp_dim=256,
                           transformer_num_heads=4, iou_head_hidden_dim=width, frozen=False,
                           checkpoint=None),

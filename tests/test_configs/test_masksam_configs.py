@@ -358,3 +358,36 @@ def test_b1_to_b4_have_no_depth_embeddings():
     model = build(ABLATIONS[5], meta=False)
     assert model.backbone.depth_embed.shape == (1, 4, 1, 1, 768)
     assert model.decode_head.depth_pe is not None
+
+
+def test_vit_b_acdc_has_the_official_network_count():
+    """The official ACDC network: the x4 stem of MaskSAM_ACDC (33,945) and one kernel for the
+    generator's last three levels (they share one skip module and, officially, one plan kernel):
+    21,406,234 trainable, spec section 8's ~21.4M (3x3x3 kernels)."""
+    groups = load_count_params().count_masksam(build(MAIN_ACDC))
+    train = {k: t for k, (_, t) in groups.items()}
+    assert train['stem'] == 33945
+    assert train['encoder adapters'] == 24 * dconv(768)
+    assert train['depth embeddings'] == 4 * 768 + 4 * 256 * 64 * 64
+    assert train['decoder adapters'] == 7 * dmlp256(4) + 2 * dconv(256) == 302668
+    assert train['refine'] == 0 and train['SAM'] == 0
+    assert sum(train.values()) == 21406234
+    assert sum(t for t, _ in groups.values()) == 115141706
+    cfg = Config.fromfile(MAIN_ACDC)
+    assert len(set(map(tuple, cfg.model.neck.kernel_sizes[2:]))) == 1
+
+
+@pytest.mark.parametrize('path', REAL_CONFIGS, ids=[p.stem for p in REAL_CONFIGS])
+def test_paper_table_configs_use_the_official_switches(path):
+    """The official code path (bxie9/MaskSAM): the patch in the top-left of SAM's 1024 frame,
+    windowed blocks that pad before norm1 and adapt the windows, boxes floored on the patch;
+    only the *_mmsam-reading config keeps mmsam's readings."""
+    m = Config.fromfile(path).model
+    official = 'mmsam-reading' not in path.stem
+    assert (m.backbone.pos_embed_resize == 'top_left') == official
+    assert (m.backbone.adapter.norm_after_pad is True) == official
+    assert (m.backbone.adapter.space_adapter_on == 'windows') == official
+    pe = m.decode_head.prompt_encoder
+    assert pe.type == 'MaskSAMPromptEncoder'
+    assert (pe.canvas_size == 1024) == official
+    assert (m.decode_head.box_pixel_grid == 'patch') == official

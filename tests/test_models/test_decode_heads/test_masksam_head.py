@@ -39,9 +39,13 @@ def generator_output(n_slices=T, size=4 * GRID, seed=0):
                 aux_cls_tokens=torch.randn(n_slices, Q, WIDTH, generator=g))
 
 
+@pytest.mark.parametrize('grid', ['encoder_input', 'patch'])
 @pytest.mark.parametrize('mode', ['mask_avg_box', 'mask', 'box', 'mask_box'])
-def test_zeroed_adapters_give_segment_anything_masks(tiny_sam, tiny_sam_checkpoint, mode):
-    head = MODELS.build(head_cfg(tiny_sam_checkpoint, prompt_mode=mode))
+def test_zeroed_adapters_give_segment_anything_masks(tiny_sam, tiny_sam_checkpoint, mode, grid):
+    """The aux masks are at 4g, smaller than the encoder input (as ACDC's 256 patch for a 1024
+    input): boxes are floored on the input's pixels (mmsam's reading) or on the patch's and
+    scaled to the input (the official code's ``apply_boxes``)."""
+    head = MODELS.build(head_cfg(tiny_sam_checkpoint, prompt_mode=mode, box_pixel_grid=grid))
     head.init_weights()
     head.eval()
     inputs = generator_output()
@@ -54,7 +58,10 @@ def test_zeroed_adapters_give_segment_anything_masks(tiny_sam, tiny_sam_checkpoi
             learned = inputs['aux_boxes'][s]
             box = dict(mask=mask_box, box=learned, mask_box=learned,
                        mask_avg_box=(learned + mask_box) / 2)[mode]
-            pixel_box = torch.floor(box * TINY_IMG)
+            if grid == 'encoder_input':
+                pixel_box = torch.floor(box * TINY_IMG)
+            else:
+                pixel_box = torch.floor(box * 4 * GRID) * (TINY_IMG / (4 * GRID))
             masks = None if mode == 'box' else binary[:, None].float()  # already 4g x 4g
             sparse, dense = pe(points=None, boxes=pixel_box, masks=masks)
             cls = inputs['aux_cls_tokens'][s] + head.cls_token.weight
