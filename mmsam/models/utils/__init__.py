@@ -10,5 +10,5 @@ from .point_sampling import sample_uncertain_points
 from .sam_mask_decoder import SAMMaskDecoder
 
 __all__ = ['HSAMClassMapAttention', 'HSAMMaskDecoder', 'HSAMMaskedAttention', 'HSAMStage2Decoder',
-           'HSAMTwoWayTransformer', 'LatentGaussianEncoder', 'MaskRefine3D', 'SAMMaskDecoder', 'box_giou',
-           'box_giou_pairwise', 'masks_to_boxes_normalized', 'sample_uncertain_points']
+           'HSAMTwoWayTransformer', 'LatentGaussianEncoder', 'MaskRefine3D', 'SAMMaskDecoder',
+           'box_giou', 'box_giou_pairwise', 'masks_to_boxes_normalized', 'sample_uncertain_points']
