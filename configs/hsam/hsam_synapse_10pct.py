@@ -1,5 +1,8 @@
 # H-SAM (Cheng et al., CVPR 2024) on Synapse with 10% of the training slices (few-shot),
-# SAM ViT-B + LoRA r=4 at 512 x 512, 300 epochs. Paper: 80.35 mean Dice (Table 1).
+# SAM ViT-B + LoRA r=5 at 512 x 512, 300 epochs. Paper: 80.35 mean Dice (Table 1).
+# The official network (configs/_base_/models/hsam_vit-b.py); the released 220_epoch_299.pth
+# converts with tools/model_converters/hsam2mmsam.py and is tested as the official test.py
+# does with hsam_synapse_10pct_224-round-trip.py (configs/hsam/README.md, Model zoo).
 # Needs checkpoints/sam_vit_b_01ec64.pth and data/synapse written by
 #   python tools/dataset_converters/synapse.py SRC data/synapse
 _base_ = [

@@ -85,6 +85,11 @@ def test_converter_cli_maps_every_key_and_loads_strictly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['hsam_mmsam.pth']
 
 
+def test_tools_name_the_converter_for_an_official_file():
+    from mmsam.models.converters.detect import official_format_hint
+    assert 'hsam2mmsam.py' in official_format_hint(str(FIXTURE / 'hsam_lora.pth'))
+
+
 def _lora_with(tmp_path, edit):
     lora = torch.load(FIXTURE / 'hsam_lora.pth', weights_only=True)
     edit(lora)
