@@ -61,7 +61,6 @@ are printed.
 """
 import argparse
 import contextlib
-import json
 import os.path as osp
 import sys
 
@@ -70,35 +69,32 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from mmsam.apis import inference_model, inference_volume, init_model  # noqa: E402
-from mmsam.apis.inference import (config_test_pipeline, model_kind, npz_keys,  # noqa: E402
-                                  training_data_meta)
+from mmsam.apis import inference_volume, init_model  # noqa: E402
+from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,  # noqa: E402
+                                       describe_input, draw_hypotheses, hypothesis_inputs,
+                                       hypothesis_visualizer, prepare_npz,
+                                       read_ct_statistics, segment_2d, unique_names,
+                                       volume_pictures)
+from mmsam.apis.inference import config_test_pipeline, model_kind, npz_keys  # noqa: E402
 from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,  # noqa: E402
                                 load_prompts)
 from mmsam.apis.scan_inference import inference_scan  # noqa: E402
 from mmsam.apis.scan_outputs import scan_name, write_scan_outputs  # noqa: E402
 from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  # noqa: E402
                                              expand_scan_folders, scan_kind)
-from mmsam.datasets.volume_io import load_npz, npz_array_shape  # noqa: E402
+from mmsam.datasets.volume_io import load_npz  # noqa: E402
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
 from mmsam.engine.amp import autocast_for  # noqa: E402
-from mmsam.visualization.slice_choice import choose_slices, slice_scores  # noqa: E402
-from mmsam.registry import DATASETS, TRANSFORMS  # noqa: E402
+from mmsam.engine.checkpoint import OfficialFormatError, check_official_format  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 from mmsam.utils.io import atomic_savez, atomic_write_png  # noqa: E402
-from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer  # noqa: E402
-from mmsam.visualization.slice_overlay import (display_slice,  # noqa: E402
-                                               render_slice_comparison, volume_display_range)
+from mmsam.visualization.slice_overlay import render_slice_comparison  # noqa: E402
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-# Test-pipeline steps that need a sample file's annotations; plain images skip them (and the
-# loading steps: the image is loaded here).
-ANNOTATION_TRANSFORMS = ('BoxPromptFromAnnotation', )
+# Re-exported for tests and scripts that load this tool as a module.
+__all__ = ['main', 'parse_args', 'config_test_pipeline', 'prepare_npz']
 
 
 def parse_args(argv=None):
@@ -156,6 +152,10 @@ def check_args(parser, args):
     """Fails early (before any model is built) on missing files and bad option values; a
     folder of NIfTI / MetaImage files stands for its files."""
     args.images = expand_scan_folders(args.images)
+    try:  # an official file or HuggingFace folder: name the converter to run
+        check_official_format(args.checkpoint)
+    except OfficialFormatError as err:
+        parser.error(str(err))
     for what, path in (('config', args.config), ('checkpoint', args.checkpoint)):
         if not osp.isfile(path):
             parser.error(f'{what} {path}: no such file')
@@ -192,71 +192,6 @@ def check_args(parser, args):
                      'FILE.json, not both')
     if args.prompts is not None and not osp.isfile(args.prompts):
         parser.error(f'--prompts {args.prompts}: no such file')
-
-
-def is_loading(transform_cfg):
-    return str(transform_cfg['type']).startswith('Load')
-
-
-def run_pipeline(transforms, results):
-    """Applies built transforms in order; returns the packed results and the loaded image."""
-    loaded = None
-    for transform_cfg, transform in transforms:
-        if loaded is None and not is_loading(transform_cfg):
-            loaded = results['img'].copy()  # the image before resizing: what is drawn
-        results = transform(results)
-        if results is None:
-            raise ValueError(f'the test pipeline step {transform_cfg["type"]} dropped the '
-                             'sample')
-    return results, loaded
-
-
-def prepare_npz(path, transforms, box):
-    """Packed inputs and the loaded image of a multi-annotator ``.npz`` sample."""
-    packed, image = run_pipeline(
-        transforms, dict(img_path=path, seg_fields=[], reduce_zero_label=False))
-    if box is not None:
-        packed['data_samples'].set_metainfo(dict(prompt_box=box))
-    return packed, image
-
-
-def prepare_image(path, transforms, box):
-    """Packed inputs and the loaded RGB image of an image file with the given box."""
-    with open(path, 'rb') as f:
-        image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError('not a readable image')
-    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)  # gray files come as 3 equal channels
-    height, width = image.shape[:2]
-    if box[2] > width - 1 or box[3] > height - 1:
-        raise ValueError(f'--box {" ".join(f"{v:g}" for v in box)} lies outside the '
-                         f'{width} x {height} image (x1 <= {width - 1}, y1 <= {height - 1})')
-    results = dict(img_path=path, img=image, img_shape=(height, width),
-                   ori_shape=(height, width), prompt_box=box, seg_fields=[],
-                   reduce_zero_label=False)
-    packed, _ = run_pipeline(transforms, results)
-    return packed, image
-
-
-def unique_names(paths):
-    """Output names: each file's basename without extension, numbered when repeated."""
-    names, seen = [], {}
-    for path in paths:
-        name = osp.splitext(osp.basename(path))[0]
-        seen[name] = seen.get(name, 0) + 1
-        names.append(name if seen[name] == 1 else f'{name}_{seen[name]}')
-    return names
-
-
-def build_visualizer(cfg):
-    """A HypothesisVisualizer with the config's visualizer options when it configures one."""
-    options = {}
-    vis_cfg = cfg.get('visualizer')
-    if vis_cfg is not None and vis_cfg.get('type') in ('HypothesisVisualizer',
-                                                        HypothesisVisualizer):
-        options = {k: v for k, v in vis_cfg.items()
-                   if k not in ('type', 'name', 'vis_backends', 'save_dir')}
-    return HypothesisVisualizer(name='infer_visualizer', **options)
 
 
 def load_torch_model(parser, args, cfg):
@@ -359,112 +294,31 @@ def read_data_meta(parser, args):
     if args.data_meta is None:
         return None
     try:
-        with open(args.data_meta) as f:
-            props = json.load(f).get('ct_foreground')
-    except (OSError, ValueError, AttributeError) as err:
-        parser.error(f'--data-meta {args.data_meta}: not a meta.json ({err})')
-    if props is None:
-        parser.error(f'--data-meta {args.data_meta} has no ct_foreground statistics')
-    return props
+        return read_ct_statistics(args.data_meta)
+    except ValueError as err:
+        parser.error(f'--data-meta {err}')
 
 
 def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
     """The multi-hypothesis path: one grid picture per .npz sample or image (with --box)."""
-    for path in args.images:
-        if not path.lower().endswith('.npz') and args.box is None:
-            parser.error(f'image {path} has no annotations to draw a box prompt from: give '
-                         'the box with --box X0 Y0 X1 Y1 (pixels of the image)')
     if args.num_hypotheses is not None:
         cfg.merge_from_dict({'model.test_cfg.num_hypotheses': args.num_hypotheses})
-    pipeline = config_test_pipeline(cfg)
-    npz_steps = [(t, TRANSFORMS.build(t)) for t in pipeline]
-    image_steps = [(t, step) for t, step in npz_steps
-                   if not is_loading(t) and t['type'] not in ANNOTATION_TRANSFORMS]
-    box = None if args.box is None else np.asarray(args.box, dtype=np.float32)
-
-    # Every input is read before the model is built, so a bad file fails at once.
-    inputs = []
-    for path in args.images:
-        try:
-            if path.lower().endswith('.npz'):
-                inputs.append(prepare_npz(path, npz_steps, box))
-            else:
-                inputs.append(prepare_image(path, image_steps, box))
-        except (OSError, KeyError, ValueError) as err:
-            parser.error(f'image {path}: {err}')
-
+    try:  # every input is read before the model is built, so a bad file fails at once
+        inputs = hypothesis_inputs(cfg, args.images, args.box)
+    except ValueError as err:
+        parser.error(str(err))
     model = load_model(parser, args, cfg)
-    visualizer = build_visualizer(cfg)
+    visualizer = hypothesis_visualizer(cfg)
     written = []
-    for name, (packed, image), path in zip(unique_names(args.images), inputs, args.images):
-        with torch.no_grad():
-            (sample, ) = model.test_step(dict(inputs=[packed['inputs']],
-                                              data_samples=[packed['data_samples']]))
-        sample = sample.cpu()
-        if 'pred_hypotheses' not in sample:
-            parser.error(f'{args.config}: the model gives no pred_hypotheses; infer.py draws '
-                         'multi-hypothesis segmentors (model.type=MultiHypothesisSegmentor)')
-        out_file = osp.join(args.out_dir, f'{name}.png')
-        visualizer.add_datasample(name, np.clip(image, 0, 255).astype(np.uint8), sample,
-                                  out_file=out_file)
+    for name, (packed, image) in zip(unique_names(args.images), inputs):
+        try:
+            out_file = draw_hypotheses(model, visualizer, name, packed, image,
+                                       osp.join(args.out_dir, f'{name}.png'))
+        except ValueError as err:
+            parser.error(f'{args.config}: {err}')
         written.append(out_file)
         print(out_file)
     return written
-
-
-# Semantic models ---------------------------------------------------------------------------
-def describe_input(path, volume_model):
-    """What an input is, read from its header: ('image' | 'slice' | 'volume', shape).
-
-    Raises:
-        ValueError: the file cannot be read, or is not what the model takes.
-    """
-    if not path.lower().endswith('.npz'):
-        if volume_model:
-            raise ValueError('a 2D image, but the 3D model (VolumeSAMSegmentor) segments '
-                             'volumes: give an mmsam volume .npz (image (D, H, W), spacing)')
-        image = read_image(path)
-        return 'image', image.shape[:2]
-    keys = npz_keys(path)
-    if 'image' not in keys:
-        raise ValueError(f'no array named image (it has {", ".join(keys) or "none"}); mmsam '
-                         'slices and volumes hold image (H, W) or (D, H, W) [and label]')
-    shape = tuple(int(s) for s in npz_array_shape(path, 'image'))
-    if len(shape) == 3 and volume_model and 'spacing' not in keys:
-        raise ValueError('no spacing array: the 3D test pipeline (LoadVolume) needs the voxel '
-                         'size (z, y, x) in mm; add spacing=(1., 1., 1.) if unknown')
-    if len(shape) == 2:
-        if volume_model:
-            raise ValueError(f'a 2D slice {shape}, but the 3D model (VolumeSAMSegmentor) '
-                             'segments volumes: give an mmsam volume .npz (image (D, H, W))')
-        return 'slice', shape
-    if len(shape) == 3:
-        return 'volume', shape
-    raise ValueError(f'image has shape {shape}; expected (H, W) (a slice) or (D, H, W) '
-                     '(a volume)')
-
-
-def read_image(path):
-    """An image file as (H, W, 3) uint8 RGB (gray files come as 3 equal channels)."""
-    with open(path, 'rb') as f:
-        image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError('not a readable image')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def class_names_and_palette(model, cfg):
-    """Class names (index 0 background) and colours: the checkpoint's, the training data's
-    ``meta.json``, or the test dataset class's."""
-    for meta in (getattr(model, 'dataset_meta', None) or {}, training_data_meta(cfg)):
-        if meta.get('classes'):
-            return list(meta['classes']), meta.get('palette')
-    dataset_type = cfg.get('test_dataloader', {}).get('dataset', {}).get('type')
-    dataset_cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
-    metainfo = getattr(dataset_cls, 'METAINFO', {}) or {}
-    if metainfo.get('classes'):
-        return list(metainfo['classes']), metainfo.get('palette')
-    return ['background'] + [f'class {i}' for i in range(1, model.num_classes)], None
 
 
 def write_png(path, rgb_or_labels):
@@ -472,41 +326,6 @@ def write_png(path, rgb_or_labels):
     atomic_write_png(path, rgb_or_labels)
     print(path)
     return path
-
-
-def segment_2d(model, kind, path, batch_size):
-    """(display image (H, W, 3) uint8, ground truth or None, prediction (H, W) uint8)."""
-    if kind == 'image':
-        image = read_image(path)
-        sample = inference_model(model, image.astype(np.float32), batch_size=batch_size)
-        gt = None
-    else:
-        data = load_npz(path, keys=('image', 'label') if 'label' in npz_keys(path) else
-                        ('image', ))
-        sample = inference_model(model, data['image'], batch_size=batch_size)
-        image = display_slice(data['image'], 0.0, 1.0)
-        gt = data.get('label')
-    pred = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-    return image, gt, pred
-
-
-def volume_pictures(name, image, gt, pred, classes, palette, num, volume_model):
-    """(slice index, picture) of the ``num`` slices with the most classes of a volume."""
-    if num == 0:
-        return []
-    if image.shape != pred.shape:  # a 3D model's prediction on the native grid
-        image = torch.nn.functional.interpolate(
-            torch.from_numpy(image.astype(np.float32))[None, None], size=pred.shape,
-            mode='trilinear', align_corners=False)[0, 0].numpy()
-    if gt is not None and gt.shape != pred.shape:
-        gt = None
-    low, high = volume_display_range(image) if volume_model else (0.0, 1.0)
-    chosen_on = gt if gt is not None else pred
-    chosen = choose_slices(slice_scores(chosen_on), range(pred.shape[0]), num,
-                           depth=pred.shape[0])
-    return [(k, render_slice_comparison(
-        display_slice(image[k], low, high), None if gt is None else gt[k], pred[k], classes,
-        palette, title=f'{name} slice {k} of {pred.shape[0]}')) for k in chosen]
 
 
 def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model):

@@ -77,7 +77,7 @@ def slice_pipeline(cfg):
     """
     steps = []
     for t in config_test_pipeline(cfg):
-        if _is_loading(t) or t['type'] in ANNOTATION_STEPS:
+        if is_loading(t) or t['type'] in ANNOTATION_STEPS:
             continue
         steps.append((t, TRANSFORMS.build(t)))
     return steps
@@ -226,7 +226,8 @@ def config_test_pipeline(cfg):
     return [dict(t) for t in pipeline]
 
 
-def _is_loading(transform_cfg):
+def is_loading(transform_cfg):
+    """Whether a pipeline step reads a file (``Load...``): arrays given to the apis skip it."""
     return str(transform_cfg.get('type')).startswith('Load')
 
 
@@ -251,7 +252,7 @@ def volume_test_pipeline(cfg, with_label=True, loading=True):
     """
     steps = []
     for transform_cfg in config_test_pipeline(cfg):
-        if _is_loading(transform_cfg):
+        if is_loading(transform_cfg):
             if not loading:
                 continue
             if transform_cfg.get('type') == 'LoadVolume':

@@ -217,13 +217,14 @@ def test_test_tool_stops_with_one_line_naming_the_converter(official_files, tmp_
     assert 'corrupt' not in proc.stderr.lower() and 'Traceback' not in proc.stderr
 
 
-def test_infer_tool_stops_with_one_line_naming_the_converter(official_files, tmp_path):
+@pytest.mark.parametrize('kind', ['safetensors', 'hf_folder'])
+def test_infer_tool_stops_with_one_line_naming_the_converter(official_files, tmp_path, kind):
     import numpy as np
     from PIL import Image
     _, files = official_files
     image = tmp_path / 'slice.png'
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(image)
-    proc = run(TOOLS / 'infer.py', TEST_CONFIG, files['safetensors'][0], image, '--box', 2, 2,
+    proc = run(TOOLS / 'infer.py', TEST_CONFIG, files[kind][0], image, '--box', 2, 2,
                20, 20, '--out-dir', tmp_path / 'out')
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
