@@ -42,7 +42,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import load_checkpoint as _mmengine_load_checkpoint
 
-from mmsam.utils.io import atomic_write_bytes, atomic_write_text
+from mmsam.utils.io import atomic_write_bytes
 from .config_errors import ConfigArgumentError
 
 # Statistics methods HistoryBuffer registers by default (see HistoryBuffer._set_default_statistics).
@@ -227,11 +227,6 @@ def atomic_backend_args(path: str, backend_args: Optional[dict] = None) -> Optio
     if backend_args is not None or '://' in str(path):
         return backend_args
     return dict(backend=ATOMIC_BACKEND)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Writes a small text file (e.g. ``last_checkpoint``) atomically."""
-    atomic_write_text(path, text)
 
 
 def checkpoint_problem(path: str) -> Optional[str]:

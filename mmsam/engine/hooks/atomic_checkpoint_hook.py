@@ -6,8 +6,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from mmsam.registry import HOOKS
-from mmsam.utils.io import remove_stale_temporaries
-from ..checkpoint import write_text_atomic
+from mmsam.utils.io import atomic_write_text, remove_stale_temporaries
 
 
 @HOOKS.register_module()
@@ -65,4 +64,4 @@ class AtomicCheckpointHook(CheckpointHook):
             **self.args)
         if not is_main_process():
             return
-        write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
