@@ -72,26 +72,22 @@ if REPO_ROOT not in sys.path:
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
-from mmsam.apis import inference_volume, init_model  # noqa: E402
+from mmsam.apis import init_model  # noqa: E402
 from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,  # noqa: E402
                                        describe_input, draw_hypotheses, hypothesis_inputs,
                                        hypothesis_visualizer, prepare_npz,
-                                       read_ct_statistics, segment_2d, unique_names,
-                                       volume_pictures)
-from mmsam.apis.inference import config_test_pipeline, model_kind, npz_keys  # noqa: E402
+                                       read_ct_statistics, segment_file, unique_names)
+from mmsam.apis.inference import config_test_pipeline, model_kind  # noqa: E402
 from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,  # noqa: E402
                                 load_prompts)
 from mmsam.apis.scan_inference import inference_scan  # noqa: E402
 from mmsam.apis.scan_outputs import scan_name, write_scan_outputs  # noqa: E402
 from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  # noqa: E402
                                              expand_scan_folders, scan_kind)
-from mmsam.datasets.volume_io import load_npz  # noqa: E402
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
 from mmsam.engine.amp import autocast_for  # noqa: E402
 from mmsam.engine.checkpoint import OfficialFormatError, check_official_format  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
-from mmsam.utils.io import atomic_savez, atomic_write_png  # noqa: E402
-from mmsam.visualization.slice_overlay import render_slice_comparison  # noqa: E402
 
 # Re-exported for tests and scripts that load this tool as a module.
 __all__ = ['main', 'parse_args', 'config_test_pipeline', 'prepare_npz']
@@ -321,13 +317,6 @@ def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
     return written
 
 
-def write_png(path, rgb_or_labels):
-    """Write a uint8 (H, W) or RGB (H, W, 3) array as PNG, atomically; prints the path."""
-    atomic_write_png(path, rgb_or_labels)
-    print(path)
-    return path
-
-
 def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model):
     """Label maps and labelled pictures of a semantic (2D or 3D) model's predictions."""
     if args.box is not None or args.num_hypotheses is not None:
@@ -348,35 +337,19 @@ def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model)
 
     written = []
     for name, (kind, _), path in zip(unique_names(args.images), kinds, args.images):
+        if kind == 'volume':
+            how = 'by sliding window' if volume_model else 'slice by slice'
+            print(f'{path}: segmenting {how}', file=sys.stderr)
         try:
-            if kind in ('image', 'slice'):
-                image, gt, pred = segment_2d(model, kind, path, args.batch_size)
-                written.append(write_png(osp.join(args.out_dir, f'{name}_pred.png'), pred))
-                written.append(write_png(osp.join(args.out_dir, f'{name}.png'),
-                                         render_slice_comparison(image, gt, pred, classes,
-                                                                 palette, title=name)))
-                continue
-            print(f'{path}: segmenting {"by sliding window" if volume_model else "slice by slice"}',
-                  file=sys.stderr)
-            pred = inference_volume(model, path, batch_size=args.batch_size, progress=True,
-                                    intensity_properties=intensity_properties)
-            keys = npz_keys(path)
-            data = load_npz(path, keys=tuple(k for k in ('image', 'label', 'native_label',
-                                                         'spacing', 'native_spacing')
-                                             if k in keys))
-            spacing = data.get('native_spacing', data.get('spacing'))
-            out = osp.join(args.out_dir, f'{name}_pred.npz')
-            atomic_savez(out, pred=pred, **({} if spacing is None else dict(spacing=spacing)))
-            print(out)
-            written.append(out)
-            gt = data.get('native_label', data.get('label'))
-            for k, picture in volume_pictures(name, data['image'], gt, pred, classes, palette,
-                                              args.pictures, volume_model):
-                written.append(write_png(osp.join(args.out_dir, f'{name}_slice{k:03d}.png'),
-                                         picture))
+            paths = segment_file(model, path, kind, name, args.out_dir, classes, palette,
+                                 batch_size=args.batch_size, pictures=args.pictures,
+                                 intensity_properties=intensity_properties)
         except (OSError, KeyError, ValueError) as err:
             message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             parser.error(message if path in message else f'input {path}: {message}')
+        for p in paths:
+            print(p)
+        written += paths
     return written
 
 

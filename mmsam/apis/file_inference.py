@@ -14,8 +14,10 @@ from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
 from mmsam.visualization.slice_choice import choose_slices, slice_scores
 from mmsam.visualization.slice_overlay import (display_slice, render_slice_comparison,
                                                volume_display_range)
-from .inference import (config_test_pipeline, inference_model, is_loading, npz_keys,
-                        pack_slice, slice_pipeline, training_data_meta)
+from mmsam.utils.io import atomic_savez, atomic_write_png
+from .inference import (config_test_pipeline, inference_model, is_loading, is_volume_model,
+                        npz_keys, pack_slice, slice_pipeline, training_data_meta)
+from .scan_inference import inference_volume
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -244,3 +246,47 @@ def volume_pictures(name, image, gt, pred, classes, palette, num, volume_model):
     return [(k, render_slice_comparison(
         display_slice(image[k], low, high), None if gt is None else gt[k], pred[k], classes,
         palette, title=f'{name} slice {k} of {pred.shape[0]}')) for k in chosen]
+
+
+def segment_file(model, path, kind, name, out_dir, classes, palette, batch_size=8, pictures=2,
+                 intensity_properties=None):
+    """Segment one image, slice or volume file with a semantic model and write its outputs.
+
+    2D (``kind`` 'image' or 'slice'): ``NAME_pred.png`` (uint8 class ids at the input's size)
+    and ``NAME.png`` (the prediction over the image, beside the ground truth when the file has
+    a label). Volumes: ``NAME_pred.npz`` (``pred`` (D, H, W) uint8 and ``spacing``) and
+    ``pictures`` pictures ``NAME_slice<KKK>.png``.
+
+    Args:
+        model: from :func:`init_model` (or the ONNX runner), a 2D or 3D semantic model.
+        path (str): the input; ``kind`` from :func:`describe_input`.
+        name (str): the outputs' name; ``out_dir`` their folder.
+        classes (list[str]), palette (list | None): for the pictures.
+        batch_size (int): slices per forward pass (2D models on volumes).
+        pictures (int): slices drawn of a volume.
+        intensity_properties (dict, optional): 3D models' CT statistics.
+
+    Returns:
+        list[str]: the paths written.
+    """
+    volume_model = is_volume_model(model)
+    if kind in ('image', 'slice'):
+        image, gt, pred = segment_2d(model, kind, path, batch_size)
+        return [atomic_write_png(osp.join(out_dir, f'{name}_pred.png'), pred),
+                atomic_write_png(osp.join(out_dir, f'{name}.png'), render_slice_comparison(
+                    image, gt, pred, classes, palette, title=name))]
+    pred = inference_volume(model, path, batch_size=batch_size, progress=True,
+                            intensity_properties=intensity_properties)
+    keys = npz_keys(path)
+    data = load_npz(path, keys=tuple(k for k in ('image', 'label', 'native_label', 'spacing',
+                                                 'native_spacing') if k in keys))
+    spacing = data.get('native_spacing', data.get('spacing'))
+    out = osp.join(out_dir, f'{name}_pred.npz')
+    atomic_savez(out, pred=pred, **({} if spacing is None else dict(spacing=spacing)))
+    written = [out]
+    gt = data.get('native_label', data.get('label'))
+    for k, picture in volume_pictures(name, data['image'], gt, pred, classes, palette, pictures,
+                                      volume_model):
+        written.append(atomic_write_png(osp.join(out_dir, f'{name}_slice{k:03d}.png'),
+                                        picture))
+    return written
