@@ -53,7 +53,8 @@ class HSAMHead(SAMDecodeHead):
     Args:
         num_classes (int): classes including background.
         prompt_encoder (dict), mask_decoder (dict), loss_decode: see :class:`SAMDecodeHead`;
-            ``mask_decoder`` builds both stages.
+            ``mask_decoder`` builds stage 1 (and stage 2 when ``stage2_decoder`` is None); an
+            :class:`HSAMMaskDecoder` has the official block order as ``block_order``.
         mask_guided_self_attention (bool): CMAttn on the stage-2 input embedding.
         class_balance (bool): CMAttn's class-balanced noise (training only).
         mask_cross_attention (str | None): ``'learnable'`` (H-SAM), ``'binary'`` (Mask2Former's
@@ -66,11 +67,13 @@ class HSAMHead(SAMDecodeHead):
             are counted from the training labels seen so far.
         max_noise_var (float): noise variance of the rarest class.
         attention_heads (int): heads of CMAttn.
-        cmattn_mode (str): ``'class_tokens'`` (default: attention among the C class maps,
-            width h * w, as the official build) or ``'spatial'`` (attention among the h * w
+        cmattn_mode (str): ``'official'`` (:class:`HSAMClassMapAttention`, the official
+            block), ``'class_tokens'`` (default: mmsam's reading, attention among the C class
+            maps, width h * w, with residuals) or ``'spatial'`` (attention among the h * w
             positions, width D).
-        cmattn_weighting (str): the bounded weighting of the class-token CMAttn,
-            ``'tanh'`` or ``'sigmoid'`` (see :class:`ClassTokenMaskAttention`).
+        cmattn_weighting (str): ``'softmax'`` (official mode only: the official quirk, a
+            softmax over one channel, so the block is a constant ``2 S``), ``'tanh'`` or
+            ``'sigmoid'`` (see :class:`ClassTokenMaskAttention`).
         embedding_noise (float): training-time noise on stage 2's input embedding, std
             ``embedding_noise * (max - min)`` (official: 0.2); 0 turns it off.
         stage_fusion (str): ``'probs'`` (paper: mean of the stages' probabilities) or
@@ -88,15 +91,12 @@ class HSAMHead(SAMDecodeHead):
         prior_resize (str): the prior mask at the embedding grid: ``'bilinear'`` (official:
             softmax of the bilinearly downsampled stage-1 logits) or ``'area'`` (area average
             of the stage-1 probabilities).
-        cmattn_mlp_dim (int): MLP width of ``cmattn_mode='official'`` (official: 2048).
+        cmattn_mlp_dim (int): MLP width of ``cmattn_mode='official'`` (official: 2048 in
+            both builds).
         loss_label_resize (str): how the labels reach stage 1's (and the official CMAttn
             noise's) 1/4 resolution: ``'interpolate'`` (``F.interpolate`` nearest) or
             ``'zoom'`` (``scipy.ndimage.zoom(order=0)``, as the official dataset makes
             ``low_res_label``; see :class:`SAMedHead`).
-
-    ``cmattn_mode='official'`` is :class:`HSAMClassMapAttention`; its ``cmattn_weighting``
-    may be ``'softmax'`` (the official quirk: a softmax over one channel, so the block is a
-    constant ``2 S``), ``'tanh'`` or ``'sigmoid'``.
     """
 
     def __init__(self, num_classes, prompt_encoder, mask_decoder, loss_decode,
