@@ -3,27 +3,84 @@
 mmengine 0.10.7's ``AmpOptimWrapper`` asserts a GPU/NPU/MLU/MUSA and its ``autocast`` only
 allows bf16 on CPU. This subclass is registered in mmsam's ``OPTIM_WRAPPERS`` under the same
 name, so every config (and ``tools/train.py --amp``) under ``default_scope='mmsam'`` gets it:
-autocast runs on the model's device (bf16 by default on CPU, fp16 on CUDA), and the loss is
-scaled only for fp16 (bf16 has fp32's exponent range and needs no scaling).
+autocast runs on the model's device, and the loss is scaled only for fp16 (bf16 has fp32's
+exponent range and needs no scaling).
+
+The default dtype (``--amp`` without ``--amp-dtype``) follows the hardware: fp16 on CUDA; on CPU
+bf16 only where the CPU runs it natively (AMX or AVX512-BF16). Elsewhere (e.g. AVX2-only CPUs)
+torch emulates bf16 and autocast is several times slower than fp32, so ``--amp`` keeps fp32
+there and logs one line saying so; an explicit ``--amp-dtype bfloat16`` still runs, with a
+warning. ``tools/train.py``, ``tools/test.py`` and ``tools/infer.py`` all decide here.
 """
+import logging
 from contextlib import contextmanager
 
 import torch
+from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper as MMEngineAmpOptimWrapper
 from mmengine.optim import OptimWrapper
 
 from mmsam.registry import OPTIM_WRAPPERS
+from mmsam.utils import collect_env
 
 AMP_DTYPES = ('bfloat16', 'float16')
 
+#: bf16 autocast against fp32 on a CPU without native bf16, measured with
+#: tools/analysis_tools/benchmark.py on a 2-core AMD EPYC (AVX2), see README "Performance".
+EMULATED_BF16_SLOWDOWN = ('a ViT-B encoder forward took 5.9x as long as in fp32 and a SAMed '
+                          'LoRA training step 3.1x')
+
+_logged = set()
+
+
+def _log_once(message, level):
+    """Logs ``message`` once per process (every AMP step and tool call asks again)."""
+    if message not in _logged:
+        _logged.add(message)
+        print_log(message, logger='current', level=level)
+
+
+def cpu_runs_bf16_natively():
+    """Whether this CPU has AMX or AVX512-BF16 (see ``mmsam.utils.collect_env.cpu_bf16_kind``)."""
+    return collect_env.cpu_bf16_kind() is not None
+
 
 def default_amp_dtype(device_type):
-    """bf16 on CPU (AMX/AVX512-BF16 run it natively), fp16 elsewhere (mmengine's default)."""
-    return 'bfloat16' if device_type == 'cpu' else 'float16'
+    """The autocast dtype ``--amp`` uses without ``--amp-dtype``.
+
+    Args:
+        device_type (str): ``'cpu'`` or ``'cuda'``.
+
+    Returns:
+        str: ``'float16'`` on CUDA (mmengine's default); on CPU ``'bfloat16'`` where the CPU
+        runs it natively (AMX / AVX512-BF16), else ``'float32'``: autocast stays off, because
+        emulated bf16 is slower than fp32.
+    """
+    if device_type != 'cpu':
+        return 'float16'
+    return 'bfloat16' if cpu_runs_bf16_natively() else 'float32'
+
+
+def _explain_cpu_choice(dtype, explicit):
+    """The log line (fp32 kept) or warning (bf16 asked for) of a CPU without native bf16."""
+    capability = collect_env.cpu_capability()
+    if not explicit and dtype == 'float32':
+        _log_once(f'--amp on this CPU ({capability}, no AMX or AVX512-BF16): mixed precision '
+                  'stays off and the model runs in float32, because emulated bfloat16 is '
+                  f'slower ({EMULATED_BF16_SLOWDOWN} on an AVX2 CPU). Pass --amp-dtype '
+                  'bfloat16 to force it.', logging.INFO)
+    elif explicit and dtype == 'bfloat16':
+        _log_once(f'--amp-dtype bfloat16 on a CPU without native bf16 ({capability}, no AMX '
+                  f'or AVX512-BF16): torch emulates it, expect it to be several times slower '
+                  f'than float32 ({EMULATED_BF16_SLOWDOWN} on an AVX2 CPU). Drop --amp-dtype '
+                  '(--amp then keeps float32 here) unless you need bf16 numerics.', logging.WARNING)
 
 
 def resolve_amp_dtype(dtype, device_type):
     """Validate an autocast dtype name.
+
+    On a CPU without native bf16, the default (None) is float32 and an explicit bfloat16 is
+    kept with a warning (:func:`default_amp_dtype`); either is said once per process.
 
     Args:
         dtype (str | torch.dtype | None): ``'bfloat16'``, ``'float16'``, a torch dtype, or None
@@ -31,12 +88,18 @@ def resolve_amp_dtype(dtype, device_type):
         device_type (str): ``'cpu'`` or ``'cuda'``.
 
     Returns:
-        torch.dtype: the autocast dtype.
+        torch.dtype: the autocast dtype; ``torch.float32`` means autocast off.
     """
+    explicit = dtype is not None
     if dtype is None:
         dtype = default_amp_dtype(device_type)
     if isinstance(dtype, torch.dtype):
         dtype = str(dtype).replace('torch.', '')
+    if device_type == 'cpu' and (dtype == 'float32' or dtype == 'bfloat16' and explicit
+                                 and not cpu_runs_bf16_natively()):
+        _explain_cpu_choice(dtype, explicit)
+    if dtype == 'float32' and not explicit:
+        return torch.float32
     if dtype not in AMP_DTYPES:
         raise ValueError(f'mixed precision dtype {dtype!r} is not one of {AMP_DTYPES} '
                          '(--amp-dtype / optim_wrapper.dtype)')
@@ -53,14 +116,22 @@ def model_device_type(model):
 
 @contextmanager
 def autocast_for(device_type, dtype=None):
-    """``torch.autocast`` for inference (``tools/test.py --amp``).
+    """``torch.autocast`` for inference (``tools/test.py`` / ``tools/infer.py --amp``).
 
     Args:
         device_type (str): ``'cpu'`` or ``'cuda'``.
-        dtype (str | torch.dtype | None): see :func:`resolve_amp_dtype`.
+        dtype (str | torch.dtype | None): see :func:`resolve_amp_dtype`; the default on a CPU
+            without native bf16 leaves autocast off (float32).
     """
-    with torch.autocast(device_type=device_type, dtype=resolve_amp_dtype(dtype, device_type)):
+    with _autocast(device_type, resolve_amp_dtype(dtype, device_type)):
         yield
+
+
+def _autocast(device_type, dtype):
+    """``torch.autocast`` to ``dtype``; disabled for ``torch.float32``."""
+    if dtype == torch.float32:
+        return torch.autocast(device_type=device_type, enabled=False)
+    return torch.autocast(device_type=device_type, dtype=dtype)
 
 
 @OPTIM_WRAPPERS.register_module(name='AmpOptimWrapper')
@@ -70,8 +141,9 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
     Args:
         loss_scale (str | float | dict): as mmengine's (``'dynamic'``, an initial scale, or
             ``GradScaler`` kwargs); only used with fp16.
-        dtype (str | torch.dtype, optional): ``'bfloat16'`` or ``'float16'``; None picks bf16
-            on CPU and fp16 on CUDA (decided at the first step, from the model's device).
+        dtype (str | torch.dtype, optional): ``'bfloat16'`` or ``'float16'``; None picks
+            :func:`default_amp_dtype` at the first step, from the model's device: fp16 on
+            CUDA, bf16 on a CPU with AMX / AVX512-BF16, float32 (autocast off) on other CPUs.
         use_fsdp (bool): not supported here (mmengine's wrapper handles FSDP on GPU).
         **kwargs: passed to ``OptimWrapper`` (``optimizer``, ``clip_grad``, ...).
     """
@@ -90,7 +162,7 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
             dtype = str(dtype).replace('torch.', '')
         if dtype is not None and dtype not in AMP_DTYPES:
             raise ValueError(f'AmpOptimWrapper: dtype={dtype!r} is not one of {AMP_DTYPES} '
-                             '(or None: bf16 on CPU, fp16 on CUDA)')
+                             '(or None: the device\'s default, see default_amp_dtype)')
         self.requested_dtype = dtype
         self.cast_dtype = None
         self.device_type = None
@@ -122,7 +194,7 @@ class AmpOptimWrapper(MMEngineAmpOptimWrapper):
         """
         self._setup(model_device_type(model))
         with OptimWrapper.optim_context(self, model), \
-                torch.autocast(device_type=self.device_type, dtype=self.cast_dtype):
+                _autocast(self.device_type, self.cast_dtype):
             yield
 
     def backward(self, loss, **kwargs):

@@ -43,6 +43,71 @@ def cpu_flags(path='/proc/cpuinfo'):
     return set()
 
 
+def cpu_model_name(path='/proc/cpuinfo'):
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform.processor()``), e.g.
+    ``'AMD EPYC'``; ``'unknown CPU'`` when neither says."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return ' '.join(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def _torch_cpu_query(name):
+    """``torch.cpu.<name>()`` (cpuinfo's CPUID view), False where this torch lacks it."""
+    import torch
+    query = getattr(torch.cpu, name, None)
+    try:
+        return bool(query()) if query is not None else False
+    except RuntimeError:
+        return False
+
+
+def cpu_bf16_kind(flags=None):
+    """How this CPU runs bf16 natively: ``'AMX'``, ``'AVX512-BF16'`` or None (it has neither:
+    torch then emulates bf16 arithmetic and autocast to bf16 is several times slower than
+    fp32).
+
+    Either source suffices: the kernel's ``/proc/cpuinfo`` flags or torch's own CPUID query
+    (``torch.cpu._is_amx_tile_supported`` / ``_is_avx512_bf16_supported``).
+
+    Args:
+        flags (set[str], optional): cpuinfo flags (default: :func:`cpu_flags`).
+    """
+    flags = cpu_flags() if flags is None else flags
+    if 'amx_bf16' in flags or _torch_cpu_query('_is_amx_tile_supported'):
+        return 'AMX'
+    if 'avx512_bf16' in flags or _torch_cpu_query('_is_avx512_bf16_supported'):
+        return 'AVX512-BF16'
+    return None
+
+
+def cpu_capability(flags=None):
+    """The CPU's vector capability for bf16 purposes: ``'AMX'``, ``'AVX512-BF16'``, else torch's
+    ``torch.backends.cpu.get_cpu_capability()`` (``'AVX512'``, ``'AVX2'``, ``'DEFAULT'``, ...).
+
+    Args:
+        flags (set[str], optional): cpuinfo flags (default: :func:`cpu_flags`).
+    """
+    kind = cpu_bf16_kind(flags)
+    if kind is not None:
+        return kind
+    import torch
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def cpu_description():
+    """One line naming the CPU for benchmark headers, e.g. ``'AMD EPYC, AVX2 (no native bf16:
+    no AMX or AVX512-BF16), 2 logical CPUs'``."""
+    kind = cpu_bf16_kind()
+    capability = cpu_capability()
+    bf16 = f'native bf16 via {kind}' if kind else 'no native bf16: no AMX or AVX512-BF16'
+    return f'{cpu_model_name()}, {capability} ({bf16}), {os.cpu_count()} logical CPUs'
+
+
 def mmcv_build_info():
     """{'torch': ..., 'cuda': ..., 'python': ...} mmcv's wheel was built for, or None.
 
@@ -98,6 +163,9 @@ def collect_env():
     env['torch_cpu_bf16'] = bool(getattr(torch.backends, 'mkldnn', None) and
                                  torch.backends.mkldnn.is_available() and
                                  torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    env['cpu_model'] = cpu_model_name()
+    env['cpu_bf16'] = cpu_bf16_kind(flags)
+    env['cpu_capability'] = cpu_capability(flags)
     env['num_threads'] = torch.get_num_threads()
     env['OMP_NUM_THREADS'] = os.environ.get('OMP_NUM_THREADS')
     for dist in ('mmengine', 'mmcv', 'mmsegmentation', 'segment_anything', 'torchvision',
@@ -190,10 +258,13 @@ def check_env(env):
 def format_report(env, problems):
     """Plain-text report: the facts, then each problem with its fix (or 'no problems')."""
     lines = [f'{key}: {value}' for key, value in env.items()]
-    bf16 = ('AMX bf16' if env.get('cpu_amx_bf16') else 'AVX-512 bf16'
-            if env.get('cpu_avx512_bf16') else None)
-    lines.append(f'CPU bf16: {bf16 + " (bf16 autocast on CPU is fast)" if bf16 else "none "}'
-                 f'{"" if bf16 else "(bf16 on CPU is emulated and slow: use float32)"}')
+    bf16 = env.get('cpu_bf16') or ('AMX' if env.get('cpu_amx_bf16') else 'AVX512-BF16'
+                                   if env.get('cpu_avx512_bf16') else None)
+    if bf16:
+        lines.append(f'CPU bf16: {bf16} (bf16 autocast on CPU is fast; --amp uses it)')
+    else:
+        lines.append(f'CPU bf16: none ({env.get("cpu_capability")}: bf16 on CPU is emulated '
+                     'and slow, so --amp keeps float32 here)')
     lines.append('')
     if not problems:
         lines.append('no problems found')

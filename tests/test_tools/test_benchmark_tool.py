@@ -21,6 +21,10 @@ def test_encoder_mode_compares_with_segment_anything(capsys):
                               '--impls', 'fused', 'reference'])
     out = capsys.readouterr().out
     assert 'first call s' in out and 'TFLOP/s' in out
+    from mmsam.utils.collect_env import cpu_capability, cpu_model_name
+    header = out.splitlines()[0]  # the CPU is named before anything is timed
+    assert header.startswith(f'CPU: {cpu_model_name()}, {cpu_capability()}')
+    assert 'load average at the end' in out
     assert set(results) == {(name, dt) for name in ('segment-anything', 'mmsam fused',
                                                     'mmsam reference')
                             for dt in ('fp32', 'bf16')}
@@ -48,3 +52,20 @@ def test_training_memory_runs_both_variants_in_fresh_processes(capsys):
     assert 'peak RSS growth' in capsys.readouterr().out
     assert set(results) == {False, True}
     assert results[True]['loss'] == pytest.approx(results[False]['loss'], rel=1e-6)
+
+
+@pytest.mark.parametrize('kind', [None, 'AMX'])
+def test_header_names_cpu_capability_and_flags_emulated_bf16(monkeypatch, kind):
+    from mmsam.utils import collect_env
+    benchmark = load_tool('benchmark')
+    monkeypatch.setattr(collect_env, 'cpu_bf16_kind', lambda flags=None: kind)
+    monkeypatch.setattr(benchmark, 'cpu_bf16_kind', lambda flags=None: kind)
+    monkeypatch.setattr(collect_env, 'cpu_model_name', lambda path=None: 'Test CPU 9000')
+    import torch
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'AVX2')
+    header = benchmark.machine_header(['fp32', 'bf16'])
+    first = header.splitlines()[0]
+    assert first.startswith('CPU: Test CPU 9000, ' + (kind or 'AVX2'))
+    assert 'threads, load average' in header
+    assert ('emulated' in header) == (kind is None)
+    assert 'emulated' not in benchmark.machine_header(['fp32'])

@@ -46,6 +46,7 @@ Speed is reported as ratios measured in one run, on one machine.
 import argparse
 import copy
 import json
+import os
 import os.path as osp
 import shutil
 import statistics
@@ -70,6 +71,7 @@ from mmsam.models.backbones.encoder_flops import sam_encoder_flops  # noqa: E402
 from mmsam.models.backbones.sam_image_encoder import resolve_arch  # noqa: E402
 from mmsam.registry import MODELS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.utils.collect_env import cpu_bf16_kind, cpu_description  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -531,9 +533,46 @@ def benchmark_samed_step(args, device):
     return results
 
 
+def load_average():
+    """The 1, 5 and 15 minute load averages as text (other jobs skew every timing)."""
+    try:
+        return ', '.join(f'{x:.2f}' for x in os.getloadavg())
+    except OSError:
+        return 'unknown'
+
+
+def machine_header(dtypes):
+    """The lines naming what the numbers were measured on: CPU model and capability (AVX2 /
+    AVX512 / AMX), GPU, torch, threads and load; a table without them cannot be compared.
+
+    Args:
+        dtypes (list[str]): the ``--dtype`` values (bf16 on a CPU without native bf16 is
+            flagged: it is emulated).
+    """
+    lines = [f'CPU: {cpu_description()}']
+    if torch.cuda.is_available():
+        lines.append('GPU: ' + ', '.join(torch.cuda.get_device_name(i)
+                                         for i in range(torch.cuda.device_count())))
+    lines.append(f'torch {torch.__version__}, {torch.get_num_threads()} threads, load average '
+                 f'{load_average()} (1, 5, 15 min)')
+    if 'bf16' in dtypes and cpu_bf16_kind() is None:
+        lines.append('bf16 on this CPU is emulated (no AMX or AVX512-BF16): expect bf16 rows '
+                     'on the CPU to be slower than fp32.')
+    return '\n'.join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)
+    print(machine_header(args.dtype), flush=True)
+    try:
+        return run(args)
+    finally:
+        print(f'load average at the end: {load_average()}')
+
+
+def run(args):
+    """Runs the benchmark ``args.mode`` asks for; returns its results."""
     if args.config is None:
         device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         if args.mode == 'encoder':
