@@ -184,3 +184,46 @@ def test_official_acdc_stem_layout_and_count():
     assert sum(p.numel() for p in stem.parameters()) == 448 + 32 + 1040 + 2080 + 27744 + 2601
     assert sum(p.numel() for p in stem.parameters()) == 33945
     assert stem(torch.zeros(1, 1, 2, 8, 8)).shape == (1, 3, 2, 32, 32)
+
+
+def test_sam_postprocess_is_the_official_acdc_round_trip():
+    """mask_postprocess='sam' (the ACDC config) is SAM's postprocess_masks as the official ACDC
+    code calls it, written out: bilinear to the 1024 input, crop (none), bilinear to 256; in 1D
+    a [1/16, 7/8, 1/16] blur inside the image."""
+    import torch.nn.functional as F
+    cfg = Config.fromfile(REPO / 'configs' / 'masksam' / 'masksam_vit-b_acdc.py')
+    assert cfg.model.decode_head.mask_postprocess == 'sam'
+    torch.manual_seed(0)
+    # in 1D, inside the image: up x4 then down x4 (both bilinear) is a [1/16, 7/8, 1/16] blur
+    row = torch.randn(1, 1, 1, 16).expand(-1, -1, 16, -1)
+    back = F.interpolate(F.interpolate(row, (64, 64), mode='bilinear', align_corners=False),
+                         (16, 16), mode='bilinear', align_corners=False)[0, 0, 0]
+    r = row[0, 0, 0]
+    torch.testing.assert_close(back[1:-1], 0.875 * r[1:-1] + 0.0625 * (r[:-2] + r[2:]))
+    from mmsam.registry import MODELS
+    from mmsam.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    head = MODELS.build(dict(
+        type='MaskSAMHead', num_classes=2, num_frames=1, num_queries=3,
+        prompt_encoder=dict(type='MaskSAMPromptEncoder', embed_dim=16, img_size=64,
+                            patch_size=16, canvas_size=64),
+        mask_decoder=dict(type='SAMMaskDecoder', transformer_dim=16, transformer_mlp_dim=32,
+                          transformer_num_heads=2, iou_head_hidden_dim=16),
+        decoder_adapter=None, depth_pos_embed=False, refine=None, mask_postprocess='sam',
+        loss_decode=dict(type='MaskClassificationCriterion', num_points=None)))
+    head.eval()
+    g = torch.Generator().manual_seed(1)
+    inputs = dict(image_embedding=torch.randn(1, 16, 4, 4, generator=g),
+                  aux_mask_logits=torch.randn(1, 3, 16, 16, generator=g),
+                  aux_boxes=torch.tensor([[[0.1, 0.1, 0.6, 0.7]] * 3]),
+                  aux_cls_tokens=torch.randn(1, 3, 16, generator=g))
+    with torch.no_grad():
+        ours = head(inputs)['mask_logits']
+        head.mask_postprocess = 'direct'
+        direct = head(inputs)['mask_logits']
+    # the decoder's masks are at 4g = 16 = the patch: 'direct' keeps them, 'sam' blurs them
+    round_trip = F.interpolate(F.interpolate(direct, (64, 64), mode='bilinear',
+                                             align_corners=False),
+                               (16, 16), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(ours, round_trip)
+    assert (ours - direct).abs().max() > 1e-3

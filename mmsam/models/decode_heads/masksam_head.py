@@ -12,6 +12,7 @@ from .sam_decode_head import SAMDecodeHead
 
 PROMPT_MODES = ('mask', 'box', 'mask_box', 'mask_avg_box')
 BOX_PIXEL_GRIDS = ('encoder_input', 'patch')
+MASK_POSTPROCESS = ('direct', 'sam')
 
 
 def semantic_scores(cls_logits, mask_logits):
@@ -89,6 +90,10 @@ class MaskSAMHead(SAMDecodeHead):
         mask_threshold (float): probability threshold of the auxiliary masks.
         box_pixel_grid (str): ``'patch'`` (official) or ``'encoder_input'`` (mmsam's
             reading), see above; the same where the stem does not upsample.
+        mask_postprocess (str): how the decoder's (refined) masks reach the patch size:
+            ``'direct'``, one bilinear resize when the sizes differ; ``'sam'``, SAM's
+            ``postprocess_masks`` as the official ACDC code calls it: bilinear up to the
+            encoder input (1024), then bilinear down to the patch (256), a slight blur.
         refine (dict, optional): :class:`MaskRefine3D` config (``num_queries`` and
             ``num_frames`` are filled in).
         loss_decode (dict): :class:`MaskClassificationCriterion` (``num_classes`` filled in).
@@ -99,6 +104,7 @@ class MaskSAMHead(SAMDecodeHead):
     def __init__(self, num_classes, num_frames, prompt_encoder, mask_decoder, num_queries=24,
                  decoder_adapter=dict(type='MaskSAMDecoderAdapter'), depth_pos_embed=True,
                  prompt_mode='mask_avg_box', mask_threshold=0.5, box_pixel_grid='patch',
+                 mask_postprocess='direct',
                  refine=dict(type='MaskRefine3D', hidden=64, upsample=4),
                  loss_decode=dict(type='MaskClassificationCriterion'), **kwargs):
         if num_queries < num_classes:
@@ -113,7 +119,10 @@ class MaskSAMHead(SAMDecodeHead):
         if box_pixel_grid not in BOX_PIXEL_GRIDS:
             raise ValueError(f'MaskSAMHead box_pixel_grid must be one of {BOX_PIXEL_GRIDS}, '
                              f'got {box_pixel_grid!r}')
-        self.box_pixel_grid = box_pixel_grid
+        if mask_postprocess not in MASK_POSTPROCESS:
+            raise ValueError(f'MaskSAMHead mask_postprocess must be one of {MASK_POSTPROCESS}, '
+                             f'got {mask_postprocess!r}')
+        self.box_pixel_grid, self.mask_postprocess = box_pixel_grid, mask_postprocess
         loss_decode = dict(loss_decode)
         loss_decode.setdefault('num_classes', num_classes)
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
@@ -161,9 +170,7 @@ class MaskSAMHead(SAMDecodeHead):
         else:
             box = aux_boxes
             prompt_box = box.detach()
-        # (W, H) of the encoder input; MaskSAMPromptEncoder's input_image_size is its canvas
-        side = getattr(pe, 'img_size', None)
-        enc_wh = (side, side) if side is not None else tuple(pe.input_image_size[::-1])
+        enc_wh = self.encoder_input_size()
         grid_wh = (w, h) if self.box_pixel_grid == 'patch' else enc_wh
         size = prompt_box.new_tensor(grid_wh * 2)
         pixel_boxes = torch.floor(prompt_box * size)
@@ -177,6 +184,13 @@ class MaskSAMHead(SAMDecodeHead):
                                   size=pe.mask_input_size, mode='nearest')
         sparse, dense = pe(points=None, boxes=pixel_boxes, masks=masks)
         return sparse, dense, box
+
+    def encoder_input_size(self):
+        """(W, H) of the encoder input (MaskSAMPromptEncoder's input_image_size is its
+        canvas, so its ``img_size`` is read)."""
+        pe = self.prompt_encoder
+        side = getattr(pe, 'img_size', None)
+        return (side, side) if side is not None else tuple(pe.input_image_size[::-1])
 
     def image_pe(self, num_slices):
         """SAM's dense PE plus the depth PE of each slice, repeated per query: (N, C, g, g), or
@@ -219,6 +233,10 @@ class MaskSAMHead(SAMDecodeHead):
         size = aux_masks.shape[-2:]
         if self.refine is not None:
             masks = self.refine(masks)
+        if self.mask_postprocess == 'sam':
+            # SAM's postprocess_masks (official ACDC): up to the encoder input, then down
+            enc = self.encoder_input_size()
+            masks = F.interpolate(masks, size=enc[::-1], mode='bilinear', align_corners=False)
         if masks.shape[-2:] != size:
             masks = F.interpolate(masks, size=size, mode='bilinear', align_corners=False)
         cls_logits = self.cls_embed(hs[:, -1]).view(n_s, q, -1)
