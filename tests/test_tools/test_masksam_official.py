@@ -227,3 +227,168 @@ def test_sam_postprocess_is_the_official_acdc_round_trip():
                                (16, 16), mode='bilinear', align_corners=False)
     torch.testing.assert_close(ours, round_trip)
     assert (ours - direct).abs().max() > 1e-3
+
+
+def _official_names(mmsam_state, acdc):
+    """An mmsam MaskSAM state dict renamed to the official network's keys (the layout
+    ``convert_masksam`` reads), with nnU-Net's duplicates: ``.all_modules.`` copies of every
+    conv block and, for ACDC, the shared skip under ``image_decoder_skips_{first,second}``."""
+    official = {}
+
+    def block(prefix, ours, bias=True):
+        official[f'{prefix}.conv.weight'] = mmsam_state[f'{ours[0]}.weight']
+        official[f'{prefix}.all_modules.0.weight'] = mmsam_state[f'{ours[0]}.weight']
+        if bias:
+            official[f'{prefix}.conv.bias'] = mmsam_state[f'{ours[0]}.bias']
+            official[f'{prefix}.all_modules.0.bias'] = mmsam_state[f'{ours[0]}.bias']
+        for p in ('weight', 'bias'):
+            official[f'{prefix}.norm.{p}'] = mmsam_state[f'{ours[1]}.{p}']
+            official[f'{prefix}.all_modules.1.{p}'] = mmsam_state[f'{ours[1]}.{p}']
+
+    sites = {'self_attn': 'Space_Queries_Adapter', 'cross_t2i': 'Cross_Space_Adapter1',
+             'mlp': 'MLP_Queries_Adapter', 'cross_i2t': 'Cross_Space_Adapter2'}
+    names = {'fc1': 'D_fc1', 'fc2': 'D_fc2', 'dwconv': 'T_DWconv', 'norm': 'norm',
+             'depth_fc1': 'T_fc1', 'depth_fc2': 'T_fc2'}
+    for key, value in mmsam_state.items():
+        parts = key.split('.')
+        if key == 'backbone.depth_embed':
+            official['sam_model.image_encoder.temporal_embedding'] = value[:, :, 0, 0]
+        elif key.startswith('backbone.') and ('space_adapter' in parts or 'mlp_adapter' in parts):
+            site = 'Space_Adapter' if 'space_adapter' in parts else 'MLP_Adapter'
+            official[f'sam_model.image_encoder.blocks.{parts[2]}.{site}.'
+                     f'{names[parts[4]]}.{parts[5]}'] = value
+        elif key.startswith('backbone.'):
+            official['sam_model.image_encoder.' + key[len('backbone.'):]] = value
+        elif key == 'decode_head.depth_pe':
+            official['sam_model.prompt_encoder.temporal_embedding'] = value
+        elif key.startswith('decode_head.prompt_encoder.'):
+            official['sam_model.' + key[len('decode_head.'):]] = value
+        elif key.startswith('decode_head.mask_decoder.'):
+            official['sam_model.' + key[len('decode_head.'):]] = value
+        elif key.startswith('decode_head.decoder_adapter.layers.'):
+            official[f'sam_model.mask_decoder.transformer.layers.{parts[3]}.{sites[parts[4]]}.'
+                     f'{names[parts[5]]}.{parts[6]}'] = value
+        elif key.startswith('decode_head.decoder_adapter.final_t2i.'):
+            official[f'sam_model.mask_decoder.transformer.Space_Adapter.{names[parts[3]]}.'
+                     f'{parts[4]}'] = value
+        elif key.startswith('decode_head.cls_token.'):
+            official['sam_model.mask_decoder.classifier_token_Adapter.weight'] = value
+        elif key.startswith('decode_head.cls_embed.'):
+            official[f'sam_model.mask_decoder.classifier_embed_Adapter.{parts[-1]}'] = value
+    levels = len({k.split('.')[2] for k in mmsam_state if k.startswith('neck.stages.')})
+    stage_names = [f'image_decoder_stages.{lvl}' for lvl in range(3 if acdc else levels)]
+    if acdc:
+        stage_names += ['image_decoder_stages_second.0', 'image_decoder_stages_first.0']
+    for lvl, name in enumerate(stage_names):
+        convs = {int(k.split('.')[3]) // 3 for k in mmsam_state
+                 if k.startswith(f'neck.stages.{lvl}.')}
+        for j in convs:
+            block(f'{name}.convs.{j}', (f'neck.stages.{lvl}.{3 * j}',
+                                        f'neck.stages.{lvl}.{3 * j + 1}'))
+        if 0 < lvl < len(stage_names) - (2 if acdc else 0):
+            for p in ('weight', 'bias'):
+                official[f'image_decoder_transpconvs.{lvl - 1}.{p}'] = \
+                    mmsam_state[f'neck.ups.{lvl}.{p}']
+    skips = {int(k.split('.')[2]) for k in mmsam_state if k.startswith('neck.skips.')}
+    for i in skips:
+        steps = {int(k.split('.')[3]) // 4 for k in mmsam_state
+                 if k.startswith(f'neck.skips.{i}.')}
+        copies = [f'image_decoder_skips.{i}']
+        if acdc and i == max(skips):
+            copies += ['image_decoder_skips_second.0', 'image_decoder_skips_first.0']
+        for name in copies:
+            for k in steps:
+                for p in ('weight', 'bias'):
+                    official[f'{name}.{2 * k}.{p}'] = mmsam_state[f'neck.skips.{i}.{4 * k}.{p}']
+                block(f'{name}.{2 * k + 1}.convs.0', (f'neck.skips.{i}.{4 * k + 1}',
+                                                      f'neck.skips.{i}.{4 * k + 2}'))
+    for p in ('weight', 'bias'):
+        official[f'image_decoder_seg_layers.0.{p}'] = mmsam_state[f'neck.mask_head.{p}']
+    block('bbox_conv.convs.0', ('neck.box_head.0', 'neck.box_head.1'), bias=False)
+    block('residual_classifier.convs.0', ('neck.cls_head.0', 'neck.cls_head.1'))
+    for seq, ours in (('first_conv', 'stem.layers'), ('final_conv', 'decode_head.refine.layers')):
+        positions = sorted({int(k.split('.')[-2]) for k in mmsam_state
+                            if k.startswith(ours + '.')})
+        index = 0
+        for pos in positions:
+            if pos % 3:
+                continue
+            w = mmsam_state[f'{ours}.{pos}.weight']
+            if f'{ours}.{pos + 1}.weight' in mmsam_state:  # conv block
+                block(f'{seq}.{index}.convs.0', (f'{ours}.{pos}', f'{ours}.{pos + 1}'))
+                index += 1
+            else:  # ConvT (+ bare IN + GELU: 3 official indices) or the last conv
+                official[f'{seq}.{index}.weight'] = w
+                official[f'{seq}.{index}.bias'] = mmsam_state[f'{ours}.{pos}.bias']
+                index += 3 if tuple(w.shape[2:]) == (1, 2, 2) else 1
+    return official
+
+
+def test_acdc_layout_converts_and_loads_strictly_in_the_acdc_config(tmp_path):
+    """A tiny network in the official ACDC layout (x4 stem with transposed convs, five
+    generator levels of which the last three share one skip, duplicated under
+    image_decoder_skips_{first,second}, no final_conv) converts back to the same weights and
+    loads strictly in masksam_vit-b_acdc.py with the widths the converter read."""
+    from mmsam.registry import MODELS
+    from mmsam.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(REPO / 'configs' / 'masksam' / 'masksam_vit-b_acdc.py')
+    m = cfg.model
+    t, q, e, w = 2, 4, 32, 64
+    m.stem.update(channels=(4,), up_channels=(4, 8), post_channels=(8,))
+    m.backbone.update(arch=dict(embed_dim=e, depth=4, num_heads=2, global_attn_indexes=(0, 1, 2, 3),
+                                window_size=4, out_chans=w),
+                      img_size=256, num_frames=t, checkpoint=None, out_indices=(0, 1, 2, 3))
+    m.neck.update(embed_dim=e, num_frames=t, num_queries=q, token_dim=w, neck_dim=w,
+                  channels=(64, 32, 32, 32, 32), cls_pool=8, input_size=64)
+    m.decode_head.update(num_frames=t, num_queries=q)
+    m.decode_head.prompt_encoder.update(embed_dim=w, img_size=256, canvas_size=256,
+                                        checkpoint=None)
+    m.decode_head.mask_decoder.update(transformer_dim=w, transformer_mlp_dim=128,
+                                      transformer_num_heads=2, iou_head_hidden_dim=w,
+                                      checkpoint=None)
+    m.test_cfg.update(patch_size=(t, 64, 64))
+    with quiet_logging():
+        model = MODELS.build(m)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    state = model.state_dict()
+    weights = _official_names(state, acdc=True)
+    assert 'image_decoder_skips_first.0.3.convs.0.conv.weight' in weights
+    path = tmp_path / 'checkpoint_final.pth'
+    torch.save(dict(network_weights=weights, trainer_name='MaskSAM_ACDC',
+                    init_args=dict(fold=0), current_epoch=1000), path)
+    converted, summary, report = convert_masksam(str(path))
+    assert summary['config'] == 'configs/masksam/masksam_vit-b_acdc.py'
+    assert summary['generator']['scales'] == (1, 2, 4, 4, 4)
+    assert summary['generator']['share_skips'] and summary['refine'] is None
+    assert summary['stem'] == dict(in_channels=1, channels=(4,), upsample=4, up_channels=(4, 8),
+                                   post_channels=(8,), out_channels=3, up_norm_affine=False)
+    assert any('image_decoder_skips.1 (shared skip' in line for line in report)
+    assert set(converted) == set(state)
+    for key, value in state.items():
+        assert torch.equal(converted[key], value), key
+    cfg2 = Config.fromfile(REPO / 'configs' / 'masksam' / 'masksam_vit-b_acdc.py')
+    apply_summary(cfg2.model, summary, decoder_heads=2)
+    cfg2.model.decode_head.prompt_encoder.canvas_size = 256
+    with quiet_logging():
+        rebuilt = build_model(cfg2.model)
+    rebuilt.load_state_dict(converted, strict=True)
+    assert rebuilt.decode_head.mask_postprocess == 'sam'
+
+
+@needs_fixture
+def test_the_layout_writer_reproduces_the_official_synapse_file():
+    """_official_names (used for the ACDC layout above) turns the converted fixture back into
+    the official file's keys and tensors, except the position tables the converter cropped."""
+    state, _, _ = convert_masksam(str(CHECKPOINT))
+    weights = torch.load(CHECKPOINT, map_location='cpu', weights_only=True)['network_weights']
+    back = _official_names(state, acdc=False)
+    assert set(back) == set(weights)
+    resized = {k for k in weights if k.endswith(('pos_embed', 'rel_pos_h', 'rel_pos_w'))
+               and weights[k].shape != back[k].shape}
+    assert 'sam_model.image_encoder.pos_embed' in resized
+    for key in set(weights) - resized:
+        assert torch.equal(back[key], weights[key]), key
