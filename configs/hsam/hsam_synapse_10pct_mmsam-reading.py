@@ -4,7 +4,9 @@
 # mmsam's hierarchical pixel decoder (stage-1 features added, D/8 transposed convs, 3-layer
 # hypernetworks), the bounded class-token CMAttn (tanh) on softmax-normalised mask features
 # with class-balanced noise from class frequencies, the area-averaged prior, probability
-# averaging, 4 point embeddings. Official checkpoints do not load into it.
+# averaging, 4 point embeddings. The encoder (LoRA rank 5, bilinear position table), the
+# zoomed stage-1 labels and the schedule stay the official ones. Official checkpoints do not
+# load into it.
 _base_ = ['./hsam_synapse_10pct.py']
 model = dict(
     decode_head=dict(
