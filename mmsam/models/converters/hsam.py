@@ -227,9 +227,11 @@ def stage2_widths(model_cfg, arch):
 
 def _stage1_weight_at_epoch0(cfg):
     """The stage-1 loss weight the config's StageLossWeightHook sets at epoch 0."""
+    from mmsam.engine.hooks import StageLossWeightHook
     for hook in cfg.get('custom_hooks', []):
         if hook.get('type') == 'StageLossWeightHook':
-            return 1 - (1 - hook['start']) ** ((1 - hook['decay']) ** 0)
+            args = {k: v for k, v in hook.items() if k != 'type'}
+            return StageLossWeightHook(**args).weight_at(0)
     raise ValueError('the config has no StageLossWeightHook; the official loss weights the '
                      'stages 1 - 0.6 ** (0.99 ** epoch) and 0.6 ** (0.99 ** epoch)')
 
