@@ -41,7 +41,7 @@ model = dict(
                           transformer_num_heads=4, iou_head_hidden_dim=width, frozen=False,
                           checkpoint=None),
         refine=None,
-        loss_decode=dict(num_points=None)),
+        loss_decode=dict(num_points=None, aux_mask_input='logits')),
     test_cfg=dict(mirror_axes=()),
 )
 train_pipeline = [

@@ -391,3 +391,4 @@ def test_paper_table_configs_use_the_official_switches(path):
     assert pe.type == 'MaskSAMPromptEncoder'
     assert (pe.canvas_size == 1024) == official
     assert (m.decode_head.box_pixel_grid == 'patch') == official
+    assert (m.decode_head.loss_decode.aux_mask_input == 'probs') == official

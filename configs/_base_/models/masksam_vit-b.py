@@ -8,7 +8,8 @@
 # the patch sits in the top-left of SAM's 1024 frame: pos_embed_resize='top_left' ('bicubic'),
 # canvas_size=1024 (None); windowed encoder blocks pad before norm1 and run the DConv adapter on
 # the padded windows: norm_after_pad=True (False), space_adapter_on='windows' ('slices');
-# prompt boxes floored on the patch's pixels: box_pixel_grid='patch' ('encoder_input').
+# prompt boxes floored on the patch's pixels: box_pixel_grid='patch' ('encoder_input'); the
+# auxiliary masks enter the losses as probabilities: aux_mask_input='probs' ('logits').
 # An official nnU-Net checkpoint converts with tools/model_converters/masksam2mmsam.py.
 sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 model = dict(
@@ -46,7 +47,10 @@ model = dict(
         prompt_mode='mask_avg_box',
         box_pixel_grid='patch',
         refine=dict(type='MaskRefine3D', hidden=64, upsample=4),
-        loss_decode=dict(type='MaskClassificationCriterion', num_points=32768),
+        # the official criterion reads the generator's sigmoid probabilities as logits (a
+        # double sigmoid, spec A6); mmsam's reading: aux_mask_input='logits'
+        loss_decode=dict(type='MaskClassificationCriterion', num_points=32768,
+                         aux_mask_input='probs'),
     ),
     # nnU-Net's prediction: sliding window with step 0.5, Gaussian weighting, 8-flip mirroring,
     # scores resampled to the case's original grid.
