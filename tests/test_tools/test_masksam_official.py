@@ -392,3 +392,15 @@ def test_the_layout_writer_reproduces_the_official_synapse_file():
     assert 'sam_model.image_encoder.pos_embed' in resized
     for key in set(weights) - resized:
         assert torch.equal(back[key], weights[key]), key
+
+
+def test_top_left_position_table_is_the_official_crop():
+    """pos_embed_resize='top_left' (the paper-table configs loading SAM's 1024 table for a 256
+    input) is the official encoder's ``pos_embed[:, :h, :w]``; a larger grid is refused."""
+    from mmsam.models.utils.sam_checkpoint import resize_abs_pos_embed
+    table = torch.randn(1, 64, 64, 8)
+    torch.testing.assert_close(resize_abs_pos_embed(table, (16, 16), 'top_left'),
+                               table[:, :16, :16], rtol=0, atol=0)
+    assert not torch.equal(resize_abs_pos_embed(table, (16, 16), 'bicubic'), table[:, :16, :16])
+    with pytest.raises(ValueError, match='top_left'):
+        resize_abs_pos_embed(table[:, :8, :8], (16, 16), 'top_left')
