@@ -224,6 +224,7 @@ def test_la_labelled_list_all_train_and_file_spacing(tmp_path):
         assert tuple(npz['spacing']) == (1.0, 1.0, 1.0)
 
 
+@pytest.mark.slow
 def test_la_cli(cli_runs):
     run = cli_runs['la']
     assert run.returncode == 0, run.stderr

@@ -158,6 +158,7 @@ def test_lidc_split_deterministic_by_seed(lidc_src, tmp_path):
     assert any(splits[r] != splits['a'] for r in 'cde')
 
 
+@pytest.mark.slow
 def test_lidc_cli_and_overwrite(lidc_src, tmp_path):
     dst = tmp_path / 'out'
     result = run_cli('lidc', lidc_src, dst, '--seed', 3)
@@ -345,6 +346,7 @@ def test_qubiq_convert(tmp_path):
         QUBIQKidneyDataset(data_root=str(dst), split='val', pipeline=[])
 
 
+@pytest.mark.slow
 def test_qubiq_cli_case_lists(tmp_path):
     src = write_qubiq(tmp_path / 'src')
     (tmp_path / 'test.txt').write_text('# test\nvalidation_data_v2/kidney/Validation/case02\n'

@@ -153,6 +153,7 @@ def test_bad_input_fails_clearly_and_leaves_nothing(conv, tmp_path, problem, mes
     assert [p.name for p in tmp_path.iterdir()] == ['src']  # no staging folder left
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     write_tree(tmp_path / 'src')
     tool = REPO / 'tools' / 'dataset_converters' / 'nifti_folder.py'

@@ -43,6 +43,7 @@ def test_medsam_original_size_mask_matches_official(results):
     assert diff is not None and diff <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_cli_prints_diffs_dumps_and_fails_on_a_wrong_config(tmp_path):
     dump = tmp_path / 'mmsam_outputs.pt'
     proc = subprocess.run([sys.executable, str(TOOL), str(FIXTURES / 'samed'), '--dump',

@@ -85,6 +85,7 @@ def hf_copy(tmp_path_factory):
     return root / 'seqsam_hf'
 
 
+@pytest.mark.slow
 def test_renamed_key_is_refused_and_named(hf_copy, tmp_path):
     from safetensors.torch import load_file, save_file
     state = load_file(str(hf_copy / 'model.safetensors'))
@@ -125,6 +126,7 @@ def _tiny_config(config, case):
     ('sam_mcl', 'configs/sam_mcl/sam-mcl_lidc.py'),
     ('sam_mcl', 'configs/medsam/medsam_lidc.py'),
 ])
+@pytest.mark.slow
 def test_converted_checkpoint_loads_strictly_in_its_config(tmp_path, case, config):
     from mmsam.engine import load_checkpoint
     from mmsam.models.converters.official_check import build_model
@@ -207,6 +209,7 @@ TEST_CONFIG = REPO / 'configs' / 'seqsam' / 'seqsam_synthetic-lesion.py'
 
 
 @pytest.mark.parametrize('kind', ['safetensors', 'hf_folder', 'samed_lora', 'nnunet'])
+@pytest.mark.slow
 def test_test_tool_stops_with_one_line_naming_the_converter(official_files, tmp_path, kind):
     _, files = official_files
     path, converter = files[kind]
@@ -218,6 +221,7 @@ def test_test_tool_stops_with_one_line_naming_the_converter(official_files, tmp_
 
 
 @pytest.mark.parametrize('kind', ['safetensors', 'hf_folder'])
+@pytest.mark.slow
 def test_infer_tool_stops_with_one_line_naming_the_converter(official_files, tmp_path, kind):
     import numpy as np
     from PIL import Image

@@ -114,6 +114,7 @@ def test_a_renamed_key_is_refused_and_named(tmp_path, old, new):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_wrong_shapes_sizes_and_a_diverging_alias_are_refused(tmp_path):
     base = FIXTURE / 'sam_base_1024.pth'
 

@@ -44,6 +44,7 @@ def test_fixture_matches_official_outputs(attn_impl):
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_mmsam_reading_is_not_the_official_network(tmp_path):
     """The variant config (the patch fills SAM's frame, adapters on whole slices) loads the same
     weights but computes other outputs: the check fails and says so."""
@@ -117,6 +118,7 @@ def test_an_extra_key_and_a_wrong_shape_are_refused_by_name(tmp_path):
 
 
 @needs_fixture
+@pytest.mark.slow
 def test_cli_writes_a_checkpoint_that_loads_strictly_in_the_printed_config(tmp_path):
     out = tmp_path / 'masksam_mmsam.pth'
     proc = run(CONVERTER, CHECKPOINT, out)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import build_reference_sam
@@ -18,6 +19,7 @@ def run(*args):
                           text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_export_loads_into_segment_anything_with_identical_weights(tmp_path):
     torch.manual_seed(0)
     model = MODELS.build(segmentor_cfg('MedSAMHead'))

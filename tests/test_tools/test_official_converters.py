@@ -65,6 +65,7 @@ def samed_model():
     return build_model(cfg.model)
 
 
+@pytest.mark.slow
 def test_samed_converts_maps_lora_and_loads_strictly(samed_files, tmp_path):
     root, base, lora = samed_files
     out = tmp_path / 'samed_mmsam.pth'
@@ -111,6 +112,7 @@ def test_samed_refuses_a_renamed_key_and_names_it(samed_files, tmp_path, old, ne
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_samed_refuses_decoder_lora_and_wrong_shapes(samed_files, tmp_path):
     root, _, lora = samed_files
     torch.save(dict(lora, sa_a_000=torch.zeros(RANK, 32)), tmp_path / 'samed_s.pth')
@@ -183,6 +185,7 @@ def test_psam_converts_and_loads_strictly_with_the_official_nets(psam_file, tmp_
     torch.testing.assert_close(model.decode_head.latent_to_prompt(z), expected)
 
 
+@pytest.mark.slow
 def test_psam_refuses_renamed_keys_and_a_diverging_decoder_copy(psam_file, tmp_path):
     _, official = psam_file
     renamed = {('prior_net.fc_mean.weight' if k == 'prior_net.fc_mu.weight' else k): v
@@ -203,6 +206,7 @@ def test_psam_refuses_renamed_keys_and_a_diverging_decoder_copy(psam_file, tmp_p
     assert not any((tmp_path / n).exists() for n in ('a.pth', 'b.pth', 'c.pth'))
 
 
+@pytest.mark.slow
 def test_sam_layout_file_converts_for_the_medsam_config_and_names_renamed_keys(tmp_path):
     sam = build_reference_sam()
     torch.save(sam.state_dict(), tmp_path / 'medsam.pth')

@@ -253,6 +253,7 @@ def multi_annotator_configs():
     return found
 
 
+@pytest.mark.slow
 def test_multi_annotator_configs_draw_hypotheses():
     configs = multi_annotator_configs()
     assert configs

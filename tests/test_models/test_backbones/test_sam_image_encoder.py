@@ -18,6 +18,7 @@ def test_tiny_encoder_equals_segment_anything(tiny_sam, tiny_sam_checkpoint):
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_vit_b_equals_segment_anything(tmp_path):
     """ViT-B with random weights in the official file layout, at SAM's 1024 input."""
     torch.manual_seed(0)
