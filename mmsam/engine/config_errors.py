@@ -118,7 +118,7 @@ def accepted_arguments(cls):
     return argument_names(cls)[0]
 
 
-def _type_name(type_):
+def registered_type_name(type_):
     return type_.__name__ if inspect.isclass(type_) else str(type_)
 
 
@@ -163,7 +163,7 @@ def explain_build_error(cfg, error):
         return None
     path, node, cls = found[0]
     others = [p for p, _, _ in found[1:]]
-    type_name = _type_name(node['type'])
+    type_name = registered_type_name(node['type'])
     if unexpected:
         arg = unexpected.group('arg')
         accepted = accepted_arguments(cls)

@@ -14,7 +14,7 @@ import inspect
 from torch.utils.data import DataLoader
 
 from mmsam.registry import DATA_SAMPLERS, DATASETS
-from .config_errors import ConfigArgumentError, _type_name, argument_names
+from .config_errors import ConfigArgumentError, registered_type_name, argument_names
 
 # Keys Runner.build_dataloader (mmengine 0.10) takes out of the loader's dict itself; it passes
 # the rest to DataLoader.
@@ -65,7 +65,7 @@ def _typed_node(path, node, registry, extra=()):
     names, closed = argument_names(cls)
     if not closed:
         return []
-    return _unknown(path, node.keys(), names + list(extra), _type_name(node['type']))
+    return _unknown(path, node.keys(), names + list(extra), registered_type_name(node['type']))
 
 
 def _dataset_messages(path, node):

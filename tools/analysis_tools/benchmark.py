@@ -64,7 +64,7 @@ from prettytable import PrettyTable
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 from mmsam.engine.embedding_cache import EmbeddingCache  # noqa: E402
-from mmsam.engine.hooks.embedding_cache_hook import (_pipeline_cfgs,  # noqa: E402
+from mmsam.engine.hooks.embedding_cache_hook import (pipeline_cfgs,  # noqa: E402
                                                      dataset_transforms, pipeline_reason,
                                                      train_mode_reason, trainable_reason)
 from mmsam.models.backbones.encoder_flops import sam_encoder_flops  # noqa: E402
@@ -193,7 +193,7 @@ def train_run(cfg, args, seed, device, cache_root=None):
     if cache_root is not None:
         cache = EmbeddingCache.for_backbone(
             cache_root, model.backbone, cfg.model.backbone, cfg.model.get('data_preprocessor'),
-            _pipeline_cfgs(cfg.train_dataloader.dataset), root=cache_root,
+            pipeline_cfgs(cfg.train_dataloader.dataset), root=cache_root,
             storage_dtype=args.storage_dtype)
         model.embedding_cache = cache
     counter = EncoderCounter(model.backbone)

@@ -112,14 +112,14 @@ def pipeline_reason(transforms, extra_deterministic=()):
     return None
 
 
-def _pipeline_cfgs(dataset_cfg):
+def pipeline_cfgs(dataset_cfg):
     """The pixel-changing transform configs of a dataset config (through wrappers), or None."""
     if dataset_cfg is None:
         return None
     if 'datasets' in dataset_cfg:
-        return [_pipeline_cfgs(d) for d in dataset_cfg['datasets']]
+        return [pipeline_cfgs(d) for d in dataset_cfg['datasets']]
     if 'pipeline' not in dataset_cfg and 'dataset' in dataset_cfg:
-        return _pipeline_cfgs(dataset_cfg['dataset'])
+        return pipeline_cfgs(dataset_cfg['dataset'])
     return [t for t in dataset_cfg.get('pipeline', [])
             if not (isinstance(t, dict) and _type_name(t.get('type')) in PIXEL_NEUTRAL_TRANSFORMS)]
 
@@ -194,7 +194,7 @@ class EmbeddingCacheHook(Hook):
         loader_cfg = runner.cfg.get(f'{phase}_dataloader', {}) or {}
         return EmbeddingCache.for_backbone(
             runner.work_dir, model.backbone, model_cfg.get('backbone'),
-            model_cfg.get('data_preprocessor'), _pipeline_cfgs(loader_cfg.get('dataset')),
+            model_cfg.get('data_preprocessor'), pipeline_cfgs(loader_cfg.get('dataset')),
             root=self.cache_dir, verify_inputs=self.verify_inputs,
             storage_dtype=self.storage_dtype, expected_entries=self._expected_entries(runner,
                                                                                      phase))

@@ -24,7 +24,7 @@ import torch
 from mmsam.models.utils.sam_checkpoint import POS_EMBED_RESIZE_MODES
 from .official_check import build_model, register_case, sam_widths
 from .sam_layout import check_sam_part, decoder_arch, encoder_arch, resize_encoder_positions
-from .samed import _lora_weights, _sample
+from .samed import lora_weights, slice_sample
 from .source_keys import ConversionError, SourceKeys, load_into_model_strictly, read_weight_file
 
 # paper-table config per (encoder, input size)
@@ -77,7 +77,7 @@ def convert_hsam(base_path, lora_path, img_size=512, pos_embed_resize='bilinear'
         base.drop(part, 'replaced by the LoRA file\'s, as LoRA_Sam.load_lora_parameters does')
 
     state = {f'backbone.{k}': v for k, v in encoder.items()}
-    state.update(_lora_weights(lora, arch, lora_path))
+    state.update(lora_weights(lora, arch, lora_path))
     prompt, points = _prompt_encoder(lora, lora_path)
     state.update({f'decode_head.prompt_encoder.{k}': v for k, v in prompt.items()})
     decoder = {k[len('mask_decoder.'):]: lora.take(k) for k in lora.keys('mask_decoder.')}
@@ -257,7 +257,7 @@ def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
 
     raw = inputs['raw_image'].float()  # (B, H, W) in [0, 1]
     images = [(x * 255.0)[None].repeat(3, 1, 1) for x in raw]
-    samples = [_sample((x.shape[-2], x.shape[-1])) for x in raw]
+    samples = [slice_sample((x.shape[-2], x.shape[-1])) for x in raw]
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
     batch, samples = data['inputs'], data['data_samples']
     head = model.decode_head
@@ -276,7 +276,7 @@ def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     # zoom(order=0) low_res_label); the model stays in eval mode, as the fixture's loss.
     head.stage1_weight = _stage1_weight_at_epoch0(cfg)
     train = model.data_preprocessor(dict(
-        inputs=images, data_samples=[_sample(tuple(raw.shape[-2:]), gt)
+        inputs=images, data_samples=[slice_sample(tuple(raw.shape[-2:]), gt)
                                      for gt in inputs['labels'].long()]), True)
     labels = head._stack_batch_gt(train['data_samples'])[:, 0]
     logits1, logits2 = head.forward(model.extract_feat(train['inputs']), labels=labels)

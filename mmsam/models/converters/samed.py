@@ -74,7 +74,7 @@ def convert_samed(base_path, lora_path, img_size=512, pos_embed_resize='bilinear
               'LoRA_Sam.load_lora_parameters does')
 
     state = {f'backbone.{k}': v for k, v in encoder.items()}
-    state.update(_lora_weights(lora, arch, lora_path))
+    state.update(lora_weights(lora, arch, lora_path))
     prompt = lora.take_prefix('prompt_encoder.')
     decoder = lora.take_prefix('mask_decoder.')
     check_sam_part(prompt, 'prompt_encoder', lora_path, 'prompt_encoder.')
@@ -96,7 +96,7 @@ def convert_samed(base_path, lora_path, img_size=512, pos_embed_resize='bilinear
     return state, summary, report
 
 
-def _lora_weights(lora, arch, path):
+def lora_weights(lora, arch, path):
     """The ``w_a_NNN`` / ``w_b_NNN`` pairs as mmsam ``LoRAQKVLinear`` weights of every block."""
     indices = sorted(int(m.group(1)) for k in lora.keys('w_a_')
                      for m in [re.fullmatch(r'w_a_(\d+)', k)] if m)
@@ -138,7 +138,7 @@ def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     raw = inputs['raw_image'].float()  # (B, H, W) in [0, 1]
     # LoadNpzSlice's image: the [0, 1] slice times 255, repeated to 3 channels
     images = [(x * 255.0)[None].repeat(3, 1, 1) for x in raw]
-    samples = [_sample((x.shape[-2], x.shape[-1])) for x in raw]
+    samples = [slice_sample((x.shape[-2], x.shape[-1])) for x in raw]
     data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
     batch, samples = data['inputs'], data['data_samples']
     head = model.decode_head
@@ -156,7 +156,7 @@ def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     # its loss_label_resize ('zoom' in the paper-table config: the official dataset's
     # scipy zoom(order=0) low_res_label).
     train = model.data_preprocessor(dict(
-        inputs=images, data_samples=[_sample(tuple(raw.shape[-2:]), gt)
+        inputs=images, data_samples=[slice_sample(tuple(raw.shape[-2:]), gt)
                                      for gt in inputs['labels'].long()]), True)
     losses = model.loss(train['inputs'], train['data_samples'])
     for loss in head.loss_decode:
@@ -171,7 +171,8 @@ def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     return out, notes
 
 
-def _sample(shape, label=None):
+def slice_sample(shape, label=None):
+    """A data sample of one (H, W) slice fed whole (no padding), with an optional label."""
     sample = SegDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
     if label is not None:
         sample.gt_sem_seg = PixelData(data=label[None])
