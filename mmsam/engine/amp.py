@@ -26,8 +26,8 @@ from mmsam.utils import collect_env
 AMP_DTYPES = ('bfloat16', 'float16')
 
 #: bf16 autocast against fp32 on a CPU without native bf16: the ViT-B encoder at 1024 x 1024,
-#: 2 threads, on a 2-core AMD EPYC (AVX2), issue 28 and README "Performance", EPYC (AVX2).
-EMULATED_BF16_SLOWDOWN = 'a ViT-B encoder forward took 5.9x as long as in fp32'
+#: 2 threads, on a 2-core AMD EPYC (AVX2), README "Performance", EPYC (AVX2) (min / median).
+EMULATED_BF16_SLOWDOWN = 'a ViT-B encoder forward took 5.8-7.8x as long as in fp32'
 
 #: ``--amp-dtype``'s help text for tools/train.py, tools/test.py and tools/infer.py.
 AMP_DTYPE_HELP = ('autocast dtype with --amp (default: float16 on CUDA; on CPU bfloat16 where '
