@@ -85,7 +85,7 @@ from mmsam.apis.scan_outputs import scan_name, write_scan_outputs  # noqa: E402
 from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  # noqa: E402
                                              expand_scan_folders, scan_kind)
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
-from mmsam.engine.amp import autocast_for  # noqa: E402
+from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for  # noqa: E402
 from mmsam.engine.checkpoint import OfficialFormatError, check_official_format  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -135,8 +135,7 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true',
                         help='run the model under autocast (see --amp-dtype)')
     parser.add_argument('--amp-dtype', choices=['bfloat16', 'float16'], default=None,
-                        help='autocast dtype with --amp (default: bfloat16 on CPU, float16 on '
-                        'CUDA)')
+                        help=AMP_DTYPE_HELP)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='overrides of the config, key=value')
     args = parser.parse_args(argv)

@@ -25,7 +25,7 @@ from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError
                           build_runner,
                           check_prerequisites, checkpoint_must_fit,
                           config_argument_errors, destroy_process_group, load_config)
-from mmsam.engine.amp import autocast_for, model_device_type  # noqa: E402
+from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for, model_device_type  # noqa: E402
 from mmsam.registry import METRICS  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
@@ -71,8 +71,7 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true',
                         help='run inference under autocast (CPU or GPU; see --amp-dtype)')
     parser.add_argument('--amp-dtype', choices=['bfloat16', 'float16'], default=None,
-                        help='autocast dtype with --amp (default: bfloat16 on CPU, float16 on '
-                        'CUDA)')
+                        help=AMP_DTYPE_HELP)
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)

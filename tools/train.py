@@ -25,6 +25,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,  # noqa: E402
                           build_runner, check_prerequisites, config_argument_errors,
                           destroy_process_group, find_resume_checkpoint, load_config)
+from mmsam.engine.amp import AMP_DTYPE_HELP  # noqa: E402
 from mmsam.utils import register_all_modules  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def parse_args(argv=None):
         '--amp-dtype',
         choices=['bfloat16', 'float16'],
         default=None,
-        help='autocast dtype with --amp (default: bfloat16 on CPU, float16 on CUDA)')
+        help=AMP_DTYPE_HELP)
     parser.add_argument(
         '--cfg-options',
         nargs='+',

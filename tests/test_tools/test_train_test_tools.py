@@ -177,7 +177,8 @@ def test_default_work_dir_show_dir_and_out(data_root, tmp_path):
 
 
 def test_amp_trains_and_tests_on_cpu(data_root, tmp_path):
-    """--amp on a CPU-only machine: bf16 autocast through mmsam's AmpOptimWrapper."""
+    """--amp on a CPU-only machine, through mmsam's AmpOptimWrapper: bf16 autocast where the CPU
+    runs bf16 natively (AMX, AVX512-BF16), float32 elsewhere (mmsam.engine.amp)."""
     work_dir = tmp_path / 'amp'
     out = run([sys.executable, str(REPO / 'tools' / 'train.py'), str(CONFIG), '--work-dir',
                str(work_dir), '--amp', '--cfg-options', *synthetic_abdomen_options(data_root),
