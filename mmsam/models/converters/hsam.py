@@ -24,7 +24,7 @@ import torch
 from mmsam.models.utils.sam_checkpoint import POS_EMBED_RESIZE_MODES
 from .official_check import build_model, register_case, sam_widths
 from .sam_layout import check_sam_part, decoder_arch, encoder_arch, resize_encoder_positions
-from .samed import lora_weights, slice_sample
+from .samed import lora_weights, preprocessed_slices
 from .source_keys import ConversionError, SourceKeys, load_into_model_strictly, read_weight_file
 
 # paper-table config per (encoder, input size)
@@ -256,10 +256,7 @@ def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     notes = report + [f'position tables resized {mode} (the config\'s pos_embed_resize)']
 
     raw = inputs['raw_image'].float()  # (B, H, W) in [0, 1]
-    images = [(x * 255.0)[None].repeat(3, 1, 1) for x in raw]
-    samples = [slice_sample((x.shape[-2], x.shape[-1])) for x in raw]
-    data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
-    batch, samples = data['inputs'], data['data_samples']
+    batch, samples = preprocessed_slices(model, raw)
     head = model.decode_head
     feats = model.extract_feat(batch)
     logits1, logits2 = head.forward(feats)
@@ -275,13 +272,11 @@ def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     # loss_label_resize ('zoom' in the paper-table config: the official dataset's scipy
     # zoom(order=0) low_res_label); the model stays in eval mode, as the fixture's loss.
     head.stage1_weight = _stage1_weight_at_epoch0(cfg)
-    train = model.data_preprocessor(dict(
-        inputs=images, data_samples=[slice_sample(tuple(raw.shape[-2:]), gt)
-                                     for gt in inputs['labels'].long()]), True)
-    labels = head._stack_batch_gt(train['data_samples'])[:, 0]
-    logits1, logits2 = head.forward(model.extract_feat(train['inputs']), labels=labels)
+    train_batch, train_samples = preprocessed_slices(model, raw, inputs['labels'].long())
+    labels = head._stack_batch_gt(train_samples)[:, 0]
+    logits1, logits2 = head.forward(model.extract_feat(train_batch), labels=labels)
     (stage1, low_labels), (stage2, _) = head.stage_losses(logits1, logits2, labels)
-    losses = model.loss(train['inputs'], train['data_samples'])
+    losses = model.loss(train_batch, train_samples)
     out.update(loss_stage1=sum(stage1.values()), loss_stage2=sum(stage2.values()),
                loss=sum(losses[f'decode.{loss.loss_name}'] for loss in head.loss_decode),
                stage1_weight_epoch0=losses['decode.stage1_weight'])

@@ -136,11 +136,7 @@ def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     notes = report + [f'position tables resized {mode} (the config\'s pos_embed_resize)']
 
     raw = inputs['raw_image'].float()  # (B, H, W) in [0, 1]
-    # LoadNpzSlice's image: the [0, 1] slice times 255, repeated to 3 channels
-    images = [(x * 255.0)[None].repeat(3, 1, 1) for x in raw]
-    samples = [slice_sample((x.shape[-2], x.shape[-1])) for x in raw]
-    data = model.data_preprocessor(dict(inputs=images, data_samples=samples), False)
-    batch, samples = data['inputs'], data['data_samples']
+    batch, samples = preprocessed_slices(model, raw)
     head = model.decode_head
     feats = model.extract_feat(batch)
     embedding = feats[-1]
@@ -155,20 +151,30 @@ def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     # preprocessor (training mode) and the head brings them to the logits' resolution by
     # its loss_label_resize ('zoom' in the paper-table config: the official dataset's
     # scipy zoom(order=0) low_res_label).
-    train = model.data_preprocessor(dict(
-        inputs=images, data_samples=[slice_sample(tuple(raw.shape[-2:]), gt)
-                                     for gt in inputs['labels'].long()]), True)
-    losses = model.loss(train['inputs'], train['data_samples'])
+    train_batch, train_samples = preprocessed_slices(model, raw, inputs['labels'].long())
+    losses = model.loss(train_batch, train_samples)
     for loss in head.loss_decode:
         out[loss.loss_name] = losses[f'decode.{loss.loss_name}'] / loss.loss_weight
     out['loss'] = sum(losses[f'decode.{loss.loss_name}'] for loss in head.loss_decode)
     low_labels = inputs['low_res_labels'].long()
-    resized = head.resize_labels(train['data_samples'], low_labels.shape[-2:])
+    resized = head.resize_labels(train_samples, low_labels.shape[-2:])
     differ = int((resized != low_labels).sum())
     notes.append(f'loss on the full labels, resized by the head\'s loss_label_resize='
                  f'{head.loss_label_resize!r}: {differ} of {low_labels.numel()} low-res labels '
                  'differ from the official low_res_labels')
     return out, notes
+
+
+def preprocessed_slices(model, raw, labels=None):
+    """[0, 1] slices (B, H, W) as LoadNpzSlice gives them (times 255, 3 channels) through the
+    model's data preprocessor: in test mode, or with their (B, H, W) ``labels`` in training
+    mode. Returns ((B, 3, S, S) batch, data samples)."""
+    images = [(x * 255.0)[None].repeat(3, 1, 1) for x in raw]
+    gts = [None] * len(images) if labels is None else list(labels)
+    samples = [slice_sample(tuple(x.shape[-2:]), gt) for x, gt in zip(raw, gts)]
+    data = model.data_preprocessor(dict(inputs=images, data_samples=samples),
+                                   labels is not None)
+    return data['inputs'], data['data_samples']
 
 
 def slice_sample(shape, label=None):
