@@ -19,7 +19,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import ConversionError, save_converted  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
 from mmsam.models.converters.hf_sam import convert_hf_sam  # noqa: E402
 
 # What the paper-table configs set; other values are printed as --cfg-options to add.
@@ -37,13 +37,9 @@ def main(argv=None):
                         "recurrent_input_order='hz'")
     parser.add_argument('--overwrite', action='store_true')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.overwrite:
-        sys.exit(f'error: {args.out} exists; pass --overwrite to replace it')
-    try:
-        state, summary, report = convert_hf_sam(args.source, args.recurrent_input_order)
-    except ConversionError as err:
-        sys.exit(f'error: {err}')
-    for line in report + summary['notes']:
+    state, summary = run_conversion(args.out, args.overwrite, convert_hf_sam,
+                                    args.source, args.recurrent_input_order)
+    for line in summary['notes']:
         print(line)
     print(f'{summary["source_keys"]} keys in {args.source}: {summary["used_keys"]} used, '
           f'{summary["source_keys"] - summary["used_keys"]} dropped (reasons above)')

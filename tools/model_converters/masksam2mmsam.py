@@ -16,7 +16,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import ConversionError, save_converted  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
 from mmsam.models.converters.masksam import convert_masksam  # noqa: E402
 
 
@@ -26,14 +26,7 @@ def main(argv=None):
     parser.add_argument('out', help='output mmsam checkpoint (.pth)')
     parser.add_argument('--overwrite', action='store_true')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.overwrite:
-        sys.exit(f'error: {args.out} exists; pass --overwrite to replace it')
-    try:
-        state, summary, report = convert_masksam(args.checkpoint)
-    except ConversionError as err:
-        sys.exit(f'error: {err}')
-    for line in report:
-        print(line)
+    state, summary = run_conversion(args.out, args.overwrite, convert_masksam, args.checkpoint)
     enc, gen = summary['encoder'], summary['generator']
     save_converted(state, args.out, dict(converted_from=osp.basename(args.checkpoint),
                                          converter='masksam2mmsam.py',

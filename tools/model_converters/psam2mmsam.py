@@ -14,7 +14,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import ConversionError, save_converted  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
 from mmsam.models.converters.psam import convert_psam  # noqa: E402
 
 
@@ -24,14 +24,7 @@ def main(argv=None):
     parser.add_argument('out', help='output mmsam checkpoint (.pth)')
     parser.add_argument('--overwrite', action='store_true')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.overwrite:
-        sys.exit(f'error: {args.out} exists; pass --overwrite to replace it')
-    try:
-        state, summary, report = convert_psam(args.checkpoint)
-    except ConversionError as err:
-        sys.exit(f'error: {err}')
-    for line in report:
-        print(line)
+    state, summary = run_conversion(args.out, args.overwrite, convert_psam, args.checkpoint)
     print('added decode_head.kl_iter = 0 (PSAMHead\'s KL warm-up counter; the official model '
           'has none)')
     enc, dec = summary['encoder'], summary['decoder']

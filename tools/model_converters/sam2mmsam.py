@@ -15,7 +15,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import ConversionError, save_converted  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
 from mmsam.models.converters.medsam import (MEDSAM_INFERENCE_CONFIG,  # noqa: E402
                                             convert_sam_layout)
 
@@ -31,15 +31,8 @@ def main(argv=None):
                         help='the config to print (default: MedSAM\'s own inference)')
     parser.add_argument('--overwrite', action='store_true')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.overwrite:
-        sys.exit(f'error: {args.out} exists; pass --overwrite to replace it')
-    try:
-        state, summary, report = convert_sam_layout(args.checkpoint, args.img_size,
-                                                    args.pos_embed_resize)
-    except ConversionError as err:
-        sys.exit(f'error: {err}')
-    for line in report:
-        print(line)
+    state, summary = run_conversion(args.out, args.overwrite, convert_sam_layout,
+                                    args.checkpoint, args.img_size, args.pos_embed_resize)
     enc, dec = summary['encoder'], summary['decoder']
     save_converted(state, args.out, dict(converted_from=osp.basename(args.checkpoint),
                                          converter='sam2mmsam.py', img_size=summary['img_size']))

@@ -17,7 +17,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import ConversionError, save_converted  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
 from mmsam.models.converters.samed import convert_samed  # noqa: E402
 
 
@@ -33,15 +33,8 @@ def main(argv=None):
                         help='how the base position table is resized (official: bilinear)')
     parser.add_argument('--overwrite', action='store_true')
     args = parser.parse_args(argv)
-    if osp.exists(args.out) and not args.overwrite:
-        sys.exit(f'error: {args.out} exists; pass --overwrite to replace it')
-    try:
-        state, summary, report = convert_samed(args.base, args.lora, args.img_size,
-                                               args.pos_embed_resize)
-    except ConversionError as err:
-        sys.exit(f'error: {err}')
-    for line in report:
-        print(line)
+    state, summary = run_conversion(args.out, args.overwrite, convert_samed,
+                                    args.base, args.lora, args.img_size, args.pos_embed_resize)
     enc, dec = summary['encoder'], summary['decoder']
     meta = dict(converted_from=[osp.basename(args.base), osp.basename(args.lora)],
                 converter='samed2mmsam.py', img_size=args.img_size,

@@ -5,6 +5,7 @@ either used (``take``) or dropped with a reason (``drop``), and :meth:`SourceKey
 fails on any key left over, so a renamed or unknown key is named instead of silently ignored.
 """
 import os.path as osp
+import sys
 
 import torch
 
@@ -135,6 +136,26 @@ def load_into_model_strictly(model, state_dict, source):
             f'missing {missing[:10]}, unexpected {unexpected[:10]}, shape mismatches '
             f'{wrong[:10]}. Use the config the converter printed (and its widths)')
     model.load_state_dict(state_dict, strict=True)
+
+
+def run_conversion(out, overwrite, convert, *args, **kwargs):
+    """The converter command lines' common steps: refuse an existing ``out`` unless
+    ``overwrite``, run ``convert(*args, **kwargs)``, exit with ``error: ...`` on a
+    :class:`ConversionError`, and print the conversion's report (every source key used or
+    dropped, with its reason).
+
+    Returns:
+        tuple[dict, dict]: the converted state dict and the converter's summary.
+    """
+    if osp.exists(out) and not overwrite:
+        sys.exit(f'error: {out} exists; pass --overwrite to replace it')
+    try:
+        state, summary, report = convert(*args, **kwargs)
+    except ConversionError as err:
+        sys.exit(f'error: {err}')
+    for line in report:
+        print(line)
+    return state, summary
 
 
 def save_converted(state_dict, out, meta):
