@@ -27,24 +27,7 @@ from mmsam.utils.io import atomic_savez
 from mmsam.utils.limits import check_voxel_limit
 from mmsam.utils.io import staged_output  # noqa: F401  (the converters import it from here)
 
-
-class ConversionError(RuntimeError):
-    """A source file or argument that the conversion cannot use; the message says what to do.
-
-    Attributes:
-        own_files (bool): the converter reads the user's own files, not an official release;
-            the shared checks (e.g. :func:`read_nifti_pair`) then advise fixing or re-exporting
-            the files instead of re-extracting a release. Subclasses set it.
-    """
-
-    own_files = False
-
-
-def _redo(error):
-    """What to do with a damaged source file: re-export one's own, re-fetch a release's."""
-    if getattr(error, 'own_files', False):
-        return 're-export it (e.g. save it again with nibabel or SimpleITK)'
-    return 're-download or re-extract it'
+from .converters.errors import ConversionError, redo_advice as _redo
 
 
 #: A converted data root needs at most about this many times its source's size (float32 slices
@@ -207,9 +190,6 @@ def choose_labelled(train_cases, labelled, labelled_list, read_list, not_trainin
 # ---------------------------------------------------------------------------------------------
 # volumetric data: NIfTI pairs, nnU-Net's target spacing and resampling, CT foreground statistics
 
-ANISOTROPY_THRESHOLD = 3.0  # nnU-Net's ANISO_THRESHOLD
-# nnU-Net's fingerprint samples 10e7 foreground voxels in all, split evenly over the cases
-FOREGROUND_SAMPLE_BUDGET = 10 ** 8
 # header floats (float32 qform/sform) differ in the last digits between image and label files
 AFFINE_ATOL = 1e-4
 
@@ -329,168 +309,6 @@ def check_label_ids(label, num_classes, path, error=ConversionError):
                     f'{found.astype(int).tolist()}, allowed are 0-{num_classes - 1}; is it a label '
                     'file of this dataset?')
     return label.astype(np.uint8)
-
-
-def nnunet_target_spacing(spacings, shapes=None, threshold=ANISOTROPY_THRESHOLD):
-    """nnU-Net's full-resolution target spacing of a dataset (its ExperimentPlanner rule).
-
-    The target is the median spacing per axis. When its coarsest axis is more than
-    ``threshold`` times coarser than the next coarsest (and, if ``shapes`` are given, the median
-    size along it times ``threshold`` is below the other median sizes), that axis gets the 10th
-    percentile of its spacings instead, but not finer than the other axes.
-
-    Args:
-        spacings (sequence): (N, 3) spacings (z, y, x) of the cases, mm.
-        shapes (sequence | None): (N, 3) shapes (D, H, W) of the cases.
-        threshold (float): anisotropy threshold.
-
-    Returns:
-        tuple[float, float, float]: the target spacing (z, y, x).
-    """
-    spacings = np.asarray(spacings, dtype=np.float64).reshape(-1, 3)
-    target = np.percentile(spacings, 50, axis=0)
-    worst = int(np.argmax(target))
-    others = [i for i in range(3) if i != worst]
-    aniso = target[worst] > threshold * max(target[others])
-    if shapes is not None:
-        sizes = np.percentile(np.asarray(shapes, dtype=np.float64).reshape(-1, 3), 50, axis=0)
-        aniso = aniso and sizes[worst] * threshold < min(sizes[others])
-    if aniso:
-        low = np.percentile(spacings[:, worst], 10)
-        if low < max(target[others]):
-            low = max(max(target[others]), low) + 1e-5
-        target[worst] = low
-    return tuple(float(s) for s in target)
-
-
-def resampled_shape(shape, spacing, target_spacing):
-    """Shape of a volume resampled from ``spacing`` to ``target_spacing`` (nnU-Net's rounding)."""
-    return tuple(max(1, int(round(s / t * n)))
-                 for n, s, t in zip(shape, spacing, target_spacing))
-
-
-def _separate_axis(spacing, target_spacing, threshold=ANISOTROPY_THRESHOLD):
-    """The low-resolution axis to resample on its own (nnU-Net's ``do_separate_z``), or None."""
-    for sp in (np.asarray(spacing, float), np.asarray(target_spacing, float)):
-        if sp.max() / sp.min() > threshold:
-            axes = np.flatnonzero(sp == sp.max())
-            return int(axes[0]) if len(axes) == 1 else None
-    return None
-
-
-def _zoom(array, shape, order):
-    """Resize ``array`` to ``shape``: scipy spline of ``order`` on pixel centres, edge mode."""
-    from scipy import ndimage
-    if tuple(array.shape) == tuple(shape):
-        return array
-    factors = [n / o for n, o in zip(shape, array.shape)]
-    out = ndimage.zoom(array, factors, order=order, mode='nearest', grid_mode=True,
-                       output=np.float32)
-    assert out.shape == tuple(shape), (out.shape, shape)
-    return out
-
-
-def _resample(volume, shape, order, axis):
-    """Resize with ``order``; with ``axis``, in-plane per slice then nearest along ``axis``."""
-    if axis is None:
-        return _zoom(volume, shape, order)
-    moved = np.moveaxis(volume, axis, 0)
-    plane = tuple(n for i, n in enumerate(shape) if i != axis)
-    moved = np.stack([_zoom(s, plane, order) for s in moved])
-    moved = _zoom(moved, (shape[axis], ) + plane, 0)
-    return np.moveaxis(moved, 0, axis)
-
-
-def resample_volume(image, label, spacing, target_spacing):
-    """Resample an image and its label map to ``target_spacing`` the way nnU-Net does.
-
-    The new shape is ``round(shape * spacing / target_spacing)``. Image: cubic spline (order 3).
-    Labels: each class one-hot, linear (order 1), then the argmax. When the source or target
-    spacing is anisotropic (max / min > 3, a single coarsest axis), both are resampled in-plane
-    slice by slice and with nearest neighbour (order 0) along that axis.
-
-    Args:
-        image (ndarray): (D, H, W) intensities.
-        label (ndarray): (D, H, W) integer class ids.
-        spacing (sequence[float]): (z, y, x) spacing of the arrays, mm.
-        target_spacing (sequence[float]): (z, y, x) spacing to resample to, mm.
-
-    Returns:
-        tuple[ndarray, ndarray]: image (D', H', W') float32 and label (D', H', W') uint8.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    label = np.asarray(label)
-    shape = resampled_shape(image.shape, spacing, target_spacing)
-    if shape == image.shape:
-        return image, label.astype(np.uint8)
-    axis = _separate_axis(spacing, target_spacing)
-    new_image = _resample(image, shape, 3, axis)
-    new_label = np.zeros(shape, dtype=np.uint8)
-    best = np.full(shape, -np.inf, dtype=np.float32)
-    for c in np.unique(label):  # ascending, strict '>': ties go to the lower id, as argmax
-        prob = _resample((label == c).astype(np.float32), shape, 1, axis)
-        better = prob > best
-        new_label[better], best[better] = c, prob[better]
-    return new_image, new_label
-
-
-def parse_target_spacing(value, error=ConversionError):
-    """Read a ``--target-spacing`` value: ``None``/``'none'``, ``'auto'`` or ``'z,y,x'``.
-
-    Returns:
-        None | str | tuple[float, float, float]: None, ``'auto'`` or the spacing.
-    """
-    if value is None or (isinstance(value, str) and value.lower() == 'none'):
-        return None
-    if isinstance(value, str) and value.lower() == 'auto':
-        return 'auto'
-    try:
-        parts = value.split(',') if isinstance(value, str) else list(value)
-        spacing = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        spacing = ()
-    if len(spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing):
-        raise error(f'target spacing {value!r}: use none, auto, or three positive numbers z,y,x '
-                    '(mm), e.g. 3,0.8,0.8')
-    return spacing
-
-
-def sample_foreground(image, label, max_voxels=None, seed=1234):
-    """Intensities of the labelled (> 0) voxels of a case, at most ``max_voxels`` of them.
-
-    Args:
-        image (ndarray): (D, H, W) intensities.
-        label (ndarray): (D, H, W) class ids.
-        max_voxels (int | None): keep a seeded random subset of this size when there are more.
-        seed (int): seed of the subset (nnU-Net seeds each case with 1234).
-
-    Returns:
-        ndarray: (M,) float32 intensities.
-    """
-    values = np.asarray(image)[np.asarray(label) > 0]
-    if max_voxels is not None and values.size > max_voxels:
-        values = np.random.RandomState(seed).choice(values, max_voxels, replace=False)
-    return values.astype(np.float32)
-
-
-def foreground_stats(samples, what='the training cases', error=ConversionError):
-    """nnU-Net's CT normalisation statistics of foreground intensities.
-
-    Args:
-        samples (list[ndarray]): per-case foreground intensities (:func:`sample_foreground`).
-        what (str): what the samples come from, for the error.
-        error (type): the converter's :class:`ConversionError` subclass to raise.
-
-    Returns:
-        dict: ``mean``, ``std`` (population), ``percentile_00_5``, ``percentile_99_5``.
-    """
-    values = np.concatenate([np.ravel(s) for s in samples] or [np.zeros(0)]).astype(np.float64)
-    if not values.size:
-        raise error(f'{what} have no labelled voxels, so CT foreground statistics cannot be '
-                    'computed; check the label files')
-    return dict(mean=float(values.mean()), std=float(values.std()),
-                percentile_00_5=float(np.percentile(values, 0.5)),
-                percentile_99_5=float(np.percentile(values, 99.5)))
 
 
 def save_case_volume(path, image, label, spacing, native=None):

@@ -14,6 +14,7 @@ import pytest
 from conftest import load_script
 
 from mmsam.datasets import converter_utils as cu
+from mmsam.datasets.converters import nnunet_preprocessing as nnunet
 
 
 # the official MaskSAM ACDC split, by patient number
@@ -107,21 +108,21 @@ def test_target_spacing_median_and_tenth_percentile():
     z = [2.5, 5.0, 5.0, 6.0, 10.0]
     spacings = [[s, 0.8, 0.8] for s in z]
     # median z 5 > 3 * 0.8: anisotropic; 10th percentile of z: 2.5 + 0.4 * (5 - 2.5) = 3.5
-    assert cu.nnunet_target_spacing(spacings) == pytest.approx((3.5, 0.8, 0.8))
+    assert nnunet.nnunet_target_spacing(spacings) == pytest.approx((3.5, 0.8, 0.8))
     # with shapes: 10 * 3 < 64 keeps the rule; 30 * 3 >= 64 turns it off (median stays)
-    assert cu.nnunet_target_spacing(spacings, [[10, 64, 64]] * 5) == pytest.approx((3.5, .8, .8))
-    assert cu.nnunet_target_spacing(spacings, [[30, 64, 64]] * 5) == pytest.approx((5.0, .8, .8))
+    assert nnunet.nnunet_target_spacing(spacings, [[10, 64, 64]] * 5) == pytest.approx((3.5, .8, .8))
+    assert nnunet.nnunet_target_spacing(spacings, [[30, 64, 64]] * 5) == pytest.approx((5.0, .8, .8))
     # not anisotropic (2 <= 3 * 1): the median per axis
-    assert cu.nnunet_target_spacing([[2, 1, 1.2], [2, 1, 1], [3, 1.4, 1]]) == \
+    assert nnunet.nnunet_target_spacing([[2, 1, 1.2], [2, 1, 1], [3, 1.4, 1]]) == \
         pytest.approx((2.0, 1.0, 1.0))
     # the 10th percentile (0.2 + 0.4 * 0.1 = 0.24) may not get finer than the other axes
     low = [[0.2, 1, 1], [0.3, 1, 1], [4, 1, 1], [4, 1, 1], [4, 1, 1]]
-    assert cu.nnunet_target_spacing(low) == pytest.approx((1.0 + 1e-5, 1.0, 1.0))
+    assert nnunet.nnunet_target_spacing(low) == pytest.approx((1.0 + 1e-5, 1.0, 1.0))
 
 
 def test_resampled_shape_rounds_like_nnunet():
-    assert cu.resampled_shape((3, 10, 12), (8, 1.5, 1.25), (4, 0.75, 2.5)) == (6, 20, 6)
-    assert cu.resampled_shape((3, 10, 10), (6, 1, 1), (4, 1, 1)) == (4, 10, 10)  # 4.5 -> 4
+    assert nnunet.resampled_shape((3, 10, 12), (8, 1.5, 1.25), (4, 0.75, 2.5)) == (6, 20, 6)
+    assert nnunet.resampled_shape((3, 10, 10), (6, 1, 1), (4, 1, 1)) == (4, 10, 10)  # 4.5 -> 4
 
 
 def test_resample_anisotropic_is_nearest_along_z():
@@ -129,12 +130,12 @@ def test_resample_anisotropic_is_nearest_along_z():
     image = rng.random((3, 5, 6)).astype(np.float32)
     label = rng.integers(0, 4, (3, 5, 6))
     # (6, 1, 1) -> (3, 1, 1): in-plane unchanged, z doubled by nearest neighbour
-    new_image, new_label = cu.resample_volume(image, label, (6, 1, 1), (3, 1, 1))
+    new_image, new_label = nnunet.resample_volume(image, label, (6, 1, 1), (3, 1, 1))
     np.testing.assert_allclose(new_image, image.repeat(2, axis=0), atol=1e-6)
     np.testing.assert_array_equal(new_label, label.repeat(2, axis=0))
     assert new_image.dtype == np.float32 and new_label.dtype == np.uint8
     # the coarse axis may be any axis: x here
-    img_x, lbl_x = cu.resample_volume(image, label, (1, 1, 6), (1, 1, 3))
+    img_x, lbl_x = nnunet.resample_volume(image, label, (1, 1, 6), (1, 1, 3))
     np.testing.assert_allclose(img_x, image.repeat(2, axis=2), atol=1e-6)
     np.testing.assert_array_equal(lbl_x, label.repeat(2, axis=2))
 
@@ -143,26 +144,26 @@ def test_resample_labels_keep_labels():
     rng = np.random.default_rng(1)
     label = rng.integers(0, 5, (4, 6, 5))
     image = rng.random(label.shape)
-    up_image, up = cu.resample_volume(image, label, (2, 2, 2), (1, 1, 1))
+    up_image, up = nnunet.resample_volume(image, label, (2, 2, 2), (1, 1, 1))
     assert up.shape == (8, 12, 10) and set(np.unique(up)) == set(range(5))
     # one-hot linear + argmax: halving the grid again gives back every label
-    _, down = cu.resample_volume(up_image, up, (1, 1, 1), (2, 2, 2))
+    _, down = nnunet.resample_volume(up_image, up, (1, 1, 1), (2, 2, 2))
     np.testing.assert_array_equal(down, label)
     # labels varying along one axis only: a 2x upsampling is the parent voxel's label
     strip = np.broadcast_to(np.array([0, 3, 3, 1, 0, 2])[None, None, :], (3, 3, 6))
-    _, up_strip = cu.resample_volume(np.zeros(strip.shape), strip, (1, 1, 1), (.5, .5, .5))
+    _, up_strip = nnunet.resample_volume(np.zeros(strip.shape), strip, (1, 1, 1), (.5, .5, .5))
     np.testing.assert_array_equal(up_strip, strip.repeat(2, 0).repeat(2, 1).repeat(2, 2))
     # one-hot linear is not nearest neighbour: an isolated voxel upsampled 2x gives each child
     # 0.75 ** 3 = 0.42 of its own class against 0.58 of background, so it vanishes
     dot = np.zeros((3, 3, 3), int)
     dot[1, 1, 1] = 2
-    assert not cu.resample_volume(dot, dot, (2, 2, 2), (1, 1, 1))[1].any()
+    assert not nnunet.resample_volume(dot, dot, (2, 2, 2), (1, 1, 1))[1].any()
     # a 2x2x2 block survives, but for its 8 corners (0.42 again)
     block = dot.repeat(2, 0).repeat(2, 1).repeat(2, 2)
-    up_block = cu.resample_volume(block, block, (2, 2, 2), (1, 1, 1))[1]
+    up_block = nnunet.resample_volume(block, block, (2, 2, 2), (1, 1, 1))[1]
     assert (up_block == 2).sum() == 4 ** 3 - 8 and up_block[4, 5, 5] == 2 != up_block[4, 4, 4]
     # same spacing: unchanged
-    same_image, same = cu.resample_volume(image, label, (2, 2, 2), (2, 2, 2))
+    same_image, same = nnunet.resample_volume(image, label, (2, 2, 2), (2, 2, 2))
     np.testing.assert_array_equal(same, label)
     np.testing.assert_allclose(same_image, image, rtol=1e-6)
 
@@ -172,7 +173,7 @@ def test_resample_image_is_cubic_spline():
     # be off by 0.25 * 0.75 * f'' / 2 = 0.01875 at these positions
     x = np.arange(40, dtype=np.float64)
     parabola = np.broadcast_to((x ** 2 / 10)[None, None, :], (4, 4, 40))
-    new, _ = cu.resample_volume(parabola, np.zeros(parabola.shape, int), (1, 1, 1),
+    new, _ = nnunet.resample_volume(parabola, np.zeros(parabola.shape, int), (1, 1, 1),
                                 (1, 1, 0.5))
     assert new.shape == (4, 4, 80)
     pos = (np.arange(80) + 0.5) / 2 - 0.5  # pixel-centre positions in the source
@@ -182,26 +183,26 @@ def test_resample_image_is_cubic_spline():
 def test_foreground_stats_by_hand():
     image = np.array([[[1., 9., 2.], [3., 4., 7.]]])
     label = np.array([[[1, 0, 2], [1, 3, 0]]])
-    samples = [cu.sample_foreground(image, label)]
+    samples = [nnunet.sample_foreground(image, label)]
     np.testing.assert_array_equal(np.sort(samples[0]), [1, 2, 3, 4])
-    stats = cu.foreground_stats(samples)
+    stats = nnunet.foreground_stats(samples)
     # [1, 2, 3, 4]: mean 2.5, population std sqrt(1.25); percentiles at indices 0.015, 2.985
     assert stats == pytest.approx(dict(mean=2.5, std=1.25 ** 0.5, percentile_00_5=1.015,
                                        percentile_99_5=3.985))
     big = np.arange(1000.)[None, None]
-    sub = cu.sample_foreground(big, np.ones(big.shape), max_voxels=10)
+    sub = nnunet.sample_foreground(big, np.ones(big.shape), max_voxels=10)
     assert sub.size == 10 and len(set(sub)) == 10 and set(sub) <= set(big.ravel())
-    np.testing.assert_array_equal(sub, cu.sample_foreground(big, np.ones(big.shape), 10))
+    np.testing.assert_array_equal(sub, nnunet.sample_foreground(big, np.ones(big.shape), 10))
     with pytest.raises(cu.ConversionError, match='no labelled voxels'):
-        cu.foreground_stats([np.zeros(0)])
+        nnunet.foreground_stats([np.zeros(0)])
 
 
 def test_parse_target_spacing():
-    assert cu.parse_target_spacing('none') is None and cu.parse_target_spacing(None) is None
-    assert cu.parse_target_spacing('auto') == 'auto'
-    assert cu.parse_target_spacing('3,0.8,0.7') == (3.0, 0.8, 0.7)
+    assert nnunet.parse_target_spacing('none') is None and nnunet.parse_target_spacing(None) is None
+    assert nnunet.parse_target_spacing('auto') == 'auto'
+    assert nnunet.parse_target_spacing('3,0.8,0.7') == (3.0, 0.8, 0.7)
     with pytest.raises(cu.ConversionError, match="'3,0'.*z,y,x"):
-        cu.parse_target_spacing('3,0')
+        nnunet.parse_target_spacing('3,0')
 
 
 # ---------------------------------------------------------------------------------------------

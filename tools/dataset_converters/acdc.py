@@ -49,11 +49,11 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from mmsam.datasets.acdc_volume_dataset import CLASSES, PALETTE  # noqa: E402
-from mmsam.datasets.converter_utils import (ConversionError, check_folders,  # noqa: E402
-                                            check_label_ids, nnunet_target_spacing,
-                                            parse_target_spacing, read_nifti_geometry,
-                                            read_nifti_pair, resample_volume, run_conversion,
-                                            save_case_volume, staged_output)
+from mmsam.datasets.converter_utils import (  # noqa: E402
+    ConversionError, check_folders, check_label_ids, read_nifti_geometry, read_nifti_pair,
+    run_conversion, save_case_volume, staged_output)
+from mmsam.datasets.converters.nnunet_preprocessing import (  # noqa: E402
+    nnunet_target_spacing, parse_target_spacing, resample_volume)
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_VOLUME_DIR,  # noqa: E402
                                       write_meta, write_split)
 

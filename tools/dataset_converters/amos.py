@@ -53,12 +53,12 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 from mmsam.datasets.amos_volume_dataset import CLASSES, PALETTE  # noqa: E402
-from mmsam.datasets.converter_utils import (FOREGROUND_SAMPLE_BUDGET,  # noqa: E402
-                                            ConversionError, check_folders, check_label_ids,
-                                            foreground_stats, nnunet_target_spacing,
-                                            parse_target_spacing, read_nifti_geometry,
-                                            read_nifti_pair, resample_volume, run_conversion,
-                                            sample_foreground, save_case_volume, staged_output)
+from mmsam.datasets.converter_utils import (  # noqa: E402
+    ConversionError, check_folders, check_label_ids, read_nifti_geometry, read_nifti_pair,
+    run_conversion, save_case_volume, staged_output)
+from mmsam.datasets.converters.nnunet_preprocessing import (  # noqa: E402
+    FOREGROUND_SAMPLE_BUDGET, foreground_stats, nnunet_target_spacing, parse_target_spacing,
+    resample_volume, sample_foreground)
 from mmsam.datasets.volume_io import TRAIN_VOLUME_DIR, write_meta, write_split  # noqa: E402
 
 CONVERTER_NAME = 'AMOSConverter'

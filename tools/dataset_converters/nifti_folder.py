@@ -46,13 +46,12 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from mmsam.datasets.converter_utils import (FOREGROUND_SAMPLE_BUDGET,  # noqa: E402
-                                            ConversionError, check_folders, check_label_ids,
-                                            foreground_stats, nnunet_target_spacing,
-                                            parse_target_spacing, read_name_list,
-                                            read_nifti_geometry, read_nifti_pair,
-                                            resample_volume, run_conversion, sample_foreground,
-                                            save_case_volume, slice_names, staged_output)
+from mmsam.datasets.converter_utils import (  # noqa: E402
+    ConversionError, check_folders, check_label_ids, read_name_list, read_nifti_geometry,
+    read_nifti_pair, run_conversion, save_case_volume, slice_names, staged_output)
+from mmsam.datasets.converters.nnunet_preprocessing import (  # noqa: E402
+    FOREGROUND_SAMPLE_BUDGET, foreground_stats, nnunet_target_spacing, parse_target_spacing,
+    resample_volume, sample_foreground)
 from mmsam.datasets.volume_io import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR,  # noqa: E402
                                       TRAIN_VOLUME_DIR, save_slice, save_volume, write_meta,
                                       write_split)

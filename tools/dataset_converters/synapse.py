@@ -52,7 +52,8 @@ Volumetric (3D) options:
   voxels in ``ct_foreground`` (``mean``, ``std``, ``percentile_00_5``, ``percentile_99_5``).
 * ``--target-spacing auto`` (btcv only) resamples every case to nnU-Net's target spacing of the
   training cases (median, 10th percentile along an anisotropic z), ``Z,Y,X`` to a given one,
-  with :func:`mmsam.datasets.converter_utils.resample_volume`; training slices are cut from the
+  with :func:`mmsam.datasets.converters.nnunet_preprocessing.resample_volume`; training slices
+  are cut from the
   resampled volumes, and test volumes keep ``native_label``, ``native_spacing`` and
   ``native_shape`` for evaluation on the original grid. ``meta.json`` records
   ``target_spacing`` (null without resampling). TransUNet's release has no spacing and cannot
@@ -78,13 +79,12 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from mmsam.datasets.converter_utils import (FOREGROUND_SAMPLE_BUDGET,  # noqa: E402
-                                            ConversionError, check_folders, check_label_ids,
-                                            foreground_stats, nnunet_target_spacing,
-                                            parse_target_spacing, read_name_list,
-                                            resample_volume, resampled_shape, run_conversion,
-                                            sample_foreground, save_case_volume, slice_names,
-                                            staged_output)
+from mmsam.datasets.converter_utils import (  # noqa: E402
+    ConversionError, check_folders, check_label_ids, read_name_list, run_conversion,
+    save_case_volume, slice_names, staged_output)
+from mmsam.datasets.converters.nnunet_preprocessing import (  # noqa: E402
+    FOREGROUND_SAMPLE_BUDGET, foreground_stats, nnunet_target_spacing, parse_target_spacing,
+    resample_volume, resampled_shape, sample_foreground)
 from mmsam.datasets.slice_selection import HSAM_SYNAPSE_10PCT  # noqa: E402
 from mmsam.utils.limits import check_voxel_limit  # noqa: E402
 from mmsam.datasets.synapse_dataset import (BTCV_TO_SYNAPSE, CLASSES,  # noqa: E402

@@ -26,7 +26,7 @@ import os.path as osp
 import numpy as np
 from scipy import ndimage
 
-from ..converter_utils import foreground_stats
+from ..converters.nnunet_preprocessing import foreground_stats
 from ..volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR,
                          save_slice, save_volume, slice_stem, write_meta, write_split)
 from .generated_root import ensure_generated, read_meta_or_none, written_by
