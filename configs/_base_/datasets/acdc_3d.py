@@ -9,7 +9,8 @@
 #   python tools/dataset_converters/acdc.py SRC data/acdc --target-spacing auto
 # (--target-spacing auto resamples to nnU-Net's target spacing, as nnU-Net's preprocessing,
 # and keeps each validation / test frame's original label for evaluation.)
-# The augmentation list is the same in synapse_3d.py, acdc_3d.py and amos_3d.py.
+# The augmentation list is nnunet_3d_augmentation.py's, shared with the other *_3d.py bases.
+_base_ = ['./nnunet_3d_augmentation.py']
 dataset_type = 'ACDCVolumeDataset'
 data_root = 'data/acdc'
 patch_size = (4, 256, 256)
@@ -19,20 +20,7 @@ train_pipeline = [
     # nnU-Net's oversampling of 0.33 at a global batch of 2 forces exactly 1 foreground patch
     # per batch, hence 0.5; the enlarged window leaves room for rotation and scaling.
     dict(type='RandomPatchCrop3D', patch_size=patch_size, fg_prob=0.5, rotation_margin=True),
-    # nnU-Net's "dummy 2D" augmentation (anisotropic patch: max / depth > 3): in-plane only.
-    dict(type='RandomSpatial3D', rotate_prob=0.2, rotate_range=(-180., 180.), scale_prob=0.2,
-         scale_range=(0.7, 1.4), img_order=3, seg_order=1),
-    dict(type='RandomGaussianNoise3D', prob=0.1, std_range=(0., 0.1)),
-    dict(type='RandomGaussianBlur3D', prob=0.2, sigma_range=(0.5, 1.), prob_per_channel=0.5),
-    dict(type='RandomBrightness3D', prob=0.15, multiplier_range=(0.75, 1.25)),
-    dict(type='RandomContrast3D', prob=0.15, contrast_range=(0.75, 1.25), preserve_range=True),
-    dict(type='RandomLowResolution3D', prob=0.25, zoom_range=(0.5, 1.), prob_per_channel=0.5,
-         axes=(1, 2)),
-    dict(type='RandomGamma3D', prob=0.1, gamma_range=(0.7, 1.5), invert_image=True,
-         retain_stats=True),
-    dict(type='RandomGamma3D', prob=0.3, gamma_range=(0.7, 1.5), invert_image=False,
-         retain_stats=True),
-    dict(type='RandomMirror3D', prob=0.5, axes=(0, 1, 2)),
+    *_base_.nnunet_augmentation,  # nnunet_3d_augmentation.py
     dict(type='PackVolumeInputs'),
 ]
 test_pipeline = [
