@@ -5,12 +5,17 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from mmsam.registry import MODELS
+from ..utils.native_grid_resampling import NATIVE_RESAMPLING_MODES, labels_on_native_grid
 from ..utils.sliding_window_3d import sliding_window_inference_3d
 from ..utils.volume_blocks import to_slices, to_volume
 from .sam_segmentor import SAMSegmentor
 
 _TEST_DEFAULTS = dict(mode='slide3d', patch_size=None, step_size=0.5, sigma_scale=1 / 8,
-                      mirror_axes=(), window_batch=1, resample_to_native=True)
+                      mirror_axes=(), window_batch=1, resample_to_native=True,
+                      blend='logits', native_resampling='nnunet')
+#: what the sliding window blends: the head's logits (nnU-Net 2.5.1; softmax after blending and
+#: resampling) or mmsam's former per-window softmax probabilities.
+BLEND_MODES = ('logits', 'probabilities')
 
 
 @MODELS.register_module()
@@ -25,15 +30,19 @@ class VolumeSAMSegmentor(SAMSegmentor):
     The head receives B*T per-slice ``SegDataSample`` s (``gt_sem_seg`` (1, H, W)), so any 2D
     SAM head trains on volumes; depth-aware heads know T from their config.
 
-    At test time a case is predicted by nnU-Net's sliding window
-    (:func:`sliding_window_inference_3d`: step 0.5, Gaussian weighting, zero padding of small
-    volumes, optional mirroring); the head's class scores (softmax of its logits, or its
-    probabilities when the head has ``predicts_probabilities``) are blended, resized
-    (trilinear) to the case's ``native_shape`` and argmaxed into ``pred_sem_seg`` (D, H, W).
+    At test time a case is predicted as nnU-Net 2.5.1 predicts and exports it: its sliding
+    window (:func:`sliding_window_inference_3d`: step 0.5, Gaussian weighting, zero padding of
+    small volumes, optional mirroring) blends the head's logits (a 1-channel sigmoid head's
+    logit l as the two logits (0, l)); they are resampled to the case's ``native_shape`` by
+    nnU-Net's export rule (:func:`resample_scores_to_native`: order 1, nearest along an
+    anisotropic z), softmaxed and argmaxed into ``pred_sem_seg`` (D0, H0, W0). A head with
+    ``predicts_probabilities`` (MaskSAM) has its probabilities blended and resampled instead.
 
     ``test_cfg`` keys: ``patch_size`` (T, H, W) (default: (num_frames, encoder input / stem
     upsampling)), ``step_size``, ``sigma_scale``, ``mirror_axes`` ((0, 1, 2) = 8-flip TTA),
-    ``window_batch`` (windows per forward), ``resample_to_native``.
+    ``window_batch`` (windows per forward), ``resample_to_native``, ``blend`` (``'logits'``,
+    or ``'probabilities'``: softmax per window before blending, mmsam's former order) and
+    ``native_resampling`` (``'nnunet'``, or ``'trilinear'``: mmsam's former resize).
 
     Args:
         stem (dict, optional): e.g. :class:`VolumeStem`; None repeats a 1-channel input to 3.
@@ -57,6 +66,11 @@ class VolumeSAMSegmentor(SAMSegmentor):
             side = self.backbone.img_size // upsample
             patch = (self.num_frames, side, side)
         self.test_cfg['patch_size'] = tuple(int(p) for p in patch)
+        for key, allowed in (('blend', BLEND_MODES),
+                             ('native_resampling', NATIVE_RESAMPLING_MODES)):
+            if self.test_cfg[key] not in allowed:
+                raise ValueError(f'VolumeSAMSegmentor: test_cfg.{key} must be one of {allowed}, '
+                                 f'got {self.test_cfg[key]!r}')
         self._check_depth(self.test_cfg['patch_size'][0], 'test_cfg.patch_size')
 
     def _check_depth(self, depth, where):
@@ -104,8 +118,21 @@ class VolumeSAMSegmentor(SAMSegmentor):
         losses = self.decode_head.loss(feats, slices, self.train_cfg)
         return {f'decode.{k}': v for k, v in losses.items()}
 
+    @property
+    def blends_probabilities(self):
+        """Whether the sliding window blends probabilities (the head's, or per-window softmax)
+        rather than logits."""
+        return (getattr(self.decode_head, 'predicts_probabilities', False)
+                or self.test_cfg['blend'] == 'probabilities')
+
     def window_scores(self, windows):
-        """Class scores of windows: (N, C, T, H, W) -> (N, num_classes, T, H, W)."""
+        """What the sliding window blends, per window: (N, C, T, H, W) -> (N, K, T, H, W).
+
+        The head's logits (K = num_classes; a 1-channel head's logit l as (0, l), whose
+        softmax is (1 - sigmoid(l), sigmoid(l))), or its probabilities for a head with
+        ``predicts_probabilities``, or softmax probabilities with ``test_cfg.blend=
+        'probabilities'``.
+        """
         n, _, depth, h, w = windows.shape
         slices = self.slice_samples([SegDataSample()] * n, depth, (h, w))
         x = self.flatten_volume(windows)
@@ -115,11 +142,11 @@ class VolumeSAMSegmentor(SAMSegmentor):
                                    align_corners=self.align_corners)
         if getattr(self.decode_head, 'predicts_probabilities', False):
             scores = logits
-        elif logits.shape[1] == 1:
-            prob = logits.sigmoid()
-            scores = torch.cat([1 - prob, prob], dim=1)
         else:
-            scores = logits.softmax(dim=1)
+            if logits.shape[1] == 1:
+                logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
+            scores = logits.softmax(dim=1) if self.test_cfg['blend'] == 'probabilities' \
+                else logits
         return to_volume(scores, depth)
 
     def predict(self, inputs, data_samples=None):
@@ -131,7 +158,9 @@ class VolumeSAMSegmentor(SAMSegmentor):
                 when the prediction must be resampled to the original grid.
 
         Returns:
-            list[SegDataSample]: with ``pred_sem_seg`` (D0, H0, W0) long class ids.
+            list[SegDataSample]: with ``pred_sem_seg`` (D0, H0, W0) long class ids. The
+            native grid's spacing is the ``native_spacing`` metainfo, else derived from
+            ``spacing`` and the shapes; without ``spacing`` no axis counts as anisotropic.
         """
         if data_samples is None:
             raise ValueError('VolumeSAMSegmentor.predict needs data samples (case metainfo)')
@@ -141,10 +170,13 @@ class VolumeSAMSegmentor(SAMSegmentor):
                 volume, self.window_scores, cfg['patch_size'], cfg['step_size'],
                 cfg['sigma_scale'], tuple(cfg['mirror_axes']), cfg['window_batch'])
             native = tuple(sample.metainfo.get('native_shape') or scores.shape[1:])
-            if cfg['resample_to_native'] and native != tuple(scores.shape[1:]):
-                scores = F.interpolate(scores[None], size=native, mode='trilinear',
-                                       align_corners=False)[0]
-            sample.pred_sem_seg = PixelData(data=scores.argmax(dim=0))
+            if not cfg['resample_to_native']:
+                native = tuple(scores.shape[1:])
+            labels = labels_on_native_grid(
+                scores, native, sample.metainfo.get('spacing'),
+                sample.metainfo.get('native_spacing'), cfg['native_resampling'],
+                probabilities=self.blends_probabilities)
+            sample.pred_sem_seg = PixelData(data=labels)
         return data_samples
 
     def _forward(self, inputs, data_samples=None):

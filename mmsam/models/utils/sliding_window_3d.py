@@ -1,11 +1,16 @@
-"""nnU-Net's sliding-window inference over a 3D volume (steps, Gaussian weighting, mirroring)."""
-import itertools
-import math
+"""nnU-Net's sliding-window inference over a 3D volume (steps, Gaussian weighting, mirroring).
 
-import numpy as np
+Follows nnU-Net 2.5.1 (``nnUNetPredictor.predict_sliding_window_return_logits``): the window
+starts and the Gaussian map are nnunetv2's own functions, the volume is padded by acvl_utils'
+``pad_nd_image`` (centred zero padding) and the network's outputs (logits) are mirror-averaged,
+multiplied by the Gaussian and blended. One deliberate difference: nnU-Net keeps the Gaussian
+and the running sums in float16 (GPU memory); mmsam keeps float32, so on the same logits the
+two agree to float16 rounding, and to 1e-6 when nnU-Net's sums are float32
+(``tests/test_nnunet_equivalence.py``). nnunetv2 is imported on use, so ``import mmsam`` stays fast.
+"""
+import itertools
+
 import torch
-import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
 
 
 def compute_window_steps(image_size, patch_size, step_size=0.5):
@@ -25,19 +30,19 @@ def compute_window_steps(image_size, patch_size, step_size=0.5):
     """
     if not 0 < step_size <= 1:
         raise ValueError(f'sliding window step_size must be in (0, 1], got {step_size}')
-    steps = []
     for size, patch in zip(image_size, patch_size):
         if size < patch:
             raise ValueError(f'volume size {tuple(image_size)} is smaller than the window '
                              f'{tuple(patch_size)}; pad it first')
-        num = int(math.ceil((size - patch) / (patch * step_size))) + 1
-        stride = (size - patch) / (num - 1) if num > 1 else 0
-        steps.append([int(round(stride * i)) for i in range(num)])
-    return steps
+    from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+    return compute_steps_for_sliding_window(tuple(image_size), tuple(patch_size), step_size)
 
 
 def gaussian_importance_map(patch_size, sigma_scale=1 / 8):
     """nnU-Net's window weights: a Gaussian centred on the window, sigma = patch * sigma_scale.
+
+    nnunetv2's ``compute_gaussian`` (float64 filter, scaled to maximum 1), returned in float32
+    on the CPU instead of its float16 default.
 
     Args:
         patch_size (Sequence[int]): window size per axis.
@@ -47,26 +52,21 @@ def gaussian_importance_map(patch_size, sigma_scale=1 / 8):
         Tensor: patch_size float32 map with maximum 1 and no zeros (zeros are raised to the
         smallest positive value, so every voxel of a window gets some weight).
     """
-    impulse = np.zeros(patch_size, dtype=np.float64)
-    impulse[tuple(p // 2 for p in patch_size)] = 1
-    weights = gaussian_filter(impulse, [p * sigma_scale for p in patch_size], order=0,
-                              mode='constant', cval=0)
-    weights /= weights.max()
-    weights[weights == 0] = weights[weights > 0].min()
-    return torch.from_numpy(weights.astype(np.float32))
+    from nnunetv2.inference.sliding_window_prediction import compute_gaussian
+    weights = compute_gaussian(tuple(int(p) for p in patch_size), sigma_scale=sigma_scale,
+                               value_scaling_factor=1, dtype=torch.float32,
+                               device=torch.device('cpu'))
+    return weights.clone()  # compute_gaussian caches (lru_cache) and returns the same tensor
 
 
 def _pad_to(volume, patch_size):
-    """Zero-pad (C, D, H, W) to at least the patch, centred as nnU-Net pads; returns the
-    padded volume and the slices that crop it back."""
-    pads, crop = [], [slice(None)]
-    for size, patch in zip(volume.shape[1:], patch_size):
-        total = max(patch - size, 0)
-        below = total // 2
-        pads.append((below, total - below))
-        crop.append(slice(below, below + size))
-    flat = [p for pair in reversed(pads) for p in pair]  # F.pad wants the last axis first
-    return F.pad(volume, flat), tuple(crop)
+    """Zero-pad (C, D, H, W) to at least the patch, centred (acvl_utils' ``pad_nd_image``, as
+    nnU-Net pads); returns the padded volume and the slices that crop it back."""
+    from acvl_utils.cropping_and_padding.padding import pad_nd_image
+    padded, slicer = pad_nd_image(volume, tuple(patch_size), 'constant', {'value': 0}, True,
+                                  None)
+    # the slicer's first entry spans the input's channels; the outputs have their own
+    return padded, (slice(None),) + tuple(slice(int(s.start), int(s.stop)) for s in slicer[1:])
 
 
 def mirrored_predict(predictor, patches, mirror_axes=()):
@@ -95,9 +95,12 @@ def sliding_window_inference_3d(volume, predictor, patch_size, step_size=0.5, si
                                 mirror_axes=(), window_batch=1, use_gaussian=True):
     """Predict a whole volume window by window, blending overlaps with Gaussian weights.
 
+    As nnU-Net, the predictor's outputs are blended as they come: give it logits (nnU-Net's
+    order: blend logits, then softmax), or probabilities for a model that returns them.
+
     Args:
         volume (Tensor): (C, D, H, W) one case.
-        predictor (callable): (N, C, T, Ph, Pw) windows -> (N, K, T, Ph, Pw) scores.
+        predictor (callable): (N, C, T, Ph, Pw) windows -> (N, K, T, Ph, Pw) outputs.
         patch_size (Sequence[int]): (T, Ph, Pw).
         step_size (float): see :func:`compute_window_steps`.
         sigma_scale (float): see :func:`gaussian_importance_map`.
@@ -106,7 +109,7 @@ def sliding_window_inference_3d(volume, predictor, patch_size, step_size=0.5, si
         use_gaussian (bool): False weights every voxel of a window equally.
 
     Returns:
-        Tensor: (K, D, H, W) float32 blended scores on the volume's grid.
+        Tensor: (K, D, H, W) float32 blended outputs on the volume's grid.
     """
     patch_size = tuple(int(p) for p in patch_size)
     if volume.ndim != 4 or len(patch_size) != 3:

@@ -60,7 +60,9 @@ def test_trains_on_patches_and_predicts_volumes_at_the_native_grid():
     assert set(out.pred_sem_seg.data.unique().tolist()) <= {0, 1, 2}
 
 
-def test_window_scores_are_probabilities_of_each_slice():
+def test_window_scores_are_the_logits_of_each_slice():
+    # nnU-Net blends logits: window_scores gives the head's logits; test_cfg.blend=
+    # 'probabilities' (mmsam's former order) their per-window softmax.
     torch.manual_seed(0)
     model = MODELS.build(segmentor_cfg(stem=None)).eval()
     windows = torch.randn(2, 1, T, IMG, IMG)
@@ -70,10 +72,14 @@ def test_window_scores_are_probabilities_of_each_slice():
         flat = windows.transpose(1, 2).flatten(0, 1).expand(-1, 3, -1, -1)
         logits = model.decode_head.forward(model.backbone(flat))
         logits = torch.nn.functional.interpolate(logits, size=(IMG, IMG), mode='bilinear')
+        model.test_cfg['blend'] = 'probabilities'
+        probs = model.window_scores(windows)
     assert scores.shape == (2, 3, T, IMG, IMG)
-    torch.testing.assert_close(scores.sum(1), torch.ones(2, T, IMG, IMG))
-    ref = logits.softmax(1).reshape(2, T, 3, IMG, IMG).transpose(1, 2)
+    ref = logits.reshape(2, T, 3, IMG, IMG).transpose(1, 2)
     torch.testing.assert_close(scores, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(probs.sum(1), torch.ones(2, T, IMG, IMG))
+    torch.testing.assert_close(probs, ref.softmax(1), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(scores.sum(1), torch.ones(2, T, IMG, IMG))
 
 
 def test_patch_depth_must_match_num_frames():
@@ -86,6 +92,10 @@ def test_patch_depth_must_match_num_frames():
         model.flatten_volume(torch.randn(1, 1, 2, 16, 16))
     with pytest.raises(ValueError, match='test_cfg.overlap is read by nothing'):
         MODELS.build(segmentor_cfg(overlap=0.5))
+    with pytest.raises(ValueError, match=r"test_cfg.blend must be one of \('logits', "):
+        MODELS.build(segmentor_cfg(blend='softmax'))
+    with pytest.raises(ValueError, match=r"test_cfg.native_resampling must be one of"):
+        MODELS.build(segmentor_cfg(native_resampling='cubic'))
     with pytest.raises(ValueError, match="test_cfg.mode='whole' is not supported; it runs "
                        "'slide3d'"):
         MODELS.build(segmentor_cfg(mode='whole'))

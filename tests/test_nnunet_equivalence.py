@@ -1,0 +1,186 @@
+"""mmsam's 3D path against the nnunetv2 package (2.5.1, as MaskSAM's official code vendors).
+
+Each row calls mmsam's component and nnU-Net's own function on the same random and anisotropic
+inputs and asserts equality (exact for integers and labels, <= 1e-6 for floats). nnU-Net's
+trainer is not imported (it needs cc3d); its inference and preprocessing modules are.
+"""
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from mmsam.models.utils.native_grid_resampling import (labels_on_native_grid,
+                                                       resample_scores_to_native)
+from mmsam.models.utils.sliding_window_3d import (compute_window_steps, gaussian_importance_map,
+                                                  sliding_window_inference_3d)
+
+sliding_window_prediction = pytest.importorskip('nnunetv2.inference.sliding_window_prediction')
+
+
+# ----------------------------------------------------------------------------------------------
+# Sliding window: steps, Gaussian, padding + mirroring + blending of logits (issue 27, item 2)
+# ----------------------------------------------------------------------------------------------
+
+def test_sliding_window_steps_equal_nnunet():
+    rng = np.random.default_rng(0)
+    cases = [((110, ), (64, )), ((64, 65, 200), (64, 64, 64))]
+    cases += [(tuple(int(p + rng.integers(0, 3 * p)) for p in patch), patch)
+              for patch in [tuple(int(v) for v in rng.integers(1, 40, size=3))
+                            for _ in range(300)]]
+    for size, patch in cases:
+        for step in (0.5, 0.25, 1.0, 0.33):
+            assert compute_window_steps(size, patch, step) == \
+                sliding_window_prediction.compute_steps_for_sliding_window(size, patch, step)
+
+
+@pytest.mark.parametrize('patch', [(4, 16, 16), (5, 24, 40), (2, 7, 9), (8, 128, 128)])
+@pytest.mark.parametrize('sigma_scale', [1 / 8, 0.25])
+def test_gaussian_map_equals_nnunet(patch, sigma_scale):
+    ours = gaussian_importance_map(patch, sigma_scale)
+    theirs = sliding_window_prediction.compute_gaussian(
+        patch, sigma_scale, value_scaling_factor=1, dtype=torch.float64,
+        device=torch.device('cpu'))
+    assert ours.dtype == torch.float32 and ours.shape == patch
+    torch.testing.assert_close(ours.double(), theirs, atol=1e-7, rtol=0)
+    ours[0, 0, 0] = -1  # a copy: nnU-Net's cached map is not touched
+    assert gaussian_importance_map(patch, sigma_scale)[0, 0, 0] > 0
+
+
+class _LogitNet(torch.nn.Module):
+    """A random logit model without symmetries (so every flip changes its output)."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = torch.nn.Conv3d(1, classes, (3, 5, 3), padding=(1, 2, 1))
+        self.ramp = torch.nn.Parameter(torch.randn(classes, 1, 1, 1) * 0.3)
+
+    def forward(self, x):
+        depth, height, width = x.shape[-3:]
+        grid = torch.linspace(-1, 1, width).view(1, 1, 1, width) * \
+            torch.linspace(0, 2, height).view(1, height, 1) + \
+            torch.linspace(1, -1, depth).view(depth, 1, 1)
+        return self.conv(x) + self.ramp * grid
+
+
+def nnunet_sliding_window(volume, network, patch, mirror_axes, step=0.5, float32_sums=False):
+    """nnUNetPredictor.predict_sliding_window_return_logits on the CPU with ``network``.
+
+    ``float32_sums``: nnU-Net's own code with its float16 Gaussian and running sums made
+    float32 (mmsam's dtype), so that the rest of its arithmetic is compared at 1e-6. (With
+    float16 the Gaussian's tails, down to 1e-4 of its peak, round coarsely, and window-edge
+    voxels move by up to 0.5 logits: a storage choice for GPU memory, not a rule.)
+    """
+    from nnunetv2.inference import predict_from_raw_data
+    predictor = predict_from_raw_data.nnUNetPredictor(
+        tile_step_size=step, use_gaussian=True, use_mirroring=bool(mirror_axes),
+        perform_everything_on_device=False, device=torch.device('cpu'), verbose=False,
+        allow_tqdm=False)
+    predictor.network = network
+    predictor.allowed_mirroring_axes = tuple(mirror_axes)
+    predictor.configuration_manager = type('Config', (), dict(patch_size=list(patch)))()
+    predictor.label_manager = type('Labels', (), dict(num_segmentation_heads=3))()
+    if not float32_sums:
+        return predictor.predict_sliding_window_return_logits(volume).float()
+    gaussian32 = functools.partial(sliding_window_prediction.compute_gaussian,
+                                   dtype=torch.float32)
+    with pytest.MonkeyPatch.context() as patcher:
+        patcher.setattr(torch, 'half', torch.float32)
+        patcher.setattr(predict_from_raw_data, 'compute_gaussian', gaussian32)
+        return predictor.predict_sliding_window_return_logits(volume)
+
+
+@pytest.mark.parametrize('shape,patch,mirror', [
+    ((1, 9, 37, 45), (4, 16, 24), (0, 1, 2)),   # anisotropic windows, 8-flip mirroring
+    ((1, 3, 21, 50), (4, 16, 16), (1, 2)),      # depth smaller than the window: padded
+    ((1, 12, 16, 16), (4, 16, 16), ()),         # no mirroring, one window per slice plane
+])
+def test_sliding_window_on_a_logit_model_equals_nnunet(shape, patch, mirror):
+    torch.manual_seed(0)
+    volume = torch.randn(shape)
+    network = _LogitNet().eval()
+    with torch.no_grad():
+        ours = sliding_window_inference_3d(volume, network, patch, 0.5, mirror_axes=mirror,
+                                           window_batch=2)
+        theirs32 = nnunet_sliding_window(volume, network, patch, mirror, float32_sums=True)
+    assert ours.shape == (3, ) + shape[1:] and theirs32.dtype == torch.float32
+    torch.testing.assert_close(ours, theirs32, atol=1e-6, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Prediction to the native grid (issue 27, item 1): nnU-Net's export path
+# ----------------------------------------------------------------------------------------------
+
+def nnunet_export_labels(logits, model_spacing, native_shape, native_spacing):
+    """nnU-Net's convert_predicted_logits_to_segmentation_with_correct_shape with the default
+    plans' probability resampling, no cropping and no transposition."""
+    from nnunetv2.inference.export_prediction import \
+        convert_predicted_logits_to_segmentation_with_correct_shape
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+    from nnunetv2.utilities.plans_handling.plans_handler import (ConfigurationManager,
+                                                                 PlansManager)
+    plans = PlansManager(dict(transpose_forward=[0, 1, 2], transpose_backward=[0, 1, 2]))
+    config = ConfigurationManager(dict(
+        architecture={}, spacing=list(model_spacing),
+        resampling_fn_probabilities='resample_data_or_seg_to_shape',
+        resampling_fn_probabilities_kwargs=dict(is_seg=False, order=1, order_z=0,
+                                                force_separate_z=None)))
+    labels = LabelManager({'background': 0, **{f'class{k}': k for k in range(1, len(logits))}},
+                          None)
+    properties = dict(spacing=list(native_spacing),
+                      shape_after_cropping_and_before_resampling=tuple(native_shape),
+                      shape_before_cropping=tuple(native_shape),
+                      bbox_used_for_cropping=[[0, s] for s in native_shape])
+    return convert_predicted_logits_to_segmentation_with_correct_shape(
+        logits.clone(), plans, config, labels, properties, num_threads_torch=1)
+
+
+def nnunet_resampled(scores, model_spacing, native_shape, native_spacing):
+    from nnunetv2.preprocessing.resampling.default_resampling import \
+        resample_data_or_seg_to_shape
+    return resample_data_or_seg_to_shape(scores.double().numpy(), native_shape, model_spacing,
+                                         native_spacing, is_seg=False, order=1, order_z=0,
+                                         force_separate_z=None)
+
+
+# (native spacing, native shape, model-grid spacing): anisotropic native grids (separate z,
+# nearest along z) and an isotropic pair (order 1 in 3D)
+NATIVE_GRIDS = [
+    ((5.0, 0.8, 0.8), (7, 40, 36), (1.6, 0.8, 0.8)),   # the acceptance spacing, z upsampled
+    ((5.0, 0.8, 0.8), (6, 33, 30), (5.0, 1.0, 1.2)),   # only in-plane resampling
+    ((3.5, 0.7, 0.9), (9, 28, 31), (1.0, 1.0, 1.0)),   # anisotropic native, isotropic model
+    ((1.2, 1.0, 1.1), (10, 19, 23), (1.5, 1.5, 1.5)),  # nearly isotropic: order 1 in 3D
+]
+
+
+@pytest.mark.parametrize('native_spacing,native_shape,model_spacing', NATIVE_GRIDS)
+def test_prediction_to_the_native_grid_equals_nnunet_export(native_spacing, native_shape,
+                                                             model_spacing):
+    from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
+    shape = tuple(int(s) for s in compute_new_shape(native_shape, native_spacing, model_spacing))
+    torch.manual_seed(0)
+    logits = torch.randn((4, ) + shape) * 3
+    resampled = resample_scores_to_native(logits, native_shape, model_spacing, native_spacing)
+    theirs = nnunet_resampled(logits, model_spacing, native_shape, native_spacing)
+    assert resampled.shape == (4, ) + native_shape
+    np.testing.assert_allclose(resampled.numpy(), theirs, atol=1e-6, rtol=0)
+    labels = labels_on_native_grid(logits, native_shape, model_spacing, native_spacing)
+    np.testing.assert_array_equal(labels.numpy(), nnunet_export_labels(
+        logits, model_spacing, native_shape, native_spacing))
+    # the native spacing derived from the shapes (files without native_spacing) decides alike
+    np.testing.assert_array_equal(labels.numpy(),
+                                  labels_on_native_grid(logits, native_shape, model_spacing))
+
+
+def test_trilinear_option_is_the_former_resize_and_differs_on_anisotropic_grids():
+    native_spacing, native_shape, model_spacing = NATIVE_GRIDS[0]
+    torch.manual_seed(0)
+    logits = torch.randn(4, 22, 40, 36) * 3
+    trilinear = resample_scores_to_native(logits.softmax(0), native_shape, model_spacing,
+                                          native_spacing, mode='trilinear')
+    reference = torch.nn.functional.interpolate(logits.softmax(0)[None], size=native_shape,
+                                                mode='trilinear', align_corners=False)[0]
+    torch.testing.assert_close(trilinear, reference)
+    nnunet = labels_on_native_grid(logits, native_shape, model_spacing, native_spacing)
+    assert (trilinear.argmax(0) != nnunet).float().mean() > 0.01
