@@ -1,7 +1,11 @@
 """SAM's ViT attention through ``scaled_dot_product_attention``, rel-pos bias folded in."""
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling.image_encoder import Attention, get_rel_pos
+
+from mmsam.utils.collect_env import cpu_bf16_kind
 
 # Head dims are padded to a multiple of this: the fused CPU/GPU kernels want aligned sizes.
 _HEAD_DIM_ALIGN = 16
@@ -54,6 +58,53 @@ def augment_qkv(q, k, v, rel_pos_h, rel_pos_w, hw, scale, pad_v=True):
     return q_aug, k_aug, v_aug
 
 
+# The 'masked' kernel pays off from this many tokens (SAM's global blocks: 64 x 64 at 1024).
+_MASKED_MIN_TOKENS = 1024
+
+
+def masked_rel_pos_attention(q, k, v, rel_pos_h, rel_pos_w, hw, scale):
+    """SAM's attention as SDPA with the rel-pos bias as ``attn_mask``, one query row at a time.
+
+    The decomposed bias ``rel_h[q, kh] + rel_w[q, kw]`` (see :func:`augment_qkv`) is built for
+    the ``W`` queries of one image row, (B, heads, W, H * W), and handed to
+    ``scaled_dot_product_attention`` as an additive mask, so the head dim stays ``C`` (the
+    folded form makes it ``C + H + W``: 3x the q.k FLOPs in SAM's global blocks) and each
+    row's bias (12.6 MB for ViT-B at 1024) stays in cache instead of a (HW)^2 tensor in memory.
+
+    Args:
+        q, k, v (Tensor): (B, heads, H * W, C), tokens row-major over (H, W).
+        rel_pos_h (Tensor): (Lh, C); rel_pos_w (Tensor): (Lw, C).
+        hw (tuple[int, int]): (H, W).
+        scale (float): the softmax scale of q.k (the bias is unscaled).
+
+    Returns:
+        Tensor: (B, heads, H * W, C).
+    """
+    h, w = hw
+    b, heads, n, c = q.shape
+    r_q = q.reshape(b, heads, h, w, c)
+    rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, get_rel_pos(h, h, rel_pos_h))  # (.., qh, qw, kh)
+    rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, get_rel_pos(w, w, rel_pos_w))  # (.., qh, qw, kw)
+    rows = []
+    for row in range(h):
+        bias = (rel_h[:, :, row, :, :, None] + rel_w[:, :, row, :, None, :]).reshape(b, heads, w, n)
+        rows.append(F.scaled_dot_product_attention(
+            q[:, :, row * w:(row + 1) * w], k, v, attn_mask=bias.to(q.dtype), scale=scale))
+    return torch.cat(rows, dim=2)
+
+
+@lru_cache(maxsize=None)
+def masked_kernel_wins():
+    """Whether ``kernel='auto'`` takes the per-row masked kernel for CPU fp32 inference.
+
+    Measured on an AVX2-only CPU (AMD EPYC, README's Performance section): the whole ViT-B
+    encoder at 1024 ran 1.53x (1 thread) segment-anything's speed with it in the global blocks
+    against 1.25x with the folded SDPA. On CPUs with AMX / AVX512-BF16 it has not been measured,
+    so they keep the folded kernel.
+    """
+    return cpu_bf16_kind() is None
+
+
 class FusedRelPosAttention(Attention):
     """segment-anything's ``Attention``, computed with ``F.scaled_dot_product_attention``.
 
@@ -64,17 +115,20 @@ class FusedRelPosAttention(Attention):
     attention on CPU and CUDA) never materialises the (HW)^2 attention or bias, forward and
     backward, and in bf16 no fp32 bias is added.
 
-    Kernels (``kernel``): ``'sdpa'`` always uses ``scaled_dot_product_attention``;
-    ``'matmul'`` computes ``softmax(q_aug k_aug^T) v`` with two GEMMs (the (HW)^2 scores
-    exist, but no bias is added); ``'auto'`` (default) takes ``'matmul'`` when gradients flow
-    on CPU (its backward is faster there) and ``'sdpa'`` otherwise (inference, CUDA).
+    Kernels (``kernel``): ``'sdpa'`` always uses ``scaled_dot_product_attention`` on the folded
+    q, k, v; ``'matmul'`` computes ``softmax(q_aug k_aug^T) v`` with two GEMMs (the (HW)^2
+    scores exist, but no bias is added); ``'masked'`` is :func:`masked_rel_pos_attention` (the
+    bias as SDPA's mask, one query row at a time). ``'auto'`` (default) takes ``'matmul'`` when
+    gradients flow on CPU (its backward is faster there); ``'masked'`` for CPU inference in
+    fp32 on at least 1024 tokens (SAM's global blocks) where :func:`masked_kernel_wins` (CPUs
+    without native bf16); ``'sdpa'`` otherwise (window blocks, autocast, CUDA).
 
     Args:
         attn (Attention): the module to take over (its parameters are reused, not copied).
-        kernel (str): ``'auto'``, ``'sdpa'`` or ``'matmul'``.
+        kernel (str): ``'auto'``, ``'sdpa'``, ``'matmul'`` or ``'masked'``.
     """
 
-    KERNELS = ('auto', 'sdpa', 'matmul')
+    KERNELS = ('auto', 'sdpa', 'matmul', 'masked')
 
     def __init__(self, attn, kernel='auto'):
         if kernel not in self.KERNELS:
@@ -95,7 +149,11 @@ class FusedRelPosAttention(Attention):
         q, k, v = qkv.unbind(0)  # (B, heads, HW, C)
         c = q.shape[-1]
         scale = self.scale
-        gemm = self.uses_gemm_kernel(x)
+        kernel = self.chosen_kernel(x)
+        if kernel == 'masked' and self.use_rel_pos:
+            out = masked_rel_pos_attention(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w), scale)
+            return self.proj(out.transpose(1, 2).reshape(b, h, w, -1))
+        gemm = kernel == 'matmul'
         if self.use_rel_pos:
             q, k, v = augment_qkv(q, k, v, self.rel_pos_h, self.rel_pos_w, (h, w), scale,
                                   pad_v=not gemm)
@@ -111,9 +169,22 @@ class FusedRelPosAttention(Attention):
         out = out[..., :c].transpose(1, 2).reshape(b, h, w, -1)
         return self.proj(out)
 
-    def uses_gemm_kernel(self, x):
-        """Whether ``kernel`` picks the GEMM path for this call (see the class docstring)."""
-        if self.kernel == 'auto':
-            return x.device.type == 'cpu' and torch.is_grad_enabled() and (
-                x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        return self.kernel == 'matmul'
+    def chosen_kernel(self, x):
+        """The kernel ``kernel`` picks for this call: ``'sdpa'``, ``'matmul'`` or ``'masked'``
+        (see the class docstring).
+
+        Args:
+            x (Tensor): the block input, (B, H, W, dim).
+        """
+        if self.kernel != 'auto':
+            return self.kernel
+        if x.device.type != 'cpu':
+            return 'sdpa'
+        if torch.is_grad_enabled() and (
+                x.requires_grad or any(p.requires_grad for p in self.parameters())):
+            return 'matmul'
+        tokens = x.shape[1] * x.shape[2]
+        in_fp32 = x.dtype == torch.float32 and not torch.is_autocast_enabled('cpu')
+        if in_fp32 and tokens >= _MASKED_MIN_TOKENS and masked_kernel_wins():
+            return 'masked'
+        return 'sdpa'

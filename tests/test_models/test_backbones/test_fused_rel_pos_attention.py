@@ -8,6 +8,7 @@ from segment_anything.modeling import ImageEncoderViT
 from segment_anything.modeling.image_encoder import Attention
 
 from mmsam.models import SAMImageEncoder
+from mmsam.models.backbones import fused_rel_pos_attention
 from mmsam.models.backbones.fused_rel_pos_attention import FusedRelPosAttention
 
 # Grid 16 with 6 x 6 windows: windows are padded (16 -> 18); blocks 1 and 3 attend globally.
@@ -58,7 +59,7 @@ def test_fused_equals_segment_anything_window_and_global():
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize('kernel', ['sdpa', 'matmul', 'auto'])
+@pytest.mark.parametrize('kernel', ['sdpa', 'matmul', 'masked', 'auto'])
 @pytest.mark.parametrize('hw', [(14, 14), (5, 9)])
 def test_fused_attention_module_equals_reference(hw, kernel):
     """One attention layer, square and non-square grids, forward and input gradients."""
@@ -186,10 +187,45 @@ def test_bf16_training_path_close_to_fp32():
     """With LoRA gradients on CPU the GEMM kernel runs: its bf16 output stays close too."""
     ref = reference_encoder(MIX_ARCH, MIX_IMG)
     enc = mmsam_encoder(ref, 'fused', adapter=dict(type='LoRA', rank=2))
-    assert enc.blocks[0].attn.uses_gemm_kernel(torch.zeros(1, requires_grad=True))
+    assert enc.blocks[0].attn.chosen_kernel(torch.zeros(1, 4, 4, 64, requires_grad=True)) == 'matmul'
     x = torch.randn(1, 3, MIX_IMG, MIX_IMG)
     (fp32,) = enc(x)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         (bf16,) = enc(x)
     rel_l2 = ((bf16.float() - fp32).norm() / fp32.norm()).item()
     assert 1e-5 < rel_l2 <= 1e-2
+
+
+@pytest.mark.parametrize('native_bf16', [False, True])
+def test_auto_kernel_choice_follows_cpu_capability(monkeypatch, native_bf16):
+    """CPU fp32 inference on >= 1024 tokens takes the masked kernel only on CPUs without native
+    bf16 (detection faked both ways); autocast, small grids and gradients never take it."""
+    monkeypatch.setattr(fused_rel_pos_attention, 'cpu_bf16_kind',
+                        lambda: 'AMX' if native_bf16 else None)
+    fused_rel_pos_attention.masked_kernel_wins.cache_clear()
+    attn = FusedRelPosAttention(Attention(48, num_heads=3, use_rel_pos=True, input_size=(32, 32)))
+    global_grid, window_grid = torch.zeros(1, 32, 32, 48), torch.zeros(1, 14, 14, 48)
+    try:
+        with torch.no_grad():
+            assert attn.chosen_kernel(global_grid) == ('sdpa' if native_bf16 else 'masked')
+            assert attn.chosen_kernel(window_grid) == 'sdpa'
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                assert attn.chosen_kernel(global_grid) == 'sdpa'
+        assert attn.chosen_kernel(global_grid) == 'matmul'  # parameters require grad
+    finally:
+        fused_rel_pos_attention.masked_kernel_wins.cache_clear()
+
+
+def test_masked_kernel_global_grid_equals_segment_anything():
+    """The masked kernel on a 32 x 32 global grid (the size ``'auto'`` hands it) and a
+    non-square one, against segment-anything's attention with large rel-pos tables."""
+    for hw in [(32, 32), (24, 40)]:
+        torch.manual_seed(1)
+        ref = Attention(64, num_heads=4, use_rel_pos=True, input_size=hw)
+        with torch.no_grad():
+            ref.rel_pos_h.normal_(0, 1.0)
+            ref.rel_pos_w.normal_(0, 1.0)
+        x = torch.randn(2, *hw, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(FusedRelPosAttention(ref, kernel='masked')(x), ref(x),
+                                       atol=1e-5, rtol=0)
