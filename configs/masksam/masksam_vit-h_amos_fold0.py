@@ -15,9 +15,7 @@ _base_ = [
     '../_base_/masksam_runtime.py',
 ]
 num_frames = 9  # = the patch depth of amos_3d.py
-mask_weight = 1.2  # final-mask BCE and Dice, in the losses and in the matching cost alike
-ce_cost = dict(type='CrossEntropyLossCost', use_sigmoid=True)
-dice_cost = dict(type='DiceCost', pred_act=True, eps=1.0, naive_dice=True)
+mask_weight = 1.2  # final-mask BCE and Dice, in the losses and (so) the matching costs
 model = dict(
     backbone=dict(img_size=512, num_frames=num_frames),
     neck=dict(num_frames=num_frames, input_size=512),
@@ -27,16 +25,7 @@ model = dict(
         prompt_encoder=dict(img_size=512),
         loss_decode=dict(
             num_points=131072,
-            loss_weights=dict(mask=mask_weight, dice=mask_weight),
-            # the criterion's default costs (spec section 3) with the final-mask ones at 1.2
-            assigner=dict(type='HungarianAssigner', match_costs=[
-                dict(type='ClassificationCost', weight=0.2),
-                dict(ce_cost, weight=mask_weight),
-                dict(dice_cost, weight=mask_weight),
-                dict(type='KeyedCost', cost=dict(ce_cost, weight=0.5), pred_key='aux_masks'),
-                dict(type='KeyedCost', cost=dict(dice_cost, weight=0.5), pred_key='aux_masks'),
-                dict(type='BoxL1Cost', weight=0.5),
-                dict(type='GIoUCost', weight=0.2),
-            ])),
+            # the matching costs take these weights too (MaskClassificationCriterion)
+            loss_weights=dict(mask=mask_weight, dice=mask_weight)),
     ),
 )

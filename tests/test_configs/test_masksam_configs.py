@@ -152,7 +152,8 @@ def test_dataset_settings():
 
 def _fake_root(root, dataset, shape, num_classes, ct):
     """A converted data root with one training and one test case of ``shape``."""
-    from mmsam.datasets.volume_io import save_volume, write_meta, write_split
+    from mmsam.datasets.io.data_root import write_meta, write_split
+    from mmsam.datasets.io.npz import save_volume
     rng = np.random.default_rng(0)
     label = np.zeros(shape, np.uint8)
     label[:, 4:12, 4:12] = 1
@@ -222,23 +223,21 @@ def test_amos_folds_change_the_splits(fold):
     assert cfg.model == base.model and cfg.optim_wrapper == base.optim_wrapper
 
 
-def _default_costs(**weights):
-    """The criterion's own default assigner (spec section 3) with some cost weights changed,
-    by index: 0 cls, 1 mask CE, 2 mask Dice, 3 aux CE, 4 aux Dice, 5 box L1, 6 GIoU."""
-    from mmsam.models.losses.mask_classification_criterion import _default_assigner
-    assigner = _default_assigner()
-    for index, weight in weights.items():
-        cost = assigner['match_costs'][int(index[1:])]
-        (cost['cost'] if cost['type'] == 'KeyedCost' else cost)['weight'] = weight
-    return assigner
+def cost_weights(path):
+    """The 7 matching-cost weights of the config's built criterion, in the assigner's order:
+    class, mask CE, mask Dice, aux CE, aux Dice, box L1, GIoU."""
+    crit = MODELS.build(dict(Config.fromfile(path).model.decode_head.loss_decode, num_classes=4))
+    return [(c.cost if hasattr(c, 'cost') else c).weight for c in crit.assigner.match_costs]
 
 
 def test_amos_mask_weights_in_losses_and_costs():
+    """AMOS: final-mask BCE and Dice at 1.2 (not 1.5) in the losses and the matching alike."""
     for name in ('masksam_vit-h_amos_fold0.py', 'masksam_vit-b_amos_fold0.py'):
         crit = Config.fromfile(CFG / name).model.decode_head.loss_decode.to_dict()
         assert crit['num_points'] == 131072
         assert crit['loss_weights'] == dict(mask=1.2, dice=1.2)
-        assert crit['assigner'] == _default_costs(c1=1.2, c2=1.2)
+        assert cost_weights(CFG / name) == [0.2, 1.2, 1.2, 0.5, 0.5, 0.5, 0.2]
+    assert cost_weights(MAIN_ACDC) == [0.2, 1.5, 1.5, 0.5, 0.5, 0.5, 0.2]
 
 
 def _leaves(node, path=()):
@@ -256,7 +255,7 @@ def _leaves(node, path=()):
     return {path: node}
 
 
-HELPERS = {'position', 'ce_cost', 'dice_cost'}  # config-file variables the Runner ignores
+HELPERS = {'position'}  # config-file variables the Runner ignores
 
 
 def _diff(path):
@@ -288,11 +287,6 @@ def _positions(position):
                      for key in (ENC, DEC + ('token_adapter', ), DEC + ('image_adapter', ))}}
 
 
-def _assigner(**weights):
-    costs = _leaves(_default_costs(**weights), ('assigner', ))
-    return {CRIT + k: (None, v) for k, v in costs.items()}
-
-
 EXPECTED = {
     8: B8,
     7: _positions('before_down'),
@@ -300,10 +294,10 @@ EXPECTED = {
     5: VANILLA,
     4: B4,
     3: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'mask_box')},
-    2: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'box'), **_assigner(c3=0.0, c4=0.0),
+    2: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'box'),
         CRIT + ('loss_weights', 'aux_mask'): (None, 0.0),
         CRIT + ('loss_weights', 'aux_dice'): (None, 0.0)},
-    1: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'mask'), **_assigner(c5=0.0, c6=0.0),
+    1: {**B4, HEAD + ('prompt_mode', ): ('mask_avg_box', 'mask'),
         CRIT + ('loss_weights', 'aux_bbox'): (None, 0.0),
         CRIT + ('loss_weights', 'aux_giou'): (None, 0.0)},
 }
@@ -314,6 +308,12 @@ def test_ablation_differs_from_the_main_acdc_config_only_as_table_4_says(row):
     path = ABLATIONS[row]
     assert path.read_text().startswith(f'# Ablation B{row} of MaskSAM Table 4 (ACDC, ')
     assert _diff(path) == EXPECTED[row]
+
+
+def test_b1_b2_switch_off_the_unused_prompt_head_in_losses_and_matching():
+    """B1 has no learned box, B2 no mask prompt: those heads' losses and costs weigh 0."""
+    assert cost_weights(ABLATIONS[1]) == [0.2, 1.5, 1.5, 0.5, 0.5, 0.0, 0.0]
+    assert cost_weights(ABLATIONS[2]) == [0.2, 1.5, 1.5, 0.0, 0.0, 0.5, 0.2]
 
 
 def test_ablation_models():

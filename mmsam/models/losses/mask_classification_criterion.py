@@ -11,23 +11,34 @@ from ..utils.box_ops import box_giou
 from ..utils.point_sampling import sample_uncertain_points
 
 
-def _default_assigner():
-    """Spec §3 Synapse/ACDC costs (AMOS sets 1.2 on the two final-mask costs)."""
+DEFAULT_LOSS_WEIGHTS = dict(cls=0.2, mask=1.5, dice=1.5, aux_mask=0.5, aux_dice=0.5,
+                            aux_bbox=0.5, aux_giou=0.2)
+
+
+def masksam_assigner(weights: dict) -> dict:
+    """mmseg ``HungarianAssigner`` config with MaskSAM's 7 matching costs.
+
+    Args:
+        weights (dict): one weight per cost, keys as ``DEFAULT_LOSS_WEIGHTS``: cls
+            (softmax class cost), mask / dice (sigmoid CE and Dice of the final masks),
+            aux_mask / aux_dice (the same on the auxiliary masks), aux_bbox (box L1),
+            aux_giou (-GIoU).
+
+    Returns:
+        dict: the assigner config, costs in that order.
+    """
     ce = dict(type='CrossEntropyLossCost', use_sigmoid=True)
     dice = dict(type='DiceCost', pred_act=True, eps=1.0, naive_dice=True)
     return dict(type='HungarianAssigner', match_costs=[
-        dict(type='ClassificationCost', weight=0.2),
-        dict(ce, weight=1.5),
-        dict(dice, weight=1.5),
-        dict(type='KeyedCost', cost=dict(ce, weight=0.5), pred_key='aux_masks'),
-        dict(type='KeyedCost', cost=dict(dice, weight=0.5), pred_key='aux_masks'),
-        dict(type='BoxL1Cost', weight=0.5),
-        dict(type='GIoUCost', weight=0.2),
+        dict(type='ClassificationCost', weight=weights['cls']),
+        dict(ce, weight=weights['mask']),
+        dict(dice, weight=weights['dice']),
+        dict(type='KeyedCost', cost=dict(ce, weight=weights['aux_mask']), pred_key='aux_masks'),
+        dict(type='KeyedCost', cost=dict(dice, weight=weights['aux_dice']),
+             pred_key='aux_masks'),
+        dict(type='BoxL1Cost', weight=weights['aux_bbox']),
+        dict(type='GIoUCost', weight=weights['aux_giou']),
     ])
-
-
-DEFAULT_LOSS_WEIGHTS = dict(cls=0.2, mask=1.5, dice=1.5, aux_mask=0.5, aux_dice=0.5,
-                            aux_bbox=0.5, aux_giou=0.2)
 
 
 @MODELS.register_module()
@@ -52,10 +63,12 @@ class MaskClassificationCriterion(nn.Module):
 
     Args:
         num_classes (int): C, classes including the background (labels 0..C-1).
-        assigner (dict | None): assigner config; None uses the spec's mmseg
-            ``HungarianAssigner`` with the 7 weighted costs.
         loss_weights (dict | None): overrides of ``DEFAULT_LOSS_WEIGHTS`` (keys cls, mask,
             dice, aux_mask, aux_dice, aux_bbox, aux_giou).
+        match_weights (dict | None): overrides of the matching cost weights (same keys, see
+            :func:`masksam_assigner`); each cost not named takes its loss's weight, as the
+            official matcher's costs and losses share their weights (a loss set to 0 drops
+            its cost too).
         eos_coef (float): class weight of the no-object label.
         num_points (int | None): P, points per slice for matching and per pair for the mask
             losses; None uses every pixel exactly (predictions and targets same size).
@@ -66,20 +79,22 @@ class MaskClassificationCriterion(nn.Module):
             the official code's double sigmoid (ambiguity A6).
     """
 
-    def __init__(self, num_classes, assigner=None, loss_weights=None, eos_coef=0.1,
+    def __init__(self, num_classes, loss_weights=None, match_weights=None, eos_coef=0.1,
                  num_points=32768, oversample_ratio=2.0, importance_sample_ratio=0.75,
                  aux_mask_input='logits'):
         super().__init__()
-        unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
-        if unknown:
-            raise KeyError(f'MaskClassificationCriterion: unknown loss_weights keys '
-                           f'{sorted(unknown)}; valid: {sorted(DEFAULT_LOSS_WEIGHTS)}')
+        for name, weights in (('loss_weights', loss_weights), ('match_weights', match_weights)):
+            unknown = set(weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
+            if unknown:
+                raise KeyError(f'MaskClassificationCriterion: unknown {name} keys '
+                               f'{sorted(unknown)}; valid: {sorted(DEFAULT_LOSS_WEIGHTS)}')
         if aux_mask_input not in ('logits', 'probs'):
             raise ValueError(f"MaskClassificationCriterion: aux_mask_input must be 'logits' "
                              f"or 'probs', got {aux_mask_input!r}")
         self.num_classes = int(num_classes)
-        self.assigner = TASK_UTILS.build(assigner or _default_assigner())
         self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS, **(loss_weights or {}))
+        self.match_weights = dict(self.loss_weights, **(match_weights or {}))
+        self.assigner = TASK_UTILS.build(masksam_assigner(self.match_weights))
         self.num_points = num_points
         self.oversample_ratio = oversample_ratio
         self.importance_sample_ratio = importance_sample_ratio

@@ -32,15 +32,18 @@ def hand_dice(x, t):
     return 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
 
 
-def hand_cost(pred, target, q, k):
-    """The spec's total matching cost of query q and target k, term by term."""
+SPEC_WEIGHTS = (0.2, 1.5, 1.5, 0.5, 0.5, 0.5, 0.2)  # Synapse / ACDC (spec section 3)
+
+
+def hand_cost(pred, target, q, k, weights=SPEC_WEIGHTS):
+    """The spec's total matching cost of query q and target k, term by term; weights of the
+    class, mask CE, mask Dice, aux CE, aux Dice, box L1 and GIoU terms in that order."""
     cls, mask, aux, box = (v[q] for v in pred)
     label, tmask, tbox = target['labels'][k], target['masks'][k], target['boxes'][k]
-    return (0.2 * -cls.double().softmax(-1)[label]
-            + 1.5 * hand_bce(mask, tmask) + 1.5 * hand_dice(mask, tmask)
-            + 0.5 * hand_bce(aux, tmask) + 0.5 * hand_dice(aux, tmask)
-            + 0.5 * (box - tbox).abs().sum()
-            + 0.2 * -brute_force_giou(box.tolist(), tbox.tolist()))
+    terms = (-cls.double().softmax(-1)[label], hand_bce(mask, tmask), hand_dice(mask, tmask),
+             hand_bce(aux, tmask), hand_dice(aux, tmask), (box - tbox).abs().sum(),
+             -brute_force_giou(box.tolist(), tbox.tolist()))
+    return sum(w * term for w, term in zip(weights, terms))
 
 
 def random_boxes(n, g):
@@ -88,6 +91,35 @@ def test_matching_equals_brute_force(seed):
                key=lambda qs: sum(cost[q, k] for k, q in enumerate(qs)))
     got = dict(zip(target_idx.tolist(), query_idx.tolist()))
     assert [got[k] for k in range(3)] == list(best)
+
+
+@pytest.mark.parametrize('kwargs, weights', [
+    (dict(loss_weights=dict(mask=1.2, dice=1.2)), (0.2, 1.2, 1.2, 0.5, 0.5, 0.5, 0.2)),  # AMOS
+    (dict(loss_weights=dict(aux_bbox=0.0, aux_giou=0.0)), (0.2, 1.5, 1.5, 0.5, 0.5, 0, 0)),
+    (dict(loss_weights=dict(aux_mask=0.0, aux_dice=0.0)), (0.2, 1.5, 1.5, 0, 0, 0.5, 0.2)),
+    (dict(loss_weights=dict(cls=3.0), match_weights=dict(cls=0.7, aux_giou=2.0)),
+     (0.7, 1.5, 1.5, 0.5, 0.5, 0.5, 2.0)),
+])
+def test_matching_costs_take_the_loss_weights_unless_set(kwargs, weights):
+    """The 7 costs are weighted by loss_weights, then by match_weights where given."""
+    g = torch.Generator().manual_seed(7)
+    pred = [v[0] for v in make_inputs(1, 4, g)]
+    target = make_target([2, 0], g)
+    criterion = build(num_points=None, **kwargs)
+    pred_instances = InstanceData(scores=pred[0], masks=pred[1].flatten(1),
+                                  aux_masks=pred[2].flatten(1), boxes=pred[3])
+    gt_instances = InstanceData(labels=target['labels'], masks=target['masks'].flatten(1),
+                                boxes=target['boxes'])
+    got = sum(c(pred_instances, gt_instances) for c in criterion.assigner.match_costs)
+    cost = torch.tensor([[hand_cost(pred, target, q, k, weights) for k in range(2)]
+                         for q in range(4)])
+    torch.testing.assert_close(got.double(), cost, rtol=1e-5, atol=1e-6)
+    assert criterion.loss_weights['cls'] == kwargs['loss_weights'].get('cls', 0.2)
+
+
+def test_unknown_match_weight_is_named():
+    with pytest.raises(KeyError, match=r"unknown match_weights keys \['box'\]"):
+        build(match_weights=dict(box=1.0))
 
 
 def test_point_matching_recovers_an_obvious_assignment():
