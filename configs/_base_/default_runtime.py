@@ -3,7 +3,7 @@ default_scope = 'mmsam'
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),  # tools/ switch to gloo on machines without CUDA
+    dist_cfg=dict(backend='nccl'),  # without CUDA, mmsam.engine's runner uses gloo instead
 )
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')

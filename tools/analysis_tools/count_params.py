@@ -4,7 +4,7 @@
 
 Groups: the encoder without its adapter, the adapter (e.g. LoRA), and each direct child of the
 decode head (prompt encoder, stage-1 mask decoder, stage-2 decoder, ...). A MaskSAM model
-(``MaskSAMHead``) is grouped as MaskSAM's spec section 8 counts it instead, with exact counts:
+(``MaskSAMHead``) is grouped by MaskSAM's parts instead, with exact counts:
 encoder adapters, depth embeddings (encoder ``depth_embed`` + decoder ``depth_pe``), decoder
 adapters, prompt generator (the neck with its mask/box/cls heads), classifier (``cls_token`` +
 ``cls_embed``), stem, refine and SAM (encoder, prompt encoder and mask decoder). The model is
@@ -15,17 +15,14 @@ checks ``configs/samed/samed_vit-b_synapse.py`` against segment-anything's own m
 """
 import argparse
 import contextlib
-import os.path as osp
-import sys
 from collections import OrderedDict
 
 import torch
 from mmengine.config import Config, DictAction
 from prettytable import PrettyTable
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.registry import MODELS  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.registry import MODELS
+from mmsam.utils import register_all_modules
 
 
 def count_by_module(model):
@@ -69,7 +66,7 @@ def is_masksam(model):
 
 
 def count_masksam(model):
-    """Parameters of a MaskSAM model by the groups of MaskSAM's spec section 8.
+    """Parameters of a MaskSAM model grouped by MaskSAM's parts (adapters, depth tables, ...).
 
     Args:
         model (nn.Module): a ``VolumeSAMSegmentor`` with a ``MaskSAMHead``.
@@ -114,7 +111,7 @@ def main(argv=None):
     groups = count_masksam(model) if masksam else count_by_module(model)
     total = sum(t for t, _ in groups.values())
     trainable = sum(t for _, t in groups.values())
-    if masksam or args.exact:  # exact counts (MaskSAM: as the spec's table)
+    if masksam or args.exact:  # whole numbers, to compare with an official count
         table = PrettyTable(['module', 'total', 'trainable'])
         for group, (group_total, group_trainable) in list(groups.items()) + [
                 ('all', (total, trainable))]:

@@ -21,7 +21,7 @@ class DConvAdapter(nn.Module):
         kernel_size (int): odd k of the k^3 depth-wise conv (padding k // 2, with bias).
         skip (bool): add the input to the output.
         zero_init (bool): zero ``fc2`` so that the adapter starts as identity (skip) or zero;
-            MaskSAM uses PyTorch's default init (spec A15), this is for equivalence tests.
+            MaskSAM's official code keeps PyTorch's default init; this is for equivalence tests.
     """
 
     def __init__(self, embed_dims, num_frames, ratio=0.25, kernel_size=3, skip=True,

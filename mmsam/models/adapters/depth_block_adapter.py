@@ -11,7 +11,8 @@ class DepthAdaptedBlock(Block):
     """segment-anything's ViT ``Block`` with two depth adapters (MaskSAM).
 
     x = x + A_s(attn(norm1 x)), with window attention undone before A_s so the adapter sees
-    whole (h, w) slices (spec A5); then x = x + mlp(n) + mlp_scale * A_m(n), n = norm2 x.
+    whole (h, w) slices (the official block runs it on the windows, mixing windows and
+    slices: ``space_adapter_on``); then x = x + mlp(n) + mlp_scale * A_m(n), n = norm2 x.
     The old block's children are adopted under their names, so checkpoint keys stay
     ``blocks.i.attn.qkv.weight`` etc.; the adapters add ``space_adapter.*``, ``mlp_adapter.*``.
 
@@ -33,7 +34,7 @@ class DepthAdaptedBlock(Block):
         mlp_adapter (nn.Module): A_m, without skip.
         mlp_scale (float): weight of A_m (MaskSAM: 0.5).
         norm_after_pad (bool): see above (official: True; mmsam's reading: False).
-        space_adapter_on (str): ``'slices'`` (mmsam's reading, spec A5) or ``'windows'``
+        space_adapter_on (str): ``'slices'`` (mmsam's reading: the whole slices) or ``'windows'``
             (official).
     """
 

@@ -1,4 +1,8 @@
-"""The (b, t, q) batch layout shared by the depth adapters (spec section 4)."""
+"""The (b, t, q) batch layout shared by the depth adapters.
+
+Every per-slice tensor is (B * T, ...) with item ``b * T + t``, and every decoder tensor is
+(B * T * Q, ...) with item ``(b * T + t) * Q + q``; T is fixed when an adapter is built.
+"""
 
 
 def num_groups(n, num_frames, num_queries, owner):

@@ -25,8 +25,8 @@ class DMLPAdapter(nn.Module):
         position (str): where the depth MLP acts, see above.
         skip (bool): add the input to the output.
         zero_init (bool): start as identity (skip) or zero: zero ``fc2`` (and, for
-            ``'after_up'``, the depth MLP's output layer too). For equivalence tests; MaskSAM
-            uses PyTorch's default init (spec A15).
+            ``'after_up'``, the depth MLP's output layer too). For equivalence tests; MaskSAM's
+            official code keeps PyTorch's default init.
     """
 
     def __init__(self, embed_dims, num_frames, ratio=0.25, depth_ratio=4, position='middle',

@@ -24,8 +24,8 @@ class MaskSAMDecoderAdapter(nn.Module):
         token_adapter (dict): config for the token sites (MaskSAM: ``DMLPAdapter``).
         image_adapter (dict): config for the image site (MaskSAM: ``DConvAdapter``).
         mlp_scale (float): weight of the parallel MLP adapter.
-        final_attn (bool): also adapt the final token->image attention (official code only,
-            spec A8).
+        final_attn (bool): also adapt the final token->image attention (in MaskSAM's
+            official code, not in the paper).
         depth (int): number of two-way layers (SAM: 2).
     """
 

@@ -61,8 +61,8 @@ class SAMImageEncoder(ImageEncoderViT):
         in_channels (int): input channels.
         out_indices (Sequence[int]): blocks whose outputs are returned. The last block's
             output is returned after SAM's neck, i.e. the image embedding
-            (B, out_chans, img_size/16, img_size/16); other blocks' outputs are returned as
-            (B, embed_dim, img_size/16, img_size/16).
+            (B, out_chans, g, g) with ``g = img_size // patch_size`` (64 for SAM's 1024 and
+            16-pixel patches); other blocks' outputs are returned as (B, embed_dim, g, g).
         frozen (bool): freeze all encoder weights except the adapter's (and ``depth_embed``).
         adapter (dict, optional): adapter config, built from MODELS; it must have
             ``inject(vit) -> list[str]`` returning the names of the parameters it added. It
