@@ -4,6 +4,7 @@
 # (1024 iterations of 8 slices: 2 patches of 4 slices), from scratch on CPU.
 _base_ = [
     '../_base_/models/samed_vit-b.py',
+    '../_base_/models/sam_vit-tiny_128.py',  # its tiny_vit_arch
     '../_base_/datasets/synthetic_abdomen_3d.py',
     '../_base_/schedules/samed_schedule.py',
     '../_base_/default_runtime.py',
@@ -17,8 +18,7 @@ model = dict(
     backbone=dict(
         type='SAMImageEncoder', img_size=128, num_frames=num_frames, frozen=False,
         checkpoint=None,
-        arch=dict(embed_dim=64, depth=2, num_heads=4, global_attn_indexes=(1,), patch_size=8,
-                  window_size=8, out_chans=64),
+        arch=_base_.tiny_vit_arch,
         adapter=dict(type='DepthBlockAdapter', adapter=dict(type='DConvAdapter'),
                      mlp_scale=0.5)),
     decode_head=dict(

@@ -2,18 +2,18 @@
 # synthetic abdomen (CPU, a few minutes). No SAM weights are needed.
 _base_ = [
     '../_base_/models/samed_vit-b.py',
+    '../_base_/models/sam_vit-tiny_128.py',  # its tiny_vit_arch
     '../_base_/datasets/synthetic_abdomen.py',
     '../_base_/schedules/samed_schedule.py',
     '../_base_/default_runtime.py',
 ]
 img_size = 128
-tiny_width = 64
+tiny_width = _base_.tiny_vit_arch.embed_dim  # 64
 data_preprocessor = dict(size=(img_size, img_size))
 model = dict(
     data_preprocessor=data_preprocessor,
     backbone=dict(
-        arch=dict(_delete_=True, embed_dim=tiny_width, depth=2, num_heads=4, global_attn_indexes=(1,),
-                  patch_size=8, window_size=8, out_chans=tiny_width),
+        arch=dict(_delete_=True, **_base_.tiny_vit_arch),
         img_size=img_size,
         frozen=False,  # from scratch: the whole encoder trains (LoRA off)
         adapter=None,

@@ -3,12 +3,14 @@
 # `model = {{_base_.sam_vit_tiny_128}}` (or `..._pretrained`), merged into the inherited model.
 # The tiny SAMs are segment-anything's layout, trained in mmsam: the two-way blocks' LayerNorm
 # eps is segment-anything's 1e-5 (the HF-layout paper-table heads set 1e-6).
-_tiny_arch = dict(embed_dim=64, depth=2, num_heads=4, global_attn_indexes=(1,), patch_size=8,
+# The encoder's arch alone, for configs that keep their own model otherwise (the SAMed demos):
+#   backbone=dict(arch=dict(_delete_=True, **_base_.tiny_vit_arch), ...)
+tiny_vit_arch = dict(embed_dim=64, depth=2, num_heads=4, global_attn_indexes=(1,), patch_size=8,
                   window_size=8, out_chans=64)
 # Trained from scratch: no weights, the whole encoder trains.
 sam_vit_tiny_128 = dict(
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(arch=dict(_delete_=True, **_tiny_arch), img_size=128, frozen=False,
+    backbone=dict(arch=dict(_delete_=True, **tiny_vit_arch), img_size=128, frozen=False,
                   checkpoint=None),
     decode_head=dict(
         prompt_encoder=dict(embed_dim=64, img_size=128, patch_size=8, checkpoint=None),
@@ -24,7 +26,7 @@ tiny_medsam_checkpoint = 'checkpoints/tiny-medsam_synthetic-lesion.pth'
 sam_vit_tiny_128_pretrained = dict(
     # the tiny MedSAM's input normalisation (MedSAM's: intensities scaled to [0, 1])
     data_preprocessor=dict(size=(128, 128), mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0]),
-    backbone=dict(arch=dict(_delete_=True, **_tiny_arch), img_size=128, frozen=True,
+    backbone=dict(arch=dict(_delete_=True, **tiny_vit_arch), img_size=128, frozen=True,
                   checkpoint=tiny_medsam_checkpoint),
     decode_head=dict(
         prompt_encoder=dict(embed_dim=64, img_size=128, patch_size=8,
