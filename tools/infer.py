@@ -64,30 +64,24 @@ import contextlib
 import os.path as osp
 import sys
 
-# Running `python tools/infer.py` puts tools/ (not the repository) on sys.path.
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import torch
+from mmengine.config import DictAction
 
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-from mmsam.apis import init_model  # noqa: E402
-from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,  # noqa: E402
+from mmsam.apis import init_model
+from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,
                                        describe_input, draw_hypotheses, hypothesis_inputs,
                                        hypothesis_visualizer, prepare_npz,
                                        read_ct_statistics, segment_file, unique_names)
-from mmsam.apis.inference import config_test_pipeline, model_kind  # noqa: E402
-from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,  # noqa: E402
+from mmsam.apis.inference import config_test_pipeline, model_kind
+from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,
                                 load_prompts)
-from mmsam.apis.scan_inference import inference_scan  # noqa: E402
-from mmsam.apis.scan_outputs import scan_name, write_scan_outputs  # noqa: E402
-from mmsam.datasets.medical_image_io import (MedicalImageError, describe_scan,  # noqa: E402
-                                             expand_scan_folders, scan_kind)
-from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
-from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for  # noqa: E402
-from mmsam.engine.checkpoint import OfficialFormatError, check_official_format  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.apis.scan_inference import inference_scan
+from mmsam.apis.scan_outputs import scan_name, write_scan_outputs
+from mmsam.datasets.io.scan import MedicalImageError, describe_scan, expand_scan_folders, scan_kind
+from mmsam.engine import ConfigArgumentError, ConfigError, load_config
+from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for
+from mmsam.engine.checkpoint import OfficialFormatError, check_official_format
+from mmsam.utils import register_all_modules
 
 # Re-exported for tests and scripts that load this tool as a module.
 __all__ = ['main', 'parse_args', 'config_test_pipeline', 'prepare_npz']

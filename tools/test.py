@@ -12,22 +12,16 @@ import contextlib
 import inspect
 import os
 import os.path as osp
-import sys
 
-# Running `python tools/test.py` puts tools/ (not the repository) on sys.path.
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.config import ConfigDict, DictAction
 
-from mmengine.config import ConfigDict, DictAction  # noqa: E402
-
-from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,  # noqa: E402
+from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,
                           build_runner,
                           check_prerequisites, checkpoint_must_fit,
                           config_argument_errors, destroy_process_group, load_config)
-from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for, model_device_type  # noqa: E402
-from mmsam.registry import METRICS  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for, model_device_type
+from mmsam.registry import METRICS
+from mmsam.utils import register_all_modules
 
 
 def parse_args(argv=None):

@@ -11,22 +11,15 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
-# Running `python tools/train.py` puts tools/ (not the repository) on sys.path; the repository
-# root goes first so this checkout's mmsam is used even without an (editable) install.
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+from mmengine.config import DictAction
+from mmengine.logging import print_log
 
-from mmengine.config import DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-
-from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,  # noqa: E402
+from mmsam.engine import (ConfigError, CorruptCheckpointError, PrerequisiteError,
                           build_runner, check_prerequisites, config_argument_errors,
                           destroy_process_group, find_resume_checkpoint, load_config)
-from mmsam.engine.amp import AMP_DTYPE_HELP  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.engine.amp import AMP_DTYPE_HELP
+from mmsam.utils import register_all_modules
 
 
 def parse_args(argv=None):

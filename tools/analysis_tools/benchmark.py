@@ -50,7 +50,6 @@ import os
 import os.path as osp
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from functools import partial
@@ -62,16 +61,15 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.runner import Runner, set_random_seed
 from prettytable import PrettyTable
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.engine.embedding_cache import EmbeddingCache  # noqa: E402
-from mmsam.engine.hooks.embedding_cache_hook import (pipeline_cfgs,  # noqa: E402
+from mmsam.engine.embedding_cache import EmbeddingCache
+from mmsam.engine.hooks.embedding_cache_hook import (pipeline_cfgs,
                                                      dataset_transforms, pipeline_reason,
                                                      train_mode_reason, trainable_reason)
-from mmsam.models.backbones.encoder_flops import sam_encoder_flops  # noqa: E402
-from mmsam.models.backbones.sam_image_encoder import resolve_arch  # noqa: E402
-from mmsam.registry import MODELS  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
-from mmsam.utils.collect_env import cpu_bf16_kind, cpu_description  # noqa: E402
+from mmsam.models.backbones.encoder_flops import sam_encoder_flops
+from mmsam.models.backbones.sam_image_encoder import resolve_arch
+from mmsam.registry import MODELS
+from mmsam.utils import register_all_modules
+from mmsam.utils.collect_env import cpu_bf16_kind, cpu_description
 
 
 def parse_args(argv=None):

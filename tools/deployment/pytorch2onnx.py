@@ -11,19 +11,14 @@ of the logits between PyTorch and onnxruntime on a random batch.
 """
 import argparse
 import os.path as osp
-import sys
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+import torch
+from mmengine.config import DictAction
 
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-from mmsam.apis import init_model  # noqa: E402
-from mmsam.apis.onnx_export import export_onnx  # noqa: E402
-from mmsam.engine import ConfigArgumentError, ConfigError, load_config  # noqa: E402
-from mmsam.utils import register_all_modules  # noqa: E402
+from mmsam.apis import init_model
+from mmsam.apis.onnx_export import export_onnx
+from mmsam.engine import ConfigArgumentError, ConfigError, load_config
+from mmsam.utils import register_all_modules
 
 
 def parse_args(argv=None):

@@ -6,15 +6,9 @@ with what to do.
 Exits 1 when a problem keeps mmsam from working as installed (notes alone exit 0). The same
 report: ``python -m mmsam.utils.collect_env``.
 """
-import os.path as osp
 import sys
 
-# Running `python tools/misc/check_env.py` puts tools/misc/ (not the repository) on sys.path.
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-from mmsam.utils.collect_env import main  # noqa: E402
+from mmsam.utils.collect_env import main
 
 if __name__ == '__main__':
     sys.exit(main())

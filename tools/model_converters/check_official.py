@@ -16,9 +16,8 @@ import os.path as osp
 import sys
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
-from mmsam.models.converters import TOLERANCE, check_fixture  # noqa: E402
-from mmsam.utils.io import atomic_torch_save  # noqa: E402
+from mmsam.models.converters import TOLERANCE, check_fixture
+from mmsam.utils.io import atomic_torch_save
 
 
 def main(argv=None):

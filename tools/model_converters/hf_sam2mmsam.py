@@ -16,11 +16,9 @@ and renamed; use it with the printed config (tools/test.py's checkpoint, ``load_
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
-from mmsam.models.converters.hf_sam import convert_hf_sam  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted
+from mmsam.models.converters.hf_sam import convert_hf_sam
 
 # What the paper-table configs set; other values are printed as --cfg-options to add.
 CONFIG_WIDTHS = dict(embed_dim=768, depth=12, img_size=1024, transformer_dim=256,

@@ -15,11 +15,9 @@ conversion with its name. The output is written to a temporary name and renamed;
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
-from mmsam.models.converters.hsam import convert_hsam  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted
+from mmsam.models.converters.hsam import convert_hsam
 
 
 def main(argv=None):

@@ -13,11 +13,9 @@ printed config.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
-from mmsam.models.converters.masksam import convert_masksam  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted
+from mmsam.models.converters.masksam import convert_masksam
 
 
 def main(argv=None):

@@ -17,10 +17,9 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.engine import (CorruptCheckpointError, allow_mmengine_checkpoints,  # noqa: E402
+from mmsam.engine import (CorruptCheckpointError, allow_mmengine_checkpoints,
                           check_checkpoint_file)
-from mmsam.utils.io import atomic_torch_save  # noqa: E402
+from mmsam.utils.io import atomic_torch_save
 
 PREFIXES = {'backbone.': 'image_encoder.', 'decode_head.prompt_encoder.': 'prompt_encoder.',
             'decode_head.mask_decoder.': 'mask_decoder.'}

@@ -11,11 +11,9 @@ renamed; use it as ``load_from`` / tools/test.py's checkpoint with the printed c
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
-from mmsam.models.converters.psam import convert_psam  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted
+from mmsam.models.converters.psam import convert_psam
 
 
 def main(argv=None):

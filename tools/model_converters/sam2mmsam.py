@@ -12,11 +12,9 @@ fit stops the conversion with its name. The output is written atomically.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmsam.models.converters import run_conversion, save_converted  # noqa: E402
-from mmsam.models.converters.medsam import (MEDSAM_INFERENCE_CONFIG,  # noqa: E402
+from mmsam.models.converters import run_conversion, save_converted
+from mmsam.models.converters.medsam import (MEDSAM_INFERENCE_CONFIG,
                                             convert_sam_layout)
 
 
