@@ -2,30 +2,17 @@
 # ensemble) on AMOS22 CT, cross-validation fold 0 (folds 1-4: masksam_vit-h_amos_fold{1..4}.py),
 # with the official code's geometry: SAM ViT-H at 512 x 512, patches of T=9 slices, Q=24
 # queries, 15 organs + background, MaskRefine3D; final-mask loss and matching weights 1.2
-# (not 1.5), 131,072 loss points (half the patch's pixels); AdamW lr 1e-3 (eps 1e-4), poly per
-# epoch, 1000 epochs x 250 iterations at a global batch of 2. 66,151,597 trainable of
-# 703,269,085 parameters (spec section 8).
+# (not 1.5), 131,072 loss points (half the patch's pixels) (_base_/models/masksam_amos.py);
+# AdamW lr 1e-3 (eps 1e-4), poly per epoch, 1000 epochs x 250 iterations at a global batch of
+# 2. 66,151,597 trainable of 703,269,085 parameters.
 # Needs checkpoints/sam_vit_h_4b8939.pth (official SAM ViT-H, linked in the segment-anything
 # README's "Model Checkpoints") and data/amos (the converter command is in
 # configs/_base_/datasets/amos_3d.py). On a GPU train with --amp.
 _base_ = [
     '../_base_/models/masksam_vit-h.py',
+    '../_base_/models/masksam_amos.py',
     '../_base_/datasets/amos_3d.py',
     '../_base_/schedules/masksam_adamw.py',
     '../_base_/masksam_runtime.py',
 ]
-num_frames = 9  # = the patch depth of amos_3d.py
-mask_weight = 1.2  # final-mask BCE and Dice, in the losses and (so) the matching costs
-model = dict(
-    backbone=dict(img_size=512, num_frames=num_frames),
-    neck=dict(num_frames=num_frames, input_size=512),
-    decode_head=dict(
-        num_classes=16,
-        num_frames=num_frames,
-        prompt_encoder=dict(img_size=512),
-        loss_decode=dict(
-            num_points=131072,
-            # the matching costs take these weights too (MaskClassificationCriterion)
-            loss_weights=dict(mask=mask_weight, dice=mask_weight)),
-    ),
-)
+model = _base_.masksam_amos
