@@ -3,6 +3,7 @@ import mmseg.datasets  # noqa: F401
 
 from .acdc_volume_dataset import ACDCVolumeDataset
 from .amos_volume_dataset import AMOSVolumeDataset
+from .foreground_oversample_batch_sampler import ForegroundOversampleBatchSampler
 from .la_dataset import LADataset
 from .multi_annotator_dataset import LIDCDataset, MultiAnnotatorDataset, QUBIQKidneyDataset
 from .promise12_dataset import PROMISE12Dataset
@@ -19,5 +20,5 @@ __all__ = ['LADataset', 'LIDCDataset', 'MultiAnnotatorDataset', 'PROMISE12Datase
            'QUBIQKidneyDataset', 'SynapseDataset', 'SyntheticAbdomenDataset',
            'SyntheticLesionDataset', 'VolumeSliceDataset']
 # 3D (volume) datasets
-__all__ += ['ACDCVolumeDataset', 'AMOSVolumeDataset', 'SynapseVolumeDataset',
-            'SyntheticAbdomenVolumeDataset', 'VolumePatchDataset']
+__all__ += ['ACDCVolumeDataset', 'AMOSVolumeDataset', 'ForegroundOversampleBatchSampler',
+            'SynapseVolumeDataset', 'SyntheticAbdomenVolumeDataset', 'VolumePatchDataset']

@@ -19,6 +19,10 @@ class VolumePatchDataset(BaseSegDataset):
     ``samples_per_epoch`` items and item ``i`` is case ``i mod n`` (nnU-Net's "250 iterations
     per epoch", independent of the number of cases); in test mode there is one item per case.
 
+    Training items may be indexed by ``(index, force_fg)`` tuples, as
+    :class:`ForegroundOversampleBatchSampler` yields them (nnU-Net's per-batch foreground
+    oversampling); ``force_fg`` goes into the pipeline's ``results`` for ``RandomPatchCrop3D``.
+
     Each data info holds ``img_path`` = ``seg_map_path`` (the npz), ``case_id``,
     ``num_classes``, and from ``meta.json`` ``intensity`` (``'hu'``, ``'mr'``, ``'zscore'``,
     ``'unit'`` or None) and ``intensity_properties`` (its ``ct_foreground`` dict or None), so
@@ -62,6 +66,25 @@ class VolumePatchDataset(BaseSegDataset):
 
     def _hint(self):
         return self.CONVERTER.format(data_root=self.data_root)
+
+    def __getitem__(self, idx):
+        """Item ``idx``, or ``idx = (index, force_fg)`` from the oversampling batch sampler."""
+        if not isinstance(idx, tuple):
+            return super().__getitem__(idx)
+        index, force_fg = idx
+        if self.test_mode:
+            raise ValueError(f'{type(self).__name__}: a test-mode dataset samples no patches; '
+                             'remove ForegroundOversampleBatchSampler from the test/val '
+                             'dataloader')
+        if not self._fully_initialized:
+            self.full_init()
+        info = self.get_data_info(index)
+        info['force_fg'] = bool(force_fg)
+        data = self.pipeline(info)
+        if data is None:
+            raise ValueError(f'{type(self).__name__}: the pipeline dropped item {index} '
+                             f'({info["case_id"]}); a patch pipeline must return every item')
+        return data
 
     def load_data_list(self):
         """One data info per case (test mode) or per training sample (case ``i mod n``)."""

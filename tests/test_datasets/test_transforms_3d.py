@@ -1,6 +1,8 @@
-"""The 3D (volume) transforms: loading, nnU-Net normalisation, patch sampling, augmentation."""
-import math
+"""The 3D (volume) transforms: loading, nnU-Net normalisation, patch sampling, augmentation.
 
+The augmentations equal nnU-Net 2.5.1's (batchgeneratorsv2) draw for draw: that is checked in
+tests/test_nnunet_augmentation_equivalence.py; here they are checked by hand-worked values.
+"""
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,6 @@ from mmsam.datasets.transforms import (LoadVolume, NormalizeIntensity3D, PackVol
                                        RandomGaussianBlur3D, RandomGaussianNoise3D,
                                        RandomLowResolution3D, RandomMirror3D, RandomPatchCrop3D,
                                        RandomSpatial3D)
-from mmsam.datasets.transforms.volume_transform_utils import sample_around_one
 from mmsam.datasets.volume_io import save_volume
 from mmsam.utils.io import atomic_savez
 
@@ -107,10 +108,10 @@ def test_ct_mode_without_statistics_names_key_and_flag():
 
 def test_start_bounds_follow_nnunet_get_bbox():
     crop = RandomPatchCrop3D((4, 64, 64), rotation_margin=True)
-    side = math.ceil(64 * math.sqrt(2) / 0.85)
-    assert crop.window == (4, side, side) == (4, 107, 107)
-    # need_to_pad = 43 in-plane: start in [-22, 100 + 22 - 107]; depth: [0, 10 - 4]
-    assert crop.start_bounds((10, 100, 100)) == ([0, -22, -22], [6, 15, 15])
+    # nnU-Net's initial patch size: a 90-degree turn only swaps extents, so 64 / 0.85 -> 75
+    assert crop.window == (4, 75, 75)
+    # need_to_pad = 11 in-plane: start in [-6, 100 + 6 - 75]; depth: [0, 10 - 4]
+    assert crop.start_bounds((10, 100, 100)) == ([0, -6, -6], [6, 31, 31])
     plain = RandomPatchCrop3D((4, 64, 64))
     # a volume smaller than the window: centred padding (need 4 -> start -2)
     assert plain.start_bounds((10, 60, 64)) == ([0, -2, 0], [6, -2, 0])
@@ -165,43 +166,69 @@ def test_forced_patch_is_centred_on_a_foreground_voxel():
 
 # ---- spatial transforms keep image and labels aligned ---------------------------------------
 
+def binary_volume(shape, seed):
+    """A random binary label; image channels: its indicator and ones (to see the border)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((shape[0], shape[1] // 4, shape[2] // 4)) > 0.5
+    label = coarse.repeat(4, 1).repeat(4, 2).astype(np.uint8)
+    img = np.stack([label, np.ones_like(label)]).astype(np.float32)
+    return dict(img=img, gt_seg_map=label, seg_fields=['gt_seg_map'])
+
+
 @pytest.mark.parametrize('seed', range(4))
-def test_spatial_pipeline_keeps_alignment(seed):
+def test_spatial_and_mirror_keep_image_and_labels_aligned(seed):
     np.random.seed(seed)
-    results = labelled_volume(shape=(6, 30, 30), seed=seed)
-    steps = [RandomPatchCrop3D((4, 16, 16), fg_prob=0.5, rotation_margin=True),
-             RandomSpatial3D(rotate_prob=1., scale_prob=1., img_order=0),
-             RandomMirror3D(prob=0.5)]
-    for step in steps:
+    torch.manual_seed(seed)
+    results = binary_volume((4, 24, 24), seed)
+    results['patch_size'] = (4, 16, 16)
+    for step in (RandomSpatial3D(rotate_prob=1., scale_prob=1.), RandomMirror3D(prob=0.5)):
         results = step(results)
-        assert_aligned(results)
-    assert results['img'].shape == (4, 16, 16)
+        # channel 0 is the label's indicator, resampled bilinearly as the labels' weights:
+        # inside the input (channel 1 = 1) the label is the larger weight (away from ties and
+        # float16 rounding)
+        indicator, inside = results['img']
+        clear = (np.abs(indicator - 0.5) > 0.01) & (inside > 0.999)
+        assert clear.mean() > 0.5
+        np.testing.assert_array_equal(results['gt_seg_map'][clear], (indicator > 0.5)[clear])
+    assert results['img'].shape == (2, 4, 16, 16) and results['img_shape'] == (4, 16, 16)
 
 
-def test_spatial_rotation_by_90_degrees_is_exact_with_cubic_image():
+def test_spatial_rotation_by_90_degrees_is_exact():
     results = labelled_volume(shape=(3, 15, 15))
     image, label = results['img'].copy(), results['gt_seg_map'].copy()
     out = RandomSpatial3D(rotate_prob=1., rotate_range=(90, 90), scale_prob=0.)(results)
     turned = [np.rot90(image, k, axes=(1, 2)) for k in (1, 3)]
     k = int(np.argmin([np.abs(out['img'] - t).max() for t in turned]))
-    np.testing.assert_allclose(out['img'], turned[k], atol=1e-4)  # spline at grid points
+    np.testing.assert_allclose(out['img'], turned[k], atol=1e-4)  # bilinear at grid points
     np.testing.assert_array_equal(out['gt_seg_map'], np.rot90(label, (1, 3)[k], axes=(1, 2)))
 
 
-def test_spatial_per_label_linear_labels():
-    results = labelled_volume(shape=(3, 15, 15))
-    label = results['gt_seg_map'].copy()
-    out = RandomSpatial3D(rotate_prob=1., rotate_range=(90, 90), scale_prob=0., seg_order=1)(
-        dict(results))
-    assert any(np.array_equal(out['gt_seg_map'], np.rot90(label, k, axes=(1, 2)))
-               for k in (1, 3))
-    np.random.seed(0)
-    out = RandomSpatial3D(rotate_prob=1., scale_prob=1., seg_order=1)(labelled_volume())
-    assert set(np.unique(out['gt_seg_map'])) <= {0, 1, 2, 3}
-    near = RandomSpatial3D(rotate_prob=1., scale_prob=1., img_order=0)
-    np.random.seed(0)
-    nearest = near(labelled_volume())['gt_seg_map']
-    assert (nearest != out['gt_seg_map']).mean() < 0.05  # they differ only along edges
+def test_spatial_labels_take_the_largest_weight_lower_id_on_ties():
+    # input width 5, output 4, identity affine: outputs sample the midpoints 0.5 ... 3.5
+    label = np.array([0, 1, 2, 2, 2], np.uint8).reshape(1, 1, 5)
+    out = RandomSpatial3D(patch_size=(1, 1, 4), rotate_prob=1., rotate_range=(0, 0),
+                          scale_prob=0.)(dict(img=10. * label.astype(np.float32),
+                                              gt_seg_map=label, seg_fields=['gt_seg_map']))
+    np.testing.assert_allclose(out['img'].ravel(), [5., 15., 20., 20.], atol=1e-5)
+    # 0.5 / 0.5 ties: no weight exceeds 0.7, the argmax keeps the lower id
+    np.testing.assert_array_equal(out['gt_seg_map'].ravel(), [0, 1, 2, 2])
+
+
+def test_spatial_outside_the_volume_is_its_own_label_then_background():
+    """nnU-Net pads labels with -1, a label in the weighting, set to background at the end."""
+    def window():
+        return dict(img=np.ones((1, 1, 6), np.float32), gt_seg_map=np.ones((1, 1, 6), np.uint8),
+                    seg_fields=['gt_seg_map'], patch_size=(1, 1, 5),
+                    crop_bbox=((0, 1), (0, 1), (-3, 3)), crop_source_shape=(1, 1, 10))
+
+    out = RandomSpatial3D(rotate_prob=1., rotate_range=(0, 0), scale_prob=0.)(window())
+    # samples at 0.5 ... 4.5; window voxels 0-2 were outside the volume (-1), 3-5 class 1;
+    # 2.5 is a 0.5 / 0.5 tie between -1 and 1: -1 (the lower id) wins, then becomes 0
+    np.testing.assert_array_equal(out['gt_seg_map'].ravel(), [0, 0, 0, 1, 1])
+    np.testing.assert_allclose(out['img'].ravel(), [1., 1., 1., 1., 1.])
+    no_margin = {k: v for k, v in window().items() if k != 'crop_bbox'}
+    out = RandomSpatial3D(rotate_prob=1., rotate_range=(0, 0), scale_prob=0.)(no_margin)
+    np.testing.assert_array_equal(out['gt_seg_map'].ravel(), [1, 1, 1, 1, 1])
 
 
 def test_spatial_scale_samples_wider_coordinates():
@@ -225,9 +252,11 @@ def test_spatial_without_augmentation_centre_crops_the_margin():
     np.testing.assert_array_equal(out['img'], image[0:4, 7:23, 7:23])
     assert out['img_shape'] == (4, 16, 16)
     assert_aligned(out)
-    # the affine path at angle 0, scale 1 lands on the same pixels (cubic at grid points)
-    results = labelled_volume(shape=(5, 30, 31))
+    # the affine path at angle 0, scale 1 lands on the same pixels (bilinear at grid points)
+    # when the margin is even (an odd one samples half-pixels, as batchgeneratorsv2 does)
+    results = labelled_volume(shape=(5, 30, 30))
     results['patch_size'] = (4, 16, 16)
+    image = results['img'].copy()
     out = RandomSpatial3D(rotate_prob=1., rotate_range=(0, 0), scale_prob=0.)(results)
     np.testing.assert_allclose(out['img'], image[0:4, 7:23, 7:23], atol=1e-4)
     assert_aligned(out)
@@ -261,7 +290,7 @@ def test_intensity_prob_zero_is_identity(transform):
 
 
 def test_gaussian_noise_level():
-    np.random.seed(0)
+    torch.manual_seed(0)
     img = np.zeros((8, 64, 64), np.float32)
     out = RandomGaussianNoise3D(prob=1., std_range=(0.05, 0.05))(dict(img=img))['img']
     assert out.dtype == np.float32 and abs(out.std() - 0.05) < 0.002 and abs(out.mean()) < 0.002
@@ -271,7 +300,11 @@ def test_gaussian_blur_matches_scipy():
     img = ramp() ** 2
     out = RandomGaussianBlur3D(prob=1., sigma_range=(0.7, 0.7), prob_per_channel=1.)(
         dict(img=img.copy()))['img']
-    np.testing.assert_allclose(out, ndimage.gaussian_filter(img, 0.7), rtol=1e-5, atol=1e-6)
+    # batchgeneratorsv2's kernel: odd size round(6 sigma + 0.5) = 5 (radius 2), torch's
+    # 'reflect' padding (scipy's 'mirror')
+    expected = ndimage.gaussian_filter(img.astype(np.float64), 0.7, mode='mirror',
+                                       truncate=2 / 0.7)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_brightness_contrast_gamma_hand_worked():
@@ -293,13 +326,22 @@ def test_brightness_contrast_gamma_hand_worked():
     np.testing.assert_allclose([out.mean(), out.std()], [img.mean(), img.std()], rtol=1e-4)
 
 
-def test_sample_around_one_is_balanced():
+def test_brightness_factor_is_below_or_above_one_with_equal_chance():
+    """nnU-Net 2.5.1's BGContrast draw: U(low, 1) or U(1, high), each with probability 0.5."""
+    from scipy import stats
+    torch.manual_seed(0)
     np.random.seed(0)
-    draws = np.array([sample_around_one((0.75, 1.25)) for _ in range(2000)])
-    assert draws.min() >= 0.75 and draws.max() <= 1.25
-    assert 0.45 < (draws < 1).mean() < 0.55
-    below = np.array([sample_around_one((0.5, 0.8)) for _ in range(200)])
-    assert below.min() >= 0.5 and below.max() <= 0.8
+    one = np.ones((1, 1, 1), np.float32)
+    # an asymmetric range tells the two-sided draw from a plain U(0.7, 1.5)
+    transform = RandomBrightness3D(prob=1., multiplier_range=(0.7, 1.5))
+    factors = np.array([transform(dict(img=one.copy()))['img'].item() for _ in range(2000)])
+    assert factors.min() >= 0.7 and factors.max() <= 1.5
+
+    def cdf(x):
+        return np.where(x < 1, 0.5 * (x - 0.7) / 0.3, 0.5 + 0.5 * (x - 1) / 0.5)
+
+    assert stats.kstest(factors, cdf).pvalue > 0.01
+    assert stats.kstest(factors, stats.uniform(0.7, 0.8).cdf).pvalue < 1e-6
 
 
 def test_low_resolution_is_in_plane_only():

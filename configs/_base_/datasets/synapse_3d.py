@@ -18,9 +18,9 @@ patch_size = (26, 256, 256)
 train_pipeline = [
     dict(type='LoadVolume'),
     dict(type='NormalizeIntensity3D', mode='ct'),
-    # nnU-Net's oversampling of 0.33 at a global batch of 2 forces exactly 1 foreground patch
-    # per batch, hence 0.5; the enlarged window leaves room for rotation and scaling.
-    dict(type='RandomPatchCrop3D', patch_size=patch_size, fg_prob=0.5, rotation_margin=True),
+    # foreground patches: the batch sampler's (nnU-Net's last 33% of each batch); the
+    # enlarged window (nnU-Net's 256 -> 301) leaves room for rotation and scaling
+    dict(type='RandomPatchCrop3D', patch_size=patch_size, rotation_margin=True),
     *_base_.nnunet_augmentation,  # nnunet_3d_augmentation.py
     dict(type='PackVolumeInputs'),
 ]
@@ -36,6 +36,7 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=_base_.nnunet_batch_sampler,  # nnunet_3d_augmentation.py
     dataset=dict(type=dataset_type, data_root=data_root, split='train_volumes',
                  volume_dir='train_volumes', samples_per_epoch=500, pipeline=train_pipeline),
 )

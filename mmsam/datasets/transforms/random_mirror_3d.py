@@ -1,5 +1,6 @@
 """nnU-Net's mirroring augmentation: flip a volume and its labels along each axis at random."""
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
@@ -12,8 +13,11 @@ from .volume_transform_utils import aligned_seg_fields
 class RandomMirror3D(BaseTransform):
     """Flip along each of ``axes`` of (D, H, W) independently with probability ``prob``.
 
-    nnU-Net's ``MirrorTransform((0, 1, 2))``: an exact permutation of voxels, applied to the
-    image (every channel) and every map in ``seg_fields``. Outputs are contiguous copies.
+    nnU-Net 2.5.1's ``MirrorTransform(allowed_axes=(0, 1, 2))`` (batchgeneratorsv2): an exact
+    permutation of voxels, applied to the image (every channel) and every map in
+    ``seg_fields``. The draws are batchgeneratorsv2's, ``torch.rand(1) < prob`` per axis in
+    ``axes`` order, so a seeded run flips as nnU-Net's (whose ``prob`` is fixed at 0.5).
+    Outputs are contiguous copies.
 
     Required keys: ``img``; optional ``seg_fields``.
     Modified keys: ``img``, every key in ``seg_fields``.
@@ -32,7 +36,7 @@ class RandomMirror3D(BaseTransform):
 
     @cache_randomness
     def _sample(self):
-        return tuple(a for a in self.axes if np.random.rand() < self.prob)
+        return tuple(a for a in self.axes if torch.rand(1).item() < self.prob)
 
     def transform(self, results):
         keys = aligned_seg_fields(results, type(self).__name__)

@@ -1,17 +1,12 @@
 """nnU-Net's training patch sampling: random or foreground-centred crops, zero-padded."""
-import math
-
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmcv.transforms.utils import cache_randomness
 
 from mmsam.registry import TRANSFORMS
+from .nnunet_patch_rules import nnunet_initial_patch_size
 from .random_rotate_scale import check_prob
 from .volume_transform_utils import aligned_seg_fields, check_shape3, update_shape
-
-# nnU-Net enlarges the crop for in-plane rotation by sqrt(2) (a square turned by 45 degrees)
-# over the smallest scale it plans for.
-ROTATION_MARGIN_SCALE = math.sqrt(2) / 0.85
 
 
 def crop_with_padding(array, start, size, value=0):
@@ -41,42 +36,51 @@ def crop_with_padding(array, start, size, value=0):
 class RandomPatchCrop3D(BaseTransform):
     """Crop a (T, H, W) training patch from a volume, oversampling foreground like nnU-Net.
 
-    With probability ``fg_prob`` the patch is centred on a random voxel of one foreground
-    class, chosen uniformly among the classes present in the volume (if none is present, the
-    crop is uniform); otherwise its position is uniform. Following nnU-Net's data loader
-    (``get_bbox``), a volume smaller than the patch is zero-padded (image 0, label 0, centred
-    padding), and a forced window starts at ``voxel - window // 2`` clipped at the lower start
-    bound only: near the far border it may reach past the volume (padded); the voxel is at
-    the window's centre except near the lower border, and always inside the final patch.
+    A foreground patch is centred on a random voxel of one foreground class, chosen uniformly
+    among the classes present in the volume (if none is present, the crop is uniform); any
+    other patch has a uniform position. Which patches are foreground follows nnU-Net 2.5.1:
+    ``results['force_fg']``, set per batch position by
+    :class:`~mmsam.datasets.ForegroundOversampleBatchSampler` (the last round(B * 0.33) of
+    each batch) through :class:`~mmsam.datasets.VolumePatchDataset`. Without it (another
+    sampler, or a bare pipeline) each patch is foreground with probability ``fg_prob``
+    (nnU-Net's ``probabilistic_oversampling`` option).
 
-    Rotation margin (``rotation_margin=True``): the in-plane window is enlarged to
-    ceil(P * sqrt(2) / 0.85) so that a later :class:`RandomSpatial3D` can rotate and scale
-    without pulling in empty corners, and the crop may then reach half the margin beyond the
-    volume border (nnU-Net's ``need_to_pad``). ``RandomSpatial3D`` crops the centre back to
-    ``patch_size``, which this transform records in ``results['patch_size']``;
-    ``PackVolumeInputs`` refuses a patch that was not cropped back.
+    Following nnU-Net's data loader (``get_bbox``), a volume smaller than the patch is
+    zero-padded (image 0, label 0, centred padding), and a forced window starts at
+    ``voxel - window // 2`` clipped at the lower start bound only: near the far border it may
+    reach past the volume (padded); the voxel is at the window's centre except near the lower
+    border, and always inside the final patch. The random draws are nnU-Net's, in its order.
+
+    Rotation margin (``rotation_margin=True``): the window is nnU-Net's initial patch size
+    (:func:`nnunet_initial_patch_size`: (26, 256, 256) -> (26, 301, 301)), so that a later
+    :class:`RandomSpatial3D` can rotate and scale; the crop may then reach half the margin
+    beyond the volume border (nnU-Net's ``need_to_pad``: 23 voxels). ``RandomSpatial3D`` crops
+    the centre back to ``patch_size``, which this transform records in
+    ``results['patch_size']``; ``PackVolumeInputs`` refuses a patch that was not cropped back.
 
     Place it after ``LoadVolume`` and ``NormalizeIntensity3D``.
 
-    Required keys: ``img``; ``gt_seg_map`` for the foreground oversampling.
+    Required keys: ``img``; ``gt_seg_map`` for the foreground oversampling; optional
+    ``force_fg``.
     Modified keys: ``img``, every key in ``seg_fields``, ``img_shape``.
     Added keys: ``patch_size`` (the final (T, H, W)), ``crop_bbox`` (((z0, z1), (y0, y1),
-    (x0, x1)) of the window in volume voxels, may reach outside it).
+    (x0, x1)) of the window in volume voxels, may reach outside it), ``crop_source_shape``
+    (the volume's (D, H, W), so that ``RandomSpatial3D`` knows which voxels were padding).
 
     Args:
         patch_size (tuple[int]): (T, H, W) of the patch the model sees.
-        fg_prob (float): probability of a foreground-centred patch. Default: 0.5.
-        rotation_margin (bool): crop the enlarged in-plane window for ``RandomSpatial3D``.
+        fg_prob (float): probability of a foreground patch when ``results`` has no
+            ``force_fg``. Default: 0.33 (nnU-Net's ``oversample_foreground_percent``).
+        rotation_margin (bool): crop nnU-Net's enlarged window for ``RandomSpatial3D``.
             Default: False.
     """
 
-    def __init__(self, patch_size, fg_prob=0.5, rotation_margin=False):
+    def __init__(self, patch_size, fg_prob=0.33, rotation_margin=False):
         self.patch_size = check_shape3('patch_size', patch_size)
         self.fg_prob = check_prob('fg_prob', fg_prob)
         self.rotation_margin = bool(rotation_margin)
-        t, h, w = self.patch_size
-        self.window = (t, math.ceil(h * ROTATION_MARGIN_SCALE),
-                       math.ceil(w * ROTATION_MARGIN_SCALE)) if rotation_margin else (t, h, w)
+        self.window = nnunet_initial_patch_size(self.patch_size) if rotation_margin \
+            else self.patch_size
 
     def start_bounds(self, shape):
         """Lowest and highest window start per axis (nnU-Net's ``get_bbox`` bounds).
@@ -93,9 +97,12 @@ class RandomPatchCrop3D(BaseTransform):
         return lows, highs
 
     @cache_randomness
-    def _sample_start(self, label, shape):
+    def _sample_start(self, label, shape, force_fg=None):
+        """Window start (z, y, x); ``force_fg`` None draws the choice with ``fg_prob``."""
         lows, highs = self.start_bounds(shape)
-        if label is not None and np.random.rand() < self.fg_prob:
+        if force_fg is None:
+            force_fg = label is not None and np.random.rand() < self.fg_prob
+        if label is not None and force_fg:
             # one comparison per id is several times faster than np.bincount on uint8 labels
             classes = np.array([c for c in range(1, int(label.max()) + 1) if (label == c).any()])
             if classes.size:
@@ -111,12 +118,14 @@ class RandomPatchCrop3D(BaseTransform):
         keys = aligned_seg_fields(results, type(self).__name__)
         shape = results['img'].shape[-3:]
         label = results.get('gt_seg_map') if 'gt_seg_map' in keys else None
-        start = self._sample_start(label, shape)
+        force_fg = results.get('force_fg')
+        start = self._sample_start(label, shape, None if force_fg is None else bool(force_fg))
         results['img'] = crop_with_padding(results['img'], start, self.window, 0)
         for key in keys:
             results[key] = crop_with_padding(results[key], start, self.window, 0)
         results['patch_size'] = self.patch_size
         results['crop_bbox'] = tuple((s, s + n) for s, n in zip(start, self.window))
+        results['crop_source_shape'] = tuple(shape)
         return update_shape(results)
 
     def __repr__(self):

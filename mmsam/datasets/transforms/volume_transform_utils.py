@@ -6,8 +6,6 @@ the image's last three axes.
 """
 import numbers
 
-import numpy as np
-
 
 def channels_view(img, where='img'):
     """(C, D, H, W) view of a (D, H, W) or (C, D, H, W) image (no copy)."""
@@ -51,21 +49,3 @@ def update_shape(results):
     """Record the image's current (D, H, W) as ``img_shape``."""
     results['img_shape'] = tuple(results['img'].shape[-3:])
     return results
-
-
-def sample_around_one(value_range):
-    """batchgenerators' draw for scale, contrast and gamma: below 1 or above 1 with equal chance.
-
-    For a range around 1 (low < 1 < high): U(low, 1) or U(1, high) with probability 0.5 each,
-    so that shrinking and growing are equally likely for an asymmetric range such as
-    (0.7, 1.4). A range on one side of 1 is drawn uniformly.
-    """
-    low, high = value_range
-    if low < 1 < high:
-        return np.random.uniform(low, 1) if np.random.rand() < 0.5 else np.random.uniform(1, high)
-    return np.random.uniform(low, high)
-
-
-def seed_from_global_rng():
-    """A seed drawn from numpy's global RNG, for fast float32 noise from a Generator."""
-    return int(np.random.randint(0, 2**31 - 1))
