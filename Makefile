@@ -3,12 +3,12 @@ PYTHON_VENV := .venv/bin/python
 ABDOMEN_DEMOS := configs/hsam/hsam_vit-tiny_synthetic-abdomen.py \
 	configs/samed/samed_vit-tiny_synthetic-abdomen.py \
 	configs/masksam/masksam_vit-tiny_synthetic-abdomen-3d.py
-LESION_DEMOS := configs/sam_mcl/sam-mcl_synthetic-lesion.py \
-	configs/seqsam/seqsam_synthetic-lesion.py configs/psam/psam_synthetic-lesion.py
+LESION_DEMOS := configs/sam_mcl/sam-mcl_vit-tiny_synthetic-lesion.py \
+	configs/seqsam/seqsam_vit-tiny_synthetic-lesion.py configs/psam/psam_vit-tiny_synthetic-lesion.py
 # configs/<method>/results/<config name>.json: the seed-sweep summary of a demo config.
 reference = $(dir $(1))results/$(basename $(notdir $(1))).json
 ABDOMEN_REFERENCES := $(foreach c,$(ABDOMEN_DEMOS),$(call reference,$(c)))
-LESION_REFERENCES := $(call reference,configs/medsam/medsam_synthetic-lesion.py) \
+LESION_REFERENCES := $(call reference,configs/medsam/medsam_vit-tiny_synthetic-lesion.py) \
 	$(foreach c,$(LESION_DEMOS),$(call reference,$(c)))
 
 .PHONY: setup demo demo-lesions demo-seeds test test-fast
@@ -57,16 +57,16 @@ endef
 # but another CPU's float kernels still can, so a run is compared with the seeds' spread.
 demo-lesions: export OMP_NUM_THREADS = 1
 demo-lesions: setup
-	$(call train_and_test_config,configs/medsam/medsam_synthetic-lesion.py)
+	$(call train_and_test_config,configs/medsam/medsam_vit-tiny_synthetic-lesion.py)
 	$(PYTHON_VENV) tools/model_converters/mmsam2sam.py --overwrite \
-		"$$(cat work_dirs/medsam_synthetic-lesion/last_checkpoint)" \
+		"$$(cat work_dirs/medsam_vit-tiny_synthetic-lesion/last_checkpoint)" \
 		checkpoints/tiny-medsam_synthetic-lesion.pth
-	$(call train_and_test_config,configs/sam_mcl/sam-mcl_synthetic-lesion.py)
-	$(call train_and_test_config,configs/seqsam/seqsam_synthetic-lesion.py)
-	$(call train_and_test_config,configs/psam/psam_synthetic-lesion.py)
-	$(PYTHON_VENV) tools/analysis_tools/compare_results.py work_dirs/medsam_synthetic-lesion \
-		work_dirs/sam-mcl_synthetic-lesion work_dirs/seqsam_synthetic-lesion \
-		work_dirs/psam_synthetic-lesion --reference $(LESION_REFERENCES)
+	$(call train_and_test_config,configs/sam_mcl/sam-mcl_vit-tiny_synthetic-lesion.py)
+	$(call train_and_test_config,configs/seqsam/seqsam_vit-tiny_synthetic-lesion.py)
+	$(call train_and_test_config,configs/psam/psam_vit-tiny_synthetic-lesion.py)
+	$(PYTHON_VENV) tools/analysis_tools/compare_results.py work_dirs/medsam_vit-tiny_synthetic-lesion \
+		work_dirs/sam-mcl_vit-tiny_synthetic-lesion work_dirs/seqsam_vit-tiny_synthetic-lesion \
+		work_dirs/psam_vit-tiny_synthetic-lesion --reference $(LESION_REFERENCES)
 
 # The READMEs' synthetic tables: every demo config trained and tested over seeds 0, 1, 2 with one
 # thread (work_dirs/seeds/<config>/seed<N>), summarised in configs/<method>/results/<config>.json.
@@ -80,9 +80,9 @@ configs/%.json: setup
 
 $(foreach c,$(LESION_DEMOS),$(call reference,$(c))): checkpoints/tiny-medsam_synthetic-lesion.pth
 
-checkpoints/tiny-medsam_synthetic-lesion.pth: $(call reference,configs/medsam/medsam_synthetic-lesion.py)
+checkpoints/tiny-medsam_synthetic-lesion.pth: $(call reference,configs/medsam/medsam_vit-tiny_synthetic-lesion.py)
 	$(PYTHON_VENV) tools/model_converters/mmsam2sam.py --overwrite \
-		"$$(cat work_dirs/seeds/medsam_synthetic-lesion/seed0/last_checkpoint)" $@
+		"$$(cat work_dirs/seeds/medsam_vit-tiny_synthetic-lesion/seed0/last_checkpoint)" $@
 
 test: setup
 	$(PYTHON_VENV) -m pytest tests

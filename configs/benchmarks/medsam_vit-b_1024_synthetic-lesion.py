@@ -1,3 +1,3 @@
-# Benchmark only: the MedSAM baseline (frozen SAM ViT-B, box prompt, one mask) at 1024.
-_base_ = ['../_base_/models/medsam_vit-b.py', './_base_/synthetic-lesions_1024_random-weights.py']
-model = {{_base_.random_weights}}
+# Former name, kept for the commands and scripts that use it; configs are now named
+# method_backbone_dataset[_setting].
+_base_ = ['./medsam_vit-b_synthetic-lesion-1024.py']

@@ -1,3 +1,3 @@
-# Benchmark only: SeqSAM M=3 on a frozen SAM ViT-B at 1024 (embedding cache, M-hypothesis cost).
-_base_ = ['../_base_/models/seqsam_vit-b.py', './_base_/synthetic-lesions_1024_random-weights.py']
-model = {{_base_.random_weights}}
+# Former name, kept for the commands and scripts that use it; configs are now named
+# method_backbone_dataset[_setting].
+_base_ = ['./seqsam_vit-b_synthetic-lesion-1024.py']

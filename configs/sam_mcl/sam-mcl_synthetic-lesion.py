@@ -1,6 +1,3 @@
-# SAM MCL on the synthetic lesions with relaxed winner-takes-all (Rupprecht et al., ICCV 2017:
-# the winner's loss weighs 0.95, each loser's 0.025). The tiny MedSAM trained only SAM's
-# single-mask token, so its three multi-mask heads start untrained, and with pure WTA
-# (sam-mcl_synthetic-lesion_pure-wta.py) the two that never win stay untrained (see README).
-_base_ = ['./sam-mcl_synthetic-lesion_pure-wta.py']
-model = dict(decode_head=dict(loss_decode=dict(relaxation=0.05)))
+# Former name, kept for the commands and scripts that use it; configs are now named
+# method_backbone_dataset[_setting].
+_base_ = ['./sam-mcl_vit-tiny_synthetic-lesion.py']

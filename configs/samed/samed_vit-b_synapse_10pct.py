@@ -1,5 +1,5 @@
 # SAMed on Synapse with the same 10% split, augmentation, batch and schedule as
-# configs/hsam/hsam_synapse_10pct.py, for the side-by-side baseline (H-SAM Table 1: 75.57):
+# configs/hsam/hsam_vit-b_synapse_10pct.py, for the side-by-side baseline (H-SAM Table 1: 75.57):
 # the H-SAM paper retrains SAMed in its own protocol.
 _base_ = [
     '../_base_/models/samed_vit-b.py',

@@ -1,11 +1,3 @@
-# SeqSAM M=3 on SAM ViT-B, QUBIQ kidney with mmsam's earlier, longer run instead of the
-# official one epoch (seqsam_qubiq-kidney_m3.py): 500 epochs (5000 iterations) at a constant lr
-# 1e-4. With 20 training images and no validation split it over-fits; kept for comparison.
-_base_ = [
-    '../_base_/models/seqsam_vit-b.py',
-    '../_base_/datasets/qubiq_kidney.py',
-    '../_base_/schedules/qubiq_schedule.py',
-    '../_base_/multi_annotator_runtime.py',
-]
-model = dict(decode_head=dict(num_hypotheses=3))
-default_hooks = dict(checkpoint=dict(interval=100, save_best=None))
+# Former name, kept for the commands and scripts that use it; configs are now named
+# method_backbone_dataset[_setting].
+_base_ = ['./seqsam_vit-b_qubiq-kidney_m3_500e.py']

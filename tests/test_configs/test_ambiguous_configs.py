@@ -46,10 +46,10 @@ def check_seqsam_protocol(cfg, qubiq):
             dataset.split_protocol == 'official'
 
 
-@pytest.mark.parametrize('name,m', [('seqsam/seqsam_lidc_m3.py', 3),
-                                    ('seqsam/seqsam_lidc_m10.py', 10),
-                                    ('seqsam/seqsam_qubiq-kidney_m3.py', 3),
-                                    ('seqsam/seqsam_medsam_lidc_m10.py', 10)])
+@pytest.mark.parametrize('name,m', [('seqsam/seqsam_vit-b_lidc_m3.py', 3),
+                                    ('seqsam/seqsam_vit-b_lidc_m10.py', 10),
+                                    ('seqsam/seqsam_vit-b_qubiq-kidney_m3.py', 3),
+                                    ('seqsam/seqsam_medsam-vit-b_lidc_m10.py', 10)])
 def test_seqsam_main_configs(name, m):
     cfg = load(name)
     check_seqsam_protocol(cfg, 'qubiq' in name)
@@ -73,7 +73,7 @@ def test_seqsam_main_configs(name, m):
 
 
 def test_sam_mcl_main_config():
-    cfg = load('sam_mcl/sam-mcl_lidc.py')
+    cfg = load('sam_mcl/sam-mcl_vit-b_lidc.py')
     check_seqsam_protocol(cfg, qubiq=False)
     head = cfg.model.decode_head
     assert (head.type, head.mask_decoder.num_multimask_outputs, head.train_target) == (
@@ -88,7 +88,7 @@ def test_sam_mcl_main_config():
 
 
 def test_medsam_main_config():
-    cfg = load('medsam/medsam_lidc.py')
+    cfg = load('medsam/medsam_vit-b_lidc.py')
     check_seqsam_protocol(cfg, qubiq=False)  # SAM's normalisation, as the official processor
     head = cfg.model.decode_head
     assert (head.type, head.train_target) == ('MedSAMHead', 'random_reader')
@@ -97,13 +97,13 @@ def test_medsam_main_config():
     assert (dice.eps, dice.squared_pred, dice.per_row) == (1e-5, True, True)  # MONAI per row
     assert head.mask_decoder.two_way_layer_norm_eps == 1e-6
     assert cfg.model.backbone.checkpoint.endswith('medsam_vit_b.pth')
-    qubiq = load('medsam/medsam_qubiq-kidney.py')
+    qubiq = load('medsam/medsam_vit-b_qubiq-kidney.py')
     check_seqsam_protocol(qubiq, qubiq=True)
     assert qubiq.train_cfg.max_epochs == 1 and qubiq.val_cfg is None
 
 
 def test_psam_official_config_is_the_public_recipe():
-    cfg = load('psam/psam_lidc_official.py')
+    cfg = load('psam/psam_vit-b_lidc_official.py')
     assert cfg.train_dataloader.batch_size == 1 and cfg.train_cfg.max_epochs == 10
     optimizer = cfg.optim_wrapper.optimizer
     assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('Adam', 1e-4, 0.0)
@@ -131,7 +131,7 @@ def test_psam_official_config_is_the_public_recipe():
         head.prior_net.to_gaussian.bias.fill_(30.0)
         _, log_std = head.prior_net(torch.zeros(1, 3, 16, 16))
     assert torch.all(log_std == 5.0)
-    ours = load('psam/psam_lidc.py')
+    ours = load('psam/psam_vit-b_lidc.py')
     assert ours.model.decode_head.log_std_range == (-5.0, 2.0)
     assert ours.train_dataloader.batch_size == 2
 
@@ -139,7 +139,7 @@ def test_psam_official_config_is_the_public_recipe():
 def test_official_lr_decays_linearly_to_zero_within_one_step_of_the_hf_trainer():
     # HuggingFace's get_linear_schedule_with_warmup(0 warm-up): lr_t = lr (T - t) / T; the
     # config's LinearLR reaches 0 one iteration earlier: lr (1 - t / (T - 1)).
-    cfg = load('seqsam/seqsam_qubiq-kidney_m3.py')
+    cfg = load('seqsam/seqsam_vit-b_qubiq-kidney_m3.py')
     (scheduler,) = cfg.param_scheduler
     param = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.AdamW([param], lr=cfg.optim_wrapper.optimizer.lr)

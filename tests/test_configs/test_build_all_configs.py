@@ -39,7 +39,7 @@ def test_real_data_config_without_sam_weights_says_where_to_get_them(tmp_path):
 
 def test_missing_synapse_data_names_the_converter(tmp_path):
     from mmsam.registry import DATASETS
-    cfg = Config.fromfile(ROOT / 'configs/hsam/hsam_synapse_10pct.py')
+    cfg = Config.fromfile(ROOT / 'configs/hsam/hsam_vit-b_synapse_10pct.py')
     cfg.train_dataloader.dataset.data_root = str(tmp_path / 'synapse')
     with pytest.raises(FileNotFoundError,
                        match=r'meta\.json not found.*dataset_converters/synapse\.py SRC'):
@@ -47,7 +47,7 @@ def test_missing_synapse_data_names_the_converter(tmp_path):
 
 
 def test_synapse_224_config_evaluates_at_the_original_resolution(tmp_path):
-    """hsam_synapse_full resizes slices to 224 for the model; labels must stay at 512."""
+    """hsam_vit-l_synapse_full resizes slices to 224 for the model; labels must stay at 512."""
     import numpy as np
 
     from mmsam.datasets.volume_io import save_volume, write_meta, write_split
@@ -57,7 +57,7 @@ def test_synapse_224_config_evaluates_at_the_original_resolution(tmp_path):
                 np.ones((2, 512, 512), np.uint8))
     write_split(str(tmp_path), 'test', ['case0001'])
     write_meta(str(tmp_path), dict(classes=list(CLASSES)))
-    cfg = Config.fromfile(ROOT / 'configs/hsam/hsam_synapse_full.py')
+    cfg = Config.fromfile(ROOT / 'configs/hsam/hsam_vit-l_synapse_full.py')
     cfg.test_dataloader.dataset.data_root = str(tmp_path)
     item = DATASETS.build(cfg.test_dataloader.dataset)[0]
     assert item['inputs'].shape == (3, 224, 224)

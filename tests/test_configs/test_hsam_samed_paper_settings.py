@@ -45,7 +45,7 @@ def _common_sam_lora_512(cfg, rank=4):
 
 
 def test_hsam_synapse_10pct_follows_the_paper():
-    cfg = Config.fromfile(CONFIGS / 'hsam/hsam_synapse_10pct.py')
+    cfg = Config.fromfile(CONFIGS / 'hsam/hsam_vit-b_synapse_10pct.py')
     _common_sam_lora_512(cfg, rank=5)  # the official --rank default
     # Table 7: lr 2.5e-3, batch 32 (4 GPUs x 8), warm-up 250; Sec. 4.2: 300 epochs
     assert cfg.optim_wrapper.optimizer.lr == 0.0025
@@ -81,7 +81,7 @@ def test_hsam_synapse_10pct_follows_the_paper():
 
 
 def test_hsam_synapse_full_is_the_official_224_vit_l_build():
-    cfg = Config.fromfile(CONFIGS / 'hsam/hsam_synapse_full.py')
+    cfg = Config.fromfile(CONFIGS / 'hsam/hsam_vit-l_synapse_full.py')
     head = cfg.model.decode_head
     assert cfg.model.backbone.arch == 'vit_l' and cfg.model.backbone.img_size == 224
     assert head.attention_heads == 7  # MaskDecoder2_224: 196-wide tokens, 7 heads
@@ -108,7 +108,7 @@ def test_samed_synapse_follows_the_official_code():
 
 
 def test_la_and_promise12_configs_augment():
-    for name in ('hsam_la_4labelled', 'hsam_promise12_3labelled'):
+    for name in ('hsam_vit-b_la_4labelled', 'hsam_vit-b_promise12_3labelled'):
         cfg = Config.fromfile(CONFIGS / f'hsam/{name}.py')
         steps = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
         assert steps == ['LoadNpzSlice', 'RandomCascade', 'Resize', 'PackSegInputs'], name

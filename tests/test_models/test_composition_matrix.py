@@ -24,10 +24,10 @@ CONFIGS = Path(__file__).parents[2] / 'configs'
 HEADS = {
     'SAMedHead': ('samed/samed_vit-tiny_synthetic-abdomen.py', 'semantic'),
     'HSAMHead': ('hsam/hsam_vit-tiny_synthetic-abdomen.py', 'semantic'),
-    'MedSAMHead': ('medsam/medsam_synthetic-lesion.py', 'box'),
-    'SAMMCLHead': ('sam_mcl/sam-mcl_synthetic-lesion.py', 'box'),
-    'SeqSAMHead': ('seqsam/seqsam_synthetic-lesion.py', 'box'),
-    'PSAMHead': ('psam/psam_synthetic-lesion.py', 'box'),
+    'MedSAMHead': ('medsam/medsam_vit-tiny_synthetic-lesion.py', 'box'),
+    'SAMMCLHead': ('sam_mcl/sam-mcl_vit-tiny_synthetic-lesion.py', 'box'),
+    'SeqSAMHead': ('seqsam/seqsam_vit-tiny_synthetic-lesion.py', 'box'),
+    'PSAMHead': ('psam/psam_vit-tiny_synthetic-lesion.py', 'box'),
 }
 NUM_FRAMES = 2  # T of the DConv column
 ADAPTERS = {

@@ -15,7 +15,8 @@ def load_tool(name):
 
 
 def test_count_params_groups_encoder_adapter_and_decoder_stages(capsys):
-    groups = load_tool('count_params').main([str(REPO / 'configs/hsam/hsam_synapse_10pct.py')])
+    config = REPO / 'configs/hsam/hsam_vit-b_synapse_10pct.py'
+    groups = load_tool('count_params').main([str(config)])
     assert groups['backbone'][1] == 0  # frozen
     assert groups['backbone adapter'] == (184320, 184320)  # LoRA r=5 on q, v of 12 blocks
     # the official build's modules: MaskDecoder_512 4,759,945; MaskDecoder2_512 19,051,259 =

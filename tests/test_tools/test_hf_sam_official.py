@@ -46,7 +46,7 @@ def test_fixture_matches_official_outputs(case, attn_impl):
 
 @needs_fixtures
 def test_seqsam_switches_are_what_makes_it_official(tmp_path):
-    base = 'configs/seqsam/seqsam_lidc_m3.py'
+    base = 'configs/seqsam/seqsam_vit-b_lidc_m3.py'
     fixture = str(FIXTURES / 'seqsam')
     # mmsam's cat([H, Z]) order is the same function once the converter swaps the halves
     hz = check_fixture(fixture, str(REPO), config=variant_config(
@@ -69,7 +69,7 @@ def test_seqsam_switches_are_what_makes_it_official(tmp_path):
 @needs_fixtures
 def test_mcl_whole_mask_dice_is_not_the_official_loss(tmp_path):
     result = check_fixture(str(FIXTURES / 'sam_mcl'), str(REPO), config=variant_config(
-        tmp_path, 'configs/sam_mcl/sam-mcl_lidc.py',
+        tmp_path, 'configs/sam_mcl/sam-mcl_vit-b_lidc.py',
         'model = dict(decode_head=dict(loss_decode=dict(per_row=False)))'))
     assert result['diffs']['mask_logits'] <= TOLERANCE
     assert result['diffs']['loss'] > 1e-3
@@ -121,10 +121,10 @@ def _tiny_config(config, case):
 
 @needs_fixtures
 @pytest.mark.parametrize('case,config', [
-    ('seqsam', 'configs/seqsam/seqsam_lidc_m3.py'),
-    ('seqsam', 'configs/seqsam/seqsam_medsam_lidc_m10.py'),
-    ('sam_mcl', 'configs/sam_mcl/sam-mcl_lidc.py'),
-    ('sam_mcl', 'configs/medsam/medsam_lidc.py'),
+    ('seqsam', 'configs/seqsam/seqsam_vit-b_lidc_m3.py'),
+    ('seqsam', 'configs/seqsam/seqsam_medsam-vit-b_lidc_m10.py'),
+    ('sam_mcl', 'configs/sam_mcl/sam-mcl_vit-b_lidc.py'),
+    ('sam_mcl', 'configs/medsam/medsam_vit-b_lidc.py'),
 ])
 @pytest.mark.slow
 def test_converted_checkpoint_loads_strictly_in_its_config(tmp_path, case, config):
@@ -205,7 +205,7 @@ def test_load_from_an_official_folder_is_refused_before_the_run(official_files):
         check_prerequisites(cfg, 'train')
 
 
-TEST_CONFIG = REPO / 'configs' / 'seqsam' / 'seqsam_synthetic-lesion.py'
+TEST_CONFIG = REPO / 'configs' / 'seqsam' / 'seqsam_vit-tiny_synthetic-lesion.py'
 
 
 @pytest.mark.parametrize('kind', ['safetensors', 'hf_folder', 'samed_lora', 'nnunet'])

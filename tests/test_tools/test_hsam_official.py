@@ -17,7 +17,7 @@ from mmsam.models.converters.source_keys import load_into_model_strictly
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO.parent / 'shared' / 'fixtures' / 'official' / 'hsam'
 TOOLS = REPO / 'tools' / 'model_converters'
-CONFIG = REPO / 'configs' / 'hsam' / 'hsam_synapse_10pct.py'
+CONFIG = REPO / 'configs' / 'hsam' / 'hsam_vit-b_synapse_10pct.py'
 
 pytestmark = pytest.mark.skipif(
     not FIXTURE.is_dir(), reason=f'{FIXTURE} (the shared official-code fixture pack, '

@@ -126,7 +126,7 @@ def test_samed_refuses_decoder_lora_and_wrong_shapes(samed_files, tmp_path):
     assert not (tmp_path / 'a.pth').exists() and not (tmp_path / 'b.pth').exists()
 
 
-PSAM_CONFIG = REPO / 'configs' / 'psam' / 'psam_lidc_official.py'
+PSAM_CONFIG = REPO / 'configs' / 'psam' / 'psam_vit-b_lidc_official.py'
 PSAM_IMG = 64
 
 
@@ -159,8 +159,8 @@ def test_psam_converts_and_loads_strictly_with_the_official_nets(psam_file, tmp_
     out = tmp_path / 'psam_mmsam.pth'
     proc = run('psam2mmsam.py', path, out)
     assert proc.returncode == 0, proc.stderr
-    assert 'fcomb.decoder' in proc.stdout and 'config: configs/psam/psam_lidc_official.py' in \
-        proc.stdout
+    assert 'fcomb.decoder' in proc.stdout
+    assert 'config: configs/psam/psam_vit-b_lidc_official.py' in proc.stdout
     cfg = Config.fromfile(str(PSAM_CONFIG))
     sam_widths(cfg.model, tiny_meta_arch(PSAM_IMG), 'reference')
     model = build_model(cfg.model)
@@ -213,8 +213,8 @@ def test_sam_layout_file_converts_for_the_medsam_config_and_names_renamed_keys(t
     out = tmp_path / 'medsam_mmsam.pth'
     proc = run('sam2mmsam.py', tmp_path / 'medsam.pth', out)
     assert proc.returncode == 0, proc.stderr
-    assert 'config: configs/medsam/medsam_vit-b_official-inference.py' in proc.stdout
-    cfg = Config.fromfile(str(REPO / 'configs/medsam/medsam_vit-b_official-inference.py'))
+    assert 'config: configs/medsam/medsam_vit-b_lidc_official-inference.py' in proc.stdout
+    cfg = Config.fromfile(str(REPO / 'configs/medsam/medsam_vit-b_lidc_official-inference.py'))
     sam_widths(cfg.model, tiny_meta_arch(64), 'fused')
     model = build_model(cfg.model)
     load_into_model_strictly(model, torch.load(out, weights_only=True)['state_dict'], str(out))

@@ -20,7 +20,7 @@ mmsam's ``AmpOptimWrapper``, inference under autocast). ``configs/benchmarks/`` 
 and MedSAM at SAM's real 1024 x 1024 input::
 
     python tools/analysis_tools/benchmark.py \
-        configs/benchmarks/medsam_vit-b_1024_synthetic-lesion.py --iters 3 --warmup 1 \
+        configs/benchmarks/medsam_vit-b_synthetic-lesion-1024.py --iters 3 --warmup 1 \
         --dtype fp32 bf16
 
 ``--mode encoder`` (no config) times segment-anything's ``ImageEncoderViT`` and mmsam's

@@ -1,6 +1,6 @@
 """Pixel frequency of each class in a config's training set (for H-SAM's class balance).
 
-    python tools/analysis_tools/class_frequencies.py configs/hsam/hsam_synapse_10pct.py
+    python tools/analysis_tools/class_frequencies.py configs/hsam/hsam_vit-b_synapse_10pct.py
 
 Prints the list to put in ``model.decode_head.class_frequencies``; without it, ``HSAMHead``
 counts the classes of the training labels it has seen. Labels are read from the dataset's

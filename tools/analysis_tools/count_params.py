@@ -1,6 +1,6 @@
 """Count a config's parameters, total and trainable, by module.
 
-    python tools/analysis_tools/count_params.py configs/hsam/hsam_synapse_10pct.py
+    python tools/analysis_tools/count_params.py configs/hsam/hsam_vit-b_synapse_10pct.py
 
 Groups: the encoder without its adapter, the adapter (e.g. LoRA), and each direct child of the
 decode head (prompt encoder, stage-1 mask decoder, stage-2 decoder, ...). A MaskSAM model

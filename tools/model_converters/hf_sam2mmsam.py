@@ -78,8 +78,8 @@ def main(argv=None):
     else:
         print('config: a SAM / MedSAM in the HF layout, not a trained SeqSAM model: the '
               'converted file is a starting point (load_from) for configs/seqsam/*, '
-              'configs/sam_mcl/*, configs/medsam/medsam_lidc.py, whose SeqSAM recurrent module '
-              'starts untrained')
+              'configs/sam_mcl/*, configs/medsam/medsam_vit-b_lidc.py, whose SeqSAM recurrent '
+              'module starts untrained')
     if options:
         print('with --cfg-options ' + ' '.join(options))
 

@@ -54,7 +54,8 @@ def main(argv=None):
     if summary['config']:
         print(f'config: {summary["config"]}')
     else:
-        print('config: configs/hsam/hsam_synapse_10pct.py (512) or hsam_synapse_full.py (224) '
+        print('config: configs/hsam/hsam_vit-b_synapse_10pct.py (512) or '
+              'hsam_vit-l_synapse_full.py (224) '
               f'with model.backbone.arch={enc["name"] or "the widths above"}, img_size '
               f'{args.img_size} and model.decode_head.attention_heads={s2["cmattn_heads"]}')
     if options:

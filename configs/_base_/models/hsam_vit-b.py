@@ -1,7 +1,7 @@
 # H-SAM, the official network (github.com/Cccccczh404/H-SAM 5bdf491, its 512 build): SAMed's
 # encoder (SAM ViT-B + LoRA rank 5 on q and v, 512 x 512, position table resized bilinearly)
 # with a two-stage hierarchical decoder. Each official quirk is a named switch; mmsam's reading
-# of the paper is configs/hsam/hsam_synapse_10pct_mmsam-reading.py. An official checkpoint
+# of the paper is configs/hsam/hsam_vit-b_synapse_10pct_mmsam-reading.py. An official checkpoint
 # converts with tools/model_converters/hsam2mmsam.py (configs/hsam/README.md, Model zoo).
 _base_ = ['./samed_vit-b.py']
 model = dict(

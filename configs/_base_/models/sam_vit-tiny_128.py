@@ -20,7 +20,7 @@ sam_vit_tiny_128 = dict(
     ),
 )
 # The synthetic stand-in for SAM/MedSAM weights: the tiny MedSAM trained from scratch on the
-# synthetic lesions (configs/medsam/medsam_synthetic-lesion.py), exported in SAM's
+# synthetic lesions (configs/medsam/medsam_vit-tiny_synthetic-lesion.py), exported in SAM's
 # layout by tools/model_converters/mmsam2sam.py. Frozen encoder, as the papers fine-tune SAM.
 tiny_medsam_checkpoint = 'checkpoints/tiny-medsam_synthetic-lesion.pth'
 sam_vit_tiny_128_pretrained = dict(

@@ -4,7 +4,7 @@ sam_checkpoint = 'checkpoints/sam_vit_b_01ec64.pth'
 # Input as the official SAMed / H-SAM code: the [0, 1] slice (LoadNpzSlice's 0-255 divided
 # by 255), i.e. their pixel_mean 0 / pixel_std 1 on [0, 1] images, not SAM's statistics. For
 # SAM-normalised input use mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]
-# (e.g. configs/hsam/hsam_synapse_10pct_sam-norm.py).
+# (e.g. configs/hsam/hsam_vit-b_synapse_10pct_sam-norm.py).
 data_preprocessor = dict(
     type='SAMDataPreProcessor',
     mean=[0.0, 0.0, 0.0],

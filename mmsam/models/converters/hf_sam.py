@@ -34,9 +34,9 @@ from .sam_layout import SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch
 from .source_keys import (ConversionError, SourceKeys, load_into_model_strictly,
                           read_weight_file)
 
-SEQSAM_CONFIG = 'configs/seqsam/seqsam_lidc_m3.py'
-MCL_CONFIG = 'configs/sam_mcl/sam-mcl_lidc.py'
-MEDSAM_BASELINE_CONFIG = 'configs/medsam/medsam_lidc.py'
+SEQSAM_CONFIG = 'configs/seqsam/seqsam_vit-b_lidc_m3.py'
+MCL_CONFIG = 'configs/sam_mcl/sam-mcl_vit-b_lidc.py'
+MEDSAM_BASELINE_CONFIG = 'configs/medsam/medsam_vit-b_lidc.py'
 WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 INDEX_FILES = ('model.safetensors.index.json', 'pytorch_model.bin.index.json')
 # transformers' SamConfig defaults for the fields mmsam reads (config.json omits defaults).
@@ -305,9 +305,9 @@ def _check_part(state, part, source, hf_names):
 def _configs_for(kind):
     """The paper-table configs a converted checkpoint of ``kind`` loads into."""
     if kind == 'seqsam':
-        return [SEQSAM_CONFIG, 'configs/seqsam/seqsam_lidc_m10.py',
-                'configs/seqsam/seqsam_medsam_lidc_m3.py',
-                'configs/seqsam/seqsam_medsam_lidc_m10.py']
+        return [SEQSAM_CONFIG, 'configs/seqsam/seqsam_vit-b_lidc_m10.py',
+                'configs/seqsam/seqsam_medsam-vit-b_lidc_m3.py',
+                'configs/seqsam/seqsam_medsam-vit-b_lidc_m10.py']
     if kind == 'seqsam_baseline':
         return [MCL_CONFIG, MEDSAM_BASELINE_CONFIG]
     return []

@@ -28,8 +28,8 @@ from .samed import lora_weights, preprocessed_slices
 from .source_keys import ConversionError, SourceKeys, load_into_model_strictly, read_weight_file
 
 # paper-table config per (encoder, input size)
-HSAM_CONFIGS = {('vit_b', 512): 'configs/hsam/hsam_synapse_10pct.py',
-                ('vit_l', 224): 'configs/hsam/hsam_synapse_full.py'}
+HSAM_CONFIGS = {('vit_b', 512): 'configs/hsam/hsam_vit-b_synapse_10pct.py',
+                ('vit_l', 224): 'configs/hsam/hsam_vit-l_synapse_full.py'}
 CMATTN_PARTS = ('self_attn.', 'norm1.', 'self_attn2.', 'norm2.', 'mlp.', 'med_sel.')
 # official CMAttn heads per token width (MaskDecoder2_224: 7 at 196; _512: 8 at 1024)
 CMATTN_HEADS = {196: 7, 1024: 8}

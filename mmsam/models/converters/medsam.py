@@ -13,7 +13,7 @@ from .sam_layout import (SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arc
                          resize_encoder_positions)
 from .source_keys import ConversionError, SourceKeys, read_weight_file
 
-MEDSAM_INFERENCE_CONFIG = 'configs/medsam/medsam_vit-b_official-inference.py'
+MEDSAM_INFERENCE_CONFIG = 'configs/medsam/medsam_vit-b_lidc_official-inference.py'
 
 
 @register_case('medsam', MEDSAM_INFERENCE_CONFIG)

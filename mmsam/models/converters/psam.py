@@ -22,7 +22,7 @@ from .sam_layout import SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch
 from .source_keys import (ConversionError, SourceKeys, load_into_model_strictly,
                           read_weight_file)
 
-PSAM_CONFIG = 'configs/psam/psam_lidc_official.py'
+PSAM_CONFIG = 'configs/psam/psam_vit-b_lidc_official.py'
 
 
 def convert_psam(path):

@@ -32,7 +32,7 @@ class HSAMHead(SAMDecodeHead):
     ``stage2_decoder=dict(type='HSAMStage2Decoder')``, ``cmattn_mode='official'`` with
     ``cmattn_weighting='softmax'``, ``prior_resize='bilinear'``, ``stage_fusion='logits'``.
     With ``stage2_decoder=None`` (the default) the head is mmsam's reading of the paper,
-    described next (``configs/hsam/hsam_synapse_10pct_mmsam-reading.py``, the demo).
+    described next (``configs/hsam/hsam_vit-b_synapse_10pct_mmsam-reading.py``, the demo).
 
     Stage 1 is SAMed's prompt-free decoder: class logits at 1/4 of the input, whose softmax
     is the prior. Stage 2 is a second SAM decoder (same architecture; randomly initialised as
