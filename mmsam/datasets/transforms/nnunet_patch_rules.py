@@ -1,7 +1,8 @@
 """nnU-Net 2.5.1's rules for the training patch: "dummy 2D" mode, rotation range, crop window.
 
-nnU-Net decides these in ``nnUNetTrainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size``
-(a trainer method, not importable without ``cc3d``); this module restates the rules and
+nnU-Net decides these in the trainer's
+``configure_rotation_dummyDA_mirroring_and_inital_patch_size`` (not importable without
+``cc3d``); this module restates the rules and
 ``tests/test_nnunet_augmentation_equivalence.py`` checks them against nnunetv2's
 ``get_patch_size``.
 """
