@@ -88,14 +88,13 @@ class DepthBlockAdapter:
             adapter, False for the MLP one). ``DConvAdapter``, ``DMLPAdapter`` or
             ``BottleneckAdapter``.
         mlp_scale (float): weight of the parallel MLP adapter.
-        block_indices (Sequence[int], optional): which blocks; all by default.
         norm_after_pad (bool), space_adapter_on (str): the official windowed-block order,
             see :class:`DepthAdaptedBlock` (MaskSAM's official code: True, ``'windows'``;
             mmsam's reading: False, ``'slices'``).
     """
 
-    def __init__(self, adapter=dict(type='DConvAdapter'), mlp_scale=0.5, block_indices=None,
-                 norm_after_pad=False, space_adapter_on='slices'):
+    def __init__(self, adapter=dict(type='DConvAdapter'), mlp_scale=0.5, norm_after_pad=False,
+                 space_adapter_on='slices'):
         if 'skip' in adapter:
             raise ValueError('DepthBlockAdapter sets skip itself (space adapter: True, MLP '
                              f'adapter: False); remove skip from adapter={adapter}')
@@ -103,7 +102,6 @@ class DepthBlockAdapter:
             raise ValueError(f'DepthBlockAdapter space_adapter_on must be one of '
                              f'{SPACE_ADAPTER_SITES}, got {space_adapter_on!r}')
         self.adapter, self.mlp_scale = dict(adapter), mlp_scale
-        self.block_indices = block_indices
         self.norm_after_pad, self.space_adapter_on = norm_after_pad, space_adapter_on
 
     def inject(self, vit):
@@ -121,9 +119,8 @@ class DepthBlockAdapter:
             raise ValueError('DepthBlockAdapter needs the number of slices per case: set '
                              'backbone.num_frames=T (SAMImageEncoder(num_frames=...))')
         embed_dim = getattr(vit, 'embed_dim', None) or vit.patch_embed.proj.out_channels
-        indices = range(len(vit.blocks)) if self.block_indices is None else self.block_indices
         added = []
-        for i in indices:
+        for i in range(len(vit.blocks)):
             space, mlp = (MODELS.build(dict(self.adapter, embed_dims=embed_dim,
                                             num_frames=num_frames, skip=skip))
                           for skip in (True, False))

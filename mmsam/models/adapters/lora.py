@@ -78,10 +78,9 @@ class LoRA:
             (scale 1, as SAMed).
         targets (Sequence[str]): parts of the fused qkv to adapt; SAMed adapts q and v.
         dropout (float): dropout on the adapter's input.
-        block_indices (Sequence[int], optional): which blocks; all by default.
     """
 
-    def __init__(self, rank=4, alpha=None, targets=('q', 'v'), dropout=0.0, block_indices=None):
+    def __init__(self, rank=4, alpha=None, targets=('q', 'v'), dropout=0.0):
         if rank < 1:
             raise ValueError(f'LoRA rank must be >= 1, got {rank}')
         bad = set(targets) - set(_QKV_INDEX)
@@ -90,7 +89,6 @@ class LoRA:
                              f'got {targets}')
         self.rank, self.alpha = rank, float(rank if alpha is None else alpha)
         self.targets, self.dropout = tuple(targets), dropout
-        self.block_indices = block_indices
 
     def inject(self, vit):
         """Replace ``blocks[i].attn.qkv`` of ``vit`` in place.
@@ -101,10 +99,9 @@ class LoRA:
         Returns:
             list[str]: names (relative to ``vit``) of the parameters the adapter added.
         """
-        indices = range(len(vit.blocks)) if self.block_indices is None else self.block_indices
         added = []
-        for i in indices:
-            attn = vit.blocks[i].attn
+        for i, block in enumerate(vit.blocks):
+            attn = block.attn
             attn.qkv = LoRAQKVLinear(attn.qkv, self.rank, self.alpha, self.targets, self.dropout)
             added += [f'blocks.{i}.attn.qkv.{name}' for name, _ in attn.qkv.named_parameters()
                       if name.startswith('lora_')]

@@ -20,7 +20,7 @@ MASK_ATTENTION_MODES = ('learnable', 'binary', None)
 CMATTN_MODES = ('official', 'class_tokens', 'spatial')
 PRIOR_RESIZES = ('bilinear', 'area')
 STAGE_FUSIONS = ('probs', 'logits')
-STAGE2_INITS = ('random', 'sam')
+CMATTN_WEIGHTINGS = ('softmax', 'tanh')
 
 
 @MODELS.register_module()
@@ -35,8 +35,8 @@ class HSAMHead(SAMDecodeHead):
     described next (``configs/hsam/hsam_vit-b_synapse_10pct_mmsam-reading.py``, the demo).
 
     Stage 1 is SAMed's prompt-free decoder: class logits at 1/4 of the input, whose softmax
-    is the prior. Stage 2 is a second SAM decoder (same architecture; randomly initialised as
-    in the official code, or from the SAM checkpoint) whose input embedding gets, in
+    is the prior. Stage 2 is a second SAM decoder (same architecture, randomly initialised as
+    in the official code) whose input embedding gets, in
     training, Gaussian noise of std ``embedding_noise * (max - min)`` of the batch's
     embedding (official code) and is then enhanced by class-balanced mask-guided
     self-attention (CMAttn: :class:`ClassTokenMaskAttention` over the C class maps, or the
@@ -72,16 +72,16 @@ class HSAMHead(SAMDecodeHead):
             maps, width h * w, with residuals) or ``'spatial'`` (attention among the h * w
             positions, width D).
         cmattn_weighting (str): ``'softmax'`` (official mode only: the official quirk, a
-            softmax over one channel, so the block is a constant ``2 S``), ``'tanh'`` or
-            ``'sigmoid'`` (see :class:`ClassTokenMaskAttention`).
+            softmax over one channel, so the block is a constant ``2 S``) or ``'tanh'`` (a
+            bounded learnt weight, see :class:`ClassTokenMaskAttention`).
         embedding_noise (float): training-time noise on stage 2's input embedding, std
             ``embedding_noise * (max - min)`` (official: 0.2); 0 turns it off.
         stage_fusion (str): ``'probs'`` (paper: mean of the stages' probabilities) or
             ``'logits'`` (official test code: mean of the logits).
         reinit_class_tokens (bool): after loading SAM, re-initialise stage 1's mask tokens,
             hypernetworks and IoU head (official).
-        stage2_init (str): ``'random'`` (official: no checkpoint for stage 2) or ``'sam'``
-            (stage 2 loads SAM's decoder like stage 1; mmsam's reading only).
+        stage2_init (str): ``'random'`` only: stage 2 loads no checkpoint, as in the
+            official code (loading SAM's decoder into it was an option no config used).
         stage2_decoder (dict, optional): the official stage 2, an :class:`HSAMStage2Decoder`
             config (its ``num_mask_tokens`` and ``skip_connection`` are set here from
             ``num_classes`` and ``hierarchical_pixel_decoder``). The stage-2 input is then the
@@ -118,7 +118,8 @@ class HSAMHead(SAMDecodeHead):
                              'self-attention; it needs mask_guided_self_attention=True')
         for name, value, choices in (('cmattn_mode', cmattn_mode, CMATTN_MODES),
                                      ('stage_fusion', stage_fusion, STAGE_FUSIONS),
-                                     ('stage2_init', stage2_init, STAGE2_INITS),
+                                     ('stage2_init', stage2_init, ('random', )),
+                                     ('cmattn_weighting', cmattn_weighting, CMATTN_WEIGHTINGS),
                                      ('prior_resize', prior_resize, PRIOR_RESIZES),
                                      ('loss_label_resize', loss_label_resize,
                                       LOSS_LABEL_RESIZES)):
@@ -130,10 +131,6 @@ class HSAMHead(SAMDecodeHead):
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
         self.official_stage2 = stage2_decoder is not None
         if self.official_stage2:
-            if stage2_init != 'random':
-                raise ValueError("HSAMHead stage2_init='sam' loads SAM's decoder into stage 2, "
-                                 'which the official stage-2 decoder (stage2_decoder) cannot '
-                                 "take; use stage2_init='random'")
             for key in ('num_mask_tokens', 'skip_connection'):
                 if key in stage2_decoder:
                     raise ValueError(f'HSAMHead sets stage2_decoder.{key}; remove it from the '
@@ -141,8 +138,7 @@ class HSAMHead(SAMDecodeHead):
             stage2_cfg = dict(stage2_decoder, num_mask_tokens=num_classes,
                               skip_connection=hierarchical_pixel_decoder)
         else:
-            stage2_cfg = mask_decoder if stage2_init == 'sam' else dict(mask_decoder,
-                                                                        checkpoint=None)
+            stage2_cfg = dict(mask_decoder, checkpoint=None)
         self.stage2_decoder = MODELS.build(stage2_cfg)
         self.prior_resize = prior_resize
         self.loss_label_resize = loss_label_resize
@@ -165,7 +161,7 @@ class HSAMHead(SAMDecodeHead):
         elif cmattn_mode == 'class_tokens':
             self.cmattn = ClassTokenMaskAttention(
                 num_classes, grid_h * grid_w, attention_heads, class_balance=class_balance,
-                max_noise_var=max_noise_var, weighting=cmattn_weighting)
+                max_noise_var=max_noise_var)
         else:
             self.cmattn = ClassBalancedMaskAttention(
                 num_classes, width, attention_heads, class_balance, max_noise_var)
@@ -203,8 +199,6 @@ class HSAMHead(SAMDecodeHead):
         super().init_weights()
         if self.reinit_class_tokens and self.mask_decoder.checkpoint is not None:
             reset_class_token_parameters(self.mask_decoder)
-        if self.reinit_class_tokens and getattr(self.stage2_decoder, 'checkpoint', None):
-            reset_class_token_parameters(self.stage2_decoder)
 
     def perturb_embedding(self, embedding):
         """Official training-time noise on stage 2's input: (B, D, h, w) -> same shape.

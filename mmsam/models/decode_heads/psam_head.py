@@ -39,9 +39,8 @@ class PSAMHead(BoxPromptHead):
     decoder runs once on a batch of B * M (embedding, prompt) pairs.
 
     The MLP's last layer starts at zero (by default), so before training every z gives the
-    deterministic box-prompted mask (:class:`MedSAMHead` with the same weights); with
-    ``use_latent=False`` the prior/posterior nets are not built and the head *is* that model
-    (M copies of its mask at test time).
+    deterministic box-prompted mask (:class:`MedSAMHead` with the same weights), the model
+    without the latent variable.
 
     With ``net_input='image'`` the head needs the preprocessed image as well as the features:
     :class:`MultiHypothesisSegmentor` passes ``feats + (image,)`` when ``reads_image`` is True,
@@ -70,7 +69,8 @@ class PSAMHead(BoxPromptHead):
             none).
         kl_free_bits (float): nats per latent dimension below which the KL gives no gradient
             (see :class:`KLDivergenceLoss`; 0: the plain KL, as the public code).
-        use_latent (bool): False gives the deterministic box-prompted model.
+        use_latent (bool): True only; the model without the latent variable is
+            :class:`MedSAMHead`.
         train_target (str): ``'prompted'`` or ``'any_annotation'`` (see above).
         zero_init_latent_mlp (bool): start the z -> prompt MLP's last layer at zero (see
             below); False keeps PyTorch's random init, so z moves the mask from the start.
@@ -96,7 +96,10 @@ class PSAMHead(BoxPromptHead):
                              f'{train_target!r}')
         if isinstance(latent_dim, bool) or int(latent_dim) != latent_dim or latent_dim < 1:
             raise ValueError(f'PSAMHead: latent_dim must be an integer >= 1, got {latent_dim!r}'
-                             ' (to switch the latent variable off, set use_latent=False)')
+                             ' (the model without the latent variable is MedSAMHead)')
+        if use_latent is not True:
+            raise ValueError(f'PSAMHead: use_latent must be True, got {use_latent!r}; the '
+                             'deterministic box-prompted model is MedSAMHead')
         if net_input not in NET_INPUTS:
             raise ValueError(f'PSAMHead: net_input must be one of {NET_INPUTS}, got '
                              f'{net_input!r}')
@@ -108,7 +111,7 @@ class PSAMHead(BoxPromptHead):
                              f'{net_input_size}')
         super().__init__(prompt_encoder, mask_decoder, loss_decode,
                          num_hypotheses=num_hypotheses, **kwargs)
-        self.latent_dim, self.net_input, self.use_latent = int(latent_dim), net_input, use_latent
+        self.latent_dim, self.net_input = int(latent_dim), net_input
         self.train_target, self.loss_resolution = train_target, loss_resolution
         self.net_input_size = None if net_input_size is None else int(net_input_size)
         self.modulate_dense, self.beta = bool(modulate_dense), float(beta)
@@ -116,8 +119,6 @@ class PSAMHead(BoxPromptHead):
         self.loss_kl = KLDivergenceLoss(free_bits=kl_free_bits)  # weight 1: beta_t multiplies it
         # training iterations seen, for the KL warm-up; a buffer, so checkpoints keep it
         self.register_buffer('kl_iter', torch.zeros((), dtype=torch.long))
-        if not use_latent:
-            return
         width = self.prompt_encoder.embed_dim
         in_channels = image_channels if net_input == 'image' else width
         net = dict(channels=net_channels, log_std_range=log_std_range,
@@ -133,7 +134,7 @@ class PSAMHead(BoxPromptHead):
     @property
     def reads_image(self):
         """Whether the head needs the preprocessed image after the features."""
-        return self.use_latent and self.net_input == 'image'
+        return self.net_input == 'image'
 
     def current_beta(self):
         """beta_t = beta * min(1, t / kl_warmup_iters) at training iteration t."""
@@ -249,10 +250,6 @@ class PSAMHead(BoxPromptHead):
         num = int(num)
         embedding, image = self.split_inputs(inputs)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
-        if not self.use_latent:
-            if z is not None:
-                raise ValueError('PSAMHead: z given but use_latent=False')
-            return self.decode(embedding, sparse, dense).expand(-1, num, -1, -1)
         batch = embedding.shape[0]
         if z is None:
             mu, log_std = self.prior_net(self.net_features(embedding, image))
@@ -279,10 +276,6 @@ class PSAMHead(BoxPromptHead):
         """
         embedding, image = self.split_inputs(inputs)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
-        if not self.use_latent:
-            logits = self.decode(embedding, sparse, dense)
-            target = self.training_targets(batch_data_samples).to(logits.device)
-            return self.mask_losses(logits, target)
         x = self.net_features(embedding, image)
         target = self.training_targets(batch_data_samples).to(x.device)
         # area: an embedding-sized grid keeps how much of each cell is annotated

@@ -5,8 +5,6 @@ from segment_anything.modeling.common import MLPBlock
 
 from .class_balanced_mask_attention import add_class_balanced_noise, class_balanced_noise_std
 
-WEIGHTINGS = ('tanh', 'sigmoid')
-
 
 class ClassTokenMaskAttention(nn.Module):
     """Re-weights the image embedding with self-attention among the C class maps.
@@ -20,13 +18,12 @@ class ClassTokenMaskAttention(nn.Module):
 
         X = LN(P + Attn(P));  X = X + Attn(X);  X = LN(X + MLP(X))     # (B, C, h * w)
         a = Linear_C->1(X^T)                                             # (B, h * w)
-        E' = E * g(a) + E                                                # (B, D, h, w)
+        E' = E * tanh(a) + E                                             # (B, D, h, w)
 
     The linear layer "compresses the channel dimension" (the C classes) to one weight per
-    position, shared by all D embedding channels. ``g`` is bounded in (-1, 1) (``'tanh'``,
-    default) or (0, 1) (``'sigmoid'``), so ``1 + g`` stays positive and the re-weighting can
-    never flip an embedding's sign; the linear layer starts at zero, so a fresh block is the
-    identity (tanh) or ``1.5 E`` (sigmoid). The official code instead takes a softmax over the
+    position, shared by all D embedding channels. ``tanh`` bounds the weight in (-1, 1), so
+    ``1 + tanh(a)`` stays positive and the re-weighting can never flip an embedding's sign;
+    the linear layer starts at zero, so a fresh block is the identity. The official code instead takes a softmax over the
     single compressed channel, which is 1 everywhere, making the block a constant ``2 E``.
 
     Widths (two attention layers, an MLP of width ``mlp_ratio * h * w``) follow the official
@@ -39,22 +36,18 @@ class ClassTokenMaskAttention(nn.Module):
         mlp_ratio (float): MLP hidden width / ``num_positions`` (official: 2).
         class_balance (bool): add the class-balanced noise in training.
         max_noise_var (float): variance for the rarest class.
-        weighting (str): ``'tanh'`` or ``'sigmoid'``, the bound g.
     """
 
     def __init__(self, num_classes, num_positions, num_heads=8, mlp_ratio=2.0,
-                 class_balance=True, max_noise_var=0.1, weighting='tanh'):
+                 class_balance=True, max_noise_var=0.1):
         super().__init__()
         if num_positions % num_heads:
             raise ValueError(f'CMAttn over class tokens: attention_heads={num_heads} must '
                              f'divide the token width h * w = {num_positions}; choose a divisor '
                              f'(e.g. 4 for a 14 x 14 embedding)')
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f'cmattn weighting must be one of {WEIGHTINGS}, got {weighting!r}')
         self.num_positions = num_positions
         self.class_balance = class_balance
         self.max_noise_var = max_noise_var
-        self.weighting = weighting
         self.attn1 = nn.MultiheadAttention(num_positions, num_heads, batch_first=True)
         self.norm1 = nn.LayerNorm(num_positions)
         self.attn2 = nn.MultiheadAttention(num_positions, num_heads, batch_first=True)
@@ -67,10 +60,6 @@ class ClassTokenMaskAttention(nn.Module):
     def noise_std(self, class_frequencies):
         """Per-class noise std from class frequencies (C,) -> (C,)."""
         return class_balanced_noise_std(class_frequencies, self.max_noise_var)
-
-    def gate(self, logits):
-        """The bounded weighting g: (B, 1, h, w) -> same shape, in (-1, 1) or (0, 1)."""
-        return torch.tanh(logits) if self.weighting == 'tanh' else torch.sigmoid(logits)
 
     def forward(self, embedding, mask_feature, image_pe=None, labels=None,
                 class_frequencies=None):
@@ -98,5 +87,5 @@ class ClassTokenMaskAttention(nn.Module):
         x = self.norm1(x + self.attn1(x, x, x, need_weights=False)[0])
         x = x + self.attn2(x, x, x, need_weights=False)[0]
         x = self.norm2(x + self.mlp(x))
-        weight = self.gate(self.compress(x.transpose(1, 2)).transpose(1, 2).reshape(b, 1, h, w))
+        weight = torch.tanh(self.compress(x.transpose(1, 2)).transpose(1, 2).reshape(b, 1, h, w))
         return embedding * weight + embedding

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from segment_anything.modeling.common import MLPBlock
 from segment_anything.modeling.transformer import Attention
 
-WEIGHTINGS = ('softmax', 'tanh', 'sigmoid')
+WEIGHTINGS = ('softmax', 'tanh')
 # utils.noise_list: the noise std of the i-th rarest label in the batch
 OFFICIAL_NOISE_STDS = (0.35, 0.3, 0.3, 0.2, 0.2, 0.1, 0.1, 0.0, 0.0)
 
@@ -24,7 +24,7 @@ class HSAMClassMapAttention(nn.Module):
     with S the stage-2 input (image embedding plus the dense prompt). The official ``g`` is a
     softmax over the single channel of ``a``, which is 1 everywhere: the block returns
     ``2 S`` whatever its weights, and they get no gradient (``weighting='softmax'``, the
-    official quirk). ``'tanh'`` / ``'sigmoid'`` make the weighting depend on ``a``.
+    official quirk). ``'tanh'`` makes the weighting depend on ``a``.
 
     In training (official 224 build; the 512 build has these lines commented out, which the
     softmax makes invisible anyway), ``P`` goes through dropout (0.1) and, with
@@ -41,7 +41,7 @@ class HSAMClassMapAttention(nn.Module):
         num_positions (int): h * w.
         num_heads (int): attention heads; must divide ``num_positions``.
         mlp_dim (int): MLP hidden width.
-        weighting (str): ``'softmax'`` (official), ``'tanh'`` or ``'sigmoid'``.
+        weighting (str): ``'softmax'`` (official) or ``'tanh'``.
         class_balance (bool): the training-time noise.
         noise_stds (tuple[float]): std per rarity rank.
         feature_dropout (float): training-time dropout on ``P`` (official 224 build: 0.1).
@@ -105,10 +105,5 @@ class HSAMClassMapAttention(nn.Module):
         x = self.self_attn2(q=x, k=x, v=x)
         x = self.norm2(x + self.mlp(x))
         a = self.med_sel(x.transpose(-2, -1)).transpose(-1, -2).reshape(b, 1, h, w)
-        if self.weighting == 'softmax':
-            weight = a.softmax(dim=1)
-        elif self.weighting == 'tanh':
-            weight = torch.tanh(a)
-        else:
-            weight = torch.sigmoid(a)
+        weight = a.softmax(dim=1) if self.weighting == 'softmax' else torch.tanh(a)
         return src + src * weight

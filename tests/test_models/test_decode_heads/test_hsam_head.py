@@ -46,15 +46,6 @@ def _feats(batch=2, seed=3):
     return (torch.randn(batch, 32, 8, 8), )
 
 
-def test_output_shapes():
-    head = _head()
-    logits1, logits2 = head(_feats())
-    assert logits1.shape == (2, 4, 32, 32)  # 4x the 8x8 embedding grid
-    assert logits2.shape == (2, 4, IMG, IMG)  # full input resolution
-    _, plain = _head(hierarchical_pixel_decoder=False)(_feats())
-    assert plain.shape == (2, 4, 32, 32)
-
-
 def test_mask_cross_attention_only_multiplies_token_to_image_attention(monkeypatch):
     """With the prior M forced to 1 the learnable mask attention is plain cross-attention
     (M * softmax(KQ^T) V + X with M = 1); with stage 1's prior it is not."""
@@ -80,13 +71,29 @@ def test_hierarchical_pixel_decoder_adds_stage1_features():
     torch.manual_seed(1)
     src = torch.randn(2, 32, 8, 8)
     half1, quarter1 = torch.randn(2, 8, 16, 16), torch.randn(2, 4, 32, 32)
+    seen = {}
+
+    def record(name):
+        def hook(module, args):
+            seen[name] = args[0].clone()
+        return hook
+
     with torch.no_grad():
         zero = head._stage2_pixels(src, torch.zeros_like(half1), torch.zeros_like(quarter1))
         torch.testing.assert_close(zero, head.full_res_upscaling(up(src)))
-        # adding the stage-1 half features before the LayerNorm is what changes the output
-        first = up[0](src)
-        manual = head.full_res_upscaling(up[4](up[3](up[2](up[1](first + half1))) + quarter1))
-        torch.testing.assert_close(head._stage2_pixels(src, half1, quarter1), manual)
+        # where the skips enter: the LayerNorm after the first transposed conv gets that
+        # conv's output (computed here with F.conv_transpose2d) plus the 1/2 features; the
+        # GELU after the second gets its conv's output plus the 1/4 features
+        hooks = [up[1].register_forward_pre_hook(record('norm')),
+                 up[3].register_forward_pre_hook(record('conv2_in')),
+                 up[4].register_forward_pre_hook(record('gelu'))]
+        head._stage2_pixels(src, half1, quarter1)
+        for h in hooks:
+            h.remove()
+        conv1 = F.conv_transpose2d(src, up[0].weight, up[0].bias, stride=2)
+        torch.testing.assert_close(seen['norm'], conv1 + half1)
+        conv2 = F.conv_transpose2d(seen['conv2_in'], up[3].weight, up[3].bias, stride=2)
+        torch.testing.assert_close(seen['gelu'], conv2 + quarter1)
     # the stage-2 loss reaches stage 1's pixel decoder only through these skips
     head.train()
     head.stage1_weight = 0.0
@@ -99,9 +106,9 @@ def test_hierarchical_pixel_decoder_adds_stage1_features():
     assert grad is None or grad.abs().sum() == 0
 
 
-@pytest.mark.parametrize('weighting,low,high', [('tanh', 0.0, 2.0), ('sigmoid', 1.0, 2.0)])
-def test_class_token_cmattn_is_a_bounded_per_position_reweighting(weighting, low, high):
-    head = _head(cmattn_weighting=weighting, class_balance=False).eval()
+def test_class_token_cmattn_is_a_bounded_per_position_reweighting():
+    low, high = 0.0, 2.0  # 1 + tanh
+    head = _head(class_balance=False).eval()
     assert head.cmattn.attn1.embed_dim == 64  # tokens are the C maps, each h * w = 8 * 8 wide
     with torch.no_grad():
         head.cmattn.compress.weight.mul_(1e3)  # drive the gate to its bounds
@@ -113,15 +120,38 @@ def test_class_token_cmattn_is_a_bounded_per_position_reweighting(weighting, low
     torch.testing.assert_close(factor, factor[:, :1].expand_as(factor))
     assert factor.min() >= low - 1e-5 and factor.max() <= high + 1e-5
     assert (out * embedding >= 0).all()  # scaled towards 0 at most, never past it
-    fresh = MODELS.build(dict(HEAD, cmattn_weighting=weighting)).cmattn
-    start = fresh(embedding, mask_feature)  # compress starts at zero
-    torch.testing.assert_close(start, embedding * (1.5 if weighting == 'sigmoid' else 1.0))
+    fresh = MODELS.build(HEAD).cmattn
+    start = fresh(embedding, mask_feature)  # compress starts at zero: the identity
+    torch.testing.assert_close(start, embedding)
 
 
-def test_spatial_cmattn_is_an_option():
-    head = _head(cmattn_mode='spatial')
-    assert head.cmattn.attn.embed_dim == 32  # attention over positions, width D
-    assert head(_feats())[1].shape == (2, 4, IMG, IMG)
+def test_spatial_cmattn_attends_over_positions_and_scales_by_one_plus_weight():
+    """cmattn_mode='spatial': a fresh block is the identity; ``E * w + E`` with one weight per
+    position (a bias-only compress layer of 0.5 gives 1.5 E); attention over the h * w
+    positions, so permuting the positions (embedding, mask feature and positional encoding
+    alike) permutes the output the same way."""
+    head = MODELS.build(dict(HEAD, cmattn_mode='spatial')).eval()
+    cmattn = head.cmattn
+    torch.manual_seed(0)
+    embedding, mask_feature = torch.randn(2, 32, 8, 8), torch.randn(2, 4, 8, 8)
+    pe = torch.randn(1, 32, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(cmattn(embedding, mask_feature, pe), embedding)
+        cmattn.compress.bias.fill_(0.5)
+        torch.testing.assert_close(cmattn(embedding, mask_feature, pe), 1.5 * embedding)
+        cmattn.compress.weight.normal_()
+        out = cmattn(embedding, mask_feature, pe)
+        factor = out / embedding
+        torch.testing.assert_close(factor, factor[:, :1].expand_as(factor))  # shared by D
+        perm = torch.randperm(64)
+
+        def shuffle(x):
+            return x.flatten(2)[..., perm].reshape(x.shape)
+
+        torch.testing.assert_close(
+            cmattn(shuffle(embedding), shuffle(mask_feature), shuffle(pe)), shuffle(out),
+            atol=1e-5, rtol=1e-4)
+        assert (factor - factor.mean()).abs().max() > 1e-3  # the weights vary by position
 
 
 def test_class_balanced_noise_lands_on_each_gt_class_with_its_variance():
@@ -213,22 +243,24 @@ def test_bad_options():
         MODELS.build(dict(HEAD, cmattn_mode='channels'))
     with pytest.raises(ValueError, match='attention_heads=3 must divide'):
         MODELS.build(dict(HEAD, attention_heads=3))
+    with pytest.raises(ValueError, match='stage2_init'):  # 'sam' was removed: no config used it
+        MODELS.build(dict(HEAD, stage2_init='sam'))
+    with pytest.raises(ValueError, match='cmattn_weighting'):  # likewise 'sigmoid'
+        MODELS.build(dict(HEAD, cmattn_weighting='sigmoid'))
 
 
-@pytest.mark.parametrize('stage2_init', ['random', 'sam'])
-def test_sam_weights_load_without_the_class_token_parts(tiny_sam, tiny_sam_checkpoint,
-                                                        stage2_init):
-    """As the official loaders: SAM's transformer and pixel decoder load; mask tokens,
-    hypernetworks and IoU head start fresh; stage 2 loads nothing unless 'sam'."""
+def test_sam_weights_load_without_the_class_token_parts(tiny_sam, tiny_sam_checkpoint):
+    """As the official loaders: SAM's transformer and pixel decoder load into stage 1; mask
+    tokens, hypernetworks and IoU head start fresh; stage 2 loads nothing."""
     ckpt = tiny_sam_checkpoint
     head = MODELS.build(dict(
-        HEAD, stage2_init=stage2_init,
+        HEAD,
         prompt_encoder=dict(HEAD['prompt_encoder'], checkpoint=ckpt),
         mask_decoder=dict(HEAD['mask_decoder'], checkpoint=ckpt)))
     head.init_weights()
     sam = tiny_sam.mask_decoder.state_dict()
     for name, decoder, loads in (('stage 1', head.mask_decoder, True),
-                                 ('stage 2', head.stage2_decoder, stage2_init == 'sam')):
+                                 ('stage 2', head.stage2_decoder, False)):
         ours = decoder.state_dict()
         for key in ('transformer.layers.0.self_attn.q_proj.weight', 'output_upscaling.0.weight',
                     'iou_token.weight'):
@@ -270,8 +302,40 @@ def test_gradient_reaches_lora_and_both_stages_not_the_frozen_encoder():
 
 
 def test_sam_patch_16_reaches_full_resolution_in_two_steps():
-    """ViT-B/L/H use 16-pixel patches: stage 2 upsamples the grid 16x, stage 1 4x."""
+    """ViT-B/L/H use 16-pixel patches: after SAM's 4x pixel decoder, two more 2x transposed
+    convolutions (kernel 2, stride 2), so one 1/4-scale feature pixel (i, j) drives exactly
+    the 4 x 4 output block at (4i, 4j) and nothing else."""
     head = MODELS.build(dict(HEAD, prompt_encoder=dict(HEAD['prompt_encoder'], patch_size=16)))
-    assert len([m for m in head.full_res_upscaling if isinstance(m, torch.nn.ConvTranspose2d)]) == 2
-    logits1, logits2 = head((torch.randn(1, 32, 4, 4),))
-    assert logits1.shape == (1, 4, 16, 16) and logits2.shape == (1, 4, IMG, IMG)
+    up = head.full_res_upscaling.eval()
+    quarter = torch.randn(1, 4, 16, 16)
+    bumped = quarter.clone()
+    bumped[0, :, 5, 9] += 1.0
+    with torch.no_grad():
+        changed = (up(bumped) - up(quarter)).abs().sum(1)[0] > 0  # (64, 64)
+    expected = torch.zeros(IMG, IMG, dtype=torch.bool)
+    expected[20:24, 36:40] = True
+    assert torch.equal(changed, expected)
+
+
+def test_single_loss_dict_trains_a_step_like_the_list_form():
+    """``loss_decode=dict(...)`` (one loss, not a list) gives the list form's loss,
+    ``w * CE(stage 1, labels at 1/4) + (1 - w) * CE(stage 2, labels)``, and trains a step."""
+    ce = dict(type='CrossEntropyLoss', loss_weight=1.0, loss_name='loss_ce')
+    samples, feats = _samples(), _feats()
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in samples])
+    losses = {}
+    for form, loss_decode in (('dict', ce), ('list', [ce])):
+        head = _head(loss_decode=loss_decode, class_balance=False, embedding_noise=0.0)
+        head.stage1_weight = 0.4
+        optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
+        losses[form] = head.loss(feats, samples, None)
+        with torch.no_grad():
+            logits1, logits2 = head(feats)
+        expected = 0.4 * F.cross_entropy(logits1, labels[:, ::2, ::2]) + \
+            0.6 * F.cross_entropy(logits2, labels)
+        torch.testing.assert_close(losses[form]['loss_ce'], expected)
+        before = head.stage2_decoder.mask_tokens.weight.detach().clone()
+        losses[form]['loss_ce'].backward()
+        optimizer.step()
+        assert not torch.equal(head.stage2_decoder.mask_tokens.weight, before)
+    torch.testing.assert_close(losses['dict']['loss_ce'], losses['list']['loss_ce'])

@@ -44,16 +44,12 @@ def randomise_latent_mlp(head):
 @pytest.mark.parametrize('net_input', ['image', 'embedding'])
 def test_deterministic_limit_equals_medsam(tiny_sam_checkpoint, net_input):
     medsam = build_head('MedSAMHead', tiny_sam_checkpoint)
-    off = psam(tiny_sam_checkpoint, use_latent=False, net_input=net_input).eval()
     on = psam(tiny_sam_checkpoint, net_input=net_input).eval()  # zero-initialised z -> prompt
-    assert not off.reads_image and on.reads_image == (net_input == 'image')
-    assert not hasattr(off, 'prior_net')
+    assert on.reads_image == (net_input == 'image')
     emb, img = embedding_and_image()
     samples = [sample(b) for b in BOXES]
     with torch.no_grad():
         ref = medsam((emb,), samples)
-        torch.testing.assert_close(off.predict_hypotheses((emb,), samples, 3),
-                                   ref.expand(-1, 3, -1, -1), rtol=0, atol=0)
         untrained = on.predict_hypotheses(inputs_for(on, emb, img), samples, 4)
     assert untrained.shape == (2, 4, 32, 32)
     torch.testing.assert_close(untrained, ref.expand(-1, 4, -1, -1), atol=1e-5, rtol=1e-4)
@@ -77,16 +73,28 @@ def test_different_latents_give_different_masks_and_sample_order_is_kept(tiny_sa
     assert ((sampled[:, 0] > 0) != (sampled[:, 1] > 0)).any()
 
 
-def test_dense_modulation_option(tiny_sam_checkpoint):
+@pytest.mark.parametrize('modulate_dense', [False, True])
+def test_latent_shifts_the_box_tokens_and_optionally_the_dense_prompt(tiny_sam,
+                                                                      tiny_sam_checkpoint,
+                                                                      modulate_dense):
+    """segment-anything's own prompt encoder and mask decoder, with the projected z added to
+    both box-corner tokens (and, with ``modulate_dense``, to every position of the dense
+    prompt), give the head's mask."""
     emb, _ = embedding_and_image(1)
+    torch.manual_seed(2)
     z = torch.randn(1, 1, 6)
-    outs = []
-    for dense in (False, True):
-        head = psam(tiny_sam_checkpoint, modulate_dense=dense).eval()
-        randomise_latent_mlp(head)
-        with torch.no_grad():
-            outs.append(head((emb,), [sample(BOXES[0])], z=z))
-    assert (outs[0] - outs[1]).abs().max() > 1e-3
+    head = psam(tiny_sam_checkpoint, modulate_dense=modulate_dense).eval()
+    randomise_latent_mlp(head)
+    with torch.no_grad():
+        ours = head((emb,), [sample(BOXES[0])], z=z)
+        shift = head.latent_to_prompt(z[0])  # (1, C)
+        # segment-anything scales boxes to the input frame: 32 px -> 64 px
+        sparse, dense = tiny_sam.prompt_encoder(points=None, masks=None,
+                                                boxes=torch.tensor([BOXES[0]]) * 2)
+        dense = dense + shift[:, :, None, None] if modulate_dense else dense
+        ref, _ = tiny_sam.mask_decoder(emb, tiny_sam.prompt_encoder.get_dense_pe(),
+                                       sparse + shift[:, None], dense, multimask_output=False)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize('net_input', ['image', 'embedding'])
@@ -175,6 +183,8 @@ def test_bad_configuration_and_data_are_clear_errors():
             psam(latent_dim=bad)
     with pytest.raises(ValueError, match='net_input'):
         psam(net_input='pixels')
+    with pytest.raises(ValueError, match='MedSAMHead'):  # no latent: that model is MedSAM's
+        psam(use_latent=False)
     with pytest.raises(ValueError, match='num_hypotheses'):
         psam(num_hypotheses=0)
     head = psam().eval()
