@@ -1,4 +1,6 @@
-"""Every config in configs/ and projects/ builds its model (random weights, nothing loaded)."""
+"""Every config in configs/ and projects/ builds its model (random weights, nothing loaded);
+a former config name resolves to its new config."""
+import re
 from pathlib import Path
 
 import pytest
@@ -8,12 +10,25 @@ from mmengine.config import Config
 from mmsam.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for pattern in ('configs/**/*.py', 'projects/**/configs/**/*.py')
-                 for p in ROOT.glob(pattern) if '_base_' not in p.parts)
+ALL_CONFIGS = sorted(p for pattern in ('configs/**/*.py', 'projects/**/configs/**/*.py')
+                     for p in ROOT.glob(pattern) if '_base_' not in p.parts)
+# A config's former name: comment lines and one `_base_ = ['./<new name>.py']`.
+ALIAS = re.compile(r"(?:#[^\n]*\n)*_base_ = \['\./([\w.-]+\.py)'\]\n")
+ALIASES = [p for p in ALL_CONFIGS if ALIAS.fullmatch(p.read_text())]
+CONFIGS = [p for p in ALL_CONFIGS if p not in ALIASES]
 
 
 def test_there_are_configs():
     assert any('samed' in p.name for p in CONFIGS)
+    assert any('hsam_synapse_10pct.py' == p.name for p in ALIASES)
+
+
+@pytest.mark.parametrize('path', ALIASES, ids=[str(p.relative_to(ROOT)) for p in ALIASES])
+def test_alias_resolves_to_its_new_name(path):
+    """An old config name is its new config: same settings, and the new one is no alias."""
+    target = path.parent / ALIAS.fullmatch(path.read_text()).group(1)
+    assert target in CONFIGS, f'{path.name} points to {target.name}, which is not a config'
+    assert Config.fromfile(path).to_dict() == Config.fromfile(target).to_dict()
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])

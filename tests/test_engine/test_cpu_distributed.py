@@ -9,10 +9,30 @@ cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason='tests the path 
 
 
 @cpu_only
-def test_default_wrapper_without_cuda_has_no_device_ids():
+def test_default_wrapper_without_cuda_wraps_a_cpu_model_and_trains(tmp_path):
+    """The default wrapper's config builds mmengine's DDP around a CPU model in a real
+    (one-process gloo) group, which DDP refuses with any ``device_ids``, and its gradients
+    are the unwrapped model's."""
+    import torch.distributed as dist
+
+    from mmsam.registry import MODEL_WRAPPERS
     cfg = model_wrapper_cfg_for_device(None, find_unused_parameters=True)
-    assert cfg == dict(type='MMDistributedDataParallel', broadcast_buffers=False,
-                       find_unused_parameters=True, device_ids=None)
+    dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0,
+                            world_size=1)
+    try:
+        torch.manual_seed(0)
+        model, x = torch.nn.Linear(4, 2), torch.randn(3, 4)
+        reference = torch.nn.Linear(4, 2)
+        reference.load_state_dict(model.state_dict())
+        wrapper = MODEL_WRAPPERS.build(dict(cfg, module=model))
+        assert wrapper.find_unused_parameters and not wrapper.broadcast_buffers
+        wrapper(x).sum().backward()
+        reference(x).sum().backward()
+        torch.testing.assert_close(model.weight.grad, reference.weight.grad)
+        with pytest.raises(ValueError, match='device_ids'):
+            MODEL_WRAPPERS.build(dict(cfg, module=torch.nn.Linear(4, 2), device_ids=[0]))
+    finally:
+        dist.destroy_process_group()
 
 
 @cpu_only

@@ -160,11 +160,27 @@ def test_gradients_reach_trainable_parts_only():
     assert model.neck.mask_head.weight.grad.abs().sum() > 0
 
 
-def test_predicts_whole_volumes_with_class_probabilities():
+def test_window_scores_are_the_query_mixture_of_the_head_outputs():
+    """A whole window's class scores: per slice (b-major), class c's score is
+    ``sum_q softmax(cls_q)[c] * sigmoid(mask_q)``, worked here by an explicit loop over the
+    head's own outputs and resized bilinearly to the input."""
     torch.manual_seed(0)
     model = MODELS.build(tiny_masksam()).eval()
+    head, outputs = model.decode_head, []
+    forward = head.forward
+    head.forward = lambda *args, **kwargs: outputs.append(forward(*args, **kwargs)) or outputs[-1]
     windows = torch.randn(1, 1, T, TINY_IMG, TINY_IMG)
     with torch.no_grad():
         scores = model.window_scores(windows)
+    cls, masks = outputs[0]['cls_logits'], outputs[0]['mask_logits']
+    expected = torch.zeros(T, C, *masks.shape[-2:])
+    for t in range(T):
+        for q in range(Q):
+            probs = cls[t, q].softmax(-1)
+            for c in range(C):
+                expected[t, c] += probs[c] * masks[t, q].sigmoid()
+    if expected.shape[-2:] != (TINY_IMG, TINY_IMG):
+        expected = torch.nn.functional.interpolate(expected, size=(TINY_IMG, TINY_IMG),
+                                                   mode='bilinear', align_corners=False)
     assert scores.shape == (1, C, T, TINY_IMG, TINY_IMG)
-    assert scores.min() >= 0 and scores.sum(1).max() <= Q + 1e-4
+    torch.testing.assert_close(scores[0].transpose(0, 1), expected)

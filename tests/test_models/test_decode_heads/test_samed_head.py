@@ -2,6 +2,7 @@ import pytest
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
 from mmsam.registry import MODELS
 
@@ -25,10 +26,28 @@ def _samples(batch, size=64):
     return samples
 
 
-def test_samed_head_outputs_one_map_per_class_at_quarter_resolution():
-    head = MODELS.build(HEAD)
-    assert head.mask_decoder.num_mask_tokens == 4
-    logits = head((torch.randn(3, 32, 8, 8),))
+def test_samed_head_is_segment_anythings_decoder_with_one_mask_per_class():
+    """SAMed's prompt-free decoder: segment-anything's MaskDecoder with num_classes - 1
+    multimask outputs, no sparse prompt, the no-mask dense embedding, and all num_classes
+    masks kept (1/4 of the input), run here image by image with the head's weights."""
+    head = MODELS.build(HEAD).eval()
+    decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=32, iou_head_hidden_dim=32,
+                          transformer=TwoWayTransformer(depth=2, embedding_dim=32, mlp_dim=64,
+                                                        num_heads=2))
+    decoder.load_state_dict(head.mask_decoder.state_dict())
+    prompts = PromptEncoder(embed_dim=32, image_embedding_size=(8, 8), input_image_size=(64, 64),
+                            mask_in_chans=16)
+    prompts.load_state_dict(head.prompt_encoder.state_dict())
+    torch.manual_seed(0)
+    embedding = torch.randn(3, 32, 8, 8)
+    with torch.no_grad():
+        logits = head((embedding,))
+        sparse, dense = prompts(points=None, boxes=None, masks=None)
+        assert sparse.shape[1] == 0
+        for i in range(3):
+            ref, _ = decoder.predict_masks(embedding[i:i + 1], prompts.get_dense_pe(), sparse,
+                                           dense)
+            torch.testing.assert_close(logits[i:i + 1], ref, atol=1e-5, rtol=1e-4)
     assert logits.shape == (3, 4, 32, 32)
 
 
@@ -49,7 +68,8 @@ def test_samed_loss_is_weighted_ce_plus_dice_at_logit_resolution():
     head, losses, logits, label = _head_losses_logits_and_labels(2)
     ce = torch.nn.functional.cross_entropy(logits, label)
     torch.testing.assert_close(losses['loss_ce'], 0.2 * ce, atol=1e-5, rtol=1e-4)
-    assert 0 < losses['loss_dice'] < 0.8
+    torch.testing.assert_close(losses['loss_dice'], 0.8 * _official_dice_loss(logits, label, 4),
+                               atol=1e-5, rtol=1e-4)
     (losses['loss_ce'] + losses['loss_dice']).backward()
     assert head.mask_decoder.mask_tokens.weight.grad.abs().sum() > 0
 

@@ -33,7 +33,16 @@ def test_mask_bce_and_dice_losses():
     torch.testing.assert_close(bce(logits, target),
                                2 * F.binary_cross_entropy_with_logits(logits, target.float()))
     dice = MODELS.build(dict(type='MaskDiceLoss'))
-    torch.testing.assert_close(dice(logits, target), soft_dice_loss(logits, target).mean())
+    # per mask 1 - (2 sum(p t) + 1) / (sum p + sum t + 1), p = sigmoid, then the mean, loop
+    # by loop
+    per_mask = []
+    for n in range(2):
+        p, t = logits[n].sigmoid(), target[n].float()
+        per_mask.append(1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1))
+    torch.testing.assert_close(dice(logits, target), torch.stack(per_mask).mean())
+    # hand-worked: one pixel, logit 0 (p = 0.5) on a foreground pixel: 1 - 2 / 2.5 = 0.2
+    torch.testing.assert_close(dice(torch.zeros(1, 1, 1), torch.ones(1, 1, 1, dtype=torch.long)),
+                               torch.tensor(0.2))
     assert (bce.loss_name, dice.loss_name) == ('loss_bce', 'loss_dice')
 
 

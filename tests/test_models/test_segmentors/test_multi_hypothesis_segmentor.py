@@ -35,15 +35,16 @@ def test_predict_gives_m_hypotheses_and_their_majority_at_the_original_size():
         assert torch.equal(s.pred_sem_seg.data[0].bool(), votes >= 2)
 
 
-def test_hypotheses_are_the_head_outputs_resized():
+def test_hypotheses_are_the_head_outputs_resized_as_segment_anything(tiny_sam):
+    """The hypotheses' logits at the original size are segment-anything's
+    ``Sam.postprocess_masks`` of the head's low-resolution logits."""
     model = MODELS.build(segmentor_cfg('MedSAMHead', return_logits=True)).eval()
     inputs, data = torch.randn(1, 3, TINY_IMG, TINY_IMG), samples(1)
+    assert tiny_sam.image_encoder.img_size == TINY_IMG
     with torch.no_grad():
         head_logits = model.decode_head.predict_hypotheses(model.extract_feat(inputs), data)
         out = model.predict(inputs, data)[0]
-    expected = torch.nn.functional.interpolate(
-        torch.nn.functional.interpolate(head_logits, size=(TINY_IMG, TINY_IMG),
-                                        mode='bilinear'), size=(40, 48), mode='bilinear')[0]
+        expected = tiny_sam.postprocess_masks(head_logits, (TINY_IMG, TINY_IMG), (40, 48))[0]
     torch.testing.assert_close(out.hypothesis_logits.data, expected)
     # M = 1: the consensus is the single hypothesis
     assert torch.equal(out.pred_sem_seg.data[0].bool(), out.pred_hypotheses.data[0])
@@ -62,19 +63,6 @@ def test_bad_test_cfg_and_heads_are_refused():
                               loss_decode=dict(type='MultiClassDiceLoss'))
     with pytest.raises(TypeError, match='predict_hypotheses'):
         MODELS.build(cfg)
-
-
-def test_training_step_through_the_data_preprocessor():
-    model = MODELS.build(segmentor_cfg())
-    data = samples(2, ori=(TINY_IMG, TINY_IMG))
-    for s in data:
-        s.gt_sem_seg = PixelData(data=torch.zeros(1, TINY_IMG, TINY_IMG, dtype=torch.long))
-    batch = model.data_preprocessor(dict(inputs=[torch.rand(3, TINY_IMG, TINY_IMG) * 255] * 2,
-                                         data_samples=data), training=True)
-    losses = model(**batch, mode='loss')
-    assert set(losses) == {'decode.loss_mcl_dice'}
-    losses['decode.loss_mcl_dice'].backward()
-    assert all(p.grad is None for p in model.backbone.parameters())  # frozen encoder
 
 
 def test_medsam_official_output_resize_thresholds_the_resized_low_res_probabilities():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -21,21 +22,35 @@ def _batch(size=128, batch=2):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def test_demo_model_trains_and_predicts_at_original_shape():
+def test_demo_model_losses_and_prediction_follow_from_its_logits():
+    """The demo SAMed model: ``loss_ce`` is 0.2 x torch's cross-entropy of the head's (1/2
+    resolution) logits against the labels resized nearest, ``acc_seg`` the percentage of
+    pixels whose argmax is the label; at test time the prediction at the original shape is
+    the argmax of the logits."""
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(DEMO).model)
     model.init_weights()
     data = model.data_preprocessor(_batch(), training=True)
     losses = model(**data, mode='loss')
     assert set(losses) == {'decode.loss_ce', 'decode.loss_dice', 'decode.acc_seg'}
+    with torch.no_grad():
+        logits = model.decode_head(model.extract_feat(data['inputs']))
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in data['data_samples']])
+    small = F.interpolate(labels[:, None].float(), size=logits.shape[-2:],
+                          mode='nearest')[:, 0].long()
+    torch.testing.assert_close(losses['decode.loss_ce'], 0.2 * F.cross_entropy(logits, small))
+    torch.testing.assert_close(losses['decode.acc_seg'][0],
+                               (logits.argmax(1) == small).float().mean() * 100)
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     model.eval()
     data = model.data_preprocessor(_batch(), training=False)
     with torch.no_grad():
         results = model(**data, mode='predict')
-    assert results[0].pred_sem_seg.data.shape == (1, 128, 128)
+        logits = model.encode_decode(data['inputs'], data['data_samples'])
     assert results[0].seg_logits.data.shape == (9, 128, 128)
-    assert int(results[0].pred_sem_seg.data.max()) < 9
+    torch.testing.assert_close(results[0].seg_logits.data,
+                               F.interpolate(logits, size=(128, 128), mode='bilinear')[0])
+    assert torch.equal(results[0].pred_sem_seg.data[0], results[0].seg_logits.data.argmax(0))
 
 
 def test_zoom_nearest_equals_scipy_zoom_order_0():
