@@ -1,6 +1,7 @@
 import pytest
 import torch
-from conftest import TINY_ARCH, TINY_IMG
+import torch.nn.functional as F
+from conftest import TINY_ARCH, TINY_IMG, build_reference_sam
 from segment_anything import sam_model_registry
 
 from mmsam.models import SAMImageEncoder
@@ -50,15 +51,31 @@ def test_smaller_input_resizes_position_tables(tiny_sam, tiny_sam_checkpoint):
     encoder = SAMImageEncoder(arch=TINY_ARCH, img_size=TINY_IMG // 2,
                               checkpoint=tiny_sam_checkpoint)
     encoder.init_weights()
+    """The tables resized as SAMed's official loader does (bicubic pos_embed; 2-D bilinear
+    of the (1, 1, L, C) rel-pos tables of the global blocks, written here with torch's own
+    calls), then segment-anything's encoder built for the small input with those tables gives
+    the same embedding."""
     ref = tiny_sam.image_encoder
-    torch.testing.assert_close(encoder.pos_embed.data, resize_abs_pos_embed(ref.pos_embed, (4, 4)))
+    pos = F.interpolate(ref.pos_embed.permute(0, 3, 1, 2), size=(4, 4), mode='bicubic',
+                        align_corners=False).permute(0, 2, 3, 1)
+    torch.testing.assert_close(encoder.pos_embed.data, pos)
     # Block 1 attends globally: its table spans 2 * grid - 1 positions and is resized.
-    assert encoder.blocks[1].attn.rel_pos_h.shape[0] == 2 * 4 - 1
-    torch.testing.assert_close(encoder.blocks[1].attn.rel_pos_h.data,
-                               resize_rel_pos(ref.blocks[1].attn.rel_pos_h, 7))
+    rel = {}
+    for axis in ('h', 'w'):
+        table = getattr(ref.blocks[1].attn, f'rel_pos_{axis}')
+        rel[axis] = F.interpolate(table[None, None], size=(7, table.shape[1]), mode='bilinear',
+                                  align_corners=False)[0, 0]
+    torch.testing.assert_close(encoder.blocks[1].attn.rel_pos_h.data, rel['h'])
     # Block 0 uses 4 x 4 windows: its table does not depend on the input size.
     assert torch.equal(encoder.blocks[0].attn.rel_pos_h, ref.blocks[0].attn.rel_pos_h)
-    (out,) = encoder(torch.randn(1, 3, TINY_IMG // 2, TINY_IMG // 2))
+    small = build_reference_sam(img_size=TINY_IMG // 2).image_encoder
+    state = dict(ref.state_dict(), pos_embed=pos, **{
+        f'blocks.1.attn.rel_pos_{axis}': rel[axis] for axis in ('h', 'w')})
+    small.load_state_dict(state)
+    x = torch.randn(1, 3, TINY_IMG // 2, TINY_IMG // 2)
+    with torch.no_grad():
+        (out,) = encoder(x)
+        torch.testing.assert_close(out, small(x), atol=1e-4, rtol=0)
     assert out.shape == (1, 32, 4, 4)
 
 
@@ -72,10 +89,19 @@ def test_resize_helpers_keep_linear_ramps_and_constants():
     torch.testing.assert_close(resized[3], torch.zeros(2), atol=1e-6, rtol=0)
 
 
-def test_out_indices_return_block_features_and_embedding(tiny_sam_checkpoint):
-    encoder = SAMImageEncoder(arch=TINY_ARCH, img_size=TINY_IMG, out_indices=(0, -1))
-    feats = encoder(torch.randn(1, 3, TINY_IMG, TINY_IMG))
-    assert [f.shape for f in feats] == [(1, 32, 8, 8), (1, 32, 8, 8)]
+def test_out_indices_return_block_features_and_embedding(tiny_sam, tiny_sam_checkpoint):
+    """Block 0's output (channels first) and the neck's embedding, as segment-anything's
+    encoder computes them step by step."""
+    encoder = SAMImageEncoder(arch=TINY_ARCH, img_size=TINY_IMG, out_indices=(0, -1),
+                              checkpoint=tiny_sam_checkpoint)
+    encoder.init_weights()
+    ref = tiny_sam.image_encoder
+    x = torch.randn(1, 3, TINY_IMG, TINY_IMG)
+    with torch.no_grad():
+        block0, embedding = encoder(x)
+        tokens = ref.blocks[0](ref.patch_embed(x) + ref.pos_embed)  # (1, 8, 8, 32)
+        torch.testing.assert_close(block0, tokens.permute(0, 3, 1, 2), atol=1e-5, rtol=0)
+        torch.testing.assert_close(embedding, ref(x), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match='out_indices'):
         SAMImageEncoder(arch=TINY_ARCH, img_size=TINY_IMG, out_indices=(5,))
 

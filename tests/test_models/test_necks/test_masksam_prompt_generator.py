@@ -36,14 +36,12 @@ def build(cfg, **kwargs):
     return MODELS.build(dict(type='MaskSAMPromptGenerator', **{**cfg, **kwargs}))
 
 
-def test_tiny_shapes_and_neck_passthrough():
+def test_the_image_embedding_passes_through_unchanged():
+    """The decoder reads the encoder's own embedding (the last feature, the very tensor); the
+    generator's outputs' values are pinned by the box, case-independence and count tests."""
     pg = build(TINY)
     feats = features(TINY)
-    out = pg(feats)
-    assert out['image_embedding'] is feats[-1]
-    assert out['aux_mask_logits'].shape == (8, 6, 64, 64)
-    assert out['aux_boxes'].shape == (8, 6, 4)
-    assert out['aux_cls_tokens'].shape == (8, 6, 16)
+    assert pg(feats)['image_embedding'] is feats[-1]
 
 
 def test_acdc_geometry_shares_one_x4_skip():

@@ -1,6 +1,7 @@
 """VolumeSAMSegmentor: (B, C, T, H, W) patches through a 2D SAM head, sliding window at test."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
@@ -38,13 +39,26 @@ def volume_sample(gt, **meta):
 
 
 def test_trains_on_patches_and_predicts_volumes_at_the_native_grid():
+    """Patches train as B * T slices, b-major: ``loss_ce`` is 0.2 x torch's cross-entropy of
+    the head's per-slice logits against case 0's slices then case 1's (resized nearest to
+    the logits); gradients reach the stem and the depth embedding; a test case comes back on
+    its native grid."""
     torch.manual_seed(0)
     model = MODELS.build(segmentor_cfg())
-    gt = torch.randint(0, 3, (T, IMG, IMG))
+    gts = [torch.randint(0, 3, (T, IMG, IMG)) for _ in range(2)]
     data = dict(inputs=[torch.randn(1, T, IMG, IMG), torch.randn(1, T, IMG, IMG)],
-                data_samples=[volume_sample(gt), volume_sample(gt)])
+                data_samples=[volume_sample(gt) for gt in gts])
+    head, outputs = model.decode_head, []
+    forward = head.forward
+    head.forward = lambda *args, **kwargs: outputs.append(forward(*args, **kwargs)) or outputs[-1]
     losses = model.loss(**model.data_preprocessor(data, training=True))
+    del head.forward
     assert set(losses) >= {'decode.loss_ce', 'decode.loss_dice'}
+    logits = outputs[0].detach()  # (B * T, C, h, w)
+    labels = F.interpolate(torch.cat(gts)[:, None].float(), size=logits.shape[-2:],
+                           mode='nearest')[:, 0].long()
+    torch.testing.assert_close(losses['decode.loss_ce'].detach(),
+                               0.2 * F.cross_entropy(logits, labels))
     sum(v for k, v in losses.items() if 'loss' in k).backward()
     assert model.backbone.depth_embed.grad is not None
     assert model.stem.layers[0].weight.grad.abs().sum() > 0
@@ -113,8 +127,20 @@ def test_preprocessor_checks_batches():
     assert out['inputs'].shape == (2, 1, 2, 4, 4) and out['inputs'].dtype == torch.float32
 
 
-def test_stem_shapes_and_upsampling():
+def test_stem_layout_parameter_count_and_case_independence():
+    """channels=(8, 16), upsample=4, counted by hand: conv blocks (3x3x3 conv with bias +
+    affine InstanceNorm) 1->8: 8*27+8+16 = 240, 8->16: 16*8*27+16+32 = 3504; two (1, 2, 2)
+    transposed convs 16->16 + affine norm: 2 * (16*16*4+16+32) = 2144; last block 16->3:
+    3*16*27+3+6 = 1305. In-plane x4, depth kept, and no case reads another."""
     stem = MODELS.build(dict(type='VolumeStem', channels=(8, 16), upsample=4))
-    assert stem(torch.randn(2, 1, 3, 8, 8)).shape == (2, 3, 3, 32, 32)
+    assert sum(p.numel() for p in stem.parameters()) == 240 + 3504 + 2144 + 1305
+    x = torch.randn(2, 1, 3, 8, 8)
+    moved = x.clone()
+    moved[1] += torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        out, out_moved = stem(x), stem(moved)
+    assert out.shape == (2, 3, 3, 32, 32)
+    torch.testing.assert_close(out[0], out_moved[0], rtol=0, atol=0)
+    assert (out[1] - out_moved[1]).abs().max() > 1e-3
     with pytest.raises(ValueError, match='power of 2'):
         MODELS.build(dict(type='VolumeStem', upsample=3))
