@@ -123,10 +123,6 @@ def test_missing_spacing_raises(volumes):
     assert run_metric(VolumeDiceHD95Metric(), samples)['mHD95'] > 0
 
 
-def test_mmseg_metrics_found_through_child_registry():
-    assert METRICS.get('IoUMetric') is not None
-
-
 def volume_sample(case_id, pred, gt, spacing=None, leading_one=False):
     """A whole-volume sample as SegDataSample.to_dict() gives it (metainfo is_volume=True)."""
     pred, gt = torch.from_numpy(pred).long(), torch.from_numpy(gt).long()
