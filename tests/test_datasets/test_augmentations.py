@@ -262,4 +262,10 @@ def test_build_from_config_and_pack():
     np.random.seed(10)
     packed = pipeline(make_results(64, 80))
     assert tuple(packed['inputs'].shape) == (3, 64, 80)
-    assert tuple(packed['data_samples'].gt_sem_seg.data.shape) == (1, 64, 80)
+    label = packed['data_samples'].gt_sem_seg.data[0].numpy()
+    # the image (label * INTENSITY before augmenting) and the label moved together: they
+    # still agree almost everywhere (interpolation blurs only the edges), every class is
+    # still there and none is invented (nearest for labels)
+    image_class = np.rint(packed['inputs'].float().numpy() / INTENSITY)
+    assert all((image_class[c] == label).mean() > 0.95 for c in range(3))
+    assert set(np.unique(label).tolist()) == {0, 1, 2, 3}
