@@ -22,6 +22,8 @@ setup(
     long_description=Path(__file__).with_name('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=find_packages(include=('mmsam', 'mmsam.*')),
+    # published split lists, found with importlib.resources (mmsam.datasets.splits)
+    package_data={'mmsam.datasets.splits': ['hsam/*.txt', 'hsam/*.md']},
     python_requires='>=3.9',
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'),

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from mmsam.datasets.volume_io import load_npz, npz_array_shape
+from mmsam.datasets.io.npz import load_npz, npz_array_shape
 from mmsam.registry import DATASETS, TRANSFORMS
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
 from mmsam.visualization.slice_choice import choose_slices, slice_scores

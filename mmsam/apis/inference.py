@@ -16,7 +16,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
-from mmsam.datasets.volume_io import META_FILE, read_meta
+from mmsam.datasets.io.data_root import META_FILE, read_meta
 from mmsam.engine import checkpoint_must_fit, config_argument_errors, load_checkpoint
 from mmsam.models.segmentors import MultiHypothesisSegmentor, VolumeSAMSegmentor
 from mmsam.models.utils.sliding_window_3d import compute_window_steps

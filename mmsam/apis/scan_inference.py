@@ -1,6 +1,6 @@
 """Segmenting a scan (NIfTI, DICOM series, MetaImage) with any mmsam model, in its geometry.
 
-:func:`inference_scan` reads the scan (:mod:`mmsam.datasets.medical_image_io`), applies the
+:func:`inference_scan` reads the scan (:mod:`mmsam.datasets.io.scan`), applies the
 config's intensity preset (:mod:`mmsam.apis.intensity`) and runs
 
 * 2D semantic models (SAMed, H-SAM) slice by slice in batches (:func:`inference_model`: the
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmsam.datasets.medical_image_io import read_scan, scan_kind
-from mmsam.datasets.volume_io import load_npz
+from mmsam.datasets.io.scan import read_scan, scan_kind
+from mmsam.datasets.io.npz import load_npz
 from .inference import (inference_model, is_hypothesis_model, is_volume_model, pack_slice,
                         predict_in_batches, prepare_volume, sliding_window_labels,
                         slice_pipeline, training_data_meta)

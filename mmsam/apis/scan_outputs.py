@@ -17,7 +17,7 @@ import os.path as osp
 
 import numpy as np
 
-from mmsam.datasets.medical_image_io import METAIMAGE_SUFFIXES, NIFTI_SUFFIXES, write_nifti
+from mmsam.datasets.io.scan import METAIMAGE_SUFFIXES, NIFTI_SUFFIXES, write_nifti
 from mmsam.utils.io import atomic_write_png, staged_files
 from mmsam.visualization.slice_choice import choose_slices, slice_scores
 from mmsam.visualization.slice_overlay import (display_slice, render_slice_comparison,

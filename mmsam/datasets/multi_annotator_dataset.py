@@ -14,7 +14,8 @@ import os.path as osp
 from mmseg.datasets import BaseSegDataset
 
 from mmsam.registry import DATASETS
-from .volume_io import META_FILE, SPLIT_DIR, npz_array_shape, read_meta, read_split
+from .io.data_root import META_FILE, SPLIT_DIR, read_meta, read_split
+from .io.npz import npz_array_shape
 
 SAMPLE_DIR = 'samples'
 

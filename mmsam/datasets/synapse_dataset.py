@@ -32,7 +32,7 @@ class SynapseDataset(VolumeSliceDataset):
     """Synapse multi-organ CT: 8 organs + background, 2D training slices, 3D test volumes.
 
     Reads a data root written by ``tools/dataset_converters/synapse.py`` (format in
-    :mod:`mmsam.datasets.volume_io`). Splits: ``train`` (all training slices), ``test`` (the
+    :mod:`mmsam.datasets.io.data_root`). Splits: ``train`` (all training slices), ``test`` (the
     12 test volumes) and the few-shot subsets the converter writes, e.g. ``train_10pct``.
 
     Args:

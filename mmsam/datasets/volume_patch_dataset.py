@@ -5,7 +5,7 @@ import os.path as osp
 from mmseg.datasets import BaseSegDataset
 
 from mmsam.registry import DATASETS
-from .volume_io import SPLIT_DIR, TRAIN_VOLUME_DIR, read_split
+from .io.data_root import SPLIT_DIR, TRAIN_VOLUME_DIR, read_split
 from .volume_slice_dataset import converted_metainfo
 
 
@@ -13,7 +13,7 @@ from .volume_slice_dataset import converted_metainfo
 class VolumePatchDataset(BaseSegDataset):
     """3D volumes: one random patch per item for training, one whole case per item for testing.
 
-    The on-disk format is described in :mod:`mmsam.datasets.volume_io`. Each item is a case
+    The on-disk format is described in :mod:`mmsam.datasets.io.data_root`. Each item is a case
     (``<data_root>/<volume_dir>/<case>.npz``) listed in ``splits/<split>.txt``; the pipeline
     (``LoadVolume``, ``RandomPatchCrop3D``, ...) loads and crops it. In training an epoch has
     ``samples_per_epoch`` items and item ``i`` is case ``i mod n`` (nnU-Net's "250 iterations

@@ -4,8 +4,9 @@ import os.path as osp
 from mmseg.datasets import BaseSegDataset
 
 from mmsam.registry import DATASETS
-from .volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, npz_array_shape,
-                        parse_slice_stem, read_meta, read_split)
+from .io.data_root import (
+    META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, parse_slice_stem, read_meta, read_split)
+from .io.npz import npz_array_shape
 
 
 def converted_metainfo(dataset, data_root, metainfo=None):
@@ -48,7 +49,7 @@ def converted_metainfo(dataset, data_root, metainfo=None):
 class VolumeSliceDataset(BaseSegDataset):
     """2D slices for training and slice-by-slice 3D volumes for testing (TransUNet protocol).
 
-    The on-disk format is described in :mod:`mmsam.datasets.volume_io`. In ``split='train'``
+    The on-disk format is described in :mod:`mmsam.datasets.io.data_root`. In ``split='train'``
     each item is one stored slice. In a volume split (``'test'``) each item is one slice of a
     stored volume, with ``case_id``, ``slice_index`` and ``num_slices`` in its metainfo so
     that :class:`VolumeDiceHD95Metric` can stack predictions back into volumes.

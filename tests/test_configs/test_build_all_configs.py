@@ -65,7 +65,8 @@ def test_synapse_224_config_evaluates_at_the_original_resolution(tmp_path):
     """hsam_vit-l_synapse_full resizes slices to 224 for the model; labels must stay at 512."""
     import numpy as np
 
-    from mmsam.datasets.volume_io import save_volume, write_meta, write_split
+    from mmsam.datasets.io.data_root import write_meta, write_split
+    from mmsam.datasets.io.npz import save_volume
     from mmsam.registry import DATASETS
     from mmsam.datasets.synapse_dataset import CLASSES
     save_volume(str(tmp_path / 'test_volumes' / 'case0001.npz'), np.random.rand(2, 512, 512),

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mmsam.datasets import volume_io
+from mmsam.datasets.io import data_root, npz
 from mmsam.datasets.synthetic import (CLASSES, PALETTE, abdomen_generator,
                                       ensure_synthetic_abdomen, generate_case,
                                       generate_synthetic_abdomen)
@@ -82,23 +82,23 @@ def test_anatomical_layout(cases):
 def test_generate_writes_documented_format(tmp_path):
     root = str(tmp_path / 'abd')
     meta = generate_synthetic_abdomen(root, seed=3, **SMALL)
-    train = volume_io.read_split(root, 'train')
-    test = volume_io.read_split(root, 'test')
+    train = data_root.read_split(root, 'train')
+    test = data_root.read_split(root, 'test')
     assert len(train) == 2 * 12 and train[0] == 'case0000_slice000'
     assert test == ['case0002']
-    assert volume_io.read_meta(root) == meta
+    assert data_root.read_meta(root) == meta
     assert meta['classes'] == list(CLASSES) and meta['palette'] == PALETTE
     assert meta['generator']['params'] == dict(seed=3, **SMALL)
-    sl = volume_io.load_npz(osp.join(root, volume_io.TRAIN_SLICE_DIR, f'{train[5]}.npz'))
+    sl = npz.load_npz(osp.join(root, data_root.TRAIN_SLICE_DIR, f'{train[5]}.npz'))
     assert sl['image'].shape == sl['label'].shape == (64, 64)
-    vol = volume_io.load_npz(osp.join(root, volume_io.TEST_VOLUME_DIR, 'case0002.npz'),
+    vol = npz.load_npz(osp.join(root, data_root.TEST_VOLUME_DIR, 'case0002.npz'),
                              keys=('image', 'label', 'spacing'))
     assert vol['image'].shape == (12, 64, 64)
     assert set(np.unique(vol['label']).tolist()) == set(range(len(CLASSES)))
     np.testing.assert_allclose(vol['spacing'], abdomen_generator.case_spacing(64, 12))
     # the slices of a training case stack back into a complete labelled volume
-    labels = np.stack([volume_io.load_npz(osp.join(
-        root, volume_io.TRAIN_SLICE_DIR, f'case0001_slice{k:03d}.npz'))['label']
+    labels = np.stack([npz.load_npz(osp.join(
+        root, data_root.TRAIN_SLICE_DIR, f'case0001_slice{k:03d}.npz'))['label']
         for k in range(12)])
     assert set(np.unique(labels).tolist()) == set(range(len(CLASSES)))
 
@@ -125,16 +125,16 @@ def test_ensure_does_not_regenerate_when_parameters_match(tmp_path, monkeypatch)
 def test_ensure_regenerates_when_parameters_change(tmp_path):
     root = str(tmp_path / 'abd')
     ensure_synthetic_abdomen(root, seed=1, **SMALL)
-    old = volume_io.load_npz(osp.join(root, volume_io.TEST_VOLUME_DIR, 'case0002.npz'))
+    old = npz.load_npz(osp.join(root, data_root.TEST_VOLUME_DIR, 'case0002.npz'))
     ensure_synthetic_abdomen(root, seed=2, **SMALL)
-    assert volume_io.read_meta(root)['generator']['params']['seed'] == 2
-    new = volume_io.load_npz(osp.join(root, volume_io.TEST_VOLUME_DIR, 'case0002.npz'))
+    assert data_root.read_meta(root)['generator']['params']['seed'] == 2
+    new = npz.load_npz(osp.join(root, data_root.TEST_VOLUME_DIR, 'case0002.npz'))
     assert not np.array_equal(old['image'], new['image'])
     # fewer cases: the fresh data root holds no stale files from the previous one
     ensure_synthetic_abdomen(root, seed=2, **dict(SMALL, num_train_cases=1))
-    stems = {f[:-4] for f in os.listdir(osp.join(root, volume_io.TRAIN_SLICE_DIR))}
-    assert stems == set(volume_io.read_split(root, 'train')) and len(stems) == 12
-    assert volume_io.read_split(root, 'test') == ['case0001']
+    stems = {f[:-4] for f in os.listdir(osp.join(root, data_root.TRAIN_SLICE_DIR))}
+    assert stems == set(data_root.read_split(root, 'train')) and len(stems) == 12
+    assert data_root.read_split(root, 'test') == ['case0001']
     assert not [e for e in os.listdir(tmp_path) if e.startswith('.abd.tmp-')]
 
 
@@ -154,7 +154,7 @@ def test_interrupted_generation_leaves_no_data_root(tmp_path, monkeypatch):
     assert not [e for e in os.listdir(tmp_path) if '.tmp-' in e or '.old-' in e]
     monkeypatch.undo()
     ensure_synthetic_abdomen(root, seed=1, **SMALL)  # and the next call succeeds
-    assert osp.isfile(osp.join(root, volume_io.META_FILE))
+    assert osp.isfile(osp.join(root, data_root.META_FILE))
 
 
 def test_interrupted_regeneration_keeps_previous_data_root(tmp_path, monkeypatch):
@@ -165,7 +165,7 @@ def test_interrupted_regeneration_keeps_previous_data_root(tmp_path, monkeypatch
     with pytest.raises(RuntimeError, match='simulated crash'):
         ensure_synthetic_abdomen(root, seed=2, **SMALL)
     assert _mtimes(root) == before
-    assert volume_io.read_meta(root)['generator']['params']['seed'] == 1
+    assert data_root.read_meta(root)['generator']['params']['seed'] == 1
 
 
 def test_interrupted_direct_generation_writes_no_meta(tmp_path, monkeypatch):
@@ -174,7 +174,7 @@ def test_interrupted_direct_generation_writes_no_meta(tmp_path, monkeypatch):
     _interrupt(monkeypatch)
     with pytest.raises(RuntimeError, match='simulated crash'):
         generate_synthetic_abdomen(root, seed=2, **SMALL)
-    assert not osp.exists(osp.join(root, volume_io.META_FILE))  # the stale one is gone too
+    assert not osp.exists(osp.join(root, data_root.META_FILE))  # the stale one is gone too
 
 
 def test_ensure_refuses_to_replace_foreign_directory(tmp_path):
@@ -210,25 +210,25 @@ def test_train_volumes_adds_volumes_and_changes_nothing_else(tmp_path):
     # the default data (and its recorded parameters) are those of the generator before the flag
     assert meta_plain['generator']['params'] == TINY
     assert meta_vols['generator']['params'] == dict(TINY, train_volumes=True)
-    assert not osp.exists(osp.join(plain, volume_io.TRAIN_VOLUME_DIR))
-    for sub in (volume_io.TRAIN_SLICE_DIR, volume_io.TEST_VOLUME_DIR):
+    assert not osp.exists(osp.join(plain, data_root.TRAIN_VOLUME_DIR))
+    for sub in (data_root.TRAIN_SLICE_DIR, data_root.TEST_VOLUME_DIR):
         names = sorted(os.listdir(osp.join(plain, sub)))
         assert names == sorted(os.listdir(osp.join(vols, sub)))
         for name in names:
             assert _npz_members(osp.join(plain, sub, name)) == \
                 _npz_members(osp.join(vols, sub, name)), name
     for split in ('train', 'test'):
-        assert volume_io.read_split(plain, split) == volume_io.read_split(vols, split)
+        assert data_root.read_split(plain, split) == data_root.read_split(vols, split)
     extra = {k for k, v in meta_vols.items() if k not in meta_plain or meta_plain[k] != v}
     assert extra == {'generator', 'intensity', 'target_spacing', 'ct_foreground'}
     assert meta_vols['intensity'] == 'unit' and meta_vols['target_spacing'] is None
     # the training volumes are the stacked training slices
-    assert volume_io.read_split(vols, 'train_volumes') == ['case0000', 'case0001']
+    assert data_root.read_split(vols, 'train_volumes') == ['case0000', 'case0001']
     foreground = []
     for case in ('case0000', 'case0001'):
-        vol = volume_io.load_npz(osp.join(vols, volume_io.TRAIN_VOLUME_DIR, f'{case}.npz'),
+        vol = npz.load_npz(osp.join(vols, data_root.TRAIN_VOLUME_DIR, f'{case}.npz'),
                                  keys=('image', 'label', 'spacing'))
-        slices = [volume_io.load_npz(osp.join(plain, volume_io.TRAIN_SLICE_DIR,
+        slices = [npz.load_npz(osp.join(plain, data_root.TRAIN_SLICE_DIR,
                                               f'{case}_slice{k:03d}.npz')) for k in range(8)]
         np.testing.assert_array_equal(vol['image'], np.stack([s['image'] for s in slices]))
         np.testing.assert_array_equal(vol['label'], np.stack([s['label'] for s in slices]))
@@ -245,10 +245,10 @@ def test_train_volumes_adds_volumes_and_changes_nothing_else(tmp_path):
 def test_ensure_with_train_volumes_regenerates_once_and_serves_2d_too(tmp_path, monkeypatch):
     root = str(tmp_path / 'abd')
     ensure_synthetic_abdomen(root, **TINY)
-    assert not osp.exists(osp.join(root, volume_io.TRAIN_VOLUME_DIR))
+    assert not osp.exists(osp.join(root, data_root.TRAIN_VOLUME_DIR))
     meta = ensure_synthetic_abdomen(root, train_volumes=True, **TINY)  # params differ
     assert meta['generator']['params']['train_volumes'] is True
-    assert osp.isdir(osp.join(root, volume_io.TRAIN_VOLUME_DIR))
+    assert osp.isdir(osp.join(root, data_root.TRAIN_VOLUME_DIR))
     before = _mtimes(root)
 
     def fail(*args, **kwargs):

@@ -1,9 +1,10 @@
-"""tools/dataset_converters/{acdc,amos}.py and the volumetric helpers of converter_utils.
+"""tools/dataset_converters/{acdc,amos}.py and the volumetric helpers of mmsam.datasets.converters.
 
 Tiny fake NIfTI trees in the real release layouts. Expected values are stated by hand (the
 official split lists, nnU-Net's rules worked on small numbers, sklearn KFold's permutation for
 seed 12345) or computed with plain numpy from the source arrays.
 """
+import importlib
 import json
 import warnings
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from mmsam.datasets import converter_utils as cu
+from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters import nnunet_preprocessing as nnunet
 
 
@@ -25,6 +26,11 @@ AMOS_XYZ = (8, 7, 3)
 
 
 def _load(name):
+    return importlib.import_module(f'mmsam.datasets.converters.{name}')
+
+
+def _cli(name):
+    """tools/dataset_converters/<name>.py, the command line (tools/ is not a package)."""
     return load_script(f'tools/dataset_converters/{name}.py')
 
 
@@ -101,7 +107,7 @@ def _no_output(dst):
 
 
 # ---------------------------------------------------------------------------------------------
-# converter_utils: nnU-Net's rules
+# converters.nnunet_preprocessing: nnU-Net's rules
 
 
 def test_target_spacing_median_and_tenth_percentile():
@@ -193,7 +199,7 @@ def test_foreground_stats_by_hand():
     sub = nnunet.sample_foreground(big, np.ones(big.shape), max_voxels=10)
     assert sub.size == 10 and len(set(sub)) == 10 and set(sub) <= set(big.ravel())
     np.testing.assert_array_equal(sub, nnunet.sample_foreground(big, np.ones(big.shape), 10))
-    with pytest.raises(cu.ConversionError, match='no labelled voxels'):
+    with pytest.raises(ConversionError, match='no labelled voxels'):
         nnunet.foreground_stats([np.zeros(0)])
 
 
@@ -201,7 +207,7 @@ def test_parse_target_spacing():
     assert nnunet.parse_target_spacing('none') is None and nnunet.parse_target_spacing(None) is None
     assert nnunet.parse_target_spacing('auto') == 'auto'
     assert nnunet.parse_target_spacing('3,0.8,0.7') == (3.0, 0.8, 0.7)
-    with pytest.raises(cu.ConversionError, match="'3,0'.*z,y,x"):
+    with pytest.raises(ConversionError, match="'3,0'.*z,y,x"):
         nnunet.parse_target_spacing('3,0')
 
 
@@ -320,9 +326,9 @@ def test_acdc_info_cfg_frames(tmp_path, acdc):
 
 def test_acdc_cli_error_status(tmp_path, acdc, capsys):
     (tmp_path / 'src').mkdir()
-    assert acdc.main([str(tmp_path / 'src'), str(tmp_path / 'out')]) == 1
+    assert _cli('acdc').main([str(tmp_path / 'src'), str(tmp_path / 'out')]) == 1
     assert 'holds no patientXXX folder' in capsys.readouterr().err
-    assert acdc.main([str(tmp_path / 'src'), str(tmp_path / 'out'),
+    assert _cli('acdc').main([str(tmp_path / 'src'), str(tmp_path / 'out'),
                       '--target-spacing', 'x']) == 1
 
 

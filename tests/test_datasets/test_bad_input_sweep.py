@@ -12,6 +12,7 @@ through a real data loader: the error names the file.
 Each source is the smallest valid one for its converter (checked by the ``valid`` rows: the
 conversion succeeds), then the row's fault is applied to it.
 """
+import importlib
 import json
 import pickle
 import re
@@ -22,18 +23,17 @@ import h5py
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import load_script
 
-from mmsam.datasets.converter_utils import ConversionError
+from mmsam.datasets.converters.errors import ConversionError
 
 RNG = np.random.default_rng(0)
 _CONVERTERS = {}
 
 
 def converter(name):
-    """tools/dataset_converters/<name>.py as a module (tools/ is not a package)."""
+    """The library module of tools/dataset_converters/<name>.py."""
     if name not in _CONVERTERS:
-        _CONVERTERS[name] = load_script(f'tools/dataset_converters/{name}.py')
+        _CONVERTERS[name] = importlib.import_module(f'mmsam.datasets.converters.{name}')
     return _CONVERTERS[name]
 
 

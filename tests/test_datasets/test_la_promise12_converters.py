@@ -1,4 +1,5 @@
 """LA and PROMISE12 converters: tiny sources in the real layouts, converted and read back."""
+import importlib
 import json
 import os
 import subprocess
@@ -25,7 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_converter(name):
-    """tools/dataset_converters/<name>.py as a module (tools/ is not a package)."""
+    """The library module of tools/dataset_converters/<name>.py."""
+    return importlib.import_module(f'mmsam.datasets.converters.{name}')
+
+
+def load_cli(name):
+    """tools/dataset_converters/<name>.py, the command line (tools/ is not a package)."""
     return load_script(f'tools/dataset_converters/{name}.py')
 
 
@@ -256,7 +262,7 @@ def test_la_bad_source_names_the_file_and_writes_nothing(tmp_path, damage, capsy
         la.convert_la(str(src), str(dst))
     assert str(bad) in str(info.value)
     assert_nothing_written(dst)
-    assert la.main([str(src), str(dst)]) == 1
+    assert load_cli('la').main([str(src), str(dst)]) == 1
     assert str(bad) in capsys.readouterr().err
     assert_nothing_written(dst)
 
@@ -433,7 +439,7 @@ def test_promise12_bad_source_names_the_file_and_writes_nothing(tmp_path, damage
     assert str(bad) in str(info.value)
     assert_nothing_written(dst)
     (tmp_path / 'test.txt').write_text('Case04\nCase05\n')
-    assert promise12.main([str(src), str(dst), '--test-list', str(tmp_path / 'test.txt')]) == 1
+    assert load_cli('promise12').main([str(src), str(dst), '--test-list', str(tmp_path / 'test.txt')]) == 1
     assert str(bad) in capsys.readouterr().err
     assert_nothing_written(dst)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from mmsam.datasets import lidc_dicom as ld
+from mmsam.datasets.converters import lidc_dicom as ld
 from mmsam.datasets.multi_annotator_dataset import LIDCDataset
 
 pydicom = pytest.importorskip('pydicom')

@@ -1,4 +1,5 @@
 """LIDC and QUBIQ kidney converters: tiny sources in the real layouts, converted and read back."""
+import importlib
 import json
 import pickle
 import subprocess
@@ -17,7 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def load_converter(name):
-    """tools/dataset_converters/<name>.py as a module (tools/ is not a package)."""
+    """The library module of tools/dataset_converters/<name>.py."""
+    return importlib.import_module(f'mmsam.datasets.converters.{name}')
+
+
+def load_cli(name):
+    """tools/dataset_converters/<name>.py, the command line (tools/ is not a package)."""
     return load_script(f'tools/dataset_converters/{name}.py')
 
 
@@ -143,8 +149,8 @@ def test_lidc_official_split_is_contiguous_blocks_in_pickle_order(tmp_path):
     with pytest.raises(ValueError, match='--split official'):
         LIDCDataset(data_root=str(tmp_path / 'series'), split='test',
                     split_protocol='official', pipeline=[])
-    assert lidc.parse_args([str(src), 'out', '--split', 'official']).split == 'official'
-    assert lidc.parse_args([str(src), 'out']).split == 'by-series'
+    assert load_cli('lidc').parse_args([str(src), 'out', '--split', 'official']).split == 'official'
+    assert load_cli('lidc').parse_args([str(src), 'out']).split == 'by-series'
     with pytest.raises(lidc.LIDCConversionError, match='10 or more'):
         lidc.split_official(9)
 

@@ -2,6 +2,7 @@
 
 Expected arrays are computed with plain numpy from the arrays written into the NIfTI files.
 """
+import importlib
 import json
 import re
 import subprocess
@@ -11,10 +12,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import load_script
 
 from mmsam.datasets import VolumeSliceDataset
-from mmsam.datasets.volume_io import load_npz, read_split
+from mmsam.datasets.io.data_root import read_split
+from mmsam.datasets.io.npz import load_npz
 
 REPO = Path(__file__).resolve().parents[2]
 XYZ = (10, 8, 3)  # stored (x, y, z): converted volumes are (3, 8, 10)
@@ -23,7 +24,7 @@ ZOOMS = (0.8, 0.7, 2.5)  # (x, y, z) mm
 
 @pytest.fixture(scope='module')
 def conv():
-    return load_script('tools/dataset_converters/nifti_folder.py')
+    return importlib.import_module('mmsam.datasets.converters.nifti_folder')
 
 
 def save_nii(path, array, zooms=ZOOMS):
@@ -209,7 +210,7 @@ def test_pair_mismatch_says_what_differs_and_what_to_do(conv, tmp_path, problem,
 
 def test_release_converters_keep_their_advice():
     """The official-release converters' messages still say to re-extract the release."""
-    from mmsam.datasets.pair_mismatch import affine_mismatch_message, shape_mismatch_message
+    from mmsam.datasets.converters.pair_mismatch import affine_mismatch_message, shape_mismatch_message
     shifted = np.eye(4)
     shifted[0, 3] = 5.0
     text = affine_mismatch_message('img.nii.gz', 'lbl.nii.gz', np.eye(4), shifted, False)

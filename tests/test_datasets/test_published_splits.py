@@ -1,4 +1,5 @@
 """H-SAM's published split lists ship with the converters and are their command-line defaults."""
+import importlib
 from pathlib import Path
 
 import h5py
@@ -6,11 +7,16 @@ import numpy as np
 import pytest
 from conftest import load_script
 
-from mmsam.datasets.slice_selection import (HSAM_LA_4, HSAM_PROMISE12_3, HSAM_PROMISE12_TEST,
-                                            HSAM_SYNAPSE_10PCT, read_slice_list)
+from mmsam.datasets.splits import (
+    HSAM_LA_4, HSAM_PROMISE12_3, HSAM_PROMISE12_TEST, HSAM_SYNAPSE_10PCT)
+from mmsam.datasets.converters.slice_lists import read_slice_list
 
 
 def _module(name):
+    return importlib.import_module(f'mmsam.datasets.converters.{name}')
+
+
+def _cli(name):
     return load_script(f'tools/dataset_converters/{name}.py')
 
 
@@ -58,11 +64,11 @@ def test_synapse_cli_defaults_to_the_published_10pct_list(tmp_path, synapse):
         with h5py.File(src / 'test_vol_h5' / f'{case}.npy.h5', 'w') as f:
             f['image'] = np.zeros((2, 8, 8), np.float32)
             f['label'] = np.zeros((2, 8, 8), np.float32)
-    assert synapse.main([str(src), str(tmp_path / 'out')]) == 0
+    assert _cli('synapse').main([str(src), str(tmp_path / 'out')]) == 0
     split = (tmp_path / 'out' / 'splits' / 'train_10pct.txt').read_text().split()
     assert split == names
     # a seed asks for the seeded draw instead
-    assert synapse.main([str(src), str(tmp_path / 'drawn'), '--seed', '0']) == 0
+    assert _cli('synapse').main([str(src), str(tmp_path / 'drawn'), '--seed', '0']) == 0
     drawn = (tmp_path / 'drawn' / 'splits' / 'train_10pct.txt').read_text().split()
     assert len(drawn) == round(0.1 * len(list((src / 'train_npz').iterdir())))
     assert drawn != names

@@ -3,6 +3,7 @@
 Expected values are stated here by hand (label map, HU window, TransUNet split), not taken from
 the module under test.
 """
+import importlib
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ ZOOMS = (0.7, 0.8, 3.0)
 
 @pytest.fixture(scope='module')
 def conv():
-    return load_script('tools/dataset_converters/synapse.py')
+    return importlib.import_module('mmsam.datasets.converters.synapse')
 
 
 def _pipeline():
@@ -335,7 +336,7 @@ def test_cli(tmp_path, conv, capsys):
 
     bad = tmp_path / 'bad.txt'
     bad.write_text('case0007_slice042\n')
-    status = conv.main([str(src), str(tmp_path / 'out2'), '--few-shot-list', str(bad)])
+    status = load_script('tools/dataset_converters/synapse.py').main([str(src), str(tmp_path / 'out2'), '--few-shot-list', str(bad)])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith('error: ')]
     assert status == 1 and len(errors) == 1 and 'case0007_slice042' in errors[0]
@@ -360,7 +361,7 @@ def test_btcv_default_has_no_volumetric_extras(btcv):
 
 def test_btcv_train_volumes_in_hu_with_foreground_stats(tmp_path, conv):
     cases = write_btcv(tmp_path / 'src')
-    status = conv.main([str(tmp_path / 'src'), str(tmp_path / 'out'), '--format', 'btcv',
+    status = load_script('tools/dataset_converters/synapse.py').main([str(tmp_path / 'src'), str(tmp_path / 'out'), '--format', 'btcv',
                         '--train-volumes', '--intensity', 'hu'])
     assert status == 0
     out = tmp_path / 'out'

@@ -14,7 +14,7 @@ from mmsam.datasets.transforms import (LoadVolume, NormalizeIntensity3D, PackVol
                                        RandomGaussianBlur3D, RandomGaussianNoise3D,
                                        RandomLowResolution3D, RandomMirror3D, RandomPatchCrop3D,
                                        RandomSpatial3D)
-from mmsam.datasets.volume_io import save_volume
+from mmsam.datasets.io.npz import save_volume
 from mmsam.utils.io import atomic_savez
 
 CT = dict(mean=40., std=20., percentile_00_5=-100., percentile_99_5=200.)

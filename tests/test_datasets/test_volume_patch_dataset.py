@@ -4,7 +4,8 @@ import pytest
 
 from mmsam.datasets import (ACDCVolumeDataset, AMOSVolumeDataset, SynapseVolumeDataset,
                             SyntheticAbdomenVolumeDataset, VolumePatchDataset)
-from mmsam.datasets.volume_io import read_split, save_volume, write_meta, write_split
+from mmsam.datasets.io.data_root import read_split, write_meta, write_split
+from mmsam.datasets.io.npz import save_volume
 from mmsam.registry import DATASETS
 
 CLASSES = ('background', 'organ_a', 'organ_b')

@@ -3,7 +3,8 @@ import pytest
 
 from mmsam.datasets import VolumeSliceDataset
 from mmsam.datasets.transforms import LoadNpzSlice
-from mmsam.datasets.volume_io import (save_slice, save_volume, write_meta, write_split)
+from mmsam.datasets.io.data_root import write_meta, write_split
+from mmsam.datasets.io.npz import save_slice, save_volume
 
 CLASSES = ('background', 'organ_a', 'organ_b')
 

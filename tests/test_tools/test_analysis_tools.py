@@ -30,7 +30,8 @@ def test_count_params_groups_encoder_adapter_and_decoder_stages(capsys):
 
 
 def test_class_frequencies_counts_label_pixels(tmp_path):
-    from mmsam.datasets.volume_io import save_slice, write_meta, write_split
+    from mmsam.datasets.io.data_root import write_meta, write_split
+    from mmsam.datasets.io.npz import save_slice
     label = np.zeros((4, 4), np.uint8)
     label[0, :3] = 1
     label[1, 0] = 2

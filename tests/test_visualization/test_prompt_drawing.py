@@ -9,7 +9,7 @@ from mmseg.structures import SegDataSample
 
 from mmsam.apis.scan_inference import ScanPrediction
 from mmsam.apis.scan_outputs import write_scan_outputs
-from mmsam.datasets.medical_image_io import ScanGeometry
+from mmsam.datasets.io.scan import ScanGeometry
 from mmsam.visualization import slice_overlay
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
 from mmsam.visualization.prompt_drawing import BOX_COLOR, POINT_COLORS, draw_prompts

@@ -27,8 +27,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..converters.nnunet_preprocessing import foreground_stats
-from ..volume_io import (META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR,
-                         save_slice, save_volume, slice_stem, write_meta, write_split)
+from ..io.data_root import (
+    META_FILE, TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR, slice_stem, write_meta,
+    write_split)
+from ..io.npz import save_slice, save_volume
 from .generated_root import ensure_generated, read_meta_or_none, written_by
 
 CLASSES = ('background', 'spleen', 'right_kidney', 'left_kidney', 'gallbladder', 'liver',
@@ -474,7 +476,7 @@ def _case_rngs(seed, n):
 
 def generate_synthetic_abdomen(data_root, num_train_cases=8, num_test_cases=4, size=128, depth=32,
                                seed=0, train_volumes=False):
-    """Write a SyntheticAbdomen data root in mmsam's on-disk format (see ``volume_io``).
+    """Write a SyntheticAbdomen data root in mmsam's on-disk format (see :mod:`mmsam.datasets.io.data_root`).
 
     Training cases (``case0000`` ...) are written as 2D slices, test cases (numbered after
     them) as volumes with their spacing. With ``train_volumes`` the training cases are also

@@ -6,7 +6,7 @@ import os.path as osp
 import shutil
 
 from mmsam.utils.io import staged_output
-from ..volume_io import META_FILE
+from ..io.data_root import META_FILE
 
 try:
     import fcntl

@@ -31,7 +31,7 @@ import os.path as osp
 import numpy as np
 from scipy import ndimage
 
-from ..volume_io import META_FILE, write_meta, write_split
+from ..io.data_root import META_FILE, write_meta, write_split
 from ...utils.io import atomic_savez
 from .generated_root import ensure_generated
 

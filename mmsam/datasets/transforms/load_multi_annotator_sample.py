@@ -5,7 +5,7 @@ from mmcv.transforms import BaseTransform
 
 from mmsam.registry import TRANSFORMS
 
-from ..volume_io import load_npz
+from ..io.npz import load_npz
 
 
 @TRANSFORMS.register_module()

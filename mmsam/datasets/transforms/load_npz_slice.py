@@ -3,7 +3,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmsam.registry import TRANSFORMS
-from ..volume_io import load_npz
+from ..io.npz import load_npz
 
 
 @TRANSFORMS.register_module()

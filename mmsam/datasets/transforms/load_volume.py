@@ -5,7 +5,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmsam.registry import TRANSFORMS
-from ..volume_io import load_npz
+from ..io.npz import load_npz
 
 
 def _npz_keys(path):
@@ -17,7 +17,7 @@ def _npz_keys(path):
 class LoadVolume(BaseTransform):
     """Load a (D, H, W) volume, its label map and spacing from ``results['img_path']``.
 
-    The file holds ``image``, ``label`` and ``spacing`` (see :mod:`mmsam.datasets.volume_io`)
+    The file holds ``image``, ``label`` and ``spacing`` (see :mod:`mmsam.datasets.io.data_root`)
     and, for resampled test volumes, ``native_label``, ``native_spacing`` and ``native_shape``.
 
     Required keys: ``img_path``; optional ``num_classes`` (label values are checked against it).

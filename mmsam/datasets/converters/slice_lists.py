@@ -1,28 +1,26 @@
-"""Training-slice lists for converters: published lists (e.g. H-SAM's) as split files."""
+"""Training-slice lists for converters: a user's list or a published one (e.g. H-SAM's).
+
+:func:`read_slice_list` is the one reader of slice lists: one ``<case>_slice<NNN>`` a line
+(a folder and an ``.npz``/``.npy`` suffix are dropped), blank lines and ``#`` comments skipped;
+a line that is not a slice name, or a slice listed twice, is an error.
+"""
 import os.path as osp
 import warnings
+from typing import Dict, List, Optional, Set, Tuple
 
-from .converter_utils import ConversionError, read_name_list
-
-# Lists published with the official H-SAM code (github.com/Cccccczh404/H-SAM, lists/), copied
-# as data under tools/dataset_converters/splits/hsam/ (see the README there).
-HSAM_SPLITS_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                           'tools', 'dataset_converters', 'splits', 'hsam')
-HSAM_SYNAPSE_10PCT = osp.join(HSAM_SPLITS_DIR, 'synapse_train_220.txt')
-HSAM_LA_4 = osp.join(HSAM_SPLITS_DIR, 'la_4_train.txt')
-HSAM_PROMISE12_3 = osp.join(HSAM_SPLITS_DIR, 'promise12_3_train.txt')
-HSAM_PROMISE12_TEST = osp.join(HSAM_SPLITS_DIR, 'promise12_test_vol.txt')
+from .errors import ConversionError
+from .name_lists import read_name_list
 
 
-def slice_case(name):
-    """The case of a slice name ``<case>_sliceNNN``: str."""
+def slice_case(name: str) -> str:
+    """The case of a slice name ``<case>_sliceNNN``; ValueError for other names."""
     case, sep, index = name.rpartition('_slice')
     if not sep or not case or not index.isdigit():
         raise ValueError(name)
     return case
 
 
-def read_slice_list(path, error=ConversionError):
+def read_slice_list(path: str, error: type = ConversionError) -> Tuple[List[str], List[str]]:
     """Read a slice list (one ``<case>_sliceNNN`` a line, ``.npz``/``.npy`` suffixes dropped).
 
     Args:
@@ -48,7 +46,8 @@ def read_slice_list(path, error=ConversionError):
     return names, list(dict.fromkeys(slice_case(n) for n in names))
 
 
-def select_slices(path, written, foreground, error=ConversionError):
+def select_slices(path: str, written: Dict[str, List[str]], foreground: Set[str],
+                  error: type = ConversionError) -> List[str]:
     """Check a slice list against the slices a converter wrote and return it.
 
     Every listed slice must have been written. A listed slice without foreground, or a
@@ -85,8 +84,11 @@ def select_slices(path, written, foreground, error=ConversionError):
     return names
 
 
-def labelled_cases_from_list(src, train_slices, published, train_cases, labelled, labelled_list,
-                             default_labelled, error=ConversionError):
+def labelled_cases_from_list(src: str, train_slices: Optional[str], published: str,
+                             train_cases: List[str], labelled: Optional[int],
+                             labelled_list: Optional[str], default_labelled: int,
+                             error: type = ConversionError
+                             ) -> Tuple[Optional[str], Optional[List[str]]]:
     """The labelled cases a slice list names, with ``'hsam'`` resolved to ``published``.
 
     Args:
