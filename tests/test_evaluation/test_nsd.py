@@ -178,3 +178,111 @@ def test_cell_tables_equal_surface_distance_lookup_tables(spacing):
     reordered = np.array([theirs[_reverse_bits(code, width)] for code in range(len(ours))])
     np.testing.assert_allclose(ours, reordered, rtol=0, atol=1e-12)
     assert np.count_nonzero(ours) == len(ours) - 2  # only all-out / all-in cells have none
+
+
+# NSD in VolumeDiceHD95Metric: slices (the 2D path, stacked per case) and whole volumes.
+CLASSES = ('background', 'liver', 'kidney')
+SPACINGS = {'case_a': (3.0, 0.8, 0.8), 'case_b': (1.5, 1.2, 1.0)}
+
+
+@pytest.fixture
+def label_volumes():
+    """case_id -> (pred, gt) uint8 (D, H, W); case_b has no kidney in gt but predicts some."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for case_id, depth in (('case_a', 5), ('case_b', 4)):
+        gt = np.zeros((depth, 16, 16), np.uint8)
+        gt[:, 2:9, 3:11] = 1
+        if case_id == 'case_a':
+            gt[1:4, 10:14, 9:15] = 2
+        pred = np.roll(gt, 1, axis=2)
+        flip = rng.random(gt.shape) < 0.05
+        pred[flip] = rng.integers(0, 3, flip.sum())
+        out[case_id] = pred, gt
+    return out
+
+
+def slice_samples(label_volumes):
+    import torch
+    return [dict(pred_sem_seg=dict(data=torch.from_numpy(pred[z][None]).long()),
+                 gt_sem_seg=dict(data=torch.from_numpy(gt[z][None]).long()),
+                 case_id=case_id, slice_index=z, num_slices=len(gt),
+                 spacing=list(SPACINGS[case_id]))
+            for case_id, (pred, gt) in label_volumes.items() for z in range(len(gt))]
+
+
+def volume_samples(label_volumes):
+    import torch
+    return [dict(pred_sem_seg=dict(data=torch.from_numpy(pred).long()),
+                 gt_sem_seg=dict(data=torch.from_numpy(gt).long()),
+                 case_id=case_id, is_volume=True, spacing=list(SPACINGS[case_id]))
+            for case_id, (pred, gt) in label_volumes.items()]
+
+
+def evaluate(samples, **kwargs):
+    from mmsam.registry import METRICS
+    metric = METRICS.build(dict(type='VolumeDiceHD95Metric', **kwargs))
+    metric.dataset_meta = dict(classes=CLASSES)
+    metric.process({}, samples)
+    return metric.evaluate(len(samples))
+
+
+@pytest.mark.parametrize('make_samples', [slice_samples, volume_samples])
+@pytest.mark.parametrize('convention', ['transunet', 'nnunet'])
+def test_metric_nsd_per_class_and_dice_hd95_unchanged(reference, label_volumes, make_samples,
+                                                      convention):
+    samples = make_samples(label_volumes)
+    plain = evaluate(samples, use_spacing=True, convention=convention)
+    tolerances = [1.0, 2.5]
+    with_nsd = evaluate(samples, use_spacing=True, convention=convention,
+                        nsd_tolerance=tolerances)
+    assert 'mNSD' not in plain
+    assert {k: with_nsd[k] for k in plain} == plain  # Dice / HD95 exactly as without NSD
+    assert set(with_nsd) - set(plain) == {'mNSD', 'NSD.liver', 'NSD.kidney'}
+    per_case = {name: [] for name in CLASSES[1:]}
+    for case_id, (pred, gt) in label_volumes.items():
+        for c, name in enumerate(CLASSES[1:], start=1):
+            p, g = pred == c, gt == c
+            if g.any() and p.any():
+                per_case[name].append(reference(p, g, SPACINGS[case_id], tolerances[c - 1]))
+            elif g.any() or p.any():
+                per_case[name].append(0.0)  # case_b kidney: predicted, absent from gt
+    for name, values in per_case.items():
+        assert with_nsd[f'NSD.{name}'] == pytest.approx(100 * np.mean(values), abs=1e-6), name
+    assert with_nsd['mNSD'] == pytest.approx((with_nsd['NSD.liver'] + with_nsd['NSD.kidney']) / 2)
+    assert 0 < with_nsd['NSD.liver'] < 100
+
+
+def test_metric_nsd_both_empty_by_convention(label_volumes):
+    """A class absent from both pred and gt of a case: 100 under 'transunet', left out under
+    'nnunet'."""
+    samples = volume_samples({'case_a': (label_volumes['case_a'][1],) * 2,
+                              'case_b': (np.ones((3, 8, 8), np.uint8),) * 2})
+    transunet = evaluate(samples, use_spacing=True, nsd_tolerance=0.0)
+    nnunet = evaluate(samples, use_spacing=True, convention='nnunet', nsd_tolerance=0.0)
+    assert transunet['NSD.kidney'] == 100.0 and nnunet['NSD.kidney'] == 100.0
+    assert transunet['NSD.liver'] == nnunet['NSD.liver'] == 100.0
+    samples = volume_samples({'case_b': (np.ones((3, 8, 8), np.uint8),) * 2})
+    assert math.isnan(evaluate(samples, use_spacing=True, convention='nnunet',
+                               nsd_tolerance=1.0)['NSD.kidney'])
+    assert evaluate(samples, use_spacing=True, nsd_tolerance=1.0)['NSD.kidney'] == 100.0
+
+
+def test_metric_nsd_in_csv_and_table(label_volumes, tmp_path, capsys):
+    import csv
+    path = tmp_path / 'cases.csv'
+    result = evaluate(volume_samples(label_volumes), use_spacing=True, nsd_tolerance=2.0,
+                      output_file=str(path))
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ['case_id', 'class', 'dice_percent', 'hd95', 'nsd_percent',
+                             'hd95_unit']
+    liver = [float(r['nsd_percent']) for r in rows if r['class'] == 'liver']
+    assert np.mean(liver) == pytest.approx(result['NSD.liver'], abs=1e-3)
+
+
+def test_metric_rejects_bad_tolerance(label_volumes):
+    with pytest.raises(ValueError, match='tolerance'):
+        evaluate(volume_samples(label_volumes), nsd_tolerance=-1.0)
+    with pytest.raises(ValueError, match='one per foreground class'):
+        evaluate(volume_samples(label_volumes), nsd_tolerance=[1.0, 2.0, 3.0])

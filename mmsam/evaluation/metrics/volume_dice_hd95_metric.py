@@ -12,7 +12,7 @@ from prettytable import PrettyTable
 
 from mmsam.registry import METRICS
 from mmsam.utils.io import atomic_savez, atomic_write_text
-from ..functional import CONVENTIONS, per_class_dice_hd95
+from ..functional import CONVENTIONS, class_tolerances, per_class_dice_hd95, per_class_nsd
 
 
 def _nanmean(values, axis=None):
@@ -76,6 +76,13 @@ class VolumeDiceHD95Metric(BaseMetric):
             (case_id, class, dice_percent, hd95, then ``dice_percent.<convention>`` for each
             extra convention, then ``hd95_unit``: mm or voxels), written atomically. NaN is
             written as ``nan``.
+        nsd_tolerance (float | list[float] | None): if set, the normalised surface Dice
+            (:func:`mmsam.evaluation.functional.nsd`, DeepMind's definition) at this
+            tolerance, one number or one per foreground class, in the unit HD95 is measured
+            in (mm with spacing, else voxels), returned in percent as ``mNSD`` and
+            ``NSD.<class>``. Empty masks: one empty scores 0; both empty score 100 under
+            'transunet' and NaN (left out, as Dice) under 'nnunet'. None (default) adds
+            nothing, so the Dice/HD95 keys, table and CSV are as without it.
         output_dir (str | None): if set, each case's predicted volume is saved as
             ``<output_dir>/<case_id>.npz`` with ``pred`` (D, H, W) uint8 class ids
             (``tools/test.py --out DIR`` sets it).
@@ -85,7 +92,7 @@ class VolumeDiceHD95Metric(BaseMetric):
 
     def __init__(self, use_spacing='auto', convention='transunet', hd95=True,
                  also_log_convention=None, collect_device='cpu', prefix=None, output_file=None,
-                 output_dir=None):
+                 output_dir=None, nsd_tolerance=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
         extra = also_log_convention or []
         extra = [extra] if isinstance(extra, str) else list(extra)
@@ -104,6 +111,9 @@ class VolumeDiceHD95Metric(BaseMetric):
         self.extra_conventions = [c for c in dict.fromkeys(extra) if c != convention]
         self.output_file = output_file
         self.output_dir = output_dir
+        if nsd_tolerance is not None:
+            class_tolerances(nsd_tolerance, len(np.atleast_1d(nsd_tolerance)))  # validate
+        self.nsd_tolerance = nsd_tolerance
 
     def process(self, data_batch, data_samples):
         """Store each slice's or volume's prediction and ground truth as uint8 with metainfo.
@@ -172,6 +182,10 @@ class VolumeDiceHD95Metric(BaseMetric):
                                          self.hd95)
             extra = [per_class_dice_hd95(pred, gt, num_classes, spacing, conv, False)[:, :1]
                      for conv in self.extra_conventions]
+            if self.nsd_tolerance is not None:
+                extra.append(per_class_nsd(
+                    pred, gt, num_classes, spacing, self.nsd_tolerance,
+                    both_empty=1.0 if self.convention == 'transunet' else np.nan)[:, None])
             scores = np.concatenate([scores] + extra, axis=1)
             scores[:, [0] + list(range(2, scores.shape[1]))] *= 100
             per_case[case_id] = scores
@@ -190,6 +204,9 @@ class VolumeDiceHD95Metric(BaseMetric):
             metrics[f'{conv}.mDice'] = float(mean[:, column].mean())
             metrics.update({f'{conv}.Dice.{name}': float(v)
                             for name, v in zip(classes, mean[:, column])})
+        if self.nsd_tolerance is not None:
+            metrics['mNSD'] = float(mean[:, -1].mean())
+            metrics.update({f'NSD.{name}': float(v) for name, v in zip(classes, mean[:, -1])})
         return metrics
 
     def _assemble_cases(self, results):
@@ -266,6 +283,7 @@ class VolumeDiceHD95Metric(BaseMetric):
         writer = csv.writer(buffer, lineterminator='\n')
         writer.writerow(['case_id', 'class', 'dice_percent', 'hd95']
                         + [f'dice_percent.{conv}' for conv in self.extra_conventions]
+                        + (['nsd_percent'] if self.nsd_tolerance is not None else [])
                         + ['hd95_unit'])
         for case_id, scores in per_case.items():
             for name, row in zip(classes, scores):
@@ -284,6 +302,9 @@ class VolumeDiceHD95Metric(BaseMetric):
         for column, conv in enumerate(self.extra_conventions, start=2):
             header.append(f'Dice (%) [{conv}]')
             columns.append(column)
+        if self.nsd_tolerance is not None:
+            header.append(f'NSD (%) @{self._tolerance_text()} {unit}')
+            columns.append(mean.shape[1] - 1)
         table = PrettyTable(header)
         for name, row, empty in zip(classes, mean, empty_pred):
             cells = [f'{row[c]:.2f}' for c in columns]
@@ -300,6 +321,10 @@ class VolumeDiceHD95Metric(BaseMetric):
             if self.unit_note:
                 text += '\n' + self.unit_note
         print_log(text, logger='current')
+
+    def _tolerance_text(self):
+        values = np.atleast_1d(self.nsd_tolerance)
+        return '/'.join(f'{v:g}' for v in values)
 
     def _hd95_note(self, num_empty):
         """The line under the table saying how empty masks enter the HD95 column."""
