@@ -1,4 +1,5 @@
 from .box_prompt_from_annotation import BoxPromptFromAnnotation
+from .click_simulator import ClickSimulator
 from .load_multi_annotator_sample import LoadMultiAnnotatorSample
 from .load_npz_slice import LoadNpzSlice
 from .load_volume import LoadVolume
@@ -20,7 +21,7 @@ from .random_rot90_flip import RandomRot90Flip
 from .random_rotate_scale import RandomRotateScale
 from .random_spatial_3d import RandomSpatial3D
 
-__all__ = ['BoxPromptFromAnnotation', 'LoadMultiAnnotatorSample', 'LoadNpzSlice',
+__all__ = ['BoxPromptFromAnnotation', 'ClickSimulator', 'LoadMultiAnnotatorSample', 'LoadNpzSlice',
            'PackMultiAnnotatorInputs', 'RandomCascade', 'RandomCropZoom',
            'RandomElasticDeformation', 'RandomRot90Flip', 'RandomRotateScale']
 # 3D (volume) transforms
