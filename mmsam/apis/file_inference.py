@@ -3,10 +3,13 @@ files and multi-annotator ``.npz`` samples, read, checked and packed for a model
 pictures drawn of their predictions. (Scans: :mod:`mmsam.apis.scan_inference`.)"""
 import json
 import os.path as osp
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 import torch
+import torch.nn as nn
+from mmengine.config import Config
 
 from mmsam.datasets.io.npz import load_npz, npz_array_shape
 from mmsam.registry import DATASETS, TRANSFORMS
@@ -22,7 +25,7 @@ from .scan_inference import inference_volume
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 
-def read_image(path):
+def read_image(path: str) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB (gray files come as 3 equal channels).
 
     Raises:
@@ -35,7 +38,7 @@ def read_image(path):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def unique_names(paths):
+def unique_names(paths: Sequence[str]) -> List[str]:
     """Output names: each file's basename without extension, numbered when repeated."""
     names, seen = [], {}
     for path in paths:
@@ -45,7 +48,7 @@ def unique_names(paths):
     return names
 
 
-def read_ct_statistics(meta_file):
+def read_ct_statistics(meta_file: str) -> dict:
     """The ``ct_foreground`` statistics of a training data ``meta.json``.
 
     Raises:
@@ -61,7 +64,8 @@ def read_ct_statistics(meta_file):
     return props
 
 
-def class_names_and_palette(model, cfg):
+def class_names_and_palette(model: nn.Module,
+                            cfg: Config) -> Tuple[List[str], Optional[list]]:
     """Class names (index 0 background) and colours: the checkpoint's, the training data's
     ``meta.json``, or the test dataset class's."""
     for meta in (getattr(model, 'dataset_meta', None) or {}, training_data_meta(cfg)):
@@ -76,7 +80,8 @@ def class_names_and_palette(model, cfg):
 
 
 # Multi-hypothesis models: a box-prompted sample or image -> one grid picture ---------------
-def prepare_npz(path, steps, box=None):
+def prepare_npz(path: str, steps: list,
+                box: Optional[np.ndarray] = None) -> Tuple[dict, np.ndarray]:
     """A multi-annotator ``.npz`` sample through the config's whole test pipeline.
 
     Args:
@@ -100,7 +105,7 @@ def prepare_npz(path, steps, box=None):
     return results, loaded
 
 
-def prepare_image(path, steps, box):
+def prepare_image(path: str, steps: list, box: np.ndarray) -> Tuple[dict, np.ndarray]:
     """An image file with its box, packed as the test pipeline does after loading.
 
     Args:
@@ -119,7 +124,8 @@ def prepare_image(path, steps, box):
     return pack_slice(steps, image.astype(np.float32), box, where=path), image
 
 
-def hypothesis_inputs(cfg, paths, box=None):
+def hypothesis_inputs(cfg: Config, paths: List[str],
+                      box: Optional[Sequence[float]] = None) -> List[Tuple[dict, np.ndarray]]:
     """Read and pack every multi-hypothesis input before a model is built.
 
     Args:
@@ -152,7 +158,7 @@ def hypothesis_inputs(cfg, paths, box=None):
     return inputs
 
 
-def hypothesis_visualizer(cfg):
+def hypothesis_visualizer(cfg: Config) -> HypothesisVisualizer:
     """A HypothesisVisualizer with the config's visualizer options when it configures one."""
     options = {}
     vis_cfg = cfg.get('visualizer')
@@ -164,7 +170,8 @@ def hypothesis_visualizer(cfg):
 
 
 @torch.no_grad()
-def draw_hypotheses(model, visualizer, name, packed, image, out_file):
+def draw_hypotheses(model: nn.Module, visualizer: HypothesisVisualizer, name: str, packed: dict,
+                    image: np.ndarray, out_file: str) -> str:
     """Run a multi-hypothesis model on one packed input and draw its grid to ``out_file``.
 
     Raises:
@@ -182,7 +189,7 @@ def draw_hypotheses(model, visualizer, name, packed, image, out_file):
 
 
 # Semantic models: images, slices and volumes -> label maps and pictures ------------------
-def describe_input(path, volume_model):
+def describe_input(path: str, volume_model: bool) -> Tuple[str, tuple]:
     """What an input is, read from its header: ('image' | 'slice' | 'volume', shape).
 
     Raises:
@@ -213,7 +220,8 @@ def describe_input(path, volume_model):
                      '(a volume)')
 
 
-def segment_2d(model, kind, path, batch_size):
+def segment_2d(model: nn.Module, kind: str, path: str, batch_size: int
+               ) -> Tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
     """(display image (H, W, 3) uint8, ground truth or None, prediction (H, W) uint8)."""
     if kind == 'image':
         image = read_image(path)
@@ -229,7 +237,9 @@ def segment_2d(model, kind, path, batch_size):
     return image, gt, pred
 
 
-def volume_pictures(name, image, gt, pred, classes, palette, num, volume_model):
+def volume_pictures(name: str, image: np.ndarray, gt: Optional[np.ndarray], pred: np.ndarray,
+                    classes: Sequence[str], palette: Optional[list], num: int,
+                    volume_model: bool) -> List[Tuple[int, np.ndarray]]:
     """(slice index, picture) of the ``num`` slices with the most classes of a volume."""
     if num == 0:
         return []
@@ -248,8 +258,9 @@ def volume_pictures(name, image, gt, pred, classes, palette, num, volume_model):
         palette, title=f'{name} slice {k} of {pred.shape[0]}')) for k in chosen]
 
 
-def segment_file(model, path, kind, name, out_dir, classes, palette, batch_size=8, pictures=2,
-                 intensity_properties=None):
+def segment_file(model: nn.Module, path: str, kind: str, name: str, out_dir: str,
+                 classes: List[str], palette: Optional[list], batch_size: int = 8,
+                 pictures: int = 2, intensity_properties: Optional[dict] = None) -> List[str]:
     """Segment one image, slice or volume file with a semantic model and write its outputs.
 
     2D (``kind`` 'image' or 'slice'): ``NAME_pred.png`` (uint8 class ids at the input's size)

@@ -9,12 +9,15 @@ import math
 import os.path as osp
 import sys
 import zipfile
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
+from mmseg.structures import SegDataSample
 
 from mmsam.datasets.io.data_root import META_FILE, read_meta
 from mmsam.engine import checkpoint_must_fit, config_argument_errors, load_checkpoint
@@ -23,7 +26,8 @@ from mmsam.models.utils.sliding_window_3d import compute_window_steps
 from mmsam.registry import MODELS, TRANSFORMS
 
 
-def init_model(config, checkpoint=None, device='cpu', cfg_options=None):
+def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
+               cfg_options: Optional[dict] = None) -> nn.Module:
     """Build a segmentor from a config and load a checkpoint written by ``tools/train.py``.
 
     SAM weight files named in the config are not read: the trained checkpoint holds all
@@ -69,7 +73,7 @@ def _to_hwc(image):
 ANNOTATION_STEPS = ('BoxPromptFromAnnotation', )
 
 
-def slice_pipeline(cfg):
+def slice_pipeline(cfg: Config) -> List[Tuple[dict, Callable]]:
     """The config's 2D test pipeline without its loading and annotation steps, built.
 
     Returns:
@@ -83,7 +87,8 @@ def slice_pipeline(cfg):
     return steps
 
 
-def pack_slice(steps, image, box=None, where='slice'):
+def pack_slice(steps: list, image: np.ndarray, box: Optional[Sequence[float]] = None,
+               where: str = 'slice') -> dict:
     """Pack one 2D image as the config's test pipeline does after loading: the geometry
     (resizing, padding) is then the model's data preprocessor's, as in ``tools/test.py``.
 
@@ -109,7 +114,7 @@ def pack_slice(steps, image, box=None, where='slice'):
     return results
 
 
-def model_input_size(model):
+def model_input_size(model: nn.Module) -> Optional[Tuple[int, int]]:
     """The (H, W) a 2D model's encoder takes (its ``img_size``), or None when it takes any."""
     size = getattr(getattr(model, 'backbone', None), 'img_size', None)
     if size is None:
@@ -119,19 +124,19 @@ def model_input_size(model):
     return (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)
 
 
-def is_volume_model(model):
+def is_volume_model(model: nn.Module) -> bool:
     """Whether ``model`` segments whole volumes itself (3D, sliding window)."""
     return isinstance(model, VolumeSAMSegmentor)
 
 
-def is_hypothesis_model(model):
+def is_hypothesis_model(model: nn.Module) -> bool:
     """Whether ``model`` answers a box with M hypotheses (``MultiHypothesisSegmentor``, or
     the ONNX runner of one)."""
     return isinstance(model, MultiHypothesisSegmentor) or getattr(model, 'kind', None) == \
         'hypotheses'
 
 
-def model_kind(cfg):
+def model_kind(cfg: Config) -> str:
     """What a config builds, before building it: ``'hypotheses'``
     (``MultiHypothesisSegmentor``), ``'volume'`` (``VolumeSAMSegmentor``) or ``'semantic'``."""
     model_type = cfg.model.get('type')
@@ -148,7 +153,8 @@ def _progress(total, enabled):
     return ProgressBar(total, file=sys.stderr) if enabled and total > 1 else None
 
 
-def predict_in_batches(model, batches, total, progress):
+def predict_in_batches(model: nn.Module, batches: Iterable[Tuple[list, list]], total: int,
+                       progress: bool) -> List[SegDataSample]:
     """``model.predict`` over ``batches`` of ``(inputs, data_samples)`` lists, preprocessed by
     the model's data preprocessor, with one progress bar for the ``total`` items.
 
@@ -169,7 +175,9 @@ def predict_in_batches(model, batches, total, progress):
 
 
 @torch.no_grad()
-def inference_model(model, images, batch_size=8, progress=False):
+def inference_model(model: nn.Module, images: Union[np.ndarray, List[np.ndarray]],
+                    batch_size: int = 8,
+                    progress: bool = False) -> Union[SegDataSample, List[SegDataSample]]:
     """Segment 2D images.
 
     Each image goes through the config's test pipeline (without its loading steps) and the
@@ -206,7 +214,7 @@ def inference_model(model, images, batch_size=8, progress=False):
     return results[0] if single else results
 
 
-def npz_keys(path):
+def npz_keys(path: str) -> List[str]:
     """The array names of an ``.npz`` file (without reading the arrays)."""
     try:
         with zipfile.ZipFile(path) as archive:
@@ -215,7 +223,7 @@ def npz_keys(path):
         raise OSError(f'cannot read {path} ({err}): not an .npz file') from err
 
 
-def config_test_pipeline(cfg):
+def config_test_pipeline(cfg: Config) -> List[dict]:
     """The config's test pipeline: a list of transform dicts (copies)."""
     pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline')
     if pipeline is None:
@@ -226,12 +234,12 @@ def config_test_pipeline(cfg):
     return [dict(t) for t in pipeline]
 
 
-def is_loading(transform_cfg):
+def is_loading(transform_cfg: dict) -> bool:
     """Whether a pipeline step reads a file (``Load...``): arrays given to the apis skip it."""
     return str(transform_cfg.get('type')).startswith('Load')
 
 
-def training_data_meta(cfg):
+def training_data_meta(cfg: Config) -> dict:
     """``meta.json`` of the config's test data root (classes, palette, CT statistics), or {}."""
     data_root = cfg.get('test_dataloader', {}).get('dataset', {}).get('data_root')
     if data_root and osp.isfile(osp.join(data_root, META_FILE)):
@@ -239,7 +247,8 @@ def training_data_meta(cfg):
     return {}
 
 
-def volume_test_pipeline(cfg, with_label=True, loading=True):
+def volume_test_pipeline(cfg: Config, with_label: bool = True,
+                         loading: bool = True) -> List[Tuple[dict, Callable]]:
     """The config's test pipeline, built; its loading step told whether to read a label.
 
     Args:
@@ -293,7 +302,9 @@ def _run_pipeline(steps, results, where, cfg):
     return results
 
 
-def prepare_volume(model, volume, intensity_properties=None, spacing=(1.0, 1.0, 1.0)):
+def prepare_volume(model: nn.Module, volume: Union[str, np.ndarray],
+                   intensity_properties: Optional[dict] = None,
+                   spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict:
     """Load (a path) and normalise a volume as the config's test pipeline does, for a 3D model.
 
     Args:
@@ -325,7 +336,7 @@ def prepare_volume(model, volume, intensity_properties=None, spacing=(1.0, 1.0, 
                          'the volume', model.cfg)
 
 
-def num_window_calls(model, shape):
+def num_window_calls(model: nn.Module, shape: Sequence[int]) -> int:
     """Forward passes the sliding window of a 3D model makes over a (D, H, W) volume."""
     cfg = model.test_cfg
     patch = cfg['patch_size']
@@ -335,7 +346,7 @@ def num_window_calls(model, shape):
 
 
 @torch.no_grad()
-def sliding_window_labels(model, packed, progress):
+def sliding_window_labels(model: nn.Module, packed: dict, progress: bool) -> np.ndarray:
     bar = _progress(num_window_calls(model, tuple(packed['inputs'].shape[-3:])), progress)
     if bar is not None:
         window_scores = model.window_scores

@@ -11,7 +11,10 @@ the same step before the model sees it. Presets:
 * ``unit``: already in [0, 1]; clipped.
 * ``raw``: unchanged (3D models whose test pipeline normalises, CT statistics or z-score).
 """
+from typing import Optional, Tuple
+
 import numpy as np
+from mmengine.config import Config
 
 from mmsam.registry import DATASETS
 
@@ -32,7 +35,8 @@ DATASET_PRESETS = {
 META_3D_PRESETS = {'hu': 'raw', 'zscore': 'raw', 'mr': 'raw'}
 
 
-def apply_intensity(volume, preset, window=None):
+def apply_intensity(volume: np.ndarray, preset: str,
+                    window: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """Map stored intensities with a preset.
 
     Args:
@@ -65,7 +69,8 @@ def apply_intensity(volume, preset, window=None):
     raise ValueError(f'unknown intensity preset {preset!r}; use one of {PRESETS}')
 
 
-def resolve_intensity(cfg, meta, volume_model, preset='auto', window=None):
+def resolve_intensity(cfg: Config, meta: dict, volume_model: bool, preset: str = 'auto',
+                      window: Optional[Tuple[float, float]] = None) -> Tuple[str, Optional[tuple]]:
     """The preset (and window) for raw scans given to the model of ``cfg``.
 
     ``'auto'`` reads the training data's ``meta.json`` (``hu_window``; 3D: ``intensity``), then

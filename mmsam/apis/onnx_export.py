@@ -20,10 +20,12 @@ config (``config.py``, the resolved config): input size, kind, M, classes.
 import copy
 import json
 import os.path as osp
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from mmsam.models.adapters.lora import LoRAQKVLinear
 from mmsam.utils.io import staged_files
@@ -33,7 +35,7 @@ ENCODER_FILE, HEAD_FILE, DEPLOY_FILE, CONFIG_FILE = ('encoder.onnx', 'head.onnx'
                                                      'config.py')
 
 
-def merge_lora(model):
+def merge_lora(model: nn.Module) -> int:
     """Replace every :class:`LoRAQKVLinear` of ``model`` by an ``nn.Linear`` with the update
     merged into its weight (in place).
 
@@ -51,7 +53,7 @@ def merge_lora(model):
     return merged
 
 
-def use_reference_attention(model):
+def use_reference_attention(model: nn.Module) -> int:
     """Switch the encoder's fused attention (``FusedRelPosAttention``, ``attn_impl='fused'``)
     to segment-anything's reference ``Attention``, in place; the weights are the same modules.
 
@@ -84,11 +86,11 @@ def _samples(size, count=1):
 class EncoderForExport(nn.Module):
     """``image`` (B, 3, S, S) -> the segmentor's features (tuple, image embedding last)."""
 
-    def __init__(self, model):
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, image):
+    def forward(self, image: Tensor) -> Tuple[Tensor, ...]:
         return tuple(self.model.extract_feat(image))
 
 
@@ -99,7 +101,8 @@ class HeadForExport(nn.Module):
     with ``boxes`` (B, 4) in pixels of the network input -> (B, M, S, S) hypothesis logits.
     """
 
-    def __init__(self, model, size, num_hypotheses=None):
+    def __init__(self, model: nn.Module, size: Tuple[int, int],
+                 num_hypotheses: Optional[int] = None) -> None:
         super().__init__()
         self.model, self.size = model, tuple(size)
         self.boxed = is_hypothesis_model(model)
@@ -111,7 +114,7 @@ class HeadForExport(nn.Module):
                                                align_corners=self.model.align_corners)
         return logits
 
-    def forward(self, *args):
+    def forward(self, *args: Tensor) -> Tensor:
         head = self.model.decode_head
         if not self.boxed:
             return self._resize(head.predict(tuple(args), _samples(self.size),
@@ -137,7 +140,7 @@ def _export(module, args, path, input_names, output_names):
                       opset_version=18, external_data=False, verbose=False)
 
 
-def export_onnx(model, out_dir, batch=2):
+def export_onnx(model: nn.Module, out_dir: str, batch: int = 2) -> dict:
     """Export a trained 2D model's encoder and head to ``out_dir`` (see the module docstring).
 
     Written into a staging folder and moved into ``out_dir`` when complete.

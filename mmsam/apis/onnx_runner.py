@@ -10,11 +10,14 @@ code path for both backends; only the network runs in onnxruntime.
 import json
 import os.path as osp
 from types import SimpleNamespace
+from typing import List, Optional
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from mmsam.models.decode_heads.box_prompt_head import BoxPromptHead, mean_probability_logit
 from mmsam.models.segmentors import MultiHypothesisSegmentor, SAMSegmentor
@@ -32,7 +35,8 @@ class OnnxSegmentor:
         num_threads (int, optional): onnxruntime intra-op threads.
     """
 
-    def __init__(self, onnx_dir, cfg=None, num_threads=None):
+    def __init__(self, onnx_dir: str, cfg: Optional[Config] = None,
+                 num_threads: Optional[int] = None) -> None:
         import onnxruntime as ort
         missing = [n for n in (ENCODER_FILE, HEAD_FILE, DEPLOY_FILE, CONFIG_FILE)
                    if not osp.isfile(osp.join(onnx_dir, n))]
@@ -69,13 +73,14 @@ class OnnxSegmentor:
         (logits, ) = self.head.run(['logits'], feeds)
         return torch.from_numpy(np.ascontiguousarray(logits))
 
-    def encode_decode(self, inputs, data_samples):
+    def encode_decode(self, inputs: Tensor, data_samples: List[SegDataSample]) -> Tensor:
         """Logits at the network input size: (B, C, S, S) (hypotheses: their mean's logit)."""
         if self.kind == 'hypotheses':
             return mean_probability_logit(self.predict_hypotheses(inputs, data_samples))
         return self._head(self._features(inputs))
 
-    def predict_hypotheses(self, inputs, data_samples):
+    def predict_hypotheses(self, inputs: Tensor,
+                           data_samples: List[SegDataSample]) -> Tensor:
         """Hypothesis logits (B, M, S, S) for the samples' box prompts."""
         feeds = self._features(inputs)
         # BoxPromptHead's own scaling of the boxes to the network input
@@ -85,15 +90,16 @@ class OnnxSegmentor:
 
     postprocess_result = BaseSegmentor.postprocess_result
 
-    def predict(self, inputs, data_samples):
+    def predict(self, inputs: Tensor,
+                data_samples: List[SegDataSample]) -> List[SegDataSample]:
         """As the exported segmentor's ``predict``: list of ``SegDataSample``."""
         if self.kind == 'hypotheses':
             return MultiHypothesisSegmentor.predict(self, inputs, data_samples)
         return SAMSegmentor.predict(self, inputs, data_samples)
 
-    def test_step(self, data):
+    def test_step(self, data: dict) -> List[SegDataSample]:
         data = self.data_preprocessor(data, False)
         return self.predict(data['inputs'], data['data_samples'])
 
-    def eval(self):
+    def eval(self) -> 'OnnxSegmentor':
         return self

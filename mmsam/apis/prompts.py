@@ -21,13 +21,15 @@ inputs not listed there.
 """
 import json
 import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple
 
 
 class PromptError(ValueError):
     """A box prompt that cannot be used; the message names where it came from."""
 
 
-def parse_slices(text, where='--slices'):
+def parse_slices(text: Optional[str],
+                 where: str = '--slices') -> Optional[Tuple[int, int]]:
     """``'a:b'`` (or ``'k'``) -> (a, b) with b exclusive; ``None`` when text is None."""
     if text is None:
         return None
@@ -52,7 +54,7 @@ def _check_box(box, where):
     return box
 
 
-def load_prompts(path):
+def load_prompts(path: str) -> dict:
     """Read a prompts file: {'default': entries | None, 'inputs': {name: entries}}.
 
     Each entry is ``(box (4,), slices (a, b) | None, where)``.
@@ -105,7 +107,8 @@ def load_prompts(path):
                 for name, value in inputs.items()})
 
 
-def command_line_prompts(box, slices):
+def command_line_prompts(box: Optional[Sequence[float]],
+                         slices: Optional[str]) -> Optional[dict]:
     """``--box`` / ``--slices`` as a prompts dict like :func:`load_prompts`'s (or None)."""
     if box is None:
         if slices is not None:
@@ -115,7 +118,7 @@ def command_line_prompts(box, slices):
                 inputs={})
 
 
-def boxes_for(prompts, input_path, shape):
+def boxes_for(prompts: dict, input_path: str, shape: Tuple[int, int, int]) -> Dict[int, tuple]:
     """Per-slice boxes of one input, checked against its (D, H, W) shape.
 
     Args:

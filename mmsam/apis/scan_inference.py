@@ -16,9 +16,12 @@ The same function serves a PyTorch model and the ONNX runner of ``tools/deployme
 provide ``cfg``, ``data_preprocessor`` and ``predict``.
 """
 from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn as nn
+from mmseg.structures import SegDataSample
 
 from mmsam.datasets.io.scan import read_scan, scan_kind
 from mmsam.datasets.io.npz import load_npz
@@ -50,7 +53,8 @@ class ScanPrediction:
 
 
 @torch.no_grad()
-def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
+def inference_hypotheses(model: nn.Module, images: List[np.ndarray], boxes: List[Sequence[float]],
+                         batch_size: int = 8, progress: bool = False) -> List[SegDataSample]:
     """M hypotheses per box-prompted 2D image.
 
     Args:
@@ -74,7 +78,8 @@ def inference_hypotheses(model, images, boxes, batch_size=8, progress=False):
     return predict_in_batches(model, batches(), len(images), progress)
 
 
-def model_space(model, volume, geometry, intensity='auto', window=None):
+def model_space(model: nn.Module, volume: np.ndarray, geometry: object, intensity: str = 'auto',
+                window: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """Apply the config's intensity preset to a scan's stored values: (D, H, W) float32."""
     volume_model = is_volume_model(model)
     preset, window = resolve_intensity(model.cfg, training_data_meta(model.cfg), volume_model,
@@ -82,8 +87,11 @@ def model_space(model, volume, geometry, intensity='auto', window=None):
     return apply_intensity(volume, preset, window)
 
 
-def inference_scan(model, path, intensity='auto', window=None, boxes=None, batch_size=8,
-                   progress=False, max_voxels=None, intensity_properties=None):
+def inference_scan(model: nn.Module, path: str, intensity: str = 'auto',
+                   window: Optional[Tuple[float, float]] = None,
+                   boxes: Optional[Dict[int, tuple]] = None, batch_size: int = 8,
+                   progress: bool = False, max_voxels: Optional[int] = None,
+                   intensity_properties: Optional[dict] = None) -> ScanPrediction:
     """Segment a NIfTI / DICOM series / MetaImage scan.
 
     Args:
@@ -131,8 +139,9 @@ def inference_scan(model, path, intensity='auto', window=None, boxes=None, batch
     return ScanPrediction(labels=labels, geometry=geometry, image=image)
 
 
-def inference_volume(model, volume, batch_size=8, progress=False, intensity_properties=None,
-                     **scan_options):
+def inference_volume(model: nn.Module, volume: Union[str, np.ndarray], batch_size: int = 8,
+                     progress: bool = False, intensity_properties: Optional[dict] = None,
+                     **scan_options) -> np.ndarray:
     """Segment a 3D volume: slice by slice with a 2D model, by sliding window with a 3D one.
 
     A NIfTI file, DICOM series folder or MetaImage file goes through

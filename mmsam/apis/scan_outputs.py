@@ -14,6 +14,7 @@ Everything is written into a staging folder inside ``out_dir`` first and moved i
 all files are complete, so a failure leaves nothing half-written.
 """
 import os.path as osp
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -22,9 +23,10 @@ from mmsam.utils.io import atomic_write_png, staged_files
 from mmsam.visualization.slice_choice import choose_slices, slice_scores
 from mmsam.visualization.slice_overlay import (display_slice, render_slice_comparison,
                                                volume_display_range)
+from .scan_inference import ScanPrediction
 
 
-def scan_name(path):
+def scan_name(path: str) -> str:
     """Output name of a scan: its file name without the image suffix (or the folder's name)."""
     base = osp.basename(osp.normpath(path))
     for suffix in ('.nii.gz', ) + NIFTI_SUFFIXES + METAIMAGE_SUFFIXES:
@@ -33,7 +35,8 @@ def scan_name(path):
     return base
 
 
-def chosen_slices(labels, num, explicit=None, prompted=None):
+def chosen_slices(labels: np.ndarray, num: int, explicit: Optional[Sequence[int]] = None,
+                  prompted: Optional[Sequence[int]] = None) -> List[int]:
     """Slices to draw: ``explicit`` ones, else the ``num`` with the most classes (of the
     ``prompted`` ones when given)."""
     depth = labels.shape[0]
@@ -48,8 +51,11 @@ def chosen_slices(labels, num, explicit=None, prompted=None):
     return choose_slices(slice_scores(labels), candidates, min(num, len(candidates)), depth=depth)
 
 
-def write_scan_outputs(out_dir, name, prediction, classes, palette, pictures=2,
-                       picture_slices=None, boxes=None, points=None):
+def write_scan_outputs(out_dir: str, name: str, prediction: ScanPrediction, classes: List[str],
+                       palette: Optional[list], pictures: int = 2,
+                       picture_slices: Optional[List[int]] = None,
+                       boxes: Optional[Dict[int, Sequence[float]]] = None,
+                       points: Optional[Dict[int, tuple]] = None) -> List[str]:
     """Write a :class:`ScanPrediction`'s files (see the module docstring).
 
     Args:

@@ -1,4 +1,6 @@
 """Per-case Dice and 95% Hausdorff distance under the TransUNet/SAMed or nnU-Net convention."""
+from typing import Optional, Sequence, Tuple
+
 import numpy as np
 from scipy import ndimage
 
@@ -20,7 +22,7 @@ def _crop_to_union(pred, gt):
     return pred[box], gt[box]
 
 
-def hd95(pred, gt, spacing=None):
+def hd95(pred: np.ndarray, gt: np.ndarray, spacing: Optional[Sequence[float]] = None) -> float:
     """95th percentile of the symmetric surface distances between two non-empty binary masks.
 
     Args:
@@ -50,7 +52,8 @@ def _check_convention(convention):
                          f"'transunet' (TransUNet/SAMed protocol) or 'nnunet' (nnU-Net's)")
 
 
-def dice_hd95(pred, gt, spacing=None, convention='transunet', with_hd95=True):
+def dice_hd95(pred: np.ndarray, gt: np.ndarray, spacing: Optional[Sequence[float]] = None,
+              convention: str = 'transunet', with_hd95: bool = True) -> Tuple[float, float]:
     """Dice and HD95 of one binary mask pair under an empty-mask convention.
 
     ``convention='transunet'`` (TransUNet's ``calculate_metric_percase``, reused by SAMed and
@@ -103,8 +106,9 @@ def dice_hd95(pred, gt, spacing=None, convention='transunet', with_hd95=True):
     return dice, hd95(pred, gt, spacing)
 
 
-def per_class_dice_hd95(pred_labels, gt_labels, num_classes, spacing=None,
-                        convention='transunet', with_hd95=True):
+def per_class_dice_hd95(pred_labels: np.ndarray, gt_labels: np.ndarray, num_classes: int,
+                        spacing: Optional[Sequence[float]] = None, convention: str = 'transunet',
+                        with_hd95: bool = True) -> np.ndarray:
     """Dice and HD95 of each foreground class of one case (see :func:`dice_hd95`).
 
     Args:

@@ -39,7 +39,7 @@ def _pair_sets(a, b):
     return _flatten(a), _flatten(b)
 
 
-def pairwise_iou_distance(a, b):
+def pairwise_iou_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """1 - IoU between every mask of one set and every mask of another.
 
     Two empty masks have distance 0 (they agree perfectly); an empty and a non-empty mask have
@@ -59,7 +59,7 @@ def pairwise_iou_distance(a, b):
     return 1.0 - iou
 
 
-def iou_distance(a, b):
+def iou_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - IoU of two binary masks; 0 for two empty masks, 1 for empty vs non-empty.
 
     Args:
@@ -72,7 +72,7 @@ def iou_distance(a, b):
     return float(pairwise_iou_distance(np.asarray(a)[None], np.asarray(b)[None])[0, 0])
 
 
-def generalized_energy_distance(annotations, predictions):
+def generalized_energy_distance(annotations: np.ndarray, predictions: np.ndarray) -> float:
     """Squared generalised energy distance (SeqSAM eq. 2) between annotations and predictions.
 
     ``GED = 2 E[d(y, ŷ)] - E[d(y, y')] - E[d(ŷ, ŷ')]`` with d = 1 - IoU, each expectation
@@ -101,7 +101,7 @@ def generalized_energy_distance(annotations, predictions):
     return float(2.0 * cross - within_gt - within_pred)
 
 
-def majority_vote(predictions):
+def majority_vote(predictions: np.ndarray) -> np.ndarray:
     """Pixel-wise majority vote of a set of masks; an exact half (a tie) is background.
 
     Args:
@@ -115,7 +115,7 @@ def majority_vote(predictions):
     return 2 * votes > predictions.shape[0]
 
 
-def dice(a, b, empty_score=0.0):
+def dice(a: np.ndarray, b: np.ndarray, empty_score: float = 0.0) -> float:
     """Dice coefficient 2|a ∩ b| / (|a| + |b|) of two binary masks.
 
     Args:
@@ -139,7 +139,7 @@ def _pairwise_dice(a, b, empty_score):
                      where=total > 0)
 
 
-def d_avg(annotations, predictions, empty_score=0.0):
+def d_avg(annotations: np.ndarray, predictions: np.ndarray, empty_score: float = 0.0) -> float:
     """D_avg of SeqSAM: Dice of the predictions' majority vote with each annotation, averaged.
 
     Args:
@@ -156,7 +156,7 @@ def d_avg(annotations, predictions, empty_score=0.0):
     return float(_pairwise_dice(annotations, vote[None], empty_score).mean())
 
 
-def d_max(annotations, predictions, empty_score=0.0):
+def d_max(annotations: np.ndarray, predictions: np.ndarray, empty_score: float = 0.0) -> float:
     """D_max as the official SeqSAM code's ``dice_max``: each prediction's best annotation.
 
     ``D_max = mean_m max_k Dice(ŷ_m, y_k)`` over the M predictions: it rewards every hypothesis
@@ -175,7 +175,8 @@ def d_max(annotations, predictions, empty_score=0.0):
     return float(_pairwise_dice(annotations, predictions, empty_score).max(0).mean())
 
 
-def d_max_per_annotation(annotations, predictions, empty_score=0.0):
+def d_max_per_annotation(annotations: np.ndarray, predictions: np.ndarray,
+                         empty_score: float = 0.0) -> float:
     """Best-match Dice per annotation: for each annotation the Dice of its best hypothesis.
 
     ``mean_k max_m Dice(y_k, ŷ_m)`` over the K annotations: the oracle ("best of M") score of
@@ -193,7 +194,7 @@ def d_max_per_annotation(annotations, predictions, empty_score=0.0):
     return float(_pairwise_dice(annotations, predictions, empty_score).max(1).mean())
 
 
-def diversity(predictions, self_pairs=True):
+def diversity(predictions: np.ndarray, self_pairs: bool = True) -> float:
     """Mean 1 - IoU between the hypotheses.
 
     With ``self_pairs=True`` (default, as the official SeqSAM code and GED's prediction term)

@@ -5,6 +5,7 @@ file in an official layout should stop them with the converter to run, not with 
 list of unexpected keys.
 """
 import os.path as osp
+from typing import Optional
 
 import torch
 
@@ -24,7 +25,7 @@ def _keys(path):
     return list(obj) if isinstance(obj, dict) else None
 
 
-def official_format_hint(path):
+def official_format_hint(path: str) -> Optional[str]:
     """The converter command for an official-layout file, or None for anything else.
 
     Args:

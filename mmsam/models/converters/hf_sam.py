@@ -23,10 +23,14 @@ import contextlib
 import json
 import os.path as osp
 import re
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
+from mmengine.config import ConfigDict
+from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from ..losses.mask_dice_loss import pairwise_costs_per_sample, soft_dice_loss
 from .official_check import build_model, register_case
@@ -72,7 +76,7 @@ _DECODER_RENAMES = [
 ]
 
 
-def read_hf_checkpoint(path):
+def read_hf_checkpoint(path: str) -> Tuple[Dict[str, Tensor], Optional[dict], str]:
     """The tensors and ``config.json`` (or None) of an HF folder or weight file.
 
     Args:
@@ -178,7 +182,7 @@ def _hf_part_to_sam(part, tensors, source):
     return out, names
 
 
-def convert_hf_sam(path, recurrent_input_order='zh'):
+def convert_hf_sam(path: str, recurrent_input_order: str = 'zh') -> Tuple[dict, dict, List[str]]:
     """Convert an HF ``SamModel`` checkpoint (with or without SeqSAM's cell) to mmsam's layout.
 
     Args:
@@ -316,7 +320,7 @@ def _configs_for(kind):
 # ------------------------------------------------------------------------------------------
 # Fixture checks (../shared/fixtures/official/seqsam, sam_mcl)
 # ------------------------------------------------------------------------------------------
-def hf_widths(model_cfg, arch, attn_impl):
+def hf_widths(model_cfg: ConfigDict, arch: dict, attn_impl: str) -> None:
     """Set a box-prompted SAM config's widths to a HF-layout fixture's ``meta.json`` ``arch``.
 
     Only sizes change and every ``checkpoint`` is cleared (the weights come from the
@@ -388,7 +392,7 @@ FIXTURE_THREADS = 4
 
 
 @contextlib.contextmanager
-def fixture_threads(meta):
+def fixture_threads(meta: dict) -> Iterator[None]:
     """Run with the thread count the fixture was made with (``meta['torch_threads']``, else 4)."""
     before = torch.get_num_threads()
     torch.set_num_threads(int(meta.get('torch_threads', FIXTURE_THREADS)))
@@ -408,7 +412,8 @@ def _fixture_notes():
 
 
 @register_case('seqsam', SEQSAM_CONFIG)
-def run_seqsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_seqsam_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                       inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The SeqSAM fixture (``SeqSam(num_samples=3)``): mmsam's outputs by the official keys.
 
     Returns:
@@ -452,7 +457,8 @@ def _seqsam_outputs(fixture_dir, meta, cfg, inputs, attn_impl):
 
 
 @register_case('sam_mcl', MCL_CONFIG)
-def run_sam_mcl_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_sam_mcl_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                        inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The SAM MCL fixture (``SamBaseline(multimask_output=True)``).
 
     The official loss target is one reader drawn by python ``random`` inside forward; mmsam

@@ -30,8 +30,12 @@ import math
 import os
 import os.path as osp
 import re
+from typing import Dict, List, Tuple
 
 import torch
+from mmengine.config import ConfigDict
+from mmengine.config import Config
+from torch import Tensor
 
 from .official_check import build_model, register_case
 from .sam_layout import check_sam_part, decoder_arch, encoder_arch
@@ -66,7 +70,7 @@ _DECODER_SITES = {'Space_Queries_Adapter': ('self_attn', _DMLP),
                   'Cross_Space_Adapter2': ('cross_i2t', _DCONV)}
 
 
-def read_nnunet_checkpoint(path):
+def read_nnunet_checkpoint(path: str) -> dict:
     """The dict an nnU-Net trainer saved, read weights-only.
 
     Args:
@@ -316,7 +320,7 @@ def _generator(src, path, state):
                 embed_dim=embed_in, num_queries=q, share_skips=bool(extra))
 
 
-def convert_masksam(path):
+def convert_masksam(path: str) -> Tuple[dict, dict, List[str]]:
     """Convert an official MaskSAM nnU-Net checkpoint into an mmsam model state dict.
 
     Args:
@@ -391,7 +395,8 @@ def _stem_args(layout, path):
                 out_channels=widths[-1], up_norm_affine=False)
 
 
-def apply_summary(model_cfg, summary, decoder_heads, attn_impl='fused'):
+def apply_summary(model_cfg: ConfigDict, summary: dict, decoder_heads: int,
+                  attn_impl: str = 'fused') -> None:
     """Set a MaskSAM config's widths to a converted file's (in place; checkpoints cleared).
 
     Args:
@@ -440,7 +445,8 @@ def apply_summary(model_cfg, summary, decoder_heads, attn_impl='fused'):
 
 
 @register_case('masksam', MASKSAM_SYNAPSE_CONFIG)
-def run_masksam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_masksam_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                        inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The MaskSAM fixture: mmsam's outputs under the official keys.
 
     Returns:

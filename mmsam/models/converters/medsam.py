@@ -4,9 +4,12 @@ mmsam checkpoint of it (or of any SAM-layout file) for tools/test.py and ``load_
 """
 import os
 import os.path as osp
+from typing import Dict, List, Optional, Tuple
 
 import torch
+from mmengine.config import Config
 from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from .official_check import build_model, register_case, sam_widths
 from .sam_layout import (SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch,
@@ -17,7 +20,8 @@ MEDSAM_INFERENCE_CONFIG = 'configs/medsam/medsam_vit-b_lidc_official-inference.p
 
 
 @register_case('medsam', MEDSAM_INFERENCE_CONFIG)
-def run_medsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_medsam_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                       inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The MedSAM fixture (``MedSAM_Inference.py``): mmsam's outputs by the official keys.
 
     The file is loaded the way a user loads ``medsam_vit_b.pth``: as the ``checkpoint`` of
@@ -66,7 +70,8 @@ def run_medsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     return out, notes
 
 
-def convert_sam_layout(path, img_size=None, pos_embed_resize='bicubic'):
+def convert_sam_layout(path: str, img_size: Optional[int] = None,
+                       pos_embed_resize: str = 'bicubic') -> Tuple[dict, dict, List[str]]:
     """A segment-anything-layout file (SAM, MedSAM) -> an mmsam SAM segmentor state dict.
 
     Args:

@@ -11,9 +11,12 @@ import contextlib
 import json
 import logging
 import os.path as osp
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 import torch
-from mmengine.config import Config
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from torch import Tensor
 
 TOLERANCE = 1e-5
 _CASES = {}
@@ -24,7 +27,7 @@ _FIXED_SAM_FIELDS = dict(encoder_layernorm_eps=1e-6, qkv_bias=True, use_rel_pos=
                          attention_downsample_rate=2, decoder_layernorm_eps=1e-5)
 
 
-def register_case(name, config):
+def register_case(name: str, config: str) -> Callable[[Callable], Callable]:
     """Register ``runner(fixture_dir, meta, cfg, attn_impl) -> (outputs, notes)`` for ``name``.
 
     Args:
@@ -37,7 +40,7 @@ def register_case(name, config):
     return wrap
 
 
-def registered_cases():
+def registered_cases() -> Dict[str, str]:
     """``{case name: default config}`` of the supported fixture cases."""
     _import_sources()
     return {name: config for name, (_, config) in _CASES.items()}
@@ -48,7 +51,7 @@ def _import_sources():
     from . import hf_sam, hsam, masksam, medsam, psam, samed  # noqa: F401
 
 
-def load_fixture(fixture_dir):
+def load_fixture(fixture_dir: str) -> Tuple[dict, Dict[str, Tensor], Dict[str, Tensor]]:
     """``meta`` (dict), ``inputs`` and ``outputs`` (dicts of tensors) of a fixture folder."""
     meta_path = osp.join(fixture_dir, 'meta.json')
     if not osp.isfile(meta_path):
@@ -64,7 +67,8 @@ def load_fixture(fixture_dir):
     return meta, tensors['inputs'], tensors['outputs']
 
 
-def sam_widths(model_cfg, arch, attn_impl, head_parts=('prompt_encoder', 'mask_decoder')):
+def sam_widths(model_cfg: ConfigDict, arch: dict, attn_impl: str,
+               head_parts: Tuple[str, ...] = ('prompt_encoder', 'mask_decoder')) -> None:
     """Set a SAM segmentor config's widths to ``meta.json``'s ``arch`` (in place).
 
     Only sizes change (and every ``checkpoint`` is cleared: the weights come from the
@@ -105,7 +109,7 @@ def sam_widths(model_cfg, arch, attn_impl, head_parts=('prompt_encoder', 'mask_d
     model_cfg.data_preprocessor.size = (img, img)
 
 
-def build_model(model_cfg):
+def build_model(model_cfg: ConfigDict) -> nn.Module:
     """Build (eval mode) the model of a config dict under mmsam's default scope."""
     from mmsam.registry import MODELS
     from mmsam.utils import register_all_modules
@@ -115,7 +119,7 @@ def build_model(model_cfg):
 
 
 @contextlib.contextmanager
-def quiet_logging():
+def quiet_logging() -> Iterator[None]:
     """Keep mmengine's per-parameter initialisation report out of the check's output."""
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
@@ -127,7 +131,8 @@ def quiet_logging():
         logger.setLevel(level)
 
 
-def max_abs_diffs(official, ours):
+def max_abs_diffs(official: Dict[str, Tensor],
+                  ours: Dict[str, Tensor]) -> Dict[str, Optional[float]]:
     """Per key of ``official``: the max abs difference to ``ours`` (None: not produced).
 
     Shapes must agree; integer and boolean outputs (labels, masks) compare as floats, so one
@@ -147,7 +152,8 @@ def max_abs_diffs(official, ours):
     return diffs
 
 
-def check_fixture(fixture_dir, repo_root, attn_impl='fused', config=None):
+def check_fixture(fixture_dir: str, repo_root: str, attn_impl: str = 'fused',
+                  config: Optional[str] = None) -> dict:
     """Run one fixture case through mmsam and compare with the official outputs.
 
     Args:

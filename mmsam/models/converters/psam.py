@@ -11,11 +11,14 @@ linear heads are one 1 x 1 convolution, mean rows first) and the projector is
 import contextlib
 import os
 import os.path as osp
+from typing import Dict, Iterator, List, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from .official_check import build_model, register_case, sam_widths
 from .sam_layout import SAM_TO_MMSAM, check_sam_part, decoder_arch, encoder_arch
@@ -25,7 +28,7 @@ from .source_keys import (ConversionError, SourceKeys, load_into_model_strictly,
 PSAM_CONFIG = 'configs/psam/psam_vit-b_lidc_official.py'
 
 
-def convert_psam(path):
+def convert_psam(path: str) -> Tuple[dict, dict, List[str]]:
     """Convert an official Probabilistic SAM file into an mmsam ``PSAMHead`` model state dict.
 
     Args:
@@ -102,7 +105,7 @@ def _gaussian_net(src, net, path):
 
 
 @contextlib.contextmanager
-def standard_normal_draws(eps):
+def standard_normal_draws(eps: Tensor) -> Iterator[None]:
     """Make ``torch.randn`` / ``torch.randn_like`` return the official run's draws.
 
     The official outputs used ``Normal.rsample`` draws that the fixture stores (``eps``); the
@@ -124,7 +127,8 @@ def standard_normal_draws(eps):
 
 
 @register_case('psam', PSAM_CONFIG)
-def run_psam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_psam_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                     inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The Probabilistic SAM fixture: mmsam's outputs under the official keys.
 
     Returns:

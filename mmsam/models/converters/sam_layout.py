@@ -5,8 +5,10 @@ only the mask decoder's number of attention heads is not stored in a SAM file (n
 depends on it) and comes from the config.
 """
 import re
+from typing import Dict
 
 import torch
+from torch import Tensor
 
 from mmsam.models.backbones.sam_image_encoder import SAM_ARCHS
 from mmsam.models.utils.sam_checkpoint import resize_abs_pos_embed, resize_rel_pos
@@ -20,7 +22,7 @@ SAM_TO_MMSAM = {
 }
 
 
-def encoder_arch(encoder, source):
+def encoder_arch(encoder: Dict[str, Tensor], source: str) -> dict:
     """The ViT hyper-parameters an ``image_encoder`` state dict implies.
 
     Args:
@@ -66,7 +68,7 @@ def encoder_arch(encoder, source):
     return arch
 
 
-def decoder_arch(decoder, source):
+def decoder_arch(decoder: Dict[str, Tensor], source: str) -> dict:
     """The mask decoder's widths from a ``mask_decoder`` state dict (prefix removed).
 
     Returns:
@@ -86,7 +88,8 @@ def decoder_arch(decoder, source):
                 iou_head_depth=iou_depth, iou_head_hidden_dim=iou0.shape[0])
 
 
-def resize_encoder_positions(encoder, grid, mode):
+def resize_encoder_positions(encoder: Dict[str, Tensor], grid: int,
+                             mode: str) -> Dict[str, Tensor]:
     """Resize the position tables of an encoder state dict to a ``grid`` x ``grid`` input.
 
     The absolute table is resized with ``mode`` (SAMed / H-SAM: ``'bilinear'``); the
@@ -112,7 +115,7 @@ def resize_encoder_positions(encoder, grid, mode):
     return out
 
 
-def check_sam_part(part_state, part, source, prefix):
+def check_sam_part(part_state: Dict[str, Tensor], part: str, source: str, prefix: str) -> None:
     """Check a SAM part's keys and shapes against segment-anything's module of the same widths.
 
     The reference module is built on the meta device from the widths the tensors imply (no

@@ -12,10 +12,14 @@ such files are refused.
 """
 import os.path as osp
 import re
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn as nn
+from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
+from torch import Tensor
 
 from mmsam.models.utils.sam_checkpoint import POS_EMBED_RESIZE_MODES
 from .official_check import build_model, register_case, sam_widths
@@ -28,7 +32,8 @@ SAMED_CONFIGS = {'vit_b': 'configs/samed/samed_vit-b_synapse.py'}
 DECODER_LORA_PREFIXES = ('sa_a_', 'sa_b_', 'cti_a_', 'cti_b_', 'cit_a_', 'cit_b_', 'fati_')
 
 
-def convert_samed(base_path, lora_path, img_size=512, pos_embed_resize='bilinear'):
+def convert_samed(base_path: str, lora_path: str, img_size: int = 512,
+                  pos_embed_resize: str = 'bilinear') -> Tuple[dict, dict, List[str]]:
     """Merge a SAM base file and a SAMed LoRA file into an mmsam ``SAMSegmentor`` state dict.
 
     Args:
@@ -96,7 +101,7 @@ def convert_samed(base_path, lora_path, img_size=512, pos_embed_resize='bilinear
     return state, summary, report
 
 
-def lora_weights(lora, arch, path):
+def lora_weights(lora: SourceKeys, arch: dict, path: str) -> Dict[str, Tensor]:
     """The ``w_a_NNN`` / ``w_b_NNN`` pairs as mmsam ``LoRAQKVLinear`` weights of every block."""
     indices = sorted(int(m.group(1)) for k in lora.keys('w_a_')
                      for m in [re.fullmatch(r'w_a_(\d+)', k)] if m)
@@ -118,7 +123,8 @@ def lora_weights(lora, arch, path):
 
 
 @register_case('samed', SAMED_CONFIGS['vit_b'])
-def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_samed_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                      inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The SAMed fixture: mmsam's outputs under the keys of the official ``outputs.pt``.
 
     Returns:
@@ -165,7 +171,8 @@ def run_samed_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
     return out, notes
 
 
-def preprocessed_slices(model, raw, labels=None):
+def preprocessed_slices(model: nn.Module, raw: Tensor, labels: Optional[Tensor] = None
+                        ) -> Tuple[Tensor, List[SegDataSample]]:
     """[0, 1] slices (B, H, W) as LoadNpzSlice gives them (times 255, 3 channels) through the
     model's data preprocessor: in test mode, or with their (B, H, W) ``labels`` in training
     mode. Returns ((B, 3, S, S) batch, data samples)."""
@@ -177,7 +184,7 @@ def preprocessed_slices(model, raw, labels=None):
     return data['inputs'], data['data_samples']
 
 
-def slice_sample(shape, label=None):
+def slice_sample(shape: Tuple[int, int], label: Optional[Tensor] = None) -> SegDataSample:
     """A data sample of one (H, W) slice fed whole (no padding), with an optional label."""
     sample = SegDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape))
     if label is not None:

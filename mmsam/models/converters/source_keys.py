@@ -6,8 +6,11 @@ fails on any key left over, so a renamed or unknown key is named instead of sile
 """
 import os.path as osp
 import sys
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
+import torch.nn as nn
+from torch import Tensor
 
 from mmsam.utils.io import atomic_torch_save
 
@@ -16,7 +19,7 @@ class ConversionError(ValueError):
     """An official file that does not fit the converter; the message names file and key."""
 
 
-def read_weight_file(path):
+def read_weight_file(path: str) -> Dict[str, Tensor]:
     """Read a weight file as a flat dict of tensors, never unpickling anything but tensors.
 
     ``.safetensors`` files are read with the ``safetensors`` package, everything else with
@@ -55,18 +58,18 @@ class SourceKeys:
         path (str): the file, named in messages.
     """
 
-    def __init__(self, state, path):
+    def __init__(self, state: Dict[str, Tensor], path: str) -> None:
         self.state, self.path = dict(state), path
         self.used, self.dropped = set(), {}
 
     def __contains__(self, key):
         return key in self.state
 
-    def keys(self, prefix=''):
+    def keys(self, prefix: str = '') -> List[str]:
         """The file's keys starting with ``prefix``, in file order."""
         return [k for k in self.state if k.startswith(prefix)]
 
-    def take(self, key, shape=None):
+    def take(self, key: str, shape: Optional[Tuple[int, ...]] = None) -> Tensor:
         """The tensor under ``key``, marked as used.
 
         Args:
@@ -86,7 +89,7 @@ class SourceKeys:
         self.used.add(key)
         return value
 
-    def take_prefix(self, prefix):
+    def take_prefix(self, prefix: str) -> Dict[str, Tensor]:
         """Every ``prefix*`` key, marked as used: dict of (key without prefix) -> tensor."""
         keys = self.keys(prefix)
         if not keys:
@@ -94,7 +97,7 @@ class SourceKeys:
                                   'needs; is it the file the converter is for?')
         return {k[len(prefix):]: self.take(k) for k in keys}
 
-    def drop(self, keys, reason):
+    def drop(self, keys: Union[str, Iterable[str]], reason: str) -> None:
         """Mark ``keys`` (an iterable of keys, or a prefix string) as deliberately unused."""
         if isinstance(keys, str):
             keys = self.keys(keys)
@@ -102,7 +105,7 @@ class SourceKeys:
             if key in self.state and key not in self.used:
                 self.dropped.setdefault(reason, []).append(key)
 
-    def finish(self):
+    def finish(self) -> List[str]:
         """Fail on keys neither used nor dropped; return the drop report lines."""
         accounted = self.used | {k for keys in self.dropped.values() for k in keys}
         left = [k for k in self.state if k not in accounted]
@@ -117,7 +120,7 @@ class SourceKeys:
                 for reason, keys in self.dropped.items()]
 
 
-def load_into_model_strictly(model, state_dict, source):
+def load_into_model_strictly(model: nn.Module, state_dict: Dict[str, Tensor], source: str) -> None:
     """``model.load_state_dict(state_dict, strict=True)`` with the mismatches named.
 
     Args:
@@ -138,7 +141,8 @@ def load_into_model_strictly(model, state_dict, source):
     model.load_state_dict(state_dict, strict=True)
 
 
-def run_conversion(out, overwrite, convert, *args, **kwargs):
+def run_conversion(out: str, overwrite: bool, convert: Callable[..., Tuple[dict, dict]],
+                   *args, **kwargs) -> Tuple[dict, dict]:
     """The converter command lines' common steps: refuse an existing ``out`` unless
     ``overwrite``, run ``convert(*args, **kwargs)``, exit with ``error: ...`` on a
     :class:`ConversionError`, and print the conversion's report (every source key used or
@@ -158,7 +162,7 @@ def run_conversion(out, overwrite, convert, *args, **kwargs):
     return state, summary
 
 
-def save_converted(state_dict, out, meta):
+def save_converted(state_dict: Dict[str, Tensor], out: str, meta: dict) -> None:
     """Write an mmsam checkpoint (``state_dict`` + ``meta``) atomically.
 
     Args:
