@@ -62,9 +62,9 @@ from mmengine.runner import Runner, set_random_seed
 from prettytable import PrettyTable
 
 from mmsam.engine.embedding_cache import EmbeddingCache
-from mmsam.engine.hooks.embedding_cache_hook import (pipeline_cfgs,
-                                                     dataset_transforms, pipeline_reason,
-                                                     train_mode_reason, trainable_reason)
+from mmsam.engine.embedding_cache_rules import (dataset_transforms, pipeline_cfgs,
+                                               pipeline_reason, train_mode_reason,
+                                               trainable_reason)
 from mmsam.models.backbones.encoder_flops import sam_encoder_flops
 from mmsam.models.backbones.sam_image_encoder import resolve_arch
 from mmsam.registry import MODELS

@@ -3,6 +3,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmsam.registry import HOOKS
+from ..schedulers.stage_loss_weight import stage_loss_weight
 
 
 @HOOKS.register_module()
@@ -32,7 +33,7 @@ class StageLossWeightHook(Hook):
 
     def weight_at(self, epoch):
         """w at ``epoch`` (float)."""
-        return 1 - (1 - self.start) ** ((1 - self.decay) ** epoch)
+        return stage_loss_weight(epoch, self.start, self.decay)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model

@@ -18,8 +18,12 @@ The image encoder comes from the SAM base, whose position tables ``build_sam.loa
 resizes to the training input (bilinear). Every width is read from the files.
 """
 import os.path as osp
+from typing import Dict, List, Tuple
 
 import torch
+from mmengine.config import ConfigDict
+from mmengine.config import Config
+from torch import Tensor
 
 from mmsam.models.utils.sam_checkpoint import POS_EMBED_RESIZE_MODES
 from .official_check import build_model, register_case, sam_widths
@@ -38,7 +42,8 @@ STAGE2_RENAMES = (('transformer2.', 'transformer.'),
                   ('output_hypernetworks_mlps2.', 'output_hypernetworks_mlps.'))
 
 
-def convert_hsam(base_path, lora_path, img_size=512, pos_embed_resize='bilinear'):
+def convert_hsam(base_path: str, lora_path: str, img_size: int = 512,
+                 pos_embed_resize: str = 'bilinear') -> Tuple[dict, dict, List[str]]:
     """Merge a SAM base file and an H-SAM LoRA file into an mmsam ``SAMSegmentor`` state dict.
 
     Args:
@@ -211,7 +216,7 @@ def _stage2(lora, path, dec, grid):
     return out, s2
 
 
-def stage2_widths(model_cfg, arch):
+def stage2_widths(model_cfg: ConfigDict, arch: dict) -> None:
     """Set an H-SAM config's stage-2 and CMAttn widths to ``meta.json``'s ``arch``."""
     head = model_cfg.decode_head
     head.stage2_decoder.update(
@@ -227,17 +232,18 @@ def stage2_widths(model_cfg, arch):
 
 def _stage1_weight_at_epoch0(cfg):
     """The stage-1 loss weight the config's StageLossWeightHook sets at epoch 0."""
-    from mmsam.engine.hooks import StageLossWeightHook
+    from mmsam.engine.schedulers import stage_loss_weight
     for hook in cfg.get('custom_hooks', []):
         if hook.get('type') == 'StageLossWeightHook':
-            args = {k: v for k, v in hook.items() if k != 'type'}
-            return StageLossWeightHook(**args).weight_at(0)
+            args = {k: v for k, v in hook.items() if k in ('start', 'decay')}
+            return stage_loss_weight(0, **args)
     raise ValueError('the config has no StageLossWeightHook; the official loss weights the '
                      'stages 1 - 0.6 ** (0.99 ** epoch) and 0.6 ** (0.99 ** epoch)')
 
 
 @register_case('hsam', HSAM_CONFIGS[('vit_b', 512)])
-def run_hsam_fixture(fixture_dir, meta, cfg, inputs, attn_impl):
+def run_hsam_fixture(fixture_dir: str, meta: dict, cfg: Config,
+                     inputs: Dict[str, Tensor], attn_impl: str) -> Tuple[dict, List[str]]:
     """The H-SAM fixture: mmsam's outputs under the keys of the official ``outputs.pt``.
 
     Returns:
