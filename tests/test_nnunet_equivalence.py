@@ -187,6 +187,175 @@ def test_trilinear_option_is_the_former_resize_and_differs_on_anisotropic_grids(
 
 
 # ----------------------------------------------------------------------------------------------
+# Converters' preprocessing (issue 27, items 3-6): resampling, order, target spacing, CT stats
+# ----------------------------------------------------------------------------------------------
+
+def nnunet_preprocess(image, label, spacing, target_spacing, ct_stats=None):
+    """nnU-Net's DefaultPreprocessor.run_case_npy on one single-channel case (no transposition;
+    images without zeros, so crop_to_nonzero keeps the whole volume): CTNormalization with
+    ``ct_stats``, else NoNormalization; the default plans' resampling functions."""
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    from nnunetv2.utilities.plans_handling.plans_handler import (ConfigurationManager,
+                                                                 PlansManager)
+    assert np.all(image != 0)
+    resampling = 'resample_data_or_seg_to_shape'
+    config = ConfigurationManager(dict(
+        architecture={}, spacing=list(target_spacing),
+        normalization_schemes=['CTNormalization' if ct_stats else 'NoNormalization'],
+        use_mask_for_norm=[False],
+        resampling_fn_data=resampling, resampling_fn_seg=resampling,
+        resampling_fn_data_kwargs=dict(is_seg=False, order=3, order_z=0, force_separate_z=None),
+        resampling_fn_seg_kwargs=dict(is_seg=True, order=1, order_z=0, force_separate_z=None)))
+    plans = PlansManager(dict(transpose_forward=[0, 1, 2], transpose_backward=[0, 1, 2],
+                              foreground_intensity_properties_per_channel={'0': ct_stats or {}}))
+    labels = {'background': 0, **{f'class{k}': k for k in range(1, int(label.max()) + 1)}}
+    data, seg = DefaultPreprocessor(verbose=False).run_case_npy(
+        image[None].astype(np.float32), label[None].astype(np.int8),
+        dict(spacing=list(spacing)), plans, config,
+        dict(labels=labels, channel_names={'0': 'CT' if ct_stats else 'noNorm'}))
+    return data[0], seg[0]
+
+
+def ct_like_case(shape, seed):
+    """A CT-like case: smooth organs in HU with sharp edges, labels from thresholds, no zeros."""
+    from scipy.ndimage import gaussian_filter
+    rng = np.random.default_rng(seed)
+    field = gaussian_filter(rng.normal(size=shape), 1.2)
+    field = field / field.std()
+    label = np.digitize(field, [0.3, 1.0, 1.6]).astype(np.uint8)
+    image = np.choose(label, [-900.0, 40.0, 180.0, 1200.0]) + rng.normal(0, 25, size=shape)
+    image[image == 0] = 1.0
+    return image.astype(np.float32), label
+
+
+# (spacing, target spacing): anisotropic source (separate z), anisotropic target only,
+# isotropic (3D order 3 / order 1), down- and upsampling
+PREPROCESSING_GRIDS = [((5.0, 0.8, 0.8), (2.0, 0.8, 0.8)),
+                       ((5.0, 0.8, 0.8), (5.0, 1.1, 0.6)),
+                       ((1.0, 1.0, 1.0), (4.0, 1.0, 1.0)),
+                       ((1.5, 1.2, 0.9), (1.0, 1.0, 1.0))]
+
+
+@pytest.mark.parametrize('spacing,target', PREPROCESSING_GRIDS)
+def test_image_and_label_resampling_equal_nnunet_preprocessor(spacing, target):
+    from mmsam.datasets.converters.nnunet_preprocessing import resample_volume
+    rng = np.random.default_rng(0)
+    for image, label in [ct_like_case((7, 26, 23), 1),
+                         (rng.uniform(1, 2, (6, 17, 19)).astype(np.float32),
+                          rng.integers(0, 5, (6, 17, 19)).astype(np.uint8))]:
+        ours_image, ours_label = resample_volume(image, label, spacing, target)
+        theirs_image, theirs_label = nnunet_preprocess(image, label, spacing, target)
+        assert ours_image.shape == theirs_image.shape != image.shape
+        np.testing.assert_allclose(ours_image, theirs_image, atol=1e-6 * np.abs(image).max(),
+                                   rtol=0)
+        np.testing.assert_array_equal(ours_label, theirs_label)
+        # skimage's resize clips to the input range (no overshoot at the sharp edges)
+        assert image.min() <= ours_image.min() and ours_image.max() <= image.max()
+
+
+@pytest.mark.parametrize('spacing,target', [((5.0, 0.8, 0.8), (2.0, 0.6, 0.7)),
+                                            *PREPROCESSING_GRIDS[1::2]])
+def test_ct_preprocessing_order_equals_nnunet(spacing, target):
+    # nnU-Net clips + z-scores, then resamples; mmsam clips before resampling (clip_range) and
+    # z-scores at load time (NormalizeIntensity3D): the same volume, to float32 rounding.
+    from mmsam.datasets.converters.nnunet_preprocessing import (ct_clip_range,
+                                                                foreground_stats,
+                                                                resample_volume,
+                                                                sample_foreground)
+    from mmsam.datasets.transforms import NormalizeIntensity3D
+    image, label = ct_like_case((7, 26, 23), 2)
+    stats = foreground_stats([sample_foreground(image, label, 5000)])
+    stored, stored_label = resample_volume(image, label, spacing, target, ct_clip_range(stats))
+    ours = NormalizeIntensity3D(mode='ct').transform(dict(img=stored,
+                                                          intensity_properties=stats))['img']
+    theirs, theirs_label = nnunet_preprocess(image, label, spacing, target, ct_stats=stats)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6 * max(1, np.abs(theirs).max()), rtol=0)
+    np.testing.assert_array_equal(stored_label, theirs_label)
+    # the former order (resample HU, then clip and z-score) differs at the sharp edges (where
+    # a spline interpolates: in-plane or in 3D; nearest along z alone commutes with the clip)
+    former = NormalizeIntensity3D(mode='ct').transform(dict(
+        img=resample_volume(image, label, spacing, target)[0], intensity_properties=stats))['img']
+    assert np.abs(former - theirs).max() > 1e-2
+
+
+def test_target_spacing_equals_nnunet_planner():
+    from nnunetv2.configuration import ANISO_THRESHOLD
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import \
+        ExperimentPlanner
+
+    from mmsam.datasets.converters.nnunet_preprocessing import nnunet_target_spacing
+    rng = np.random.default_rng(0)
+    planner = object.__new__(ExperimentPlanner)  # the rule only, without a dataset folder
+    planner.overwrite_target_spacing, planner.anisotropy_threshold = None, ANISO_THRESHOLD
+    for trial in range(150):
+        n = int(rng.integers(1, 12))
+        spacings = np.column_stack([rng.choice([0.5, 1, 2.5, 3, 5, 6, 10], n),
+                                    rng.uniform(0.4, 1.6, n), rng.uniform(0.4, 1.6, n)])
+        shapes = np.column_stack([rng.integers(5, 200, n), rng.integers(40, 512, n),
+                                  rng.integers(40, 512, n)])
+        if trial % 3 == 0:  # the coarse axis elsewhere
+            spacings, shapes = spacings[:, ::-1], shapes[:, ::-1]
+        planner.dataset_fingerprint = dict(spacings=list(spacings),
+                                           shapes_after_crop=list(shapes))
+        theirs = planner.determine_fullres_target_spacing()
+        np.testing.assert_allclose(nnunet_target_spacing(spacings, shapes), theirs,
+                                   rtol=0, atol=1e-12)
+
+
+def test_ct_foreground_statistics_equal_nnunet_fingerprint():
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import \
+        DatasetFingerprintExtractor
+
+    from mmsam.datasets.converters.nnunet_preprocessing import (foreground_stats,
+                                                                sample_foreground)
+    cases = [ct_like_case(shape, seed) for seed, shape in
+             enumerate([(5, 20, 20), (9, 31, 27), (3, 12, 40), (6, 6, 6)])]
+    budget = 20000  # nnU-Net: 10e7 // number of training cases
+    ours = foreground_stats([sample_foreground(image, label, budget) for image, label in cases])
+    draws = np.concatenate([DatasetFingerprintExtractor.collect_foreground_intensities(
+        label[None], image[None], num_samples=budget)[0][0] for image, label in cases])
+    low, high = np.percentile(draws, (0.5, 99.5))
+    theirs = dict(mean=float(np.mean(draws)), std=float(np.std(draws)),
+                  percentile_00_5=float(low), percentile_99_5=float(high))
+    assert ours == theirs  # the same draws and the same float32 arithmetic: exact
+    # each case weighs the same: the former all-voxel pooling differs
+    pooled = np.concatenate([image[label > 0] for image, label in cases]).astype(np.float64)
+    assert abs(pooled.mean() - ours['mean']) > 0.1
+
+
+def test_amos_folds_equal_nnunet_crossval_split():
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    from mmsam.datasets.converters.amos import kfold_splits
+    rng = np.random.default_rng(0)
+    for n in [5, 6, 7, 11, 24, 200, 240, *rng.integers(5, 300, 28)]:
+        names = [f'amos_{k:04d}' for k in rng.choice(600, int(n), replace=False)]
+        # nnU-Net splits its sorted case identifiers (nnUNetTrainer.do_split)
+        theirs = generate_crossval_split(sorted(names), seed=12345, n_splits=5)
+        ours = kfold_splits(list(reversed(names)))
+        assert [dict(train=train, val=val) for train, val in ours] == theirs
+
+
+def test_nnunet_dice_convention_equals_nnunet_compute_metrics():
+    from nnunetv2.evaluation.evaluate_predictions import compute_metrics
+
+    from mmsam.evaluation.functional.dice_hd95 import per_class_dice_hd95
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        gt = rng.integers(0, 4, (5, 9, 8))
+        pred = np.where(rng.random(gt.shape) < 0.3, rng.integers(0, 4, gt.shape), gt)
+        if trial % 4 == 1:
+            gt[gt == 3] = 0  # absent from the reference: a false positive scores 0
+        if trial % 4 == 2:
+            gt[gt == 2], pred[pred == 2] = 0, 0  # absent from both: NaN
+        reader = type('Reader', (), dict(read_seg=lambda self, name: (
+            dict(ref=gt, pred=pred)[name][None], {})))()
+        theirs = compute_metrics('ref', 'pred', reader, [1, 2, 3])['metrics']
+        ours = per_class_dice_hd95(pred, gt, 4, convention='nnunet', with_hd95=False)[:, 0]
+        np.testing.assert_array_equal(ours, [theirs[c]['Dice'] for c in (1, 2, 3)])
+
+
+# ----------------------------------------------------------------------------------------------
 # Acceptance (issue 27): tools/test.py on a 3D config over an anisotropic (5 x 0.8 x 0.8 mm)
 # volume gives nnU-Net's export of the same logits
 # ----------------------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """nnU-Net's preprocessing rules: target spacing, resampling, CT foreground statistics.
 
-The dataset converters use these to prepare volumes the way nnU-Net's ExperimentPlanner and
-preprocessor do: :func:`nnunet_target_spacing` picks a dataset's full-resolution spacing,
-:func:`resample_volume` brings a case to it, and :func:`sample_foreground` /
-:func:`foreground_stats` give the statistics of nnU-Net's CT normalisation.
+The dataset converters use these to prepare volumes the way nnU-Net 2.5.1's ExperimentPlanner,
+fingerprint extractor and DefaultPreprocessor do: :func:`nnunet_target_spacing` picks a
+dataset's full-resolution spacing, :func:`resample_volume` brings a case to it (nnunetv2's own
+``resample_data_or_seg_to_shape``, imported on use; CT clipped to the foreground percentiles
+first, nnU-Net's normalise-then-resample order), and :func:`sample_foreground` /
+:func:`foreground_stats` give the statistics of nnU-Net's CT normalisation (each case
+contributes the same number of draws, as in nnU-Net's fingerprint).
 """
 from typing import Optional, Sequence, Tuple, Union
 
@@ -52,77 +55,66 @@ def nnunet_target_spacing(spacings: Sequence, shapes: Optional[Sequence] = None,
 
 def resampled_shape(shape: Sequence[int], spacing: Sequence[float],
                     target_spacing: Sequence[float]) -> Tuple[int, ...]:
-    """Shape of a volume resampled from ``spacing`` to ``target_spacing`` (nnU-Net's rounding)."""
+    """Shape of a volume resampled from ``spacing`` to ``target_spacing`` (nnU-Net's rounding,
+    ``round(shape * spacing / target_spacing)``; at least 1 voxel per axis)."""
     return tuple(max(1, int(round(s / t * n)))
                  for n, s, t in zip(shape, spacing, target_spacing))
 
 
-def _separate_axis(spacing: Sequence[float], target_spacing: Sequence[float],
-                   threshold: float = ANISOTROPY_THRESHOLD) -> Optional[int]:
-    """The low-resolution axis to resample on its own (nnU-Net's ``do_separate_z``), or None."""
-    for sp in (np.asarray(spacing, float), np.asarray(target_spacing, float)):
-        if sp.max() / sp.min() > threshold:
-            axes = np.flatnonzero(sp == sp.max())
-            return int(axes[0]) if len(axes) == 1 else None
-    return None
-
-
-def _zoom(array: np.ndarray, shape: Sequence[int], order: int) -> np.ndarray:
-    """Resize ``array`` to ``shape``: scipy spline of ``order`` on pixel centres, edge mode."""
-    from scipy import ndimage
-    if tuple(array.shape) == tuple(shape):
-        return array
-    factors = [n / o for n, o in zip(shape, array.shape)]
-    out = ndimage.zoom(array, factors, order=order, mode='nearest', grid_mode=True,
-                       output=np.float32)
-    assert out.shape == tuple(shape), (out.shape, shape)
-    return out
-
-
-def _resample(volume: np.ndarray, shape: Sequence[int], order: int,
-              axis: Optional[int]) -> np.ndarray:
-    """Resize with ``order``; with ``axis``, in-plane per slice then nearest along ``axis``."""
-    if axis is None:
-        return _zoom(volume, shape, order)
-    moved = np.moveaxis(volume, axis, 0)
-    plane = tuple(n for i, n in enumerate(shape) if i != axis)
-    moved = np.stack([_zoom(s, plane, order) for s in moved])
-    moved = _zoom(moved, (shape[axis], ) + plane, 0)
-    return np.moveaxis(moved, 0, axis)
+def ct_clip_range(stats: dict) -> Tuple[float, float]:
+    """The (``percentile_00_5``, ``percentile_99_5``) window of CT statistics
+    (:func:`foreground_stats`), which nnU-Net's CTNormalization clips to."""
+    return float(stats['percentile_00_5']), float(stats['percentile_99_5'])
 
 
 def resample_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float],
-                    target_spacing: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
-    """Resample an image and its label map to ``target_spacing`` the way nnU-Net does.
+                    target_spacing: Sequence[float],
+                    clip_range: Optional[Tuple[float, float]] = None
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """Resample an image and its label map to ``target_spacing`` as nnU-Net's preprocessor does.
 
-    The new shape is ``round(shape * spacing / target_spacing)``. Image: cubic spline (order 3).
-    Labels: each class one-hot, linear (order 1), then the argmax. When the source or target
-    spacing is anisotropic (max / min > 3, a single coarsest axis), both are resampled in-plane
-    slice by slice and with nearest neighbour (order 0) along that axis.
+    nnunetv2's ``resample_data_or_seg_to_shape`` with its default plans: the new shape is
+    ``round(shape * spacing / target_spacing)``; the image is resized with a cubic spline
+    (order 3, edge mode, clipped to its input range as skimage's resize does), the labels class
+    by class (order-1 indicators, then the per-voxel winner: batchgenerators'
+    ``resize_segmentation``). When the source or target spacing is anisotropic (max / min > 3,
+    one coarsest axis) both are resized in-plane slice by slice and by nearest neighbour along
+    that axis.
+
+    ``clip_range`` reproduces nnU-Net's order for CT, which clips and z-scores before
+    resampling: the clip is applied here, before resampling, and the z-score (affine, so it
+    commutes with the resize) stays with ``NormalizeIntensity3D`` at load time; the stored image
+    stays in HU.
 
     Args:
         image (ndarray): (D, H, W) intensities.
         label (ndarray): (D, H, W) integer class ids.
         spacing (sequence[float]): (z, y, x) spacing of the arrays, mm.
         target_spacing (sequence[float]): (z, y, x) spacing to resample to, mm.
+        clip_range (tuple[float, float] | None): CT window (:func:`ct_clip_range` of the
+            dataset's foreground statistics) clipped to before resampling; None: no clipping.
 
     Returns:
         tuple[ndarray, ndarray]: image (D', H', W') float32 and label (D', H', W') uint8.
     """
     image = np.asarray(image, dtype=np.float32)
     label = np.asarray(label)
+    if clip_range is not None:
+        image = np.clip(image, np.float32(clip_range[0]), np.float32(clip_range[1]))
     shape = resampled_shape(image.shape, spacing, target_spacing)
     if shape == image.shape:
         return image, label.astype(np.uint8)
-    axis = _separate_axis(spacing, target_spacing)
-    new_image = _resample(image, shape, 3, axis)
-    new_label = np.zeros(shape, dtype=np.uint8)
-    best = np.full(shape, -np.inf, dtype=np.float32)
-    for c in np.unique(label):  # ascending, strict '>': ties go to the lower id, as argmax
-        prob = _resample((label == c).astype(np.float32), shape, 1, axis)
-        better = prob > best
-        new_label[better], best[better] = c, prob[better]
-    return new_image, new_label
+    from nnunetv2.preprocessing.resampling.default_resampling import \
+        resample_data_or_seg_to_shape
+    spacing = [float(s) for s in spacing]
+    target_spacing = [float(s) for s in target_spacing]
+    new_image = resample_data_or_seg_to_shape(image[None], shape, spacing, target_spacing,
+                                              is_seg=False, order=3, order_z=0,
+                                              force_separate_z=None)[0]
+    new_label = resample_data_or_seg_to_shape(label.astype(np.int16)[None], shape, spacing,
+                                              target_spacing, is_seg=True, order=1, order_z=0,
+                                              force_separate_z=None)[0]
+    return new_image.astype(np.float32, copy=False), new_label.astype(np.uint8)
 
 
 TargetSpacing = Union[None, str, Tuple[float, float, float]]
@@ -156,20 +148,25 @@ def parse_target_spacing(value: Union[None, str, Sequence[float]],
 
 def sample_foreground(image: np.ndarray, label: np.ndarray, max_voxels: Optional[int] = None,
                       seed: int = 1234) -> np.ndarray:
-    """Intensities of the labelled (> 0) voxels of a case, at most ``max_voxels`` of them.
+    """Intensities of a case's labelled (> 0) voxels, as nnU-Net's fingerprint draws them.
+
+    nnU-Net (``collect_foreground_intensities``) draws exactly ``num_samples`` of them with
+    replacement (``np.random.RandomState(1234).choice``) from every case, so each case weighs
+    the same in the dataset's statistics, however large its foreground.
 
     Args:
         image (ndarray): (D, H, W) intensities.
         label (ndarray): (D, H, W) class ids.
-        max_voxels (int | None): keep a seeded random subset of this size when there are more.
-        seed (int): seed of the subset (nnU-Net seeds each case with 1234).
+        max_voxels (int | None): the number of draws (the converters pass nnU-Net's
+            ``FOREGROUND_SAMPLE_BUDGET // number of cases``); None: every labelled voxel once.
+        seed (int): the draws' seed (nnU-Net seeds each case with 1234).
 
     Returns:
-        ndarray: (M,) float32 intensities.
+        ndarray: (max_voxels,) float32 intensities ((M,) with None; empty without foreground).
     """
     values = np.asarray(image)[np.asarray(label) > 0]
-    if max_voxels is not None and values.size > max_voxels:
-        values = np.random.RandomState(seed).choice(values, max_voxels, replace=False)
+    if max_voxels is not None and values.size:
+        values = np.random.RandomState(seed).choice(values, int(max_voxels), replace=True)
     return values.astype(np.float32)
 
 
@@ -183,12 +180,13 @@ def foreground_stats(samples: Sequence[np.ndarray], what: str = 'the training ca
         error (type): the converter's :class:`ConversionError` subclass to raise.
 
     Returns:
-        dict: ``mean``, ``std`` (population), ``percentile_00_5``, ``percentile_99_5``.
+        dict: ``mean``, ``std`` (population), ``percentile_00_5``, ``percentile_99_5``, computed
+        as nnU-Net's fingerprint does (numpy on the float32 draws of all cases together).
     """
-    values = np.concatenate([np.ravel(s) for s in samples] or [np.zeros(0)]).astype(np.float64)
+    values = np.concatenate([np.ravel(s) for s in samples] or [np.zeros(0)]).astype(np.float32)
     if not values.size:
         raise error(f'{what} have no labelled voxels, so CT foreground statistics cannot be '
                     'computed; check the label files')
-    return dict(mean=float(values.mean()), std=float(values.std()),
-                percentile_00_5=float(np.percentile(values, 0.5)),
-                percentile_99_5=float(np.percentile(values, 99.5)))
+    low, high = np.percentile(values, (0.5, 99.5))
+    return dict(mean=float(np.mean(values)), std=float(np.std(values)),
+                percentile_00_5=float(low), percentile_99_5=float(high))
