@@ -37,17 +37,17 @@ import os
 import os.path as osp
 import re
 import warnings
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from mmsam.datasets.acdc_volume_dataset import CLASSES, PALETTE
-from mmsam.datasets.converters.errors import ConversionError, redo_advice
+from mmsam.datasets.converters.case_volumes import nifti_target_spacing, resample_case
+from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.nifti_pairs import check_label_ids, read_nifti_pair
-from mmsam.datasets.converters.nnunet_preprocessing import (nnunet_target_spacing,
-                                                            parse_target_spacing, resample_volume)
+from mmsam.datasets.converters.nnunet_preprocessing import parse_target_spacing
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, TRAIN_VOLUME_DIR, write_meta, write_split
-from mmsam.datasets.io.nifti import read_nifti_geometry
 from mmsam.datasets.io.npz import save_case_volume
 from mmsam.utils.io import staged_output
 
@@ -67,12 +67,12 @@ class ACDCConversionError(ConversionError):
     """An ACDC source file or argument that the conversion cannot use."""
 
 
-def split_of(patient):
+def split_of(patient: int) -> str:
     """Split of a patient number: ``'train'``, ``'val'`` or ``'test'``."""
     return 'val' if patient in VAL_PATIENTS else 'test' if patient in TEST_PATIENTS else 'train'
 
 
-def zscore(volume):
+def zscore(volume: np.ndarray) -> np.ndarray:
     """Z-score a volume by its own mean and standard deviation (nnU-Net's ZScoreNormalization).
 
     Args:
@@ -85,7 +85,7 @@ def zscore(volume):
     return ((volume - volume.mean()) / max(volume.std(), 1e-8)).astype(np.float32)
 
 
-def read_info(path):
+def read_info(path: str) -> dict:
     """Read a patient's ``Info.cfg`` (``key: value`` lines) into a dict of strings."""
     info = {}
     with open(path) as f:
@@ -96,7 +96,7 @@ def read_info(path):
     return info
 
 
-def patient_frames(folder, patient):
+def patient_frames(folder: str, patient: int) -> dict:
     """The labelled frames of one patient folder.
 
     Args:
@@ -141,7 +141,7 @@ def patient_frames(folder, patient):
     return frames
 
 
-def find_cases(src):
+def find_cases(src: str) -> Tuple[str, dict, List[int]]:
     """Find the labelled frames under ``src``.
 
     Returns:
@@ -178,7 +178,8 @@ def find_cases(src):
     return base, cases, missing
 
 
-def convert_acdc(src, dst, target_spacing=None, overwrite=False, log=None):
+def convert_acdc(src: str, dst: str, target_spacing: Union[None, str, Sequence[float]] = None,
+                 overwrite: bool = False, log: Optional[Callable[[str], None]] = None) -> dict:
     """Convert the ACDC training release at ``src`` into mmsam's volume format at ``dst``.
 
     Args:
@@ -199,10 +200,8 @@ def convert_acdc(src, dst, target_spacing=None, overwrite=False, log=None):
     base, cases, missing = find_cases(src)
     splits = {k: [c for c, v in cases.items() if v['split'] == k] for k in ('train', 'val', 'test')}
     if target_spacing == 'auto':
-        advice = redo_advice(ACDCConversionError)
-        shapes, spacings = zip(*(read_nifti_geometry(cases[c]['image'], ACDCConversionError,
-                                                     advice) for c in splits['train']))
-        target_spacing = nnunet_target_spacing(spacings, shapes)
+        target_spacing = nifti_target_spacing((cases[c]['image'] for c in splits['train']),
+                                              ACDCConversionError)
 
     with staged_output(dst) as tmp:
         for i, (case, info) in enumerate(cases.items(), 1):
@@ -210,12 +209,9 @@ def convert_acdc(src, dst, target_spacing=None, overwrite=False, log=None):
             data = read_nifti_pair(info['image'], info['label'], ACDCConversionError, min_depth=2)
             label = check_label_ids(data['label'], len(CLASSES), info['label'],
                                     ACDCConversionError)
-            image, spacing, native = zscore(data['image']), data['spacing'], None
-            if target_spacing is not None:
-                if info['split'] != 'train':
-                    native = dict(label=label, spacing=spacing)
-                image, label = resample_volume(image, label, spacing, target_spacing)
-                spacing = target_spacing
+            image, label, spacing, native = resample_case(
+                zscore(data['image']), label, data['spacing'], target_spacing,
+                keep_native=info['split'] != 'train')
             folder = TRAIN_VOLUME_DIR if info['split'] == 'train' else TEST_VOLUME_DIR
             save_case_volume(osp.join(tmp, folder, f'{case}.npz'), image, label, spacing, native)
         write_split(tmp, 'train_volumes', splits['train'])

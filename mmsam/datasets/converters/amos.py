@@ -41,20 +41,19 @@ import os
 import os.path as osp
 import re
 import warnings
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from mmsam.datasets.amos_volume_dataset import CLASSES, PALETTE
-from mmsam.datasets.converters.errors import ConversionError, redo_advice
+from mmsam.datasets.converters.case_volumes import nifti_target_spacing, resample_case
+from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.nifti_pairs import check_label_ids, read_nifti_pair
 from mmsam.datasets.converters.nnunet_preprocessing import (FOREGROUND_SAMPLE_BUDGET,
-                                                            foreground_stats,
-                                                            nnunet_target_spacing,
-                                                            parse_target_spacing, resample_volume,
+                                                            foreground_stats, parse_target_spacing,
                                                             sample_foreground)
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.io.data_root import TRAIN_VOLUME_DIR, write_meta, write_split
-from mmsam.datasets.io.nifti import read_nifti_geometry
 from mmsam.datasets.io.npz import save_case_volume
 from mmsam.utils.io import staged_output
 
@@ -73,7 +72,8 @@ class AMOSConversionError(ConversionError):
     """An AMOS source file or argument that the conversion cannot use."""
 
 
-def kfold_splits(names, n_splits=NUM_FOLDS, seed=FOLD_SEED):
+def kfold_splits(names: Sequence[str], n_splits: int = NUM_FOLDS, seed: int = FOLD_SEED
+                ) -> List[Tuple[List[str], List[str]]]:
     """nnU-Net's cross-validation folds: sklearn ``KFold(n_splits, shuffle=True, seed)``.
 
     Written without sklearn: the indices of the sorted names are shuffled by
@@ -108,7 +108,7 @@ def kfold_splits(names, n_splits=NUM_FOLDS, seed=FOLD_SEED):
     return folds
 
 
-def check_dataset_json(src):
+def check_dataset_json(src: str) -> None:
     """Check ``SRC/dataset.json`` (if present) names the labels 0-15."""
     path = osp.join(src, 'dataset.json')
     if not osp.isfile(path):
@@ -126,7 +126,7 @@ def check_dataset_json(src):
                                   f'({", ".join(CLASSES)}); is this the AMOS22 release?')
 
 
-def find_cases(src, part):
+def find_cases(src: str, part: str) -> Tuple[dict, int]:
     """The CT cases of ``imagesXX``/``labelsXX`` (``part`` 'Tr' or 'Va').
 
     Returns:
@@ -155,8 +155,9 @@ def find_cases(src, part):
     return cases, mri
 
 
-def convert_amos(src, dst, include_validation=False, target_spacing=None, overwrite=False,
-                 log=None):
+def convert_amos(src: str, dst: str, include_validation: bool = False,
+                 target_spacing: Union[None, str, Sequence[float]] = None, overwrite: bool = False,
+                 log: Optional[Callable[[str], None]] = None) -> dict:
     """Convert the AMOS22 CT cases at ``src`` into mmsam's volume format with 5 CV folds.
 
     Args:
@@ -185,10 +186,8 @@ def convert_amos(src, dst, include_validation=False, target_spacing=None, overwr
     cases = dict(sorted(cases.items()))
     folds = kfold_splits(cases)
     if target_spacing == 'auto':
-        advice = redo_advice(AMOSConversionError)
-        shapes, spacings = zip(*(read_nifti_geometry(image, AMOSConversionError, advice)
-                                 for image, _ in cases.values()))
-        target_spacing = nnunet_target_spacing(spacings, shapes)
+        target_spacing = nifti_target_spacing((image for image, _ in cases.values()),
+                                              AMOSConversionError)
 
     budget = FOREGROUND_SAMPLE_BUDGET // len(cases)
     samples = []
@@ -198,12 +197,9 @@ def convert_amos(src, dst, include_validation=False, target_spacing=None, overwr
             data = read_nifti_pair(image_path, label_path, AMOSConversionError, min_depth=2)
             label = check_label_ids(data['label'], len(CLASSES), label_path,
                                     AMOSConversionError)
-            image, spacing, native = data['image'], data['spacing'], None
-            samples.append(sample_foreground(image, label, budget))
-            if target_spacing is not None:
-                native = dict(label=label, spacing=spacing)
-                image, label = resample_volume(image, label, spacing, target_spacing)
-                spacing = target_spacing
+            samples.append(sample_foreground(data['image'], label, budget))
+            image, label, spacing, native = resample_case(data['image'], label, data['spacing'],
+                                                          target_spacing)
             save_case_volume(osp.join(tmp, TRAIN_VOLUME_DIR, f'{case}.npz'), image, label,
                              spacing, native)
         write_split(tmp, 'train_volumes', list(cases))

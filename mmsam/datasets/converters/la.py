@@ -38,7 +38,7 @@ first N, ``--labelled-list FILE`` names them (ids from ``train.list``). All slic
 labelled cases (empty ones included) are written; ``splits/train.txt`` lists, on the command
 line by default, H-SAM's published training slices (official ``lists/lists_LA_4/train.txt``,
 the foreground slices of the first 4 ``train.list`` scans, :data:`HSAM_LA_4`, shipped in
-``tools/dataset_converters/splits/hsam/``), or with ``--labelled``/``--labelled-list`` or
+``mmsam/datasets/splits/hsam/``), or with ``--labelled``/``--labelled-list`` or
 ``--train-slices all`` every written slice of the labelled cases. With
 ``--all-train`` the slices of all training cases are written too and listed in
 ``splits/train_all.txt``.
@@ -48,17 +48,19 @@ Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` onc
 """
 import os.path as osp
 import warnings
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mmsam.datasets.converters import name_lists
 from mmsam.datasets.converters.errors import ConversionError
-from mmsam.datasets.converters.name_lists import read_name_list, slice_names
+from mmsam.datasets.converters.name_lists import read_name_list
 from mmsam.datasets.converters.output_folders import check_folders
-from mmsam.datasets.converters.slice_lists import labelled_cases_from_list, select_slices
-from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, TRAIN_SLICE_DIR, write_meta, write_split
+from mmsam.datasets.converters.slice_lists import labelled_cases_from_list
+from mmsam.datasets.converters.slice_writing import write_case_slices, write_slice_splits
+from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, write_meta
 from mmsam.datasets.io.h5 import read_h5_arrays
-from mmsam.datasets.io.npz import save_slice, save_volume
+from mmsam.datasets.io.npz import save_volume
 from mmsam.datasets.la_dataset import CLASSES, PALETTE
 from mmsam.datasets.splits import HSAM_LA_4
 from mmsam.utils.io import staged_output
@@ -77,12 +79,12 @@ class LAConversionError(ConversionError):
     """An LA source file or argument that the conversion cannot use."""
 
 
-def case_path(src, case):
+def case_path(src: str, case: str) -> str:
     """Path of a case's ``mri_norm2.h5`` in the UA-MT release rooted at ``src``."""
     return osp.join(src, IMAGE_DIR, case, H5_NAME)
 
 
-def read_case_list(path):
+def read_case_list(path: str) -> List[str]:
     """Read a UA-MT case list: one case id per line.
 
     Blank lines and ``#`` comments are skipped; a line that is a path (``.../<case>`` or
@@ -94,7 +96,7 @@ def read_case_list(path):
     Returns:
         list[str]: case ids in file order.
     """
-    def case_name(line):
+    def case_name(line: str) -> str:
         name = line.rstrip('/')
         if osp.basename(name) == H5_NAME:
             name = osp.dirname(name)
@@ -106,14 +108,15 @@ def read_case_list(path):
                           error=LAConversionError)
 
 
-def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
+def choose_labelled(train_cases: List[str], labelled: Optional[int] = DEFAULT_LABELLED,
+                    labelled_list: Optional[str] = None) -> List[str]:
     """Pick the labelled cases: the first ``labelled`` of ``train.list``, or those listed."""
     return name_lists.choose_labelled(
         train_cases, labelled, labelled_list, read_case_list,
         'not in train.list; labelled cases must be training cases', LAConversionError)
 
 
-def minmax_normalise(volume):
+def minmax_normalise(volume: np.ndarray) -> np.ndarray:
     """Rescale a volume linearly to [0, 1] by its own minimum and maximum.
 
     Args:
@@ -153,7 +156,7 @@ def _h5_spacing(h5, path):
     return None
 
 
-def read_la_case(path):
+def read_la_case(path: str) -> Tuple[np.ndarray, np.ndarray, Optional[tuple]]:
     """Read one UA-MT ``mri_norm2.h5`` as an axial-slices-first volume.
 
     Args:
@@ -180,8 +183,11 @@ def read_la_case(path):
     return minmax_normalise(image), label, spacing
 
 
-def convert_la(src, dst, labelled=None, labelled_list=None, all_train=False,
-               spacing=None, overwrite=False, log=None, train_slices=None):
+def convert_la(src: str, dst: str, labelled: Optional[int] = None,
+               labelled_list: Optional[str] = None, all_train: bool = False,
+               spacing: Optional[Sequence[float]] = None, overwrite: bool = False,
+               log: Optional[Callable[[str], None]] = None,
+               train_slices: Optional[str] = None) -> dict:
     """Convert UA-MT's LA release at ``src`` into mmsam's format at ``dst``.
 
     Writes ``train_slices/`` (labelled cases, or all training cases with ``all_train``),
@@ -242,13 +248,9 @@ def convert_la(src, dst, labelled=None, labelled_list=None, all_train=False,
         names, foreground = {}, set()
         for i, case in enumerate(sliced, 1):
             image, label, _ = read_la_case(case_path(src, case))
-            names[case] = slice_names(case, image.shape[0])
             log(f'[train {i}/{len(sliced)}] {case}: {image.shape[0]} slices '
                 f'{image.shape[1]}x{image.shape[2]}')
-            for name, image_k, label_k in zip(names[case], image, label):
-                save_slice(osp.join(tmp, TRAIN_SLICE_DIR, f'{name}.npz'), image_k, label_k)
-                if label_k.any():
-                    foreground.add(name)
+            names[case] = write_case_slices(tmp, case, image, label, foreground)
         own_spacing = False
         for i, case in enumerate(test_cases, 1):
             image, label, own = read_la_case(case_path(src, case))
@@ -257,14 +259,8 @@ def convert_la(src, dst, labelled=None, labelled_list=None, all_train=False,
             log(f'[test {i}/{len(test_cases)}] {case}: volume {image.shape}')
             save_volume(osp.join(tmp, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                         spacing=case_spacing)
-        train_names = [n for c in labelled_cases for n in names[c]]
-        if train_slices is not None:
-            train_names = select_slices(train_slices, {c: names[c] for c in labelled_cases},
-                                        foreground, error=LAConversionError)
-        write_split(tmp, 'train', train_names)
-        if all_train:
-            write_split(tmp, 'train_all', [n for c in train_cases for n in names[c]])
-        write_split(tmp, 'test', test_cases)
+        train_names = write_slice_splits(tmp, names, labelled_cases, test_cases, train_slices,
+                                         foreground, all_train, LAConversionError)
         meta = dict(
             classes=list(CLASSES), palette=[list(c) for c in PALETTE],
             source=dict(

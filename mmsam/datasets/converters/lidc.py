@@ -51,6 +51,7 @@ import os.path as osp
 import pickle
 import re
 import zlib
+from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class LIDCConversionError(ConversionError):
     """An LIDC source file, entry or argument that the conversion cannot use."""
 
 
-def load_pickle(path):
+def load_pickle(path: str) -> dict:
     """Load the crops pickle (a trusted, user-supplied research file).
 
     Args:
@@ -108,7 +109,7 @@ def load_pickle(path):
     return data
 
 
-def safe_sample_ids(keys):
+def safe_sample_ids(keys: list) -> List[str]:
     """Make filesystem-safe, unique sample ids from crop keys.
 
     Args:
@@ -140,7 +141,7 @@ def _naming_source(src):
                                   're-download it)') from err
 
 
-def check_entry(key, entry, num_annotators=NUM_ANNOTATORS):
+def check_entry(key: object, entry: dict, num_annotators: int = NUM_ANNOTATORS) -> str:
     """Check one crop's structure (keys, shapes, number of masks) without normalising it.
 
     Args:
@@ -182,7 +183,7 @@ def check_entry(key, entry, num_annotators=NUM_ANNOTATORS):
     return series
 
 
-def normalise_image(image, key):
+def normalise_image(image: np.ndarray, key: object) -> np.ndarray:
     """Bring a crop's image to float32 in [0, 1] (see the module docstring).
 
     Args:
@@ -211,7 +212,7 @@ def normalise_image(image, key):
     return ((image - low) / (high - low)).astype(np.float32)
 
 
-def binary_mask(mask, key, index):
+def binary_mask(mask: np.ndarray, key: object, index: int) -> np.ndarray:
     """Turn a 0/1 or 0/255 reader mask into uint8 0/1.
 
     Args:
@@ -232,7 +233,7 @@ def binary_mask(mask, key, index):
                               f'{sorted(values)[:10]}, expected 0/1 or 0/255')
 
 
-def split_series(series, seed=0):
+def split_series(series: Iterable[str], seed: int = 0) -> Dict[str, List[str]]:
     """Assign series to train/val/test, 80/10/10 of the series, shuffled by ``seed``.
 
     Args:
@@ -255,7 +256,7 @@ def split_series(series, seed=0):
             for j, name in enumerate(SPLITS)}
 
 
-def split_official(num_crops):
+def split_official(num_crops: int) -> List[str]:
     """The official SeqSAM split of N crops in pickle order into contiguous blocks.
 
     Args:
@@ -271,8 +272,9 @@ def split_official(num_crops):
     return ['val'] * size + ['test'] * size + ['train'] * (num_crops - 2 * size)
 
 
-def convert_lidc(src, dst, seed=0, overwrite=False, log=None, from_dicom=False,
-                 split='by-series'):
+def convert_lidc(src: str, dst: str, seed: int = 0, overwrite: bool = False,
+                 log: Optional[Callable[[str], None]] = None, from_dicom: bool = False,
+                 split: str = 'by-series') -> dict:
     """Convert the LIDC crops pickle ``src`` into mmsam's multi-annotator format at ``dst``.
 
     Args:

@@ -36,6 +36,7 @@ import os.path as osp
 import sys
 import types
 import warnings
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -63,7 +64,7 @@ class _NumpyWithAliases(types.ModuleType):
         return getattr(np, name)
 
 
-def import_pylidc():
+def import_pylidc() -> types.ModuleType:
     """Import pylidc and patch its modules' ``np`` so that its numpy-1 aliases resolve.
 
     Returns:
@@ -83,7 +84,7 @@ def import_pylidc():
     return pylidc
 
 
-def scan_nodules(scan, max_readers=NUM_READERS):
+def scan_nodules(scan, max_readers: int = NUM_READERS) -> Tuple[list, int]:
     """Group a scan's annotations into nodules (pylidc's clustering).
 
     Args:
@@ -98,7 +99,7 @@ def scan_nodules(scan, max_readers=NUM_READERS):
     return kept, len(clusters) - len(kept)
 
 
-def reader_volumes(nodule):
+def reader_volumes(nodule: list) -> List[Tuple[np.ndarray, np.ndarray]]:
     """Each reader's boolean mask of a nodule and where it lies in the scan.
 
     Args:
@@ -111,7 +112,7 @@ def reader_volumes(nodule):
     return [(ann.bbox_matrix(), ann.boolean_mask()) for ann in nodule]
 
 
-def nodule_centre(readers):
+def nodule_centre(readers: list) -> Tuple[float, float]:
     """In-plane centre of a nodule: the mean of the readers' mask centres of mass.
 
     Args:
@@ -130,7 +131,7 @@ def nodule_centre(readers):
     return tuple(np.mean(centres, 0))
 
 
-def lesion_slices(readers):
+def lesion_slices(readers: list) -> List[int]:
     """Slice indices on which at least one reader's mask has a pixel (sorted).
 
     Args:
@@ -145,7 +146,8 @@ def lesion_slices(readers):
     return sorted(ks)
 
 
-def crop_grid(centre, pixel_spacing, crop_size=CROP_SIZE, spacing=SPACING):
+def crop_grid(centre: Sequence[float], pixel_spacing: float, crop_size: int = CROP_SIZE,
+              spacing: Optional[float] = SPACING) -> Tuple[np.ndarray, np.ndarray]:
     """Source pixel coordinates of a crop's rows and columns.
 
     Args:
@@ -163,7 +165,8 @@ def crop_grid(centre, pixel_spacing, crop_size=CROP_SIZE, spacing=SPACING):
     return tuple(np.round(c - (crop_size - 1) / 2 * step) + offsets for c in centre)
 
 
-def crop_masks(readers, k, rows, cols, num_readers=NUM_READERS):
+def crop_masks(readers: list, k: int, rows: np.ndarray, cols: np.ndarray,
+               num_readers: int = NUM_READERS) -> np.ndarray:
     """The readers' masks of slice ``k`` on a crop grid (nearest neighbour).
 
     Args:
@@ -188,7 +191,8 @@ def crop_masks(readers, k, rows, cols, num_readers=NUM_READERS):
     return out
 
 
-def crop_image(hu_slice, rows, cols, window=HU_WINDOW):
+def crop_image(hu_slice: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+               window: Tuple[float, float] = HU_WINDOW) -> np.ndarray:
     """Sample a slice on a crop grid (linear), window it and scale it to [0, 1].
 
     Args:
@@ -208,8 +212,10 @@ def crop_image(hu_slice, rows, cols, window=HU_WINDOW):
     return ((np.clip(img, low, high) - low) / (high - low)).astype(np.float32)
 
 
-def iter_nodule_crops(scan, read_slice=None, crop_size=CROP_SIZE, spacing=SPACING,
-                      num_readers=NUM_READERS, window=HU_WINDOW, stats=None):
+def iter_nodule_crops(scan, read_slice: Optional[Callable[[int], np.ndarray]] = None,
+                      crop_size: int = CROP_SIZE, spacing: Optional[float] = SPACING,
+                      num_readers: int = NUM_READERS, window: Tuple[float, float] = HU_WINDOW,
+                      stats: Optional[dict] = None) -> Iterator[dict]:
     """Yield the crops of every nodule of a scan, one per slice with a lesion.
 
     Args:
@@ -307,7 +313,7 @@ class DicomSeries:
                 raise LIDCDicomError(f'{where}: slice {ds.filename} is not axial '
                                      f'{AXIAL.tolist()} of size {self.shape} like the others')
 
-    def read_slice(self, k):
+    def read_slice(self, k: int) -> np.ndarray:
         """Slice ``k`` (pylidc's index, z ascending) in Hounsfield units, (H, W) float32."""
         ds = self._pydicom.dcmread(self.paths[k])
         slope = float(getattr(ds, 'RescaleSlope', 1) or 1)
@@ -315,7 +321,7 @@ class DicomSeries:
         return (ds.pixel_array.astype(np.float32) * slope + intercept).astype(np.float32)
 
 
-def index_series(root):
+def index_series(root: str) -> Dict[str, str]:
     """Find the folders of the CT series under a LIDC-IDRI download.
 
     One header per folder is read (TCIA's layout has one series per folder); the series of a
@@ -345,8 +351,9 @@ def index_series(root):
     return found
 
 
-def build_dicom_crops(root, crop_size=CROP_SIZE, spacing=SPACING, window=HU_WINDOW,
-                      num_readers=NUM_READERS, log=None):
+def build_dicom_crops(root: str, crop_size: int = CROP_SIZE, spacing: Optional[float] = SPACING,
+                      window: Tuple[float, float] = HU_WINDOW, num_readers: int = NUM_READERS,
+                      log: Optional[Callable[[str], None]] = None) -> Tuple[dict, dict]:
     """All LIDC crops of the scans found under ``root``, in the Probabilistic U-Net's structure.
 
     Args:

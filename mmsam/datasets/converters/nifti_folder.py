@@ -35,21 +35,20 @@ complete (``meta.json`` last), so a failed run leaves nothing at ``DST``.
 """
 import os
 import os.path as osp
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from mmsam.datasets.converters.errors import ConversionError, redo_advice
+from mmsam.datasets.converters.case_volumes import nifti_target_spacing, resample_case
+from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.name_lists import slice_names
 from mmsam.datasets.converters.nifti_pairs import check_label_ids, read_nifti_pair
 from mmsam.datasets.converters.nnunet_preprocessing import (FOREGROUND_SAMPLE_BUDGET,
-                                                            foreground_stats,
-                                                            nnunet_target_spacing,
-                                                            parse_target_spacing, resample_volume,
+                                                            foreground_stats, parse_target_spacing,
                                                             sample_foreground)
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.io.data_root import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR,
                                          write_meta, write_split)
-from mmsam.datasets.io.nifti import read_nifti_geometry
 from mmsam.datasets.io.npz import save_case_volume, save_slice, save_volume
 from mmsam.utils.io import staged_output
 from mmsam.visualization.slice_overlay import class_colors
@@ -69,7 +68,7 @@ class NiftiFolderConversionError(ConversionError):
     own_files = True  # the shared checks advise fixing the user's files, not a re-extraction
 
 
-def case_name(filename):
+def case_name(filename: str) -> Optional[str]:
     """The case name of a NIfTI file name (``liver_007.nii.gz`` -> ``liver_007``), or None."""
     for suffix in NIFTI_SUFFIXES:
         if filename.endswith(suffix) and len(filename) > len(suffix):
@@ -92,7 +91,7 @@ def _nifti_files(folder):
     return files
 
 
-def find_cases(src):
+def find_cases(src: str) -> dict:
     """The (image, label) NIfTI paths of each case in ``SRC/images`` and ``SRC/labels``.
 
     Returns:
@@ -117,14 +116,14 @@ def find_cases(src):
     return {case: (images[case], labels[case]) for case in sorted(images)}
 
 
-def window_intensities(volume, window):
+def window_intensities(volume: np.ndarray, window: Optional[Sequence[float]]) -> np.ndarray:
     """Clip to ``window`` = (low, high) and rescale linearly to [0, 1]; float32."""
     low, high = window
     volume = np.clip(np.asarray(volume, dtype=np.float32), low, high)
     return ((volume - np.float32(low)) / np.float32(high - low)).astype(np.float32)
 
 
-def zscore(volume):
+def zscore(volume: np.ndarray) -> np.ndarray:
     """``(v - mean) / max(std, 1e-8)`` of the volume itself (nnU-Net's ZScoreNormalization)."""
     volume = np.asarray(volume, dtype=np.float64)
     return ((volume - volume.mean()) / max(volume.std(), 1e-8)).astype(np.float32)
@@ -157,8 +156,12 @@ def _check_options(cases, test_cases, classes, intensity, window):
                 f'--classes {classes}: give 2 to {MAX_CLASSES} distinct names, background first')
 
 
-def convert_nifti_folder(src, dst, test_cases, classes=None, intensity='window', window=None,
-                         train_volumes=False, target_spacing=None, overwrite=False, log=None):
+def convert_nifti_folder(src: str, dst: str, test_cases: Optional[Sequence[str]],
+                         classes: Optional[Sequence[str]] = None, intensity: str = 'window',
+                         window: Optional[Sequence[float]] = None, train_volumes: bool = False,
+                         target_spacing: Union[None, str, Sequence[float]] = None,
+                         overwrite: bool = False, log: Optional[Callable[[str], None]] = None
+                        ) -> dict:
     """Convert ``SRC/images`` + ``SRC/labels`` NIfTI pairs into mmsam's format at ``dst``.
 
     Writes ``train_slices/``, ``test_volumes/``, with ``train_volumes`` also
@@ -192,9 +195,7 @@ def convert_nifti_folder(src, dst, test_cases, classes=None, intensity='window',
     target_spacing = parse_target_spacing(target_spacing, error)
     train_cases = [c for c in cases if c not in test_cases]
     if target_spacing == 'auto':
-        shapes, spacings = zip(*(read_nifti_geometry(cases[c][0], error, redo_advice(error))
-                                 for c in train_cases))
-        target_spacing = nnunet_target_spacing(spacings, shapes)
+        target_spacing = nifti_target_spacing((cases[c][0] for c in train_cases), error)
     num_classes = len(classes) if classes else MAX_CLASSES
 
     train_slices, fg_samples, max_id = [], [], 0
@@ -206,17 +207,14 @@ def convert_nifti_folder(src, dst, test_cases, classes=None, intensity='window',
             data = read_nifti_pair(image_path, label_path, error)
             label = check_label_ids(data['label'], num_classes, label_path, error)
             max_id = max(max_id, int(label.max(initial=0)))
-            image, spacing, native = data['image'], data['spacing'], None
+            image, spacing = data['image'], data['spacing']
             if intensity == 'hu' and not is_test:
                 fg_samples.append(sample_foreground(
                     image, label, FOREGROUND_SAMPLE_BUDGET // len(train_cases)))
             if intensity == 'zscore':
                 image = zscore(image)
-            if target_spacing is not None:
-                if is_test:
-                    native = dict(label=label, spacing=spacing)
-                image, label = resample_volume(image, label, spacing, target_spacing)
-                spacing = target_spacing
+            image, label, spacing, native = resample_case(image, label, spacing, target_spacing,
+                                                          keep_native=is_test)
             if intensity == 'window':
                 image = window_intensities(image, window)
             if is_test:

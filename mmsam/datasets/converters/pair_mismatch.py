@@ -6,6 +6,8 @@ release. A user's own files (``tools/dataset_converters/nifti_folder.py``) were 
 user: the advice is to check that the label belongs to the image and to resample it onto the
 image's grid, and the message says which part differs.
 """
+from typing import List, Sequence
+
 import numpy as np
 
 #: What to do about a label that is not on its image's grid, for a user's own files.
@@ -21,7 +23,8 @@ def _fmt(values, digits=4):
     return '(' + ', '.join(f'{float(v):.{digits}g}' for v in values) + ')'
 
 
-def affine_differences(image_affine, label_affine, atol=1e-4):
+def affine_differences(image_affine: np.ndarray, label_affine: np.ndarray,
+                       atol: float = 1e-4) -> List[str]:
     """The parts of two NIfTI affines that differ, in words.
 
     Args:
@@ -50,7 +53,8 @@ def affine_differences(image_affine, label_affine, atol=1e-4):
     return parts or ['the affine matrices']
 
 
-def shape_mismatch_message(image_path, label_path, image_shape, label_shape, own_files):
+def shape_mismatch_message(image_path: str, label_path: str, image_shape: Sequence[int],
+                           label_shape: Sequence[int], own_files: bool) -> str:
     """The error text for a label whose voxel array has another shape than its image's.
 
     Args:
@@ -65,8 +69,9 @@ def shape_mismatch_message(image_path, label_path, image_shape, label_shape, own
     return f"{text} (the label must have one value per image voxel): {OWN_PAIR_ADVICE}"
 
 
-def affine_mismatch_message(image_path, label_path, image_affine, label_affine, own_files,
-                            atol=1e-4):
+def affine_mismatch_message(image_path: str, label_path: str, image_affine: np.ndarray,
+                            label_affine: np.ndarray, own_files: bool,
+                            atol: float = 1e-4) -> str:
     """The error text for a label whose affine (voxel -> world) differs from its image's.
 
     Args:

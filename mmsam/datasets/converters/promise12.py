@@ -22,7 +22,7 @@ Spacing: ``ElementSpacing`` (x, y, z) of the image header, reordered to (z, y, x
 
 Split (MLB-Seg, followed by H-SAM: 40 training / 10 test cases, 3 labelled training cases):
 the command line defaults to H-SAM's published lists (official ``lists/lists_PROMISE_3``,
-shipped in ``tools/dataset_converters/splits/hsam/``): test cases Case16, 35, 34, 49, 23, 12,
+shipped in ``mmsam/datasets/splits/hsam/``): test cases Case16, 35, 34, 49, 23, 12,
 28, 43, 20, 13 (:data:`HSAM_PROMISE12_TEST`) and, as ``splits/train.txt``, the foreground slices
 of the labelled Case29, Case14 and Case05 (:data:`HSAM_PROMISE12_3`). Options: ``--test-list
 FILE`` or ``last10`` (Case40-Case49, :data:`DEFAULT_TEST_CASES`, the Python function's
@@ -42,18 +42,19 @@ import os
 import os.path as osp
 import re
 import warnings
-from typing import Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mmsam.datasets.converters import name_lists
 from mmsam.datasets.converters.errors import ConversionError
-from mmsam.datasets.converters.name_lists import read_name_list, slice_names
+from mmsam.datasets.converters.name_lists import read_name_list
 from mmsam.datasets.converters.output_folders import check_folders
-from mmsam.datasets.converters.slice_lists import labelled_cases_from_list, select_slices
+from mmsam.datasets.converters.slice_lists import labelled_cases_from_list
+from mmsam.datasets.converters.slice_writing import write_case_slices, write_slice_splits
 from mmsam.datasets.io import metaimage
-from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, TRAIN_SLICE_DIR, write_meta, write_split
-from mmsam.datasets.io.npz import save_slice, save_volume
+from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, write_meta
+from mmsam.datasets.io.npz import save_volume
 from mmsam.datasets.promise12_dataset import CLASSES, PALETTE
 from mmsam.datasets.splits import HSAM_PROMISE12_3
 from mmsam.utils.io import staged_output
@@ -91,22 +92,22 @@ def read_metaimage(path: str) -> Tuple[np.ndarray, tuple]:
 # cases and splits
 
 
-def image_path(src, case):
+def image_path(src: str, case: str) -> str:
     return osp.join(src, f'{case}.mhd')
 
 
-def segmentation_path(src, case):
+def segmentation_path(src: str, case: str) -> str:
     return osp.join(src, f'{case}_segmentation.mhd')
 
 
-def find_cases(src):
+def find_cases(src: str) -> List[str]:
     """Case names (``CaseNN``) of the image headers in ``src``, sorted by number."""
     found = [(int(m.group(1)), f[:-4]) for f in os.listdir(src)
              for m in [_CASE_RE.match(f)] if m]
     return [name for _, name in sorted(found)]
 
 
-def read_case_list(path):
+def read_case_list(path: str) -> List[str]:
     """Read a file of case names (``Case07``, ``Case07.mhd`` or ``7``), one a line.
 
     Args:
@@ -115,7 +116,7 @@ def read_case_list(path):
     Returns:
         list[str]: ``CaseNN`` names in file order.
     """
-    def case_name(line):
+    def case_name(line: str) -> str:
         name = osp.basename(line)
         name = name[:-4] if name.endswith('.mhd') else name
         if name.isdigit():
@@ -129,7 +130,8 @@ def read_case_list(path):
                           error=PROMISE12ConversionError)
 
 
-def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
+def choose_labelled(train_cases: List[str], labelled: Optional[int] = DEFAULT_LABELLED,
+                    labelled_list: Optional[str] = None) -> List[str]:
     """Pick the labelled cases: the first ``labelled`` training cases, or those listed."""
     return name_lists.choose_labelled(
         train_cases, labelled, labelled_list, read_case_list,
@@ -137,7 +139,8 @@ def choose_labelled(train_cases, labelled=DEFAULT_LABELLED, labelled_list=None):
         PROMISE12ConversionError)
 
 
-def percentile_normalise(volume, percentiles=PERCENTILES):
+def percentile_normalise(volume: np.ndarray, percentiles: Tuple[float, float] = PERCENTILES
+                        ) -> np.ndarray:
     """Clip a volume to its own low/high percentiles and rescale it linearly to [0, 1].
 
     Args:
@@ -202,9 +205,12 @@ def _check_sources(src, cases):
                                                'exist; re-download or re-extract it')
 
 
-def convert_promise12(src, dst, labelled=None, labelled_list=None, test_cases=None,
-                      test_list=None, all_train=False, overwrite=False, log=None,
-                      train_slices=None):
+def convert_promise12(src: str, dst: str, labelled: Optional[int] = None,
+                      labelled_list: Optional[str] = None,
+                      test_cases: Optional[Sequence[str]] = None, test_list: Optional[str] = None,
+                      all_train: bool = False, overwrite: bool = False,
+                      log: Optional[Callable[[str], None]] = None,
+                      train_slices: Optional[str] = None) -> dict:
     """Convert PROMISE12's training cases at ``src`` into mmsam's format at ``dst``.
 
     Writes ``train_slices/`` (labelled cases, or all training cases with ``all_train``),
@@ -262,26 +268,16 @@ def convert_promise12(src, dst, labelled=None, labelled_list=None, test_cases=No
         names, foreground = {}, set()
         for i, case in enumerate(sliced, 1):
             image, label, _ = read_promise12_case(src, case)
-            names[case] = slice_names(case, image.shape[0])
             log(f'[train {i}/{len(sliced)}] {case}: {image.shape[0]} slices '
                 f'{image.shape[1]}x{image.shape[2]}')
-            for name, image_k, label_k in zip(names[case], image, label):
-                save_slice(osp.join(tmp, TRAIN_SLICE_DIR, f'{name}.npz'), image_k, label_k)
-                if label_k.any():
-                    foreground.add(name)
+            names[case] = write_case_slices(tmp, case, image, label, foreground)
         for i, case in enumerate(test_cases, 1):
             image, label, spacing = read_promise12_case(src, case)
             log(f'[test {i}/{len(test_cases)}] {case}: volume {image.shape}, spacing {spacing}')
             save_volume(osp.join(tmp, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                         spacing=spacing)
-        train_names = [n for c in labelled_cases for n in names[c]]
-        if train_slices is not None:
-            train_names = select_slices(train_slices, {c: names[c] for c in labelled_cases},
-                                        foreground, error=PROMISE12ConversionError)
-        write_split(tmp, 'train', train_names)
-        if all_train:
-            write_split(tmp, 'train_all', [n for c in train_cases for n in names[c]])
-        write_split(tmp, 'test', test_cases)
+        train_names = write_slice_splits(tmp, names, labelled_cases, test_cases, train_slices,
+                                         foreground, all_train, PROMISE12ConversionError)
         meta = dict(
             classes=list(CLASSES), palette=[list(c) for c in PALETTE],
             source=dict(dataset='PROMISE12 (MICCAI 2012 prostate MR segmentation), training '

@@ -38,6 +38,7 @@ import os
 import os.path as osp
 import re
 import warnings
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class QUBIQConversionError(ConversionError):
     """A QUBIQ source file or argument that the conversion cannot use."""
 
 
-def find_cases(src):
+def find_cases(src: str) -> dict:
     """Find the case folders (holding ``image.nii.gz``) under ``src``.
 
     Args:
@@ -104,7 +105,7 @@ def _load_nifti(path):
     return array
 
 
-def normalise_image(image):
+def normalise_image(image: np.ndarray) -> np.ndarray:
     """Clip an image to its 0.5-99.5 percentiles and min-max it to [0, 1].
 
     Args:
@@ -120,7 +121,7 @@ def normalise_image(image):
     return ((np.clip(image, low, high) - low) / (high - low)).astype(np.float32)
 
 
-def binary_mask(mask):
+def binary_mask(mask: np.ndarray) -> np.ndarray:
     """Threshold an annotator mask at half its maximum.
 
     Args:
@@ -136,7 +137,7 @@ def binary_mask(mask):
     return (mask > high / 2).astype(np.uint8)
 
 
-def seg_paths(folder, num_annotators=NUM_ANNOTATORS):
+def seg_paths(folder: str, num_annotators: int = NUM_ANNOTATORS) -> List[str]:
     """The annotators' mask files of a case, ordered by annotator number."""
     found = sorted((int(m.group(1)), name) for name in os.listdir(folder)
                    for m in [SEG_PATTERN.match(name)] if m)
@@ -170,7 +171,7 @@ def read_case(folder, num_annotators=NUM_ANNOTATORS):
     return normalise_image(image), np.stack(masks)
 
 
-def resolve_cases(path, cases, src, what):
+def resolve_cases(path: Optional[str], cases: Dict[str, str], src: str, what: str) -> List[str]:
     """Read a case list file and map its lines to case ids.
 
     Args:
@@ -202,7 +203,7 @@ def resolve_cases(path, cases, src, what):
     return read_name_list(path, what, 'case', normalise=to_id, error=QUBIQConversionError)
 
 
-def release_test_cases(cases, src):
+def release_test_cases(cases: Dict[str, str], src: str) -> List[str]:
     """The cases of the challenge release's validation folder (SeqSAM's test set), by name.
 
     Args:
@@ -230,7 +231,8 @@ def release_test_cases(cases, src):
     return test
 
 
-def choose_splits(cases, src, test_cases=None, val_cases=None):
+def choose_splits(cases: Dict[str, str], src: str, test_cases: Optional[Sequence[str]] = None,
+                  val_cases: Optional[Sequence[str]] = None) -> Dict[str, List[str]]:
     """Split the case ids into train/(val)/test.
 
     Args:
@@ -261,7 +263,9 @@ def choose_splits(cases, src, test_cases=None, val_cases=None):
     return splits
 
 
-def convert_qubiq(src, dst, test_cases=None, val_cases=None, overwrite=False, log=None):
+def convert_qubiq(src: str, dst: str, test_cases: Optional[Sequence[str]] = None,
+                  val_cases: Optional[Sequence[str]] = None, overwrite: bool = False,
+                  log: Optional[Callable[[str], None]] = None) -> dict:
     """Convert the QUBIQ 2020 kidney data under ``src`` into mmsam's format at ``dst``.
 
     Args:

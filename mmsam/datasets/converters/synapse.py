@@ -65,7 +65,7 @@ Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` onc
 import os.path as osp
 import warnings
 import zlib
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -73,18 +73,19 @@ from mmsam.datasets.io.data_root import write_meta, write_split
 from mmsam.datasets.splits import HSAM_SYNAPSE_10PCT
 from mmsam.datasets.synapse_dataset import CLASSES, PALETTE
 from mmsam.utils.io import staged_output
+
 from .nnunet_preprocessing import foreground_stats, parse_target_spacing
 from .output_folders import check_folders
 from .slice_lists import read_slice_list
 from .synapse_btcv import BTCVSource
 from .synapse_common import (ALL_CASES, CONVERTER_NAME, CONVERTER_VERSION, INTENSITY_MODES,
-                             TEST_CASES, TRAIN_CASES, SynapseConversionError, abbreviate)
+                             SynapseConversionError, TEST_CASES, TRAIN_CASES, abbreviate)
 from .synapse_transunet import TransUNetSource
 
 SOURCES = dict(transunet=TransUNetSource, btcv=BTCVSource)
 
 
-def detect_format(src):
+def detect_format(src: str) -> str:
     """Guess the source layout of ``src``: ``'transunet'`` or ``'btcv'``."""
     if osp.isdir(osp.join(src, 'train_npz')) or osp.isdir(osp.join(src, 'test_vol_h5')):
         return 'transunet'
@@ -96,7 +97,7 @@ def detect_format(src):
         'data (img/, label/); check the path')
 
 
-def check_cases(train_cases, test_cases, src):
+def check_cases(train_cases: Sequence[str], test_cases: Sequence[str], src: str) -> List[str]:
     """Check the cases against TransUNet's split; warn about the expected ones that are missing.
 
     Args:
@@ -133,12 +134,13 @@ def check_cases(train_cases, test_cases, src):
     return missing
 
 
-def few_shot_split_name(fraction):
+def few_shot_split_name(fraction: float) -> str:
     """Name of the few-shot split file for ``fraction``, e.g. 0.1 -> ``'train_10pct'``."""
     return f'train_{round(fraction * 100, 6):g}pct'
 
 
-def sample_few_shot(train_slices, fraction=0.1, seed=0):
+def sample_few_shot(train_slices: Dict[str, List[str]], fraction: float = 0.1, seed: int = 0
+                   ) -> List[str]:
     """Draw a seeded random subset of training slices, stratified by case.
 
     ``n = round(fraction * N)`` slices of the ``N`` in all (at least 1); case ``c`` with ``N_c``
@@ -197,9 +199,12 @@ def read_few_shot_list(path: str, train_slices: Dict[str, List[str]]) -> List[st
     return names
 
 
-def convert_synapse(src, dst, fmt='auto', few_shot_fraction=0.1, seed=0, few_shot_list=None,
-                    few_shot_name=None, overwrite=False, log=None, train_volumes=False,
-                    intensity='window', target_spacing=None):
+def convert_synapse(src: str, dst: str, fmt: str = 'auto', few_shot_fraction: Optional[float] = 0.1,
+                    seed: int = 0, few_shot_list: Optional[str] = None,
+                    few_shot_name: Optional[str] = None, overwrite: bool = False,
+                    log: Optional[Callable[[str], None]] = None, train_volumes: bool = False,
+                    intensity: str = 'window',
+                    target_spacing: Union[None, str, Sequence[float]] = None) -> dict:
     """Convert a Synapse source (TransUNet's release or raw BTCV) into mmsam's format at ``dst``.
 
     Writes ``train_slices/``, ``test_volumes/``, ``splits/{train,test}.txt``, the few-shot split,

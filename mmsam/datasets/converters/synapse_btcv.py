@@ -12,6 +12,7 @@ header's zooms (k, j, i). Raw HU and resampling are :mod:`.synapse_volumes`.
 import os
 import os.path as osp
 import re
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
@@ -19,8 +20,9 @@ from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_
 from mmsam.datasets.io.nifti import nifti_spacing, nifti_to_dhw, open_nifti, read_nifti_voxels
 from mmsam.datasets.io.npz import save_case_volume, save_slice, save_volume
 from mmsam.datasets.synapse_dataset import BTCV_TO_SYNAPSE
+
 from .nifti_pairs import check_label_ids
-from .synapse_common import (HU_WINDOW, NUM_BTCV_IDS, TEST_CASES, SynapseConversionError,
+from .synapse_common import (HU_WINDOW, NUM_BTCV_IDS, SynapseConversionError, TEST_CASES,
                              integer_labels)
 from .synapse_volumes import auto_target_spacing, plan_train_slices, prepare_volume
 
@@ -28,7 +30,7 @@ from .synapse_volumes import auto_target_spacing, plan_train_slices, prepare_vol
 REDO = 're-download or re-extract it'
 
 
-def map_btcv_labels(raw, path='label'):
+def map_btcv_labels(raw: np.ndarray, path: str = 'label') -> np.ndarray:
     """Map raw BTCV label ids to Synapse ids: the 8 evaluated organs, everything else 0.
 
     Args:
@@ -96,7 +98,9 @@ class BTCVSource:
             self.headers[case] = (tuple(int(n) for n in img.shape[::-1]), nifti_spacing(img))
         self.train_slices = plan_train_slices(self.headers, self.target_spacing)
 
-    def configure(self, intensity='window', target_spacing=None):
+    def configure(self, intensity: str = 'window',
+                  target_spacing: Union[None, str, Sequence[float]] = None
+                  ) -> Optional[Sequence[float]]:
         """Set the intensity mode and target spacing (``'auto'``: nnU-Net's, of the training
         cases); re-plans the training slices. Returns the target spacing (z, y, x) or None."""
         if target_spacing == 'auto':
@@ -135,7 +139,7 @@ class BTCVSource:
         return prepare_volume(image, label, spacing, self.target_spacing, self.intensity,
                               fg_samples, len(self.headers))
 
-    def write_train_case(self, case, root, volume=False):
+    def write_train_case(self, case: str, root: str, volume: bool = False) -> None:
         """Write every axial slice of the case to ``root/train_slices/`` (and the volume)."""
         image, label, spacing, _ = self._prepared(case)
         if image.shape[0] != len(self.train_slices[case]):
@@ -147,13 +151,13 @@ class BTCVSource:
         if volume:
             save_volume(osp.join(root, TRAIN_VOLUME_DIR, f'{case}.npz'), image, label, spacing)
 
-    def write_test_case(self, case, root):
+    def write_test_case(self, case: str, root: str) -> None:
         """Write the case as a volume with its spacing (and native grid) to ``test_volumes/``."""
         image, label, spacing, native = self._prepared(case)
         save_case_volume(osp.join(root, TEST_VOLUME_DIR, f'{case}.npz'), image, label, spacing,
                          native)
 
-    def meta(self):
+    def meta(self) -> dict:
         return dict(spacing_note='(z, y, x) mm from the NIfTI headers; volumes (D, H, W) are the '
                                  'stored voxel arrays (i, j, k) transposed to (k, j, i), as in '
                                  'TransUNet\'s release, without reorientation by the affine',

@@ -10,14 +10,16 @@ Arrays are copied as they are. The release carries no voxel spacing: test volume
 import os
 import os.path as osp
 import warnings
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR
 from mmsam.datasets.io.h5 import read_h5_arrays
 from mmsam.datasets.io.npz import read_npz_arrays, save_slice, save_volume
-from .synapse_common import (HU_WINDOW, NUM_CLASSES, SLICE_RE, SynapseConversionError,
-                             abbreviate, integer_labels)
+
+from .synapse_common import (HU_WINDOW, NUM_CLASSES, SLICE_RE, SynapseConversionError, abbreviate,
+                             integer_labels)
 
 
 def _check_release_pair(image, label, ndim, path):
@@ -111,7 +113,9 @@ class TransUNetSource:
                           f'skipped: {abbreviate(unlisted)}')
         return sorted(set(listed))
 
-    def configure(self, intensity='window', target_spacing=None):
+    def configure(self, intensity: str = 'window',
+                  target_spacing: Union[None, str, Sequence[float]] = None
+                  ) -> Optional[Sequence[float]]:
         """Check the intensity mode and target spacing; the release allows neither change."""
         if intensity != 'window':
             raise SynapseConversionError(
@@ -125,7 +129,7 @@ class TransUNetSource:
                 'resampled; use the raw BTCV data (--format btcv) or --target-spacing none')
         return None
 
-    def write_train_case(self, case, root, volume=False):
+    def write_train_case(self, case: str, root: str, volume: bool = False) -> None:
         """Copy the case's slices to ``root/train_slices/`` (stacked to a volume if asked)."""
         images, labels = [], []
         for stem in self.train_slices[case]:
@@ -146,14 +150,14 @@ class TransUNetSource:
             save_volume(osp.join(root, TRAIN_VOLUME_DIR, f'{case}.npz'), np.stack(images),
                         np.stack(labels), spacing=(1.0, 1.0, 1.0))
 
-    def write_test_case(self, case, root):
+    def write_test_case(self, case: str, root: str) -> None:
         """Copy the case's volume to ``root/test_volumes/``, with unit spacing (unknown)."""
         path = osp.join(self.h5_dir, f'{case}.npy.h5')
         image, label = _check_release_pair(*_read_h5(path), 3, path)
         save_volume(osp.join(root, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                     spacing=(1.0, 1.0, 1.0))
 
-    def meta(self):
+    def meta(self) -> dict:
         return dict(spacing_note='TransUNet\'s release has no voxel spacing: test volumes are '
                                  'stored with spacing (1, 1, 1), so HD95 is in voxels as in '
                                  'TransUNet; axial slices (D, H, W) as in the release',

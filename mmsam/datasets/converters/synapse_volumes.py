@@ -14,9 +14,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .case_volumes import resample_case
 from .name_lists import slice_names
 from .nnunet_preprocessing import (FOREGROUND_SAMPLE_BUDGET, nnunet_target_spacing,
-                                   resample_volume, resampled_shape, sample_foreground)
+                                   resampled_shape, sample_foreground)
 from .synapse_common import HU_WINDOW, SynapseConversionError
 
 Header = Tuple[Tuple[int, int, int], Tuple[float, float, float]]
@@ -96,11 +97,7 @@ def prepare_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float
     if fg_samples is not None and intensity == 'hu':
         budget = FOREGROUND_SAMPLE_BUDGET // num_train_cases
         fg_samples.append(sample_foreground(image, label, budget))
-    native = None
-    if target_spacing is not None:
-        native = dict(label=label, spacing=spacing)
-        image, label = resample_volume(image, label, spacing, target_spacing)
-        spacing = target_spacing
+    image, label, spacing, native = resample_case(image, label, spacing, target_spacing)
     if intensity == 'window':
         image = window_hu(image)
     return image, label, spacing, native
