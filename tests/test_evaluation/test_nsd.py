@@ -4,11 +4,13 @@ import types
 
 import numpy as np
 import pytest
+import surface_distance  # the reference, pinned in requirements/tests.txt
+import surface_distance.lookup_tables
+import surface_distance.metrics
 from scipy import ndimage
 
 from mmsam.evaluation.functional import nsd, per_class_nsd, surface_distances
 
-surface_distance = pytest.importorskip('surface_distance')  # requirements/tests.txt
 
 
 class _NumpyWithAliases(types.ModuleType):
