@@ -8,12 +8,15 @@ maximum of its Euclidean distance transform, the image border counting as bounda
 RITM's click simulation.
 """
 import zlib
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmcv.transforms import BaseTransform
 from scipy import ndimage
 
 from mmsam.registry import TRANSFORMS
+
+Rng = Union[np.random.Generator, int, None]
 
 INITIAL_PROMPTS = ('box', 'point')
 EMPTY_POLICIES = ('error', 'no_prompt')
@@ -24,12 +27,14 @@ def _as_rng(rng):
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def index_to_xyz(index):
+def index_to_xyz(index: Sequence[int]) -> np.ndarray:
     """Array index (row, col) or (slice, row, col) to a point (x, y) or (x, y, z)."""
     return np.asarray(index, np.float32)[::-1].copy()
 
 
-def largest_region_centre(mask, rng=None, spacing=None):
+def largest_region_centre(mask: np.ndarray, rng: Rng = None,
+                          spacing: Optional[Sequence[float]] = None
+                          ) -> Optional[Tuple[np.ndarray, float, int]]:
     """The centre of the largest connected region of a mask, ties broken by ``rng``.
 
     Regions are face-connected (4-neighbours in 2D, 6 in 3D) and compared by voxel count. The
@@ -80,7 +85,9 @@ def _largest_regions_centre(masks, rng, spacing):
     return index.astype(np.int64), float(depth.max()), int(sizes.max()), which
 
 
-def next_click(pred, gt, rng=None, spacing=None, valid=None):
+def next_click(pred: np.ndarray, gt: np.ndarray, rng: Rng = None,
+               spacing: Optional[Sequence[float]] = None,
+               valid: Optional[np.ndarray] = None) -> Optional[Tuple[np.ndarray, int]]:
     """The next simulated click: the centre of the largest error region.
 
     Args:
@@ -111,7 +118,7 @@ def next_click(pred, gt, rng=None, spacing=None, valid=None):
     return index_to_xyz(index), POSITIVE if which == 0 else NEGATIVE
 
 
-def box_from_mask(mask, jitter=0, rng=None):
+def box_from_mask(mask: np.ndarray, jitter: int = 0, rng: Rng = None) -> np.ndarray:
     """Tight box of a non-empty mask, optionally jittered, clipped to the image.
 
     Args:
@@ -180,9 +187,11 @@ class ClickSimulator(BaseTransform):
             ``'no_prompt'`` adds no box and no point (later clicks can only be negative).
     """
 
-    def __init__(self, initial='box', box_jitter=0, target_class=None, ignore_index=255,
-                 prediction_key='prev_pred_seg_map', gt_key='gt_seg_map', use_spacing=False,
-                 seed=None, empty='error'):
+    def __init__(self, initial: str = 'box', box_jitter: int = 0,
+                 target_class: Optional[int] = None, ignore_index: int = 255,
+                 prediction_key: str = 'prev_pred_seg_map', gt_key: str = 'gt_seg_map',
+                 use_spacing: bool = False, seed: Optional[int] = None,
+                 empty: str = 'error') -> None:
         if initial not in INITIAL_PROMPTS:
             raise ValueError(f'ClickSimulator initial must be one of {INITIAL_PROMPTS}, got '
                              f'{initial!r}')
@@ -228,7 +237,7 @@ class ClickSimulator(BaseTransform):
             else label == self.target_class
         return target, valid
 
-    def transform(self, results):
+    def transform(self, results: dict) -> dict:
         target, valid = self._target(results)
         spacing = self._spacing(results, target.ndim)
         points = results.get('prompt_points')

@@ -24,6 +24,7 @@ tolerance).
 import functools
 import itertools
 import math
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from scipy import ndimage
@@ -120,7 +121,8 @@ def _cell_codes(mask):
     return codes
 
 
-def surface_distances(pred, gt, spacing=None):
+def surface_distances(pred: np.ndarray, gt: np.ndarray,
+                      spacing: Optional[Sequence[float]] = None) -> Dict[str, np.ndarray]:
     """Surface elements of both masks and their distances to the other mask's surface.
 
     Args:
@@ -156,7 +158,8 @@ def surface_distances(pred, gt, spacing=None):
                 surfel_areas_pred=table[codes['pred'][borders['pred']]])
 
 
-def nsd(pred, gt, spacing=None, tolerance_mm=1.0, both_empty=1.0):
+def nsd(pred: np.ndarray, gt: np.ndarray, spacing: Optional[Sequence[float]] = None,
+        tolerance_mm: float = 1.0, both_empty: float = 1.0) -> float:
     """Normalised surface Dice of two binary masks at a tolerance (see the module docstring).
 
     Args:
@@ -183,8 +186,10 @@ def nsd(pred, gt, spacing=None, tolerance_mm=1.0, both_empty=1.0):
     return float((close_gt + close_pred) / (area_gt.sum() + area_pred.sum()))
 
 
-def per_class_nsd(pred_labels, gt_labels, num_classes, spacing=None, tolerance_mm=1.0,
-                  both_empty=1.0):
+def per_class_nsd(pred_labels: np.ndarray, gt_labels: np.ndarray, num_classes: int,
+                  spacing: Optional[Sequence[float]] = None,
+                  tolerance_mm: Union[float, Sequence[float]] = 1.0,
+                  both_empty: float = 1.0) -> np.ndarray:
     """NSD of each foreground class of one case (see :func:`nsd`).
 
     Args:
@@ -204,7 +209,8 @@ def per_class_nsd(pred_labels, gt_labels, num_classes, spacing=None, tolerance_m
                          both_empty) for c in range(1, num_classes)], dtype=np.float64)
 
 
-def class_tolerances(tolerance_mm, num_foreground):
+def class_tolerances(tolerance_mm: Union[float, Sequence[float]],
+                     num_foreground: int) -> List[float]:
     """One tolerance per foreground class from a number or a per-class sequence.
 
     Args:
