@@ -224,3 +224,18 @@ def test_regions_are_face_connected():
     gt[7:11, 7:11] = True
     point, label = next_click(np.zeros_like(gt), gt, rng=0)
     assert label == 1 and 7 <= point[0] <= 10 and 7 <= point[1] <= 10
+
+
+def test_prompts_pack_into_the_data_sample_metainfo():
+    from mmcv.transforms import Compose
+    gt = two_blobs()
+    pipeline = Compose([
+        dict(type='ClickSimulator', initial='point', seed=0),
+        dict(type='PackSegInputs', meta_keys=('img_path', 'img_shape', 'prompt_points',
+                                              'prompt_point_labels'))])
+    packed = pipeline(dict(img=np.zeros(gt.shape + (3,), np.float32), gt_seg_map=gt,
+                           img_path='a.png', img_shape=gt.shape, seg_fields=['gt_seg_map']))
+    sample = packed['data_samples']
+    assert sample.prompt_points.tolist() == [[6.0, 5.0]]
+    assert sample.prompt_point_labels.tolist() == [1]
+    assert sample.gt_sem_seg.data.shape == (1,) + gt.shape
