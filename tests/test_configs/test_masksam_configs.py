@@ -119,35 +119,38 @@ def test_geometry_is_consistent(path):
     assert model.test_cfg['patch_size'] == (depth, height, width)
 
 
-def test_dataset_settings():
-    syn = Config.fromfile(CFG / 'masksam_vit-b_synapse.py')
-    acdc = Config.fromfile(MAIN_ACDC)
-    amos = Config.fromfile(CFG / 'masksam_vit-h_amos_fold0.py')
-
-    def splits(cfg):
-        loaders = (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader)
-        return tuple((loader.dataset.split, loader.dataset.volume_dir) for loader in loaders)
-
-    assert splits(syn) == (('train_volumes', 'train_volumes'), ('test', 'test_volumes'),
-                           ('test', 'test_volumes'))
-    assert splits(acdc) == (('train_volumes', 'train_volumes'), ('val', 'test_volumes'),
-                            ('test', 'test_volumes'))
-    assert splits(amos) == (('fold0_train', 'train_volumes'), ('fold0_val', 'train_volumes'),
-                            ('fold0_val', 'train_volumes'))
-    assert [c.train_dataloader.dataset.data_root for c in (syn, acdc, amos)] == [
-        'data/synapse_3d', 'data/acdc', 'data/amos']
-    modes = [c.train_dataloader.dataset.pipeline[1].mode for c in (syn, acdc, amos)]
-    assert modes == ['ct', 'zscore', 'ct']
-    # nnU-Net's augmentation, identical in the three dataset bases
-    augs = [c.train_dataloader.dataset.pipeline[3:-1] for c in (syn, acdc, amos)]
+def test_the_three_datasets_augment_as_nnunet_v2():
+    """Synapse, ACDC and AMOS train with one augmentation list, whose steps and probabilities
+    are nnU-Net v2's (``nnUNetTrainer.get_training_transforms`` of the installed nnunetv2,
+    read here): spatial (rotation and scaling 0.2 each, rotation in +-180 degrees), noise,
+    blur, brightness, contrast, low resolution, inverted then plain gamma, mirroring."""
+    trainer = pytest.importorskip('nnunetv2.training.nnUNetTrainer.nnUNetTrainer')
+    cfgs = [Config.fromfile(p) for p in (CFG / 'masksam_vit-b_synapse.py', MAIN_ACDC,
+                                          CFG / 'masksam_vit-h_amos_fold0.py')]
+    augs = [c.train_dataloader.dataset.pipeline[3:-1] for c in cfgs]
     assert augs[0] == augs[1] == augs[2]
-    assert [(t.type, t.get('prob', t.get('rotate_prob'))) for t in augs[0]] == [
-        ('RandomSpatial3D', 0.2), ('RandomGaussianNoise3D', 0.1), ('RandomGaussianBlur3D', 0.2),
-        ('RandomBrightness3D', 0.15), ('RandomContrast3D', 0.15),
-        ('RandomLowResolution3D', 0.25), ('RandomGamma3D', 0.1), ('RandomGamma3D', 0.3),
-        ('RandomMirror3D', 0.5)]
-    assert augs[0][6].invert_image and not augs[0][7].invert_image
-    assert augs[0][0].scale_prob == 0.2 and augs[0][0].rotate_range == (-180., 180.)
+    nnunet = trainer.nnUNetTrainer.get_training_transforms(
+        patch_size=(16, 32, 32), rotation_for_DA=(-np.pi, np.pi), deep_supervision_scales=None,
+        mirror_axes=(0, 1, 2), do_dummy_2d_data_aug=False).transforms
+    spatial, *random_steps = [t for t in nnunet if type(t).__name__ != 'RemoveLabelTansform']
+    mirror = random_steps.pop()
+    assert (type(spatial).__name__, type(mirror).__name__) == ('SpatialTransform',
+                                                               'MirrorTransform')
+    assert augs[0][0].type == 'RandomSpatial3D'
+    assert augs[0][0].rotate_prob == spatial.p_rotation and \
+        augs[0][0].scale_prob == spatial.p_scaling
+    assert tuple(np.deg2rad(augs[0][0].rotate_range)) == pytest.approx(spatial.rotation)
+    names = dict(GaussianNoiseTransform='RandomGaussianNoise3D',
+                 GaussianBlurTransform='RandomGaussianBlur3D',
+                 MultiplicativeBrightnessTransform='RandomBrightness3D',
+                 ContrastTransform='RandomContrast3D',
+                 SimulateLowResolutionTransform='RandomLowResolution3D',
+                 GammaTransform='RandomGamma3D')
+    assert [(t.type, t.prob) for t in augs[0][1:-1]] == [
+        (names[type(r.transform).__name__], r.apply_probability) for r in random_steps]
+    gammas = [r.transform for r in random_steps if type(r.transform).__name__ == 'GammaTransform']
+    assert [t.invert_image for t in augs[0][6:8]] == [g.p_invert_image == 1 for g in gammas]
+    assert augs[0][-1].type == 'RandomMirror3D' and tuple(mirror.allowed_axes) == (0, 1, 2)
 
 
 def _fake_root(root, dataset, shape, num_classes, ct):
