@@ -1,5 +1,6 @@
-"""MaskSAM configs: parameter counts (spec section 8), geometry, splits, data pipelines, missing
-files, and the Table 4 ablations differing from the main ACDC config only where intended."""
+"""MaskSAM configs: parameter counts (worked out by hand for the official geometries),
+geometry, splits, nnU-Net's augmentation, data pipelines, missing files, and the Table 4
+ablations differing from the main ACDC config only where intended."""
 import copy
 from pathlib import Path
 
@@ -59,8 +60,8 @@ def test_there_are_all_masksam_configs():
     assert sorted(ABLATIONS) == list(range(1, 9))
 
 
-def test_vit_b_synapse_has_the_spec_parameter_count(capsys):
-    """Spec section 8: 18,843,937 trainable; 109,581,137 in all with mmsam's resized tables."""
+def test_vit_b_synapse_has_the_worked_out_parameter_count(capsys):
+    """Worked out by hand: 18,843,937 trainable; 109,581,137 in all with mmsam's resized tables."""
     groups = load_count_params().main([str(CFG / 'masksam_vit-b_synapse.py')])
     assert 'encoder adapters' in capsys.readouterr().out
     train = {k: t for k, (_, t) in groups.items()}
@@ -78,7 +79,7 @@ def test_vit_b_synapse_has_the_spec_parameter_count(capsys):
 
 
 @pytest.mark.slow
-def test_vit_h_synapse_and_amos_have_the_spec_parameter_counts():
+def test_vit_h_synapse_and_amos_have_the_worked_out_parameter_counts():
     count = load_count_params().count_masksam
     groups = count(build(CFG / 'masksam_vit-h_synapse.py'))
     assert groups['encoder adapters'][1] == 64 * dconv(1280) == 53145600
@@ -366,7 +367,7 @@ def test_b1_to_b4_have_no_depth_embeddings():
 def test_vit_b_acdc_has_the_official_network_count():
     """The official ACDC network: the x4 stem of MaskSAM_ACDC (33,945) and one kernel for the
     generator's last three levels (they share one skip module and, officially, one plan kernel):
-    21,406,234 trainable, spec section 8's ~21.4M (3x3x3 kernels)."""
+    21,406,234 trainable, the ~21.4M worked out by hand (3x3x3 kernels)."""
     groups = load_count_params().count_masksam(build(MAIN_ACDC))
     train = {k: t for k, (_, t) in groups.items()}
     assert train['stem'] == 33945
