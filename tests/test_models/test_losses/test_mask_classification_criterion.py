@@ -32,10 +32,12 @@ def hand_dice(x, t):
     return 1 - (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
 
 
-SPEC_WEIGHTS = (0.2, 1.5, 1.5, 0.5, 0.5, 0.5, 0.2)  # Synapse / ACDC (spec section 3)
+# MaskSAM's official Synapse / ACDC weights: class 0.2, mask CE 1.5, mask Dice 1.5, aux mask CE
+# 0.5, aux Dice 0.5, box L1 0.5, GIoU 0.2 (AMOS: 1.2 for both final-mask terms)
+OFFICIAL_WEIGHTS = (0.2, 1.5, 1.5, 0.5, 0.5, 0.5, 0.2)
 
 
-def hand_cost(pred, target, q, k, weights=SPEC_WEIGHTS):
+def hand_cost(pred, target, q, k, weights=OFFICIAL_WEIGHTS):
     """The spec's total matching cost of query q and target k, term by term; weights of the
     class, mask CE, mask Dice, aux CE, aux Dice, box L1 and GIoU terms in that order."""
     cls, mask, aux, box = (v[q] for v in pred)
