@@ -452,3 +452,52 @@ def test_tools_test_on_an_anisotropic_volume_gives_nnunet_export_labels(tmp_path
     print(f'{len(np.unique(labels))} classes predicted; the trilinear resize changes '
           f'{changed:.1%} of the labels')
     assert changed > 0
+
+
+@pytest.mark.slow  # two sliding windows of the tiny 3D model over a 15-slice volume (~20 s)
+def test_scan_inference_resamples_to_the_training_spacing_as_nnunet(tmp_path):
+    # nnU-Net's predict-from-files path on a 5 x 0.8 x 0.8 mm NIfTI with a model trained at
+    # 2 x 0.8 x 0.8 mm: its preprocessor (CT normalisation, then resampling), the sliding
+    # window, its export back to the scan's grid; mmsam's inference_scan gives the same labels.
+    import json
+
+    import nibabel as nib
+    from mmseg.structures import SegDataSample
+
+    from mmsam.apis import init_model
+    from mmsam.apis.scan_inference import inference_scan
+    from mmsam.datasets.io.scan import read_scan
+    volume = write_anisotropic_data_root(tmp_path / 'data')
+    meta_path = tmp_path / 'data' / 'meta.json'
+    meta = json.loads(meta_path.read_text())
+    meta['target_spacing'] = list(MODEL_SPACING)
+    meta_path.write_text(json.dumps(meta))
+    native = np.load(volume)
+    scan = tmp_path / 'scan.nii.gz'
+    hu = np.where(native['native_label'] > 0, 60.0, -700.0) + \
+        np.random.default_rng(0).normal(0, 300, NATIVE_SHAPE)
+    nib.save(nib.Nifti1Image(hu.astype(np.float32).transpose(2, 1, 0),
+                             np.diag([0.8, 0.8, 5.0, 1.0])), str(scan))
+    torch.manual_seed(0)
+    model = init_model(str(DCONV_3D), cfg_options={
+        'test_dataloader.dataset.data_root': str(tmp_path / 'data')})
+    ours = inference_scan(model, str(scan))
+
+    image, geometry = read_scan(str(scan))
+    assert tuple(geometry.spacing) == pytest.approx(NATIVE_SPACING)
+    data, _ = nnunet_preprocess(image, np.zeros(image.shape, np.uint8), NATIVE_SPACING,
+                                MODEL_SPACING, ct_stats=meta['ct_foreground'])
+    inputs = model.data_preprocessor(dict(inputs=[torch.from_numpy(data)[None]],
+                                          data_samples=[SegDataSample()]), False)['inputs']
+    cfg = model.test_cfg
+    with torch.no_grad():
+        logits = sliding_window_inference_3d(inputs[0], model.window_scores, cfg['patch_size'],
+                                             cfg['step_size'], cfg['sigma_scale'],
+                                             tuple(cfg['mirror_axes']), cfg['window_batch'])
+    assert logits.shape[1:] == (15, 40, 48)
+    theirs = nnunet_export_labels(logits, MODEL_SPACING, NATIVE_SHAPE, NATIVE_SPACING)
+    assert ours.labels.shape == NATIVE_SHAPE and len(np.unique(theirs)) >= 2
+    np.testing.assert_array_equal(ours.labels, theirs)
+    # without a target spacing the model runs on the scan's own grid: other labels
+    meta_path.write_text(json.dumps({**meta, 'target_spacing': None}))
+    assert (inference_scan(model, str(scan)).labels != theirs).any()

@@ -25,9 +25,9 @@ from mmseg.structures import SegDataSample
 
 from mmsam.datasets.io.scan import read_scan, scan_kind
 from mmsam.datasets.io.npz import load_npz
-from .inference import (inference_model, is_hypothesis_model, is_volume_model, pack_slice,
-                        predict_in_batches, prepare_volume, sliding_window_labels,
-                        slice_pipeline, training_data_meta)
+from .inference import (config_test_pipeline, inference_model, is_hypothesis_model,
+                        is_volume_model, pack_slice, predict_in_batches, prepare_volume,
+                        sliding_window_labels, slice_pipeline, training_data_meta)
 from .intensity import apply_intensity, resolve_intensity
 
 
@@ -87,6 +87,54 @@ def model_space(model: nn.Module, volume: np.ndarray, geometry: object, intensit
     return apply_intensity(volume, preset, window)
 
 
+def _clips_ct(cfg) -> bool:
+    """Whether the config's test pipeline clips CT to the foreground window
+    (``NormalizeIntensity3D(mode='ct')``, nnU-Net's CTNormalization)."""
+    return any(t.get('type') == 'NormalizeIntensity3D' and t.get('mode', 'ct') == 'ct'
+               and t.get('clip', True) for t in config_test_pipeline(cfg))
+
+
+def volume_scan_labels(model: nn.Module, image: np.ndarray, spacing: Sequence[float],
+                       intensity_properties: Optional[dict] = None,
+                       progress: bool = False) -> np.ndarray:
+    """A 3D model's labels of a scan, on the scan's grid, as nnU-Net predicts from files.
+
+    When the training data were resampled (``meta.json``'s ``target_spacing``), the scan is
+    resampled to that spacing first as nnU-Net's preprocessor does (CT clipped to the
+    foreground window, then order 3, nearest along an anisotropic z:
+    :func:`mmsam.datasets.converters.nnunet_preprocessing.resample_image`); the model's blended
+    logits then come back to the scan's grid by nnU-Net's export path (``VolumeSAMSegmentor``
+    with ``native_shape`` / ``native_spacing``). Otherwise the model runs on the scan's grid.
+
+    Args:
+        model (nn.Module): a ``VolumeSAMSegmentor`` from :func:`init_model`.
+        image (ndarray): (D, H, W) float32 in model space (:func:`model_space`).
+        spacing (Sequence[float]): (z, y, x) mm of the scan.
+        intensity_properties (dict, optional): CT statistics (default: the training data's).
+        progress (bool): a progress bar over the windows.
+
+    Returns:
+        ndarray: (D, H, W) uint8 class ids.
+    """
+    from mmsam.datasets.converters.nnunet_preprocessing import (ct_clip_range, resample_image,
+                                                                resampled_shape)
+    spacing = tuple(float(s) for s in spacing)
+    meta = training_data_meta(model.cfg)
+    target = meta.get('target_spacing')
+    if target is None or resampled_shape(image.shape, spacing, target) == image.shape:
+        packed = prepare_volume(model, image, intensity_properties, spacing=spacing)
+        return sliding_window_labels(model, packed, progress)
+    target = tuple(float(s) for s in target)
+    stats = intensity_properties if intensity_properties is not None else \
+        meta.get('ct_foreground')
+    clip = ct_clip_range(stats) if stats and _clips_ct(model.cfg) else None
+    packed = prepare_volume(model, resample_image(image, spacing, target, clip),
+                            intensity_properties, spacing=target)
+    packed['data_samples'].set_metainfo(dict(native_shape=tuple(image.shape),
+                                             native_spacing=spacing))
+    return sliding_window_labels(model, packed, progress)
+
+
 def inference_scan(model: nn.Module, path: str, intensity: str = 'auto',
                    window: Optional[Tuple[float, float]] = None,
                    boxes: Optional[Dict[int, tuple]] = None, batch_size: int = 8,
@@ -112,8 +160,8 @@ def inference_scan(model: nn.Module, path: str, intensity: str = 'auto',
     volume, geometry = read_scan(path, max_voxels=max_voxels)
     image = model_space(model, volume, geometry, intensity, window)
     if is_volume_model(model):
-        packed = prepare_volume(model, image, intensity_properties, spacing=geometry.spacing)
-        labels = sliding_window_labels(model, packed, progress)
+        labels = volume_scan_labels(model, image, geometry.spacing, intensity_properties,
+                                    progress)
         return ScanPrediction(labels=labels, geometry=geometry, image=image)
     if is_hypothesis_model(model):
         if not boxes:

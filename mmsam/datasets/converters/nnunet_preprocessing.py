@@ -67,6 +67,37 @@ def ct_clip_range(stats: dict) -> Tuple[float, float]:
     return float(stats['percentile_00_5']), float(stats['percentile_99_5'])
 
 
+def resample_image(image: np.ndarray, spacing: Sequence[float],
+                   target_spacing: Sequence[float],
+                   clip_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
+    """Resample an image to ``target_spacing`` as nnU-Net's preprocessor resamples its data.
+
+    nnunetv2's ``resample_data_or_seg_to_shape(is_seg=False, order=3, order_z=0,
+    force_separate_z=None)``, the default plans' data resampling (see :func:`resample_volume`).
+
+    Args:
+        image (ndarray): (D, H, W) intensities.
+        spacing (sequence[float]): (z, y, x) spacing of the array, mm.
+        target_spacing (sequence[float]): (z, y, x) spacing to resample to, mm.
+        clip_range (tuple[float, float] | None): clipped to before resampling (CT).
+
+    Returns:
+        ndarray: (D', H', W') float32.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if clip_range is not None:
+        image = np.clip(image, np.float32(clip_range[0]), np.float32(clip_range[1]))
+    shape = resampled_shape(image.shape, spacing, target_spacing)
+    if shape == image.shape:
+        return image
+    from nnunetv2.preprocessing.resampling.default_resampling import \
+        resample_data_or_seg_to_shape
+    resampled = resample_data_or_seg_to_shape(
+        image[None], shape, [float(s) for s in spacing], [float(s) for s in target_spacing],
+        is_seg=False, order=3, order_z=0, force_separate_z=None)[0]
+    return resampled.astype(np.float32, copy=False)
+
+
 def resample_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float],
                     target_spacing: Sequence[float],
                     clip_range: Optional[Tuple[float, float]] = None
@@ -97,24 +128,17 @@ def resample_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[floa
     Returns:
         tuple[ndarray, ndarray]: image (D', H', W') float32 and label (D', H', W') uint8.
     """
-    image = np.asarray(image, dtype=np.float32)
     label = np.asarray(label)
-    if clip_range is not None:
-        image = np.clip(image, np.float32(clip_range[0]), np.float32(clip_range[1]))
-    shape = resampled_shape(image.shape, spacing, target_spacing)
-    if shape == image.shape:
-        return image, label.astype(np.uint8)
+    new_image = resample_image(image, spacing, target_spacing, clip_range)
+    if new_image.shape == label.shape:
+        return new_image, label.astype(np.uint8)
     from nnunetv2.preprocessing.resampling.default_resampling import \
         resample_data_or_seg_to_shape
-    spacing = [float(s) for s in spacing]
-    target_spacing = [float(s) for s in target_spacing]
-    new_image = resample_data_or_seg_to_shape(image[None], shape, spacing, target_spacing,
-                                              is_seg=False, order=3, order_z=0,
-                                              force_separate_z=None)[0]
-    new_label = resample_data_or_seg_to_shape(label.astype(np.int16)[None], shape, spacing,
-                                              target_spacing, is_seg=True, order=1, order_z=0,
-                                              force_separate_z=None)[0]
-    return new_image.astype(np.float32, copy=False), new_label.astype(np.uint8)
+    new_label = resample_data_or_seg_to_shape(
+        label.astype(np.int16)[None], new_image.shape, [float(s) for s in spacing],
+        [float(s) for s in target_spacing], is_seg=True, order=1, order_z=0,
+        force_separate_z=None)[0]
+    return new_image, new_label.astype(np.uint8)
 
 
 TargetSpacing = Union[None, str, Tuple[float, float, float]]
