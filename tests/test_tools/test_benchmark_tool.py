@@ -34,6 +34,21 @@ def test_encoder_mode_compares_with_segment_anything(capsys):
     assert results[('segment-anything', 'fp32')]['speedup'] == 1
 
 
+def test_encoder_mode_times_each_forced_kernel(capsys):
+    """--kernels gives a row per fused kernel, each equal to segment-anything in fp32 (the
+    tiny grid's global block is 8 x 8: only a forced 'masked' runs the masked kernel)."""
+    benchmark = load_tool('benchmark')
+    results = benchmark.main(['--mode', 'encoder', '--arch', TINY_ARCH, '--img-size', '64',
+                              '--dtype', 'fp32', '--device', 'cpu', '--repeats', '1',
+                              '--kernels', 'sdpa', 'masked', 'matmul', '--clock', 'cpu'])
+    assert 'cpu time' in capsys.readouterr().out
+    names = {name for name, _ in results}
+    assert names == {'segment-anything', 'mmsam fused (sdpa)', 'mmsam fused (masked)',
+                     'mmsam fused (matmul)'}
+    for name in names:
+        assert results[(name, 'fp32')]['max_abs'] < 1e-4
+
+
 def test_samed_step_mode_same_first_loss_for_both_attentions(capsys):
     benchmark = load_tool('benchmark')
     results = benchmark.main(['--mode', 'train', '--arch', TINY_ARCH, '--img-size', '64',

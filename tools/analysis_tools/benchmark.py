@@ -30,7 +30,12 @@ segment-anything fp32 and over segment-anything at the same dtype, the max abs /
 difference from segment-anything fp32, and TFLOP/s against the encoder's counted FLOPs::
 
     python tools/analysis_tools/benchmark.py --mode encoder --arch vit_b --img-size 1024 \
-        --dtype fp32 bf16 --device cpu [--impls fused reference] [--compile]
+        --dtype fp32 bf16 --device cpu [--impls fused reference] [--compile] \
+        [--kernels auto sdpa masked] [--clock cpu]
+
+``--kernels`` times the fused attention with each kernel forced (a row each; default ``auto``,
+what the model runs); ``--clock cpu`` measures the process CPU time instead of wall time (on a
+machine shared with other jobs, at ``OMP_NUM_THREADS=1``).
 
 ``--mode train`` without a config times one SAMed training step (ViT-B + LoRA r=4 on q, v,
 SAMed's head and losses, AdamW; ``configs/samed/samed_vit-b_synapse.py``'s model with random
@@ -66,6 +71,7 @@ from mmsam.engine.embedding_cache_rules import (dataset_transforms, pipeline_cfg
                                                pipeline_reason, train_mode_reason,
                                                trainable_reason)
 from mmsam.models.backbones.encoder_flops import sam_encoder_flops
+from mmsam.models.backbones.fused_rel_pos_attention import FusedRelPosAttention
 from mmsam.models.backbones.sam_image_encoder import resolve_arch
 from mmsam.registry import MODELS
 from mmsam.utils import register_all_modules
@@ -92,6 +98,13 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=1, help='encoder / SAMed-step batch')
     parser.add_argument('--compile', action='store_true',
                         help="encoder mode: add mmsam fused under torch.compile")
+    parser.add_argument('--kernels', nargs='+', default=['auto'],
+                        choices=list(FusedRelPosAttention.KERNELS),
+                        help="encoder mode: the fused attention's kernels to time, a row each "
+                        "(default: auto, what the model runs)")
+    parser.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
+                        help='wall time (default), or the process CPU time: on a machine shared '
+                        'with other jobs, at 1 thread, the CPU time is what an idle core takes')
     parser.add_argument('--iters', type=int, default=20, help='timed iterations per epoch')
     parser.add_argument('--warmup', type=int, default=2,
                         help='untimed iterations at the start of each epoch')
@@ -365,11 +378,12 @@ def randomise_position_tables_(encoder, seed):
                 param.copy_(torch.randn(param.shape, generator=gen) * 0.1)
 
 
-def interleaved_times(variants, repeats, device):
+def interleaved_times(variants, repeats, device, clock=time.perf_counter):
     """Runs every variant once (warm-up), then ``repeats`` rounds of all of them in turn.
 
     Args:
         variants (dict[str, callable]): name -> function returning its output.
+        clock (callable): seconds now (``time.perf_counter`` or ``time.process_time``).
 
     Returns:
         tuple[dict, dict, dict]: name -> list of seconds, name -> warm-up output, name ->
@@ -384,10 +398,10 @@ def interleaved_times(variants, repeats, device):
     for _ in range(repeats):
         for name, fn in variants.items():
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times, outputs, first
 
 
@@ -407,10 +421,17 @@ def benchmark_encoder(args, device):
     sam = sam.to(device).eval()
     encoders = {'segment-anything': sam}
     for impl in impls:
-        enc = MODELS.build(dict(type='SAMImageEncoder', arch=args.arch, img_size=img_size,
-                                attn_impl=impl))
-        enc.load_state_dict(sam.state_dict())
-        encoders[f'mmsam {impl}'] = enc.to(device).eval()
+        for kernel in (args.kernels if impl == 'fused' else [None]):
+            enc = MODELS.build(dict(type='SAMImageEncoder', arch=args.arch, img_size=img_size,
+                                    attn_impl=impl))
+            enc.load_state_dict(sam.state_dict())
+            name = f'mmsam {impl}'
+            if kernel is not None and args.kernels != ['auto']:
+                name += f' ({kernel})'
+            if kernel is not None:
+                for block in enc.blocks:
+                    block.attn.kernel = kernel
+            encoders[name] = enc.to(device).eval()
     if args.compile:
         encoders['mmsam fused + compile'] = torch.compile(
             encoders.get('mmsam fused') or copy.deepcopy(encoders[f'mmsam {impls[0]}']))
@@ -427,7 +448,8 @@ def benchmark_encoder(args, device):
     dtypes = list(dict.fromkeys(['fp32'] + args.dtype))
     variants = {(name, dt): run(enc, dt) for dt in dtypes for name, enc in encoders.items()
                 if dt in args.dtype or name == 'segment-anything'}
-    times, outputs, first = interleaved_times(variants, args.repeats, device)
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
+    times, outputs, first = interleaved_times(variants, args.repeats, device, clock)
     flops = sam_encoder_flops(args.arch, img_size, args.batch_size)
     base = outputs[('segment-anything', 'fp32')]
     sa_median = {dt: statistics.median(times[('segment-anything', dt)]) for dt in dtypes
@@ -449,7 +471,8 @@ def benchmark_encoder(args, device):
                        f'{max_abs:.2e}', f'{rel_l2:.2e}', f'{flops / med / 1e12:.3f}'])
     print(f'Image encoder {args.arch} at {img_size} x {img_size}, batch {args.batch_size}, '
           f'{flops / 1e12:.3f} TFLOP per pass, on {device} ({torch.get_num_threads()} '
-          f'threads), {args.repeats} interleaved repeats after one warm-up:')
+          f'threads), {args.repeats} interleaved repeats after one warm-up, {args.clock} '
+          'time:')
     print(table)
     return results
 
