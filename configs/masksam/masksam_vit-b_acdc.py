@@ -4,12 +4,12 @@
 # ConvT 16 -> 16, ConvT 16 -> 32 (each + bare InstanceNorm + GELU), conv 32 -> 32 at 1024^2,
 # conv 32 -> 3 (33,945 parameters); Q=8 queries, 3 structures + background; the prompt generator
 # stops at 256 x 256 (scales 1, 2, 4, 4, 4): the last three levels share one x4 skip module and
-# one kernel size (3x3x3, spec section 8's assumption; the ACDC plan is not shipped: (1, 3, 3)
+# one kernel size (3x3x3, assumed, as the parameter counts; the ACDC plan is not shipped: (1, 3, 3)
 # would give 19,046,938 trainable); no 3D refinement: SAM's 4g = 256 masks pass SAM's
 # postprocess_masks (bilinear 256 -> 1024 -> 256); boxes floored at 256 and scaled x4
 # (ResizeLongestSide(1024).apply_boxes). SGD lr 1e-3, poly per epoch, 500 epochs x 250
 # iterations at a global batch of 2.
-# 21,406,234 trainable of 115,141,706 parameters (spec section 8: ~21.4M).
+# 21,406,234 trainable of 115,141,706 parameters (counted on the modules: ~21.4M).
 # Needs checkpoints/sam_vit_b_01ec64.pth (official SAM ViT-B, linked in the segment-anything
 # README's "Model Checkpoints") and data/acdc (the converter command is in
 # configs/_base_/datasets/acdc_3d.py). Test on the 40 test volumes with tools/test.py; on a GPU

@@ -2,7 +2,7 @@
 # code's geometry: SAM ViT-H at 256 x 256, patches of T=26 slices, Q=24 queries, 8 organs +
 # background, MaskRefine3D; SGD lr 1e-3 (Nesterov, momentum 0.99), poly per epoch, 1000 epochs
 # x 250 iterations at a global batch of 2. 65,550,113 trainable of 701,664,081 parameters
-# (spec section 8; the official 1024-size tables make it 706.6M).
+# (counted on the modules; the official 1024-size tables make it 706.6M).
 # Needs checkpoints/sam_vit_h_4b8939.pth (official SAM ViT-H, linked in the segment-anything
 # README's "Model Checkpoints") and data/synapse_3d (the converter command is in
 # configs/_base_/datasets/synapse_3d.py). On a GPU train with --amp (fp16, as the official code).

@@ -2,7 +2,7 @@
 # (masksam_vit-h_synapse.py is the official network): the 256 patch fills SAM's frame (position
 # table resized bicubically, prompt coordinates and dense PE of a 256 frame, not the top-left of
 # a 1024 one); the windowed encoder blocks normalise before padding and run the DConv adapter on
-# whole slices after the window attention (spec A5), so slices of one case never mix with other
+# whole slices after the window attention, so slices of one case never mix with other
 # windows; the auxiliary mask losses read logits (no double sigmoid). Same parameters; an
 # official checkpoint loads but computes other outputs (check_official.py --config on the
 # masksam fixture: pred_masks differ by up to 1.8).

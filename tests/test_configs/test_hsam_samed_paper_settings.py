@@ -61,8 +61,8 @@ def test_hsam_synapse_10pct_follows_the_paper():
     assert head.hierarchical_pixel_decoder
     # the official network (H-SAM 5bdf491, 512 build), each quirk a switch
     assert head.mask_cross_attention == 'learnable' and head.stage_fusion == 'logits'
-    assert (head.cmattn_mode, head.cmattn_weighting, head.embedding_noise, head.stage2_init) == (
-        'official', 'softmax', 0.2, 'random')
+    assert (head.cmattn_mode, head.cmattn_weighting, head.embedding_noise) == (
+        'official', 'softmax', 0.2)
     assert head.mask_decoder.type == 'HSAMMaskDecoder'
     assert head.mask_decoder.block_order == 'cross_first'
     assert head.stage2_decoder.type == 'HSAMStage2Decoder'

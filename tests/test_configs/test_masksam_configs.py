@@ -36,7 +36,7 @@ def trainable(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# Spec section 8 per-module sizes, worked by hand: DConv(D) = D^2/2 + D + 31 D/4 (fc1, fc2,
+# MaskSAM's per-module parameter counts, worked by hand: DConv(D) = D^2/2 + D + 31 D/4 (fc1, fc2,
 # depth-wise 3^3 conv with bias, channel LN); DMLP(T) at D = 256 = 33,088 + 8 T^2 + 5 T.
 def dconv(d):
     return d * d // 2 + d + 31 * d // 4

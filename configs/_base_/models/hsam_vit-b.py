@@ -40,8 +40,6 @@ model = dict(
         embedding_noise=0.2,
         # official test (utils.test_single_volume): (stage-1 + stage-2 logits) / 2
         stage_fusion='logits',
-        # official: stage 2 starts random (only stage 1 loads SAM's decoder)
-        stage2_init='random',
         # official trainer.calc_loss with dice_param 0.9 (train.py since 80be503); stage 1 on
         # labels zoomed as the official dataset's low_res_label (scipy zoom(order=0))
         loss_label_resize='zoom',

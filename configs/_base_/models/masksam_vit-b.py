@@ -48,7 +48,7 @@ model = dict(
         box_pixel_grid='patch',
         refine=dict(type='MaskRefine3D', hidden=64, upsample=4),
         # the official criterion reads the generator's sigmoid probabilities as logits (a
-        # double sigmoid, spec A6); mmsam's reading: aux_mask_input='logits'
+        # double sigmoid); mmsam's reading: aux_mask_input='logits'
         loss_decode=dict(type='MaskClassificationCriterion', num_points=32768,
                          aux_mask_input='probs'),
     ),

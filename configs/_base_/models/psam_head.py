@@ -12,7 +12,6 @@ psam_head = dict(
     modulate_dense=False,  # True: z also shifts the dense (no-mask) prompt
     beta=10.0,  # weight of KL(q || p), as the public pSAM code
     kl_warmup_iters=0,  # linear warm-up of beta over training iterations (0: none)
-    use_latent=True,  # False: the deterministic box-prompted model (MedSAM's head)
     num_hypotheses=16,  # default M at test time
     loss_decode=[dict(type='MaskDiceLoss', loss_weight=1.0),
                  dict(type='MaskBCELoss', loss_weight=1.0)],

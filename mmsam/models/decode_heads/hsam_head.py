@@ -80,8 +80,6 @@ class HSAMHead(SAMDecodeHead):
             ``'logits'`` (official test code: mean of the logits).
         reinit_class_tokens (bool): after loading SAM, re-initialise stage 1's mask tokens,
             hypernetworks and IoU head (official).
-        stage2_init (str): ``'random'`` only: stage 2 loads no checkpoint, as in the
-            official code (loading SAM's decoder into it was an option no config used).
         stage2_decoder (dict, optional): the official stage 2, an :class:`HSAMStage2Decoder`
             config (its ``num_mask_tokens`` and ``skip_connection`` are set here from
             ``num_classes`` and ``hierarchical_pixel_decoder``). The stage-2 input is then the
@@ -105,7 +103,7 @@ class HSAMHead(SAMDecodeHead):
                  stage1_weight=0.4, class_frequencies=None, max_noise_var=0.1,
                  attention_heads=8, cmattn_mode='class_tokens', cmattn_weighting='tanh',
                  embedding_noise=0.2, stage_fusion='probs', reinit_class_tokens=True,
-                 stage2_init='random', stage2_decoder=None, prior_resize='area',
+                 stage2_decoder=None, prior_resize='area',
                  cmattn_mlp_dim=2048, loss_label_resize='interpolate', **kwargs):
         if 'num_multimask_outputs' in mask_decoder:
             raise ValueError('HSAMHead sets mask_decoder.num_multimask_outputs from '
@@ -118,7 +116,6 @@ class HSAMHead(SAMDecodeHead):
                              'self-attention; it needs mask_guided_self_attention=True')
         for name, value, choices in (('cmattn_mode', cmattn_mode, CMATTN_MODES),
                                      ('stage_fusion', stage_fusion, STAGE_FUSIONS),
-                                     ('stage2_init', stage2_init, ('random', )),
                                      ('cmattn_weighting', cmattn_weighting, CMATTN_WEIGHTINGS),
                                      ('prior_resize', prior_resize, PRIOR_RESIZES),
                                      ('loss_label_resize', loss_label_resize,

@@ -69,8 +69,6 @@ class PSAMHead(BoxPromptHead):
             none).
         kl_free_bits (float): nats per latent dimension below which the KL gives no gradient
             (see :class:`KLDivergenceLoss`; 0: the plain KL, as the public code).
-        use_latent (bool): True only; the model without the latent variable is
-            :class:`MedSAMHead`.
         train_target (str): ``'prompted'`` or ``'any_annotation'`` (see above).
         zero_init_latent_mlp (bool): start the z -> prompt MLP's last layer at zero (see
             below); False keeps PyTorch's random init, so z moves the mask from the start.
@@ -85,7 +83,7 @@ class PSAMHead(BoxPromptHead):
     def __init__(self, prompt_encoder, mask_decoder, loss_decode, latent_dim=6,
                  net_input='image', net_channels=(32, 64, 128), net_input_size=None,
                  image_channels=3, log_std_range=(-5., 2.), modulate_dense=False, beta=10.0,
-                 kl_warmup_iters=0, kl_free_bits=0.0, use_latent=True, train_target='prompted',
+                 kl_warmup_iters=0, kl_free_bits=0.0, train_target='prompted',
                  zero_init_latent_mlp=True, net_convs_per_block=2, net_downsample=True,
                  loss_resolution='logits', num_hypotheses=16, **kwargs):
         if loss_resolution not in LOSS_RESOLUTIONS:
@@ -97,9 +95,6 @@ class PSAMHead(BoxPromptHead):
         if isinstance(latent_dim, bool) or int(latent_dim) != latent_dim or latent_dim < 1:
             raise ValueError(f'PSAMHead: latent_dim must be an integer >= 1, got {latent_dim!r}'
                              ' (the model without the latent variable is MedSAMHead)')
-        if use_latent is not True:
-            raise ValueError(f'PSAMHead: use_latent must be True, got {use_latent!r}; the '
-                             'deterministic box-prompted model is MedSAMHead')
         if net_input not in NET_INPUTS:
             raise ValueError(f'PSAMHead: net_input must be one of {NET_INPUTS}, got '
                              f'{net_input!r}')

@@ -74,9 +74,9 @@ class MaskClassificationCriterion(nn.Module):
             losses; None uses every pixel exactly (predictions and targets same size).
         oversample_ratio (float): importance sampling candidates per point.
         importance_sample_ratio (float): fraction of the P loss points chosen by uncertainty.
-        aux_mask_input (str): 'logits' (the spec's choice) or 'probs': the aux masks are
-            passed through a sigmoid first and then used as logits everywhere, reproducing
-            the official code's double sigmoid (ambiguity A6).
+        aux_mask_input (str): 'logits' (mmsam's reading: the aux masks are logits) or
+            'probs': the aux masks are passed through a sigmoid first and then used as logits
+            everywhere, reproducing the official code's double sigmoid.
     """
 
     def __init__(self, num_classes, loss_weights=None, match_weights=None, eos_coef=0.1,

@@ -16,7 +16,8 @@ class MaskRefine3D(nn.Module):
     neighbouring slices of one case mix through the 3x3x3 kernels; cases never mix.
 
     The IN after each ConvT has no affine parameters, as in the official code (a bare
-    ``InstanceNorm3d(hidden)``); the spec's Synapse count (10,326,899) relies on it.
+    ``InstanceNorm3d(hidden)``); MaskSAM's Synapse
+    parameter count (10,326,899, counted on the official code's modules) relies on it.
 
     Args:
         num_queries (int): Q, the channels in and out.

@@ -1,4 +1,4 @@
-"""DConv / DMLP / Bottleneck adapters: the (b, t, q) layout, independence, counts (spec 2.2-2.3)."""
+"""DConv / DMLP / Bottleneck adapters: the (b, t, q) layout, independence, parameter counts."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +10,7 @@ B, T, Q, H, W, D = 2, 3, 2, 4, 5, 16
 
 
 def _dconv_reference(ad, x, num_queries, hw):
-    """The spec's DConv written per (b, q) volume, stacking slices by hand."""
+    """MaskSAM's DConv written per (b, q) volume, stacking slices by hand."""
     h, w = hw
     xs = x.reshape(x.shape[0], h, w, -1)
     hid = F.gelu(ad.fc1(xs))
@@ -29,7 +29,7 @@ def _dconv_reference(ad, x, num_queries, hw):
 
 
 def _dmlp_reference(ad, x, num_queries):
-    """The spec's DMLP ('middle') written per (b, q), stacking slices by hand."""
+    """MaskSAM's DMLP ('middle') written per (b, q), stacking slices by hand."""
     hid = F.gelu(ad.fc1(x))
     out = torch.empty_like(hid)
     for b in range(x.shape[0] // (T * num_queries)):
@@ -176,7 +176,7 @@ def _count(module):
 
 @pytest.mark.parametrize('dims', [256, 768, 1280])
 def test_dconv_parameter_count_formula(dims):
-    """Spec section 8: DConv(D) = D^2/2 + D + 31 D / 4 (hidden 64 / 192 / 320)."""
+    """Hand count: DConv(D) = D^2/2 + D + 31 D / 4 (hidden 64 / 192 / 320)."""
     assert _count(DConvAdapter(dims, 4)) == dims ** 2 // 2 + dims + 31 * dims // 4
     assert _count(MODELS.build(dict(type='DConvAdapter', embed_dims=dims, num_frames=26))) == \
         dims ** 2 // 2 + dims + 31 * dims // 4
@@ -184,7 +184,7 @@ def test_dconv_parameter_count_formula(dims):
 
 @pytest.mark.parametrize('frames', [4, 9, 26])
 def test_dmlp_parameter_count_formula(frames):
-    """Spec section 8: DMLP(T) at D = 256 is 33,088 + 8 T^2 + 5 T (33,781 at T = 9)."""
+    """Hand count: DMLP(T) at D = 256 is 33,088 + 8 T^2 + 5 T (33,781 at T = 9)."""
     assert _count(DMLPAdapter(256, frames)) == 33088 + 8 * frames ** 2 + 5 * frames
     assert _count(BottleneckAdapter(256)) == 33088
 

@@ -160,7 +160,7 @@ def test_lora_and_depth_blocks_compose(tiny_sam, tiny_sam_checkpoint, order):
 
 
 def test_encoder_adapter_parameter_counts():
-    """Spec section 8: 2 DConv(E) per block plus T * E for the depth embedding."""
+    """Hand count: 2 DConv(E) per block plus T * E for the depth embedding."""
     encoder = _encoder(zero=False, num_frames=5)
     per_dconv = sum(p.numel() for p in DConvAdapter(32, 5).parameters())
     assert per_dconv == 32 ** 2 // 2 + 32 + 31 * 32 // 4
@@ -170,7 +170,7 @@ def test_encoder_adapter_parameter_counts():
 
 
 def test_vit_b_synapse_encoder_adapter_count():
-    """Spec section 8, ViT-B Synapse: 24 x 301,632 adapter + 26 x 768 depth-embed parameters."""
+    """Hand count, ViT-B Synapse: 24 x 301,632 adapter + 26 x 768 depth-embed parameters."""
     encoder = SAMImageEncoder(arch='vit_b', img_size=64, num_frames=26,
                               adapter=dict(type='DepthBlockAdapter'))
     trainable = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
@@ -178,7 +178,8 @@ def test_vit_b_synapse_encoder_adapter_count():
 
 
 def test_depth_adapted_block_applies_space_adapter_to_whole_slices(tiny_sam):
-    """x + A_s(attention path) with A_s on unpartitioned (B * T, g, g, E) maps (spec A5),
+    """x + A_s(attention path) with A_s on unpartitioned (B * T, g, g, E) maps (MaskSAM's
+    code: the DConv adapter after the window attention, on whole slices),
     then x + mlp(n) + 0.5 A_m(n); the attention path is taken from segment-anything's block."""
     torch.manual_seed(0)
     encoder = _encoder(zero=False)

@@ -243,9 +243,7 @@ def test_bad_options():
         MODELS.build(dict(HEAD, cmattn_mode='channels'))
     with pytest.raises(ValueError, match='attention_heads=3 must divide'):
         MODELS.build(dict(HEAD, attention_heads=3))
-    with pytest.raises(ValueError, match='stage2_init'):  # 'sam' was removed: no config used it
-        MODELS.build(dict(HEAD, stage2_init='sam'))
-    with pytest.raises(ValueError, match='cmattn_weighting'):  # likewise 'sigmoid'
+    with pytest.raises(ValueError, match='cmattn_weighting'):  # 'sigmoid' was removed
         MODELS.build(dict(HEAD, cmattn_weighting='sigmoid'))
 
 

@@ -142,8 +142,6 @@ def test_official_head_shapes_keys_and_switches():
     assert plain.shape == (2, 3, 16, 16)
     for mode in ('binary', None):
         assert _head(mask_cross_attention=mode)(_feats())[1].shape == (2, 3, IMG, IMG)
-    with pytest.raises(ValueError, match='stage2_init'):
-        _head(stage2_init='sam')
     with pytest.raises(ValueError, match="cmattn_mode='official'"):
         _head(cmattn_mode='class_tokens')
 

@@ -183,8 +183,6 @@ def test_bad_configuration_and_data_are_clear_errors():
             psam(latent_dim=bad)
     with pytest.raises(ValueError, match='net_input'):
         psam(net_input='pixels')
-    with pytest.raises(ValueError, match='MedSAMHead'):  # no latent: that model is MedSAM's
-        psam(use_latent=False)
     with pytest.raises(ValueError, match='num_hypotheses'):
         psam(num_hypotheses=0)
     head = psam().eval()

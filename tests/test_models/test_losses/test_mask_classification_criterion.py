@@ -38,7 +38,7 @@ OFFICIAL_WEIGHTS = (0.2, 1.5, 1.5, 0.5, 0.5, 0.5, 0.2)
 
 
 def hand_cost(pred, target, q, k, weights=OFFICIAL_WEIGHTS):
-    """The spec's total matching cost of query q and target k, term by term; weights of the
+    """MaskSAM's total matching cost of query q and target k, term by term; weights of the
     class, mask CE, mask Dice, aux CE, aux Dice, box L1 and GIoU terms in that order."""
     cls, mask, aux, box = (v[q] for v in pred)
     label, tmask, tbox = target['labels'][k], target['masks'][k], target['boxes'][k]

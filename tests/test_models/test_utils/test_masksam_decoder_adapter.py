@@ -1,4 +1,4 @@
-"""MaskSAM's decoder adapters inside SAM's two-way transformer (spec 2.7, 10.1, 8)."""
+"""MaskSAM's decoder adapters inside SAM's two-way transformer: placement and counts."""
 import pytest
 import torch
 
@@ -123,7 +123,7 @@ def _count(module):
 
 @pytest.mark.parametrize('frames,expected', [(26, 340398), (9, 306483), (4, 302668)])
 def test_parameter_counts_match_spec(frames, expected):
-    """Spec section 8: 7 DMLP(T) + 2 DConv(256) (Synapse T26, AMOS T9, ACDC T4)."""
+    """Hand count: 7 DMLP(T) + 2 DConv(256) (Synapse T26, AMOS T9, ACDC T4)."""
     adapters = MaskSAMDecoderAdapter(num_frames=frames)
     dmlp = 33088 + 8 * frames ** 2 + 5 * frames
     dconv = 256 ** 2 // 2 + 256 + 31 * 256 // 4
