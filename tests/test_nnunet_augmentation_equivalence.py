@@ -42,11 +42,8 @@ from mmsam.datasets.transforms.nnunet_patch_rules import (nnunet_dummy_2d,
 from mmsam.datasets.transforms.random_spatial_3d import outside_volume_mask
 from mmsam.registry import TRANSFORMS
 
-try:
-    from mmsam.datasets.io.data_root import write_meta, write_split
-    from mmsam.datasets.io.npz import save_volume
-except ImportError:  # the layout before issue 25's mmsam/datasets/io/
-    from mmsam.datasets.volume_io import save_volume, write_meta, write_split
+from mmsam.datasets.io.data_root import write_meta, write_split
+from mmsam.datasets.io.npz import save_volume
 
 AUGMENTATION_BASE = 'configs/_base_/datasets/nnunet_3d_augmentation.py'
 NUM_CLASSES = 4
