@@ -151,9 +151,9 @@ class SeqSAMHead(BoxPromptHead):
         if num < 1:
             raise ValueError(f'SeqSAMHead: the number of hypotheses must be >= 1, got {num}')
         embedding = inputs[-1]
-        boxes = self.prompt_boxes(batch_data_samples, embedding.device)
         image_pe = self.prompt_encoder.get_dense_pe()
-        sparse, z = self.prompt_encoder(points=None, boxes=boxes, masks=None)
+        # step 0: the box (and any clicks or previous mask); later steps: the previous output
+        sparse, z = self.box_prompt_embeddings(batch_data_samples, embedding.device)
         hidden = torch.zeros_like(z)
         outputs, ious = [], []
         for step in range(num):
