@@ -7,7 +7,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted((REPO / 'docs').glob('*.md'))
 PAGES = ['get_started', 'own_data', 'configs', 'outputs', 'metrics', 'adding_a_method',
-         'deployment']
+         'deployment', 'interactive']
 
 
 def test_readme_links_every_page():
