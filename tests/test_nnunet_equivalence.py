@@ -323,6 +323,58 @@ def test_ct_foreground_statistics_equal_nnunet_fingerprint():
     assert abs(pooled.mean() - ours['mean']) > 0.1
 
 
+def test_converted_ct_case_equals_nnunet_preprocessor_after_load_normalisation(tmp_path,
+                                                                                monkeypatch):
+    # A CT conversion (--intensity hu, a target spacing) takes its foreground statistics from
+    # the native training cases first and clips each case to them before resampling; the stored
+    # HU, z-scored at load time (NormalizeIntensity3D), equal nnU-Net's DefaultPreprocessor
+    # (CTNormalization with its fingerprint's statistics, then resampling).
+    import nibabel as nib
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import \
+        DatasetFingerprintExtractor
+
+    from mmsam.datasets.converters import case_volumes
+    from mmsam.datasets.converters.nifti_folder import convert_nifti_folder
+    from mmsam.datasets.converters.nnunet_preprocessing import resample_volume
+    from mmsam.datasets.transforms import NormalizeIntensity3D
+    budget = 30000  # draws per training case (nnU-Net's 10e7 // N, made small for speed)
+    monkeypatch.setattr(case_volumes, 'FOREGROUND_SAMPLE_BUDGET', 2 * budget)
+    spacing, target = (5.0, 0.8, 0.8), (2.0, 0.6, 0.7)  # (z, y, x) mm: anisotropic source
+    cases = {f'case{k}': ct_like_case((6, 22, 19), 20 + k) for k in range(3)}
+    for folder in ('images', 'labels'):
+        (tmp_path / 'src' / folder).mkdir(parents=True)
+    for case, (image, label) in cases.items():  # NIfTI voxel arrays are (x, y, z)
+        affine = np.diag([*spacing[::-1], 1.0])
+        nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), affine),
+                 str(tmp_path / 'src' / 'images' / f'{case}.nii.gz'))
+        nib.save(nib.Nifti1Image(label.transpose(2, 1, 0), affine),
+                 str(tmp_path / 'src' / 'labels' / f'{case}.nii.gz'))
+    meta = convert_nifti_folder(str(tmp_path / 'src'), str(tmp_path / 'out'), ['case2'],
+                                intensity='hu', train_volumes=True, target_spacing=target)
+
+    draws = np.concatenate([DatasetFingerprintExtractor.collect_foreground_intensities(
+        label[None], image[None], num_samples=budget)[0][0]
+        for image, label in (cases['case0'], cases['case1'])])
+    low, high = np.percentile(draws, (0.5, 99.5))
+    stats = dict(mean=float(np.mean(draws)), std=float(np.std(draws)),
+                 percentile_00_5=float(low), percentile_99_5=float(high))
+    assert meta['ct_foreground'] == stats
+    normalise = NormalizeIntensity3D(mode='ct')
+    for case, folder in (('case0', 'train_volumes'), ('case2', 'test_volumes')):
+        image, label = cases[case]
+        with np.load(tmp_path / 'out' / folder / f'{case}.npz') as stored:
+            stored_image, stored_label = stored['image'], stored['label']
+        ours = normalise.transform(dict(img=stored_image, intensity_properties=stats))['img']
+        theirs, theirs_label = nnunet_preprocess(image, label, spacing, target, ct_stats=stats)
+        assert ours.shape == theirs.shape == (15, 29, 22)
+        np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(stored_label, theirs_label)
+        # the former converters (resample the HU, clip at load time) differ at sharp edges
+        former = normalise.transform(dict(img=resample_volume(image, label, spacing, target)[0],
+                                          intensity_properties=stats))['img']
+        assert np.abs(former - theirs).max() > 1e-2
+
+
 def test_amos_folds_equal_nnunet_crossval_split():
     from nnunetv2.utilities.crossval_split import generate_crossval_split
 

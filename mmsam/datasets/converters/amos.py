@@ -24,7 +24,12 @@ converted cases in ``ct_foreground`` (``mean``, ``std``, ``percentile_00_5``,
 ``percentile_99_5``; nnU-Net computes them over its whole training set too).
 ``--target-spacing`` resamples as nnU-Net does (``auto``: nnU-Net's target spacing of the
 converted cases); every volume then keeps ``native_label``, ``native_spacing`` and
-``native_shape``, since each case is a validation case of one fold.
+``native_shape``, since each case is a validation case of one fold. nnU-Net clips CT to the
+foreground [0.5, 99.5] percentiles before it resamples, so a resampling conversion reads every
+case twice: a statistics pass at native resolution first (as nnU-Net's fingerprint), then each
+case is clipped to ``ct_foreground``'s percentiles and resampled (the stored values stay HU;
+the z-score, which commutes with resampling, is ``NormalizeIntensity3D`` at load time). Without
+resampling the HU are stored unclipped and read once.
 
 Split: every converted case goes to ``train_volumes/`` (``splits/train_volumes.txt``);
 nnU-Net's 5-fold cross-validation, ``KFold(n_splits=5, shuffle=True, random_state=12345)``
@@ -46,11 +51,13 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from mmsam.datasets.amos_volume_dataset import CLASSES, PALETTE
-from mmsam.datasets.converters.case_volumes import nifti_target_spacing, resample_case
+from mmsam.datasets.converters.case_volumes import (nifti_target_spacing, resample_case,
+                                                    sample_cases_foreground)
 from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.nifti_pairs import check_label_ids, read_nifti_pair
 from mmsam.datasets.converters.nnunet_preprocessing import (FOREGROUND_SAMPLE_BUDGET,
-                                                            foreground_stats, parse_target_spacing,
+                                                            ct_clip_range, foreground_stats,
+                                                            parse_target_spacing,
                                                             sample_foreground)
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.io.data_root import TRAIN_VOLUME_DIR, write_meta, write_split
@@ -155,6 +162,15 @@ def find_cases(src: str, part: str) -> Tuple[dict, int]:
     return cases, mri
 
 
+def _read_case(paths: Tuple[str, str]) -> Tuple[np.ndarray, np.ndarray,
+                                                Tuple[float, float, float]]:
+    """A case's HU (D, H, W), checked label ids (D, H, W) and spacing (z, y, x)."""
+    image_path, label_path = paths
+    data = read_nifti_pair(image_path, label_path, AMOSConversionError, min_depth=2)
+    label = check_label_ids(data['label'], len(CLASSES), label_path, AMOSConversionError)
+    return data['image'], label, data['spacing']
+
+
 def convert_amos(src: str, dst: str, include_validation: bool = False,
                  target_spacing: Union[None, str, Sequence[float]] = None, overwrite: bool = False,
                  log: Optional[Callable[[str], None]] = None) -> dict:
@@ -189,17 +205,25 @@ def convert_amos(src: str, dst: str, include_validation: bool = False,
         target_spacing = nifti_target_spacing((image for image, _ in cases.values()),
                                               AMOSConversionError)
 
-    budget = FOREGROUND_SAMPLE_BUDGET // len(cases)
-    samples = []
+    what = f'the CT cases of {src}'
+    ct_stats, samples = None, []
+    if target_spacing is not None:
+        # nnU-Net clips CT to the foreground percentiles before resampling: the statistics
+        # pass (native resolution, one case at a time) comes first, so every case is read twice
+        log(f'CT foreground statistics of {len(cases)} cases')
+        ct_stats = foreground_stats(sample_cases_foreground(
+            (_read_case(paths)[:2] for paths in cases.values()), len(cases)),
+            what, AMOSConversionError)
+    clip_range = None if ct_stats is None else ct_clip_range(ct_stats)
     with staged_output(dst) as tmp:
-        for i, (case, (image_path, label_path)) in enumerate(cases.items(), 1):
+        for i, (case, paths) in enumerate(cases.items(), 1):
             log(f'[{i}/{len(cases)}] {case}')
-            data = read_nifti_pair(image_path, label_path, AMOSConversionError, min_depth=2)
-            label = check_label_ids(data['label'], len(CLASSES), label_path,
-                                    AMOSConversionError)
-            samples.append(sample_foreground(data['image'], label, budget))
-            image, label, spacing, native = resample_case(data['image'], label, data['spacing'],
-                                                          target_spacing)
+            image, label, spacing = _read_case(paths)
+            if ct_stats is None:  # not resampled: the statistics come from this one pass
+                samples.append(sample_foreground(image, label,
+                                                 FOREGROUND_SAMPLE_BUDGET // len(cases)))
+            image, label, spacing, native = resample_case(image, label, spacing,
+                                                          target_spacing, clip_range=clip_range)
             save_case_volume(osp.join(tmp, TRAIN_VOLUME_DIR, f'{case}.npz'), image, label,
                              spacing, native)
         write_split(tmp, 'train_volumes', list(cases))
@@ -208,8 +232,7 @@ def convert_amos(src: str, dst: str, include_validation: bool = False,
             write_split(tmp, f'fold{k}_val', val)
         meta = dict(
             classes=list(CLASSES), palette=PALETTE, intensity='hu',
-            ct_foreground=foreground_stats(samples, f'the CT cases of {src}',
-                                           AMOSConversionError),
+            ct_foreground=ct_stats or foreground_stats(samples, what, AMOSConversionError),
             target_spacing=None if target_spacing is None else list(target_spacing),
             spacing_note='(z, y, x) mm from the NIfTI headers; volumes (D, H, W) are the stored '
                          'voxel arrays (x, y, z) transposed to (z, y, x), without reorientation',

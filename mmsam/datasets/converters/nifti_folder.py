@@ -27,7 +27,13 @@ Intensities (``meta.json`` ``intensity``):
 
 ``--target-spacing`` resamples every case as nnU-Net does (``auto``: nnU-Net's target spacing
 of the training cases); test volumes then keep ``native_label``, ``native_spacing`` and
-``native_shape`` for evaluation on the original grid.
+``native_shape`` for evaluation on the original grid. Each mode keeps its order with
+resampling: ``window`` windows after resampling (as before; nnU-Net has no window mode),
+``zscore`` z-scores before (nnU-Net's ZScoreNormalization), and ``hu`` clips to the training
+cases' foreground [0.5, 99.5] percentiles before (nnU-Net's CTNormalization; the stored values
+stay HU, and the z-score, which commutes with resampling, is ``NormalizeIntensity3D`` at load
+time). For that a resampling ``hu`` conversion reads each training case twice: a statistics pass
+at native resolution first (as nnU-Net's fingerprint), then the conversion itself.
 
 Without ``--classes`` the classes are ``background, class1, ..., classN`` with N the largest
 id found. Output goes to a temporary folder next to ``DST`` that is renamed to ``DST`` once
@@ -39,12 +45,14 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from mmsam.datasets.converters.case_volumes import nifti_target_spacing, resample_case
+from mmsam.datasets.converters.case_volumes import (nifti_target_spacing, resample_case,
+                                                    sample_cases_foreground)
 from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.name_lists import slice_names
 from mmsam.datasets.converters.nifti_pairs import check_label_ids, read_nifti_pair
 from mmsam.datasets.converters.nnunet_preprocessing import (FOREGROUND_SAMPLE_BUDGET,
-                                                            foreground_stats, parse_target_spacing,
+                                                            ct_clip_range, foreground_stats,
+                                                            parse_target_spacing,
                                                             sample_foreground)
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.io.data_root import (TEST_VOLUME_DIR, TRAIN_SLICE_DIR, TRAIN_VOLUME_DIR,
@@ -198,23 +206,40 @@ def convert_nifti_folder(src: str, dst: str, test_cases: Optional[Sequence[str]]
         target_spacing = nifti_target_spacing((cases[c][0] for c in train_cases), error)
     num_classes = len(classes) if classes else MAX_CLASSES
 
+    def read_case(case):
+        """The case's image (D, H, W), checked label ids (D, H, W) and spacing (z, y, x)."""
+        image_path, label_path = cases[case]
+        data = read_nifti_pair(image_path, label_path, error)
+        label = check_label_ids(data['label'], num_classes, label_path, error)
+        return data['image'], label, data['spacing']
+
+    what = f'the training cases of {src}'
+    ct_stats, clip_range = None, None
+    if intensity == 'hu' and target_spacing is not None:
+        # nnU-Net clips CT to the foreground percentiles before resampling: the statistics
+        # pass over the training cases (native resolution, one case at a time) comes first, so
+        # each training case is read twice; every case (test cases too, as nnU-Net's inference
+        # preprocessing) is then clipped before it is resampled
+        log(f'CT foreground statistics of {len(train_cases)} training cases')
+        ct_stats = foreground_stats(sample_cases_foreground(
+            (read_case(case)[:2] for case in train_cases), len(train_cases)), what, error)
+        clip_range = ct_clip_range(ct_stats)
+
     train_slices, fg_samples, max_id = [], [], 0
     with staged_output(dst) as tmp:
         for i, case in enumerate(train_cases + test_cases, 1):
             is_test = case in test_cases
             log(f'[{i}/{len(cases)}] {case} ({"test" if is_test else "train"})')
-            image_path, label_path = cases[case]
-            data = read_nifti_pair(image_path, label_path, error)
-            label = check_label_ids(data['label'], num_classes, label_path, error)
+            image, label, spacing = read_case(case)
             max_id = max(max_id, int(label.max(initial=0)))
-            image, spacing = data['image'], data['spacing']
-            if intensity == 'hu' and not is_test:
+            if intensity == 'hu' and not is_test and ct_stats is None:
                 fg_samples.append(sample_foreground(
                     image, label, FOREGROUND_SAMPLE_BUDGET // len(train_cases)))
             if intensity == 'zscore':
                 image = zscore(image)
             image, label, spacing, native = resample_case(image, label, spacing, target_spacing,
-                                                          keep_native=is_test)
+                                                          keep_native=is_test,
+                                                          clip_range=clip_range)
             if intensity == 'window':
                 image = window_intensities(image, window)
             if is_test:
@@ -241,7 +266,7 @@ def convert_nifti_folder(src: str, dst: str, test_cases: Optional[Sequence[str]]
             classes=list(classes), palette=[list(c) for c in class_colors(None, len(classes))],
             intensity=META_INTENSITY[intensity],
             hu_window=list(window) if intensity == 'window' else None,
-            ct_foreground=foreground_stats(fg_samples, f'the training cases of {src}', error)
+            ct_foreground=(ct_stats or foreground_stats(fg_samples, what, error))
             if intensity == 'hu' else None,
             target_spacing=None if target_spacing is None else list(target_spacing),
             spacing_note='(z, y, x) mm from the NIfTI headers; volumes (D, H, W) are the stored '

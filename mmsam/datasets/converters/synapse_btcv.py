@@ -12,7 +12,7 @@ header's zooms (k, j, i). Raw HU and resampling are :mod:`.synapse_volumes`.
 import os
 import os.path as osp
 import re
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -21,7 +21,9 @@ from mmsam.datasets.io.nifti import nifti_spacing, nifti_to_dhw, open_nifti, rea
 from mmsam.datasets.io.npz import save_case_volume, save_slice, save_volume
 from mmsam.datasets.synapse_dataset import BTCV_TO_SYNAPSE
 
+from .case_volumes import sample_cases_foreground
 from .nifti_pairs import check_label_ids
+from .nnunet_preprocessing import ct_clip_range, foreground_stats
 from .synapse_common import (HU_WINDOW, NUM_BTCV_IDS, SynapseConversionError, TEST_CASES,
                              integer_labels)
 from .synapse_volumes import auto_target_spacing, plan_train_slices, prepare_volume
@@ -88,6 +90,7 @@ class BTCVSource:
         self.axcodes = {}
         self.intensity, self.target_spacing = 'window', None
         self.fg_samples = []  # labelled-voxel HU of the training cases (intensity 'hu')
+        self._clip_range = None  # the CT window clipped to before resampling, once computed
         # the headers alone give shapes and spacings, so splits (and the target spacing) are
         # planned before any voxel is read
         self.headers = {}  # training case -> (shape (D, H, W), spacing (z, y, x))
@@ -106,6 +109,7 @@ class BTCVSource:
         if target_spacing == 'auto':
             target_spacing = auto_target_spacing(self.headers, self.img_dir)
         self.intensity, self.target_spacing = intensity, target_spacing
+        self._clip_range = None
         self.train_slices = plan_train_slices(self.headers, target_spacing)
         return target_spacing
 
@@ -132,12 +136,30 @@ class BTCVSource:
         self.axcodes[case] = ''.join(str(c) for c in nib.aff2axcodes(img.affine))
         return image, label, nifti_spacing(img)
 
+    def ct_clip_range(self) -> Optional[Tuple[float, float]]:
+        """The CT window clipped to before resampling, or None (not ``'hu'``, not resampled).
+
+        nnU-Net clips CT to the foreground percentiles before it resamples, so on first use
+        this is a statistics pass over the training cases at native resolution, one case at a
+        time (each training case is read twice); it fills :attr:`fg_samples`.
+        """
+        if self.intensity != 'hu' or self.target_spacing is None:
+            return None
+        if self._clip_range is None:
+            self.fg_samples[:] = sample_cases_foreground(
+                (self._read_case(case)[:2] for case in self.headers), len(self.headers))
+            self._clip_range = ct_clip_range(foreground_stats(
+                self.fg_samples, f'the training cases of {self.src}', SynapseConversionError))
+        return self._clip_range
+
     def _prepared(self, case):
         """The case as stored (:func:`.synapse_volumes.prepare_volume`) and its native grid."""
+        clip_range = self.ct_clip_range()
         image, label, spacing = self._read_case(case)
-        fg_samples = self.fg_samples if case in self.headers else None
+        # sampled here unless the statistics pass (clip_range) has sampled every training case
+        fg_samples = self.fg_samples if case in self.headers and clip_range is None else None
         return prepare_volume(image, label, spacing, self.target_spacing, self.intensity,
-                              fg_samples, len(self.headers))
+                              fg_samples, len(self.headers), clip_range)
 
     def write_train_case(self, case: str, root: str, volume: bool = False) -> None:
         """Write every axial slice of the case to ``root/train_slices/`` (and the volume)."""

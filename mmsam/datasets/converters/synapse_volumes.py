@@ -9,6 +9,9 @@ nnU-Net's target spacing (the raw BTCV release only; TransUNet's has no spacing)
   :func:`mmsam.datasets.converters.nnunet_preprocessing.resample_volume`; training slices are
   cut from the resampled volumes, and test volumes keep their native label and grid
   (``native_label``, ``native_spacing``, ``native_shape``) for evaluation on the original grid.
+  With ``--intensity hu`` every case is clipped to the training cases' foreground [0.5, 99.5]
+  percentiles before it is resampled (nnU-Net's order; the values stay HU), so the statistics
+  come from a first pass over the training cases at native resolution (each read twice).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -76,8 +79,14 @@ def plan_train_slices(headers: Dict[str, Header],
 
 def prepare_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float],
                    target_spacing: Optional[Sequence[float]], intensity: str,
-                   fg_samples: Optional[list] = None, num_train_cases: int = 1):
+                   fg_samples: Optional[list] = None, num_train_cases: int = 1,
+                   clip_range: Optional[Tuple[float, float]] = None):
     """A case as stored: its foreground sampled (HU), resampled if asked, windowed or HU.
+
+    ``'window'`` windows after resampling (TransUNet's order; nnU-Net has no window mode);
+    ``'hu'`` with a target spacing is clipped to ``clip_range`` before resampling (nnU-Net's
+    CTNormalization order), which needs the training cases' statistics before the first case
+    is resampled: :meth:`.synapse_btcv.BTCVSource.ct_clip_range`'s statistics pass.
 
     Args:
         image (ndarray): (D, H, W) raw HU.
@@ -88,6 +97,8 @@ def prepare_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float
         fg_samples (list | None): a training case's labelled-voxel HU are appended here when
             ``intensity == 'hu'`` (None for test cases).
         num_train_cases (int): the training cases sharing nnU-Net's sample budget.
+        clip_range (tuple[float, float] | None): CT window clipped to before resampling
+            (``'hu'`` only; None: not clipped).
 
     Returns:
         tuple: ``image`` (D', H', W') float32, ``label`` (D', H', W') uint8 ids, ``spacing``
@@ -97,7 +108,10 @@ def prepare_volume(image: np.ndarray, label: np.ndarray, spacing: Sequence[float
     if fg_samples is not None and intensity == 'hu':
         budget = FOREGROUND_SAMPLE_BUDGET // num_train_cases
         fg_samples.append(sample_foreground(image, label, budget))
-    image, label, spacing, native = resample_case(image, label, spacing, target_spacing)
+    if intensity != 'hu' and clip_range is not None:
+        raise SynapseConversionError(f'clip_range is for --intensity hu, not {intensity!r}')
+    image, label, spacing, native = resample_case(image, label, spacing, target_spacing,
+                                                  clip_range=clip_range)
     if intensity == 'window':
         image = window_hu(image)
     return image, label, spacing, native
