@@ -181,3 +181,22 @@ def test_bad_prompts_name_the_key(tiny_sam_checkpoint, kwargs, match):
         s = sample(**kwargs)
     with pytest.raises((KeyError, ValueError), match=match):
         head((torch.randn(1, WIDTH, 8, 8), ), [s])
+
+
+def test_psam_decodes_segment_anythings_click_tokens(tiny_sam, tiny_sam_checkpoint):
+    from test_psam_head import psam
+    head = psam(tiny_sam_checkpoint).eval()
+    captured = []
+    original = head.decode
+    head.decode = lambda emb, sparse, dense, z=None: captured.append((sparse, dense)) or original(
+        emb, sparse, dense, z)
+    prompts = dict(box=[3., 4., 20., 25.], points=[[10., 12.]], labels=[0])
+    previous = torch.randn(32, 32)
+    with torch.no_grad():
+        head((torch.randn(1, WIDTH, 8, 8), ), [sample(mask=previous.numpy(), **prompts)],
+             num_hypotheses=2)
+        sparse, dense = tiny_sam.prompt_encoder(
+            points=(torch.tensor([prompts['points']]) * 2, torch.tensor([prompts['labels']])),
+            boxes=torch.tensor([prompts['box']]) * 2, masks=previous[None, None])
+    torch.testing.assert_close(captured[0][0], sparse.repeat(2, 1, 1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(captured[0][1], dense.repeat(2, 1, 1, 1), atol=1e-6, rtol=0)
