@@ -404,6 +404,36 @@ def test_amos_include_validation_and_resampling(tmp_path, amos, amos_out):
     np.testing.assert_array_equal(vol['native_shape'], (3, 7, 8))
 
 
+def test_amos_resampled_is_clipped_to_native_statistics_first(tmp_path, amos, amos_out,
+                                                              monkeypatch):
+    # nnU-Net's order: statistics of the native cases (a pass of their own), then every case
+    # clipped to their [0.5, 99.5] percentiles before it is resampled (the values stay HU)
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import \
+        DatasetFingerprintExtractor
+
+    from mmsam.datasets.converters import case_volumes
+    per_case = 2000  # nnU-Net's 10e7 // N draws, made small for speed
+    monkeypatch.setattr(case_volumes, 'FOREGROUND_SAMPLE_BUDGET', 12 * per_case)
+    meta = _quiet(amos.convert_amos, str(amos_out['src']), str(tmp_path / 'out'),
+                  target_spacing='2,0.5,0.8')
+    cases = [amos_out['cases'][f'amos_{n:04d}'] for n in range(1, 13)]
+    draws = np.concatenate([DatasetFingerprintExtractor.collect_foreground_intensities(
+        label.transpose(2, 1, 0)[None], hu.transpose(2, 1, 0)[None],
+        num_samples=per_case)[0][0] for hu, label in cases])
+    assert meta['ct_foreground'] == dict(
+        mean=float(np.mean(draws)), std=float(np.std(draws)),
+        percentile_00_5=float(np.percentile(draws, 0.5)),
+        percentile_99_5=float(np.percentile(draws, 99.5)))
+    low, high = nnunet.ct_clip_range(meta['ct_foreground'])
+    hu, label = amos_out['cases']['amos_0004']
+    vol = np.load(tmp_path / 'out' / 'train_volumes' / 'amos_0004.npz')
+    expected = nnunet.resample_volume(hu.transpose(2, 1, 0), label.transpose(2, 1, 0),
+                                      (3.0, 0.7, 0.8), (2.0, 0.5, 0.8), (low, high))
+    np.testing.assert_array_equal(vol['image'], expected[0])
+    np.testing.assert_array_equal(vol['label'], expected[1])
+    assert low <= vol['image'].min() and vol['image'].max() <= high < hu.max()
+
+
 @pytest.mark.parametrize('fault, message', [
     ('missing', r'label file .*labelsTr/amos_0012\.nii\.gz .*does not exist'),
     ('shape', r'amos_0012\.nii\.gz has shape \(8, 7, 2\) but its image'),

@@ -411,6 +411,40 @@ def test_btcv_resampled_keeps_native_grid(tmp_path, conv):
     assert len(_split(tmp_path / 'auto', 'train')) == 12
 
 
+def test_btcv_hu_resampled_is_clipped_to_native_statistics_first(tmp_path, conv, monkeypatch):
+    # nnU-Net's order: statistics of the native training cases (a pass of their own), then
+    # every case clipped to their [0.5, 99.5] percentiles before it is resampled (still HU)
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import \
+        DatasetFingerprintExtractor
+
+    from mmsam.datasets.converters import case_volumes
+    from mmsam.datasets.converters.nnunet_preprocessing import ct_clip_range, resample_volume
+    per_case = 3000  # nnU-Net's 10e7 // N draws, made small for speed
+    monkeypatch.setattr(case_volumes, 'FOREGROUND_SAMPLE_BUDGET', 2 * per_case)
+    cases = write_btcv(tmp_path / 'src')
+    meta = _convert(conv, tmp_path / 'src', tmp_path / 'out', fmt='btcv', intensity='hu',
+                    target_spacing='1.5,0.6,0.7', train_volumes=True)
+    draws = np.concatenate([DatasetFingerprintExtractor.collect_foreground_intensities(
+        _mapped(cases[c][1])[None], cases[c][0].transpose(2, 1, 0)[None],
+        num_samples=per_case)[0][0] for c in ('case0005', 'case0006')])
+    assert meta['ct_foreground'] == dict(
+        mean=float(np.mean(draws)), std=float(np.std(draws)),
+        percentile_00_5=float(np.percentile(draws, 0.5)),
+        percentile_99_5=float(np.percentile(draws, 99.5)))
+    low, high = ct_clip_range(meta['ct_foreground'])
+    for case, folder in (('case0005', 'train_volumes'), ('case0001', 'test_volumes')):
+        hu, raw = cases[case]
+        vol = np.load(tmp_path / 'out' / folder / f'{case}.npz')
+        expected = resample_volume(hu.transpose(2, 1, 0), _mapped(raw), (3.0, 0.8, 0.7),
+                                   (1.5, 0.6, 0.7), (low, high))
+        np.testing.assert_array_equal(vol['image'], expected[0])
+        np.testing.assert_array_equal(vol['label'], expected[1])
+        assert low <= vol['image'].min() and vol['image'].max() <= high < hu.max()
+    item = np.load(tmp_path / 'out' / 'train_slices' / 'case0005_slice003.npz')
+    np.testing.assert_array_equal(item['image'], np.load(
+        tmp_path / 'out' / 'train_volumes' / 'case0005.npz')['image'][3])
+
+
 def test_transunet_release_refuses_hu_and_resampling(tmp_path, conv):
     src = tmp_path / 'src'
     arrays = write_transunet(src)
