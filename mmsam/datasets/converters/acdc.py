@@ -184,15 +184,9 @@ def convert_acdc(src: str, dst: str, target_spacing: Union[None, str, Sequence[f
 
     Args:
         src (str): the ACDC release (or its ``training/`` folder).
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
-        target_spacing (None | str | sequence[float]): None/``'none'``, ``'auto'`` or
-            (z, y, x) mm to resample to.
-        overwrite (bool): replace a previous output of this converter at ``dst``.
-        log (callable | None): called with progress messages.
-
-    Returns:
-        dict: the contents of ``meta.json``.
+        dst (str): output data root (see the package docstring).
+        target_spacing: resampling target, as ``parse_target_spacing`` reads it.
+        overwrite (bool), log (callable | None): see the package docstring.
     """
     log = log or (lambda msg: None)
     src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=ACDCConversionError)

@@ -178,16 +178,10 @@ def convert_amos(src: str, dst: str, include_validation: bool = False,
 
     Args:
         src (str): the AMOS22 release folder.
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         include_validation (bool): add the labelled CT validation cases to the folds' pool.
-        target_spacing (None | str | sequence[float]): None/``'none'``, ``'auto'`` or
-            (z, y, x) mm to resample to.
-        overwrite (bool): replace a previous output of this converter at ``dst``.
-        log (callable | None): called with progress messages.
-
-    Returns:
-        dict: the contents of ``meta.json``.
+        target_spacing: resampling target, as ``parse_target_spacing`` reads it.
+        overwrite (bool), log (callable | None): see the package docstring.
     """
     log = log or (lambda msg: None)
     src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=AMOSConversionError)

@@ -57,8 +57,9 @@ from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.name_lists import read_name_list
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.converters.slice_lists import labelled_cases_from_list
-from mmsam.datasets.converters.slice_writing import write_case_slices, write_slice_splits
-from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, write_meta
+from mmsam.datasets.converters.slice_writing import (finish_slice_dataset, summary,
+                                                     write_training_slices)
+from mmsam.datasets.io.data_root import TEST_VOLUME_DIR
 from mmsam.datasets.io.h5 import read_h5_arrays
 from mmsam.datasets.io.npz import save_volume
 from mmsam.datasets.la_dataset import CLASSES, PALETTE
@@ -190,16 +191,13 @@ def convert_la(src: str, dst: str, labelled: Optional[int] = None,
                train_slices: Optional[str] = None) -> dict:
     """Convert UA-MT's LA release at ``src`` into mmsam's format at ``dst``.
 
-    Writes ``train_slices/`` (labelled cases, or all training cases with ``all_train``),
-    ``test_volumes/``, ``splits/train.txt`` (labelled slices), ``splits/train_all.txt`` (with
-    ``all_train``), ``splits/test.txt`` and ``meta.json`` into a temporary folder next to
-    ``dst``, then renames it to ``dst``; on any error nothing is left at ``dst``.
+    Writes the slice-dataset layout (see the package docstring), with ``train_all.txt`` and
+    every training case's slices when ``all_train``.
 
     Args:
         src (str): release folder with ``train.list``, ``test.list`` and
             ``2018LA_Seg_Training Set/``.
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         labelled (int | None): number of leading ``train.list`` cases used as labelled;
             None: 4, or with ``train_slices`` the cases that list names.
         labelled_list (str | None): file naming the labelled cases instead.
@@ -209,11 +207,7 @@ def convert_la(src: str, dst: str, labelled: Optional[int] = None,
         train_slices (str | None): file of slice names (``<case>_sliceNNN``) that
             ``splits/train.txt`` lists instead of every slice of the labelled cases, e.g. H-SAM's
             published foreground slices (``'hsam'``: :data:`HSAM_LA_4`, the command line's default).
-        overwrite (bool): replace a previous output of this converter at ``dst``.
-        log (callable | None): called with progress messages.
-
-    Returns:
-        dict: the contents of ``meta.json``.
+        overwrite (bool), log (callable | None): see the package docstring.
     """
     log = log or (lambda msg: None)
     src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=LAConversionError)
@@ -245,12 +239,8 @@ def convert_la(src: str, dst: str, labelled: Optional[int] = None,
                                 'the release is incomplete: re-download or re-extract it')
 
     with staged_output(dst) as tmp:
-        names, foreground = {}, set()
-        for i, case in enumerate(sliced, 1):
-            image, label, _ = read_la_case(case_path(src, case))
-            log(f'[train {i}/{len(sliced)}] {case}: {image.shape[0]} slices '
-                f'{image.shape[1]}x{image.shape[2]}')
-            names[case] = write_case_slices(tmp, case, image, label, foreground)
+        names, foreground = write_training_slices(
+            tmp, sliced, lambda case: read_la_case(case_path(src, case)), log)
         own_spacing = False
         for i, case in enumerate(test_cases, 1):
             image, label, own = read_la_case(case_path(src, case))
@@ -259,9 +249,7 @@ def convert_la(src: str, dst: str, labelled: Optional[int] = None,
             log(f'[test {i}/{len(test_cases)}] {case}: volume {image.shape}')
             save_volume(osp.join(tmp, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                         spacing=case_spacing)
-        train_names = write_slice_splits(tmp, names, labelled_cases, test_cases, train_slices,
-                                         foreground, all_train, LAConversionError)
-        meta = dict(
+        meta = finish_slice_dataset(tmp, dict(
             classes=list(CLASSES), palette=[list(c) for c in PALETTE],
             source=dict(
                 dataset='2018 Atrial Segmentation Challenge (left atrium, LGE-MRI)',
@@ -274,13 +262,8 @@ def convert_la(src: str, dst: str, labelled: Optional[int] = None,
                           '0.625 mm): (1, 1, 1) unless a file has its own "spacing", so HD95 '
                           'is in voxels'),
             spacing_known=bool(spacing) or own_spacing,
-            split='UA-MT/BCP: train.list / test.list',
-            train_cases=train_cases, test_cases=test_cases, labelled_cases=labelled_cases,
-            num_train_slices=len(train_names),
-            train_slice_list=None if train_slices is None else osp.abspath(train_slices),
-            splits=['train', *(['train_all'] if all_train else []), 'test'],
-            converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
-        write_meta(tmp, meta)  # last: marks the data root complete
-    log(f'wrote {dst}: {len(train_names)} training slices of {len(labelled_cases)} labelled '
-        f'case(s), {len(test_cases)} test volumes')
+            split='UA-MT/BCP: train.list / test.list'),
+            names, foreground, train_cases, labelled_cases, test_cases, train_slices, all_train,
+            dict(name=CONVERTER_NAME, version=CONVERTER_VERSION), LAConversionError)
+    log(summary(dst, meta))
     return meta

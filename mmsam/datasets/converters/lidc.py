@@ -280,8 +280,7 @@ def convert_lidc(src: str, dst: str, seed: int = 0, overwrite: bool = False,
     Args:
         src (str): the pickle file (e.g. ``data_lidc.pickle``), or with ``from_dicom`` the
             LIDC-IDRI DICOM download.
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         seed (int): seed of the by-series split.
         overwrite (bool): replace a previous output of this converter at ``dst``.
         log (callable | None): called with progress messages.

@@ -178,20 +178,14 @@ def convert_nifti_folder(src: str, dst: str, test_cases: Optional[Sequence[str]]
 
     Args:
         src (str): folder holding ``images/`` and ``labels/``.
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         test_cases (list[str]): the cases of the test split.
         classes (list[str] | None): class names, background first; None: from the label ids.
         intensity (str): ``'window'``, ``'hu'`` or ``'zscore'``.
         window (tuple[float, float] | None): the HU window of ``'window'`` (default -125, 275).
         train_volumes (bool): also write the training cases whole to ``train_volumes/``.
-        target_spacing (None | str | sequence[float]): None/``'none'``, ``'auto'`` or
-            (z, y, x) mm to resample to.
-        overwrite (bool): replace a previous output of this converter at ``dst``.
-        log (callable | None): called with progress messages.
-
-    Returns:
-        dict: the contents of ``meta.json``.
+        target_spacing: resampling target, as ``parse_target_spacing`` reads it.
+        overwrite (bool), log (callable | None): see the package docstring.
     """
     log = log or (lambda msg: None)
     error = NiftiFolderConversionError

@@ -51,9 +51,10 @@ from mmsam.datasets.converters.errors import ConversionError
 from mmsam.datasets.converters.name_lists import read_name_list
 from mmsam.datasets.converters.output_folders import check_folders
 from mmsam.datasets.converters.slice_lists import labelled_cases_from_list
-from mmsam.datasets.converters.slice_writing import write_case_slices, write_slice_splits
+from mmsam.datasets.converters.slice_writing import (finish_slice_dataset, summary,
+                                                     write_training_slices)
 from mmsam.datasets.io import metaimage
-from mmsam.datasets.io.data_root import TEST_VOLUME_DIR, write_meta
+from mmsam.datasets.io.data_root import TEST_VOLUME_DIR
 from mmsam.datasets.io.npz import save_volume
 from mmsam.datasets.promise12_dataset import CLASSES, PALETTE
 from mmsam.datasets.splits import HSAM_PROMISE12_3
@@ -213,15 +214,12 @@ def convert_promise12(src: str, dst: str, labelled: Optional[int] = None,
                       train_slices: Optional[str] = None) -> dict:
     """Convert PROMISE12's training cases at ``src`` into mmsam's format at ``dst``.
 
-    Writes ``train_slices/`` (labelled cases, or all training cases with ``all_train``),
-    ``test_volumes/``, ``splits/train.txt`` (labelled slices), ``splits/train_all.txt`` (with
-    ``all_train``), ``splits/test.txt`` and ``meta.json`` into a temporary folder next to
-    ``dst``, then renames it to ``dst``; on any error nothing is left at ``dst``.
+    Writes the slice-dataset layout (see the package docstring), with ``train_all.txt`` and
+    every training case's slices when ``all_train``.
 
     Args:
         src (str): folder with ``CaseNN.mhd`` and ``CaseNN_segmentation.mhd`` (+ data files).
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         labelled (int | None): number of leading training cases used as labelled; None: 3,
             or with ``train_slices`` the cases that list names.
         labelled_list (str | None): file naming the labelled cases instead.
@@ -265,20 +263,14 @@ def convert_promise12(src: str, dst: str, labelled: Optional[int] = None,
     _check_sources(src, [*sliced, *test_cases])
 
     with staged_output(dst) as tmp:
-        names, foreground = {}, set()
-        for i, case in enumerate(sliced, 1):
-            image, label, _ = read_promise12_case(src, case)
-            log(f'[train {i}/{len(sliced)}] {case}: {image.shape[0]} slices '
-                f'{image.shape[1]}x{image.shape[2]}')
-            names[case] = write_case_slices(tmp, case, image, label, foreground)
+        names, foreground = write_training_slices(
+            tmp, sliced, lambda case: read_promise12_case(src, case), log)
         for i, case in enumerate(test_cases, 1):
             image, label, spacing = read_promise12_case(src, case)
             log(f'[test {i}/{len(test_cases)}] {case}: volume {image.shape}, spacing {spacing}')
             save_volume(osp.join(tmp, TEST_VOLUME_DIR, f'{case}.npz'), image, label,
                         spacing=spacing)
-        train_names = write_slice_splits(tmp, names, labelled_cases, test_cases, train_slices,
-                                         foreground, all_train, PROMISE12ConversionError)
-        meta = dict(
+        meta = finish_slice_dataset(tmp, dict(
             classes=list(CLASSES), palette=[list(c) for c in PALETTE],
             source=dict(dataset='PROMISE12 (MICCAI 2012 prostate MR segmentation), training '
                                 'cases', format='MetaImage CaseNN.mhd / CaseNN_segmentation.mhd',
@@ -292,13 +284,8 @@ def convert_promise12(src: str, dst: str, labelled: Optional[int] = None,
                    + ('given list' if test_list or test_cases != list(DEFAULT_TEST_CASES)
                       else 'Case40-Case49') + ', labelled = '
                    + ('given list' if labelled_list else f'first {len(labelled_cases)} training '
-                                                          'cases')),
-            train_cases=train_cases, test_cases=test_cases, labelled_cases=labelled_cases,
-            num_train_slices=len(train_names),
-            train_slice_list=None if train_slices is None else osp.abspath(train_slices),
-            splits=['train', *(['train_all'] if all_train else []), 'test'],
-            converter=dict(name=CONVERTER_NAME, version=CONVERTER_VERSION))
-        write_meta(tmp, meta)  # last: marks the data root complete
-    log(f'wrote {dst}: {len(train_names)} training slices of {len(labelled_cases)} labelled '
-        f'case(s), {len(test_cases)} test volumes')
+                                                          'cases'))),
+            names, foreground, train_cases, labelled_cases, test_cases, train_slices, all_train,
+            dict(name=CONVERTER_NAME, version=CONVERTER_VERSION), PROMISE12ConversionError)
+    log(summary(dst, meta))
     return meta

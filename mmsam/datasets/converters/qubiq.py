@@ -270,15 +270,10 @@ def convert_qubiq(src: str, dst: str, test_cases: Optional[Sequence[str]] = None
 
     Args:
         src (str): folder holding the case folders (at any depth).
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         test_cases (str | None): file naming the test cases (default: the last 4 sorted).
         val_cases (str | None): file naming cases for a ``val`` split (default: none).
-        overwrite (bool): replace a previous output of this converter at ``dst``.
-        log (callable | None): called with progress messages.
-
-    Returns:
-        dict: the contents of ``meta.json``.
+        overwrite (bool), log (callable | None): see the package docstring.
     """
     log = log or (lambda msg: None)
     src, dst = check_folders(src, dst, CONVERTER_NAME, overwrite, error=QUBIQConversionError)

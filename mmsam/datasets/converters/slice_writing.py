@@ -1,10 +1,10 @@
 """Writing a 2D-trained data root's training slices and its split files (LA, PROMISE12)."""
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from mmsam.datasets.io.data_root import TRAIN_SLICE_DIR, write_split
+from mmsam.datasets.io.data_root import TRAIN_SLICE_DIR, write_meta, write_split
 from mmsam.datasets.io.npz import save_slice
 from .errors import ConversionError
 from .name_lists import slice_names
@@ -62,3 +62,65 @@ def write_slice_splits(root: str, names: Dict[str, List[str]], labelled_cases: S
         write_split(root, 'train_all', [n for c in names for n in names[c]])
     write_split(root, 'test', test_cases)
     return train_names
+
+
+def write_training_slices(root: str, cases: Sequence[str], read_case: Callable[[str], tuple],
+                          log: Callable[[str], None]) -> Tuple[Dict[str, List[str]], Set[str]]:
+    """Write every slice of ``cases`` to ``root/train_slices/``, logging one line per case.
+
+    Args:
+        root (str): the (staged) data root.
+        cases (sequence[str]): the cases to slice.
+        read_case (callable): case -> (image (D, H, W), label (D, H, W), ...).
+        log (callable): called with a progress message per case.
+
+    Returns:
+        tuple[dict[str, list[str]], set[str]]: case -> its slice names, and the names of the
+        slices with foreground.
+    """
+    names, foreground = {}, set()
+    for i, case in enumerate(cases, 1):
+        image, label = read_case(case)[:2]
+        log(f'[train {i}/{len(cases)}] {case}: {image.shape[0]} slices '
+            f'{image.shape[1]}x{image.shape[2]}')
+        names[case] = write_case_slices(root, case, image, label, foreground)
+    return names, foreground
+
+
+def finish_slice_dataset(root: str, meta: dict, names: Dict[str, List[str]],
+                         foreground: Set[str], train_cases: Sequence[str],
+                         labelled_cases: Sequence[str], test_cases: Sequence[str],
+                         train_slices: Optional[str], all_train: bool, converter: dict,
+                         error: type) -> dict:
+    """Write the split files (:func:`write_slice_splits`), then ``meta.json`` last (it marks
+    the data root complete).
+
+    Args:
+        root (str): the (staged) data root.
+        meta (dict): the dataset's own ``meta.json`` fields (classes, source, spacing, ...);
+            the case lists, slice count, split names and ``converter`` are added after them.
+        names, foreground, labelled_cases, test_cases, train_slices, all_train, error: as
+            :func:`write_slice_splits`.
+        train_cases (sequence[str]): every training case of the release.
+        converter (dict): the converter's ``name`` and ``version``.
+
+    Returns:
+        dict: the contents of ``meta.json``.
+    """
+    train_names = write_slice_splits(root, names, labelled_cases, test_cases, train_slices,
+                                     foreground, all_train, error)
+    meta = dict(meta, train_cases=train_cases, test_cases=test_cases,
+                labelled_cases=labelled_cases, num_train_slices=len(train_names),
+                train_slice_list=None if train_slices is None else osp.abspath(train_slices),
+                splits=['train', *(['train_all'] if all_train else []), 'test'],
+                converter=converter)
+    write_meta(root, meta)
+    return meta
+
+
+def summary(dst: str, meta: dict) -> str:
+    """The converter's last log line for a slice data root written by
+    :func:`finish_slice_dataset`."""
+    return (f'wrote {dst}: {meta["num_train_slices"]} training slices of '
+            f'{len(meta["labelled_cases"])} labelled case(s), {len(meta["test_cases"])} test '
+            'volumes')

@@ -214,8 +214,7 @@ def convert_synapse(src: str, dst: str, fmt: str = 'auto', few_shot_fraction: Op
 
     Args:
         src (str): source folder.
-        dst (str): output data root; must not exist, be empty, or (with ``overwrite``) hold a
-            previous output of this converter.
+        dst (str): output data root (see the package docstring).
         fmt (str): ``'transunet'``, ``'btcv'`` or ``'auto'`` (detected from the folders).
         few_shot_fraction (float | None): share of training slices in the few-shot split;
             0 or None writes none (unless ``few_shot_list`` is given).
