@@ -5,59 +5,19 @@ labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis mo
         [--intensity auto|window|percentile|minmax|unit|raw] [--window LOW HIGH]   # scans
         [--box X0 Y0 X1 Y1 [--slices A:B] | --prompts FILE.json]                  # box heads
         [--pictures 2 | --picture-slices K ...] [--max-voxels N] [--batch-size 8]
-        [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--cfg-options k=v ...]
+        [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--amp]
+        [--cfg-options k=v ...]
 
-Scans: a NIfTI file (``.nii``, ``.nii.gz``), a MetaImage (``.mha``, ``.mhd``), a folder of
-such files (each is segmented) or a folder holding one DICOM series, no ground truth needed. The stored values (HU, MR units) go through
-the config's intensity preset as the training data did (``--intensity auto``: the training
-data's ``meta.json``, then the dataset type; e.g. Synapse's -125..275 HU window to [0, 1], see
-:mod:`mmsam.apis.intensity`); 2D models then segment the slices in batches, each fitted into the
-model's input by the config's test pipeline and data preprocessor exactly as ``tools/test.py``
-does (``model.data_preprocessor.fit``: padded, or resized, and cropped back), 3D models the volume by their sliding window, box-prompted
-multi-hypothesis models each slice with a box (``--box`` on ``--slices A:B``, default all, or
-``--prompts FILE.json``, schema in :mod:`mmsam.apis.prompts`). A progress bar runs over the
-slices or windows. For a scan ``NAME`` it writes (see :mod:`mmsam.apis.scan_outputs`)
-``DIR/NAME_label.nii.gz`` (uint8 class ids, the input's affine, spacing and orientation; a
-DICOM series' geometry), or for multi-hypothesis models ``NAME_consensus.nii.gz``,
-``NAME_hypothesis<m>.nii.gz`` and ``NAME_agreement.nii.gz`` (share of the hypotheses marking
-each voxel), and ``NAME_slice<KKK>.png`` overlays (``--pictures`` slices with the most classes,
-or ``--picture-slices``). Unreadable or 4D files, a folder with several DICOM series, boxes
-outside the slices and scans over the voxel limit (``--max-voxels``, ``$MMSAM_MAX_VOXELS``)
-fail before the model is built, naming the file; outputs are staged and moved into ``DIR``
-once complete.
-
-Semantic models (SAMed, H-SAM: ``SAMSegmentor``; SAMed-DConv 3D, MaskSAM:
-``VolumeSAMSegmentor``) also take
-
-- a PNG/JPEG/... image (gray or RGB; 2D models), fitted into the model's input as above;
-- an mmsam 2D slice ``.npz`` (``image`` (H, W) in [0, 1], optional ``label``; 2D models);
-- an mmsam volume ``.npz`` (``image`` (D, H, W), optional ``label``, ``spacing``): 2D models
-  segment it slice by slice (batched, ``--batch-size``), 3D models by their sliding window,
-  after the config's test pipeline has loaded and normalised it (CT statistics from the
-  training data's ``meta.json``: the config's test data root, or ``--data-meta``).
-
-and write, for an input ``NAME.*``:
-
-- 2D: ``DIR/NAME_pred.png`` (uint8 class ids at the input's size) and ``DIR/NAME.png`` (the
-  prediction overlaid on the image, next to the ground truth when the ``.npz`` has a label,
-  with a legend of the class names);
-- volumes: ``DIR/NAME_pred.npz`` (``pred`` (D, H, W) uint8 class ids, 3D models on the file's
-  ``native_shape``; ``spacing`` when the input has it) and ``--pictures`` pictures
-  ``DIR/NAME_slice<NNN>.png`` of the slices with the most classes.
-
-Multi-hypothesis models (``MultiHypothesisSegmentor``) also take a multi-annotator ``.npz``
-sample (``image`` (H, W) in [0, 1] and ``masks`` (K, H, W), as the LIDC/QUBIQ converters and
-the synthetic lesions write them) or an image with ``--box``. An ``.npz`` goes through the
-config's test pipeline, so its box prompt comes from the annotations as at test time, and the
-picture shows every annotator with the image's GED and D_avg in the title. A plain image has
-no annotations: its box prompt is given with ``--box`` (pixels of the image, ``x0 y0 x1 y1``),
-and it is resized and packed as the test pipeline does. ``--box`` with an ``.npz`` replaces
-the box drawn from its annotations. Each grid (see ``HypothesisVisualizer``) is written to
-``DIR/NAME.png``.
-
-The same tool runs exported ONNX models: ``tools/deployment/onnx_infer.py``. Every input is
-checked before the model is built; errors name the file and what is wrong. The paths written
-are printed.
+Inputs: scans (NIfTI, MetaImage, a folder of them, or a folder holding one DICOM series; read
+by :func:`mmsam.apis.inference_scan`, written by :mod:`mmsam.apis.scan_outputs` in the scan's
+geometry), PNG/JPEG images and mmsam 2D slice / volume / multi-annotator ``.npz`` files (read
+and written by :mod:`mmsam.apis.file_inference`). Slices are fitted into the model's input by
+the config's test pipeline and data preprocessor exactly as ``tools/test.py`` does; 3D models
+run their sliding window. Box-prompted models take ``--box`` / ``--prompts`` (schema in
+:mod:`mmsam.apis.prompts`). What each input gives: docs/outputs.md#inference and
+docs/deployment.md. Every input is checked before the model is built (errors name the file);
+outputs are staged and moved into ``DIR`` once complete, and their paths printed. The same
+tool runs exported ONNX models: ``tools/deployment/onnx_infer.py``.
 """
 import argparse
 import contextlib
