@@ -11,6 +11,27 @@ from mmsam.utils.collect_env import cpu_bf16_kind
 _HEAD_DIM_ALIGN = 16
 
 
+def decomposed_rel_pos(q, rel_pos_h, rel_pos_w, hw):
+    """SAM's decomposed relative-position terms of each query (MViTv2,
+    segment-anything's ``add_decomposed_rel_pos``): ``rel_h = q . R_h[qh, kh]`` and
+    ``rel_w = q . R_w[qw, kw]``.
+
+    Args:
+        q (Tensor): (B, heads, H * W, C), tokens row-major over (H, W).
+        rel_pos_h (Tensor): (Lh, C); rel_pos_w (Tensor): (Lw, C).
+        hw (tuple[int, int]): (H, W).
+
+    Returns:
+        tuple[Tensor, Tensor]: rel_h (B, heads, H, W, H) over key rows and rel_w
+        (B, heads, H, W, W) over key columns.
+    """
+    h, w = hw
+    r_q = q.reshape(*q.shape[:2], h, w, q.shape[-1])
+    rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, get_rel_pos(h, h, rel_pos_h))
+    rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, get_rel_pos(w, w, rel_pos_w))
+    return rel_h, rel_w
+
+
 def augment_qkv(q, k, v, rel_pos_h, rel_pos_w, hw, scale, pad_v=True):
     """Fold SAM's decomposed relative-position bias into q, k and v.
 
@@ -36,11 +57,8 @@ def augment_qkv(q, k, v, rel_pos_h, rel_pos_w, hw, scale, pad_v=True):
     """
     h, w = hw
     b, heads, n, c = q.shape
-    r_h = get_rel_pos(h, h, rel_pos_h)  # (qh, kh, C)
-    r_w = get_rel_pos(w, w, rel_pos_w)  # (qw, kw, C)
-    r_q = q.reshape(b, heads, h, w, c)
-    rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, r_h).reshape(b, heads, n, h)
-    rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, r_w).reshape(b, heads, n, w)
+    rel_h, rel_w = decomposed_rel_pos(q, rel_pos_h, rel_pos_w, hw)
+    rel_h, rel_w = rel_h.reshape(b, heads, n, h), rel_w.reshape(b, heads, n, w)
     dtype = rel_h.dtype  # the autocast dtype when autocast is on
     dim = c + h + w
     pad = (-dim) % _HEAD_DIM_ALIGN
@@ -81,10 +99,8 @@ def masked_rel_pos_attention(q, k, v, rel_pos_h, rel_pos_w, hw, scale):
         Tensor: (B, heads, H * W, C).
     """
     h, w = hw
-    b, heads, n, c = q.shape
-    r_q = q.reshape(b, heads, h, w, c)
-    rel_h = torch.einsum('bnhwc,hkc->bnhwk', r_q, get_rel_pos(h, h, rel_pos_h))  # (.., qh, qw, kh)
-    rel_w = torch.einsum('bnhwc,wkc->bnhwk', r_q, get_rel_pos(w, w, rel_pos_w))  # (.., qh, qw, kw)
+    b, heads, n, _ = q.shape
+    rel_h, rel_w = decomposed_rel_pos(q, rel_pos_h, rel_pos_w, hw)
     rows = []
     for row in range(h):
         bias = (rel_h[:, :, row, :, :, None] + rel_w[:, :, row, :, None, :]).reshape(b, heads, w, n)
