@@ -39,7 +39,7 @@ pip_install() {
 stamp_file="$VENV/.mmsam-setup-stamp"
 stamp="$(cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT/tools/setup_env.sh" | sha256sum | cut -d' ' -f1)"
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ] \
-   && "$PY" -c "import mmcv.ops, mmseg.models, segment_anything, mmsam" 2>/dev/null; then
+   && "$PY" -c "import mmcv.ops, mmseg.models, segment_anything, sam2, mmsam" 2>/dev/null; then
   log "environment $VENV is up to date"
   exit 0
 fi
@@ -93,6 +93,7 @@ log "installing runtime and test requirements"
 pip_install -r "$ROOT/requirements/mminstall.txt" -r "$ROOT/requirements/runtime.txt" \
   -r "$ROOT/requirements/tests.txt" -r "$ROOT/requirements/deploy.txt" \
   -r "$ROOT/requirements/datasets.txt"
+SAM2_BUILD_CUDA=0 pip_install --no-build-isolation -r "$ROOT/requirements/sam2.txt"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
 
 "$PY" -c "import mmcv.ops, mmseg.models, segment_anything, mmsam; print('[setup_env] ok: torch', __import__('torch').__version__, 'mmcv', mmcv.__version__, 'mmseg', __import__('mmseg').__version__)"
