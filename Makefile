@@ -84,9 +84,11 @@ checkpoints/tiny-medsam_synthetic-lesion.pth: $(call reference,configs/medsam/me
 	$(PYTHON_VENV) tools/model_converters/mmsam2sam.py --overwrite \
 		"$$(cat work_dirs/seeds/medsam_vit-tiny_synthetic-lesion/seed0/last_checkpoint)" $@
 
+# Two worker processes, one torch thread each (tests/conftest.py): most tests use one core.
+PYTEST_WORKERS ?= 2
 test: setup
-	$(PYTHON_VENV) -m pytest tests
+	$(PYTHON_VENV) -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile
 
 # Everything but the end-to-end tests marked slow (see pytest.ini), for quick iterations.
 test-fast: setup
-	$(PYTHON_VENV) -m pytest tests -m "not slow"
+	$(PYTHON_VENV) -m pytest tests -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile

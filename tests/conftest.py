@@ -19,6 +19,12 @@ from mmsam.utils import register_all_modules
 # Configs and components build under default_scope='mmsam', as tools/train.py sets it.
 register_all_modules(init_default_scope=True)
 
+# Under pytest-xdist (`make test` runs 2 workers on 2 cores) each worker keeps one intra-op
+# thread, as the tools' subprocesses do: two workers with torch's default pool oversubscribe
+# the cores and spin.
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    torch.set_num_threads(1)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
