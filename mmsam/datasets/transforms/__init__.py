@@ -20,6 +20,8 @@ from .random_patch_crop_3d import RandomPatchCrop3D
 from .random_rot90_flip import RandomRot90Flip
 from .random_rotate_scale import RandomRotateScale
 from .random_spatial_3d import RandomSpatial3D
+from .sample_slice_sequence import SampleSliceSequence
+from .volume_organ_prompts import VolumeOrganPrompts
 
 __all__ = ['BoxPromptFromAnnotation', 'ClickSimulator', 'LoadMultiAnnotatorSample', 'LoadNpzSlice',
            'PackMultiAnnotatorInputs', 'RandomCascade', 'RandomCropZoom',
@@ -27,4 +29,5 @@ __all__ = ['BoxPromptFromAnnotation', 'ClickSimulator', 'LoadMultiAnnotatorSampl
 # 3D (volume) transforms
 __all__ += ['LoadVolume', 'NormalizeIntensity3D', 'PackVolumeInputs', 'RandomBrightness3D',
             'RandomContrast3D', 'RandomGamma3D', 'RandomGaussianBlur3D', 'RandomGaussianNoise3D',
-            'RandomLowResolution3D', 'RandomMirror3D', 'RandomPatchCrop3D', 'RandomSpatial3D']
+            'RandomLowResolution3D', 'RandomMirror3D', 'RandomPatchCrop3D', 'RandomSpatial3D',
+            'SampleSliceSequence', 'VolumeOrganPrompts']
