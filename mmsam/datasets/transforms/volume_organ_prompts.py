@@ -5,6 +5,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmsam.registry import TRANSFORMS
+from ..io.npz import load_npz
 from .sample_slice_sequence import box_of_mask
 
 KEY_SLICE_RULES = ('middle', 'largest')
@@ -46,8 +47,10 @@ class VolumeOrganPrompts(BaseTransform):
     0..``max_shift`` pixels per side as MedSAM's ``mask2D_to_bbox`` (clipped to the image),
     drawn from ``seed`` and the case's path only, so evaluation repeats exactly.
 
-    The boxes are in the pixels of ``img`` (the stored volume): the label must be on that grid
-    (``LoadVolume(native_label=False)``, or data that were not resampled).
+    The boxes are in the pixels of ``img`` (the stored volume). When ``gt_seg_map`` is on
+    another grid (``LoadVolume(native_label=True)`` on resampled data: the metric's label), the
+    stored volume's own ``label`` is read from ``img_path`` for the prompts and ``gt_seg_map``
+    is left as it is.
 
     Required keys: ``img``, ``gt_seg_map`` (D, H, W), ``img_path``.
     Added keys: ``prompt_labels`` (K,) int64 organ classes present (increasing),
@@ -76,11 +79,13 @@ class VolumeOrganPrompts(BaseTransform):
     def transform(self, results):
         labels = results['gt_seg_map']
         where = results.get('img_path', 'this volume')
-        if tuple(labels.shape) != tuple(results['img'].shape[-3:]):
-            raise ValueError(
-                f'VolumeOrganPrompts: {where} has a label of shape {tuple(labels.shape)} but an '
-                f'image of {tuple(results["img"].shape[-3:])}; boxes must be drawn on the '
-                'image grid: load it with LoadVolume(native_label=False)')
+        image_shape = tuple(results['img'].shape[-3:])
+        if tuple(labels.shape) != image_shape:  # the native label: box on the stored grid
+            labels = load_npz(where, keys=('label', ))['label']
+            if tuple(labels.shape) != image_shape:
+                raise ValueError(f'VolumeOrganPrompts: {where} has a label of shape '
+                                 f'{tuple(labels.shape)} but an image of {image_shape}; '
+                                 're-run the converter for it')
         present = [int(c) for c in np.unique(labels) if c > 0]
         wanted = present if self.classes is None else list(self.classes)
         missing = [c for c in wanted if c not in present]

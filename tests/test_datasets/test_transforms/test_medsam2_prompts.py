@@ -133,5 +133,17 @@ def test_test_prompts_errors():
     assert VolumeOrganPrompts(classes=[1, 3])(dict(volume))['prompt_labels'].tolist() == [1]
     with pytest.raises(ValueError, match='none of the organs'):
         VolumeOrganPrompts(classes=[5])(dict(volume))
-    with pytest.raises(ValueError, match='native_label=False'):
-        VolumeOrganPrompts()(dict(volume, gt_seg_map=np.zeros((6, 8, 10), np.uint8)))
+
+
+def test_test_prompts_on_the_stored_grid_with_a_native_label(tmp_path):
+    """A resampled case: the metric's native label stays, the boxes come from the stored one."""
+    volume = hand_made_volume()
+    path = tmp_path / 'case.npz'
+    np.savez(path, image=volume['img'], label=volume['gt_seg_map'], spacing=np.ones(3))
+    native = np.zeros((6, 8, 10), np.uint8)
+    out = VolumeOrganPrompts()(dict(volume, gt_seg_map=native, img_path=str(path)))
+    assert out['gt_seg_map'] is native
+    assert out['key_slices'].tolist() == [4, 7]
+    np.savez(path, image=volume['img'], label=native, spacing=np.ones(3))
+    with pytest.raises(ValueError, match='re-run the converter'):
+        VolumeOrganPrompts()(dict(volume, gt_seg_map=native, img_path=str(path)))
