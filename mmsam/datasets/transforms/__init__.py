@@ -20,8 +20,10 @@ from .random_patch_crop_3d import RandomPatchCrop3D
 from .random_rot90_flip import RandomRot90Flip
 from .random_rotate_scale import RandomRotateScale
 from .random_spatial_3d import RandomSpatial3D
+from .resize_slices import ResizeSlices
 from .sample_slice_sequence import SampleSliceSequence
 from .volume_organ_prompts import VolumeOrganPrompts
+from .window_intensity_3d import WindowIntensity3D
 
 __all__ = ['BoxPromptFromAnnotation', 'ClickSimulator', 'LoadMultiAnnotatorSample', 'LoadNpzSlice',
            'PackMultiAnnotatorInputs', 'RandomCascade', 'RandomCropZoom',
@@ -30,4 +32,4 @@ __all__ = ['BoxPromptFromAnnotation', 'ClickSimulator', 'LoadMultiAnnotatorSampl
 __all__ += ['LoadVolume', 'NormalizeIntensity3D', 'PackVolumeInputs', 'RandomBrightness3D',
             'RandomContrast3D', 'RandomGamma3D', 'RandomGaussianBlur3D', 'RandomGaussianNoise3D',
             'RandomLowResolution3D', 'RandomMirror3D', 'RandomPatchCrop3D', 'RandomSpatial3D',
-            'SampleSliceSequence', 'VolumeOrganPrompts']
+            'ResizeSlices', 'SampleSliceSequence', 'VolumeOrganPrompts', 'WindowIntensity3D']
