@@ -6,6 +6,7 @@ from mmengine.structures import PixelData
 from mmsam.registry import MODELS
 from ..decode_heads.box_prompt_head import mean_probability_logit
 from ..utils.low_res_probability_resize import low_res_probability_masks
+from .interactive_protocol import check_interactive_cfg, run_interactive_protocol
 from .sam_segmentor import SAMSegmentor
 
 OUTPUT_RESIZES = ('logits', 'low_res_probabilities')
@@ -34,14 +35,16 @@ class MultiHypothesisSegmentor(SAMSegmentor):
     ``'logits'`` (default: the logits upsampled to the network input, the padding cropped,
     resized to the original size, then thresholded) or ``'low_res_probabilities'`` (MedSAM's
     official inference: the sigmoid of the head's low-resolution logits resized once,
-    bilinearly, to the original size, see :func:`low_res_probability_masks`).
+    bilinearly, to the original size, see :func:`low_res_probability_masks`). ``interactive``
+    (dict) runs the CVPR25 click protocol instead (box, then simulated clicks, the encoder once;
+    :mod:`mmsam.models.segmentors.interactive_protocol`).
 
     Args: see :class:`SAMSegmentor`; the head must be a ``BoxPromptHead`` (or provide
         ``predict_hypotheses(feats, data_samples, num_hypotheses) -> (B, M, h, w)``).
     """
 
     TEST_CFG_KEYS = SAMSegmentor.TEST_CFG_KEYS + ('num_hypotheses', 'return_logits',
-                                                  'output_resize')
+                                                  'output_resize', 'interactive')
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,6 +59,8 @@ class MultiHypothesisSegmentor(SAMSegmentor):
         if not hasattr(self.decode_head, 'predict_hypotheses'):
             raise TypeError(f'MultiHypothesisSegmentor needs a head with predict_hypotheses '
                             f'(e.g. MedSAMHead, SAMMCLHead), got {type(self.decode_head).__name__}')
+        if self.test_cfg.get('interactive') is not None:  # the CVPR25 protocol at test time
+            check_interactive_cfg(self.test_cfg['interactive'])
 
     def low_res_hypotheses(self, inputs, data_samples):
         """The head's hypothesis logits at its own resolution: (B, M, h, w)."""
@@ -89,13 +94,30 @@ class MultiHypothesisSegmentor(SAMSegmentor):
         if data_samples is None:
             raise ValueError('MultiHypothesisSegmentor.predict needs data samples (image '
                              'metainfo and prompts)')
+        if self.test_cfg.get('interactive') is not None:
+            return run_interactive_protocol(self, inputs, data_samples)
+        return self.write_hypotheses(inputs, data_samples,
+                                     self.low_res_hypotheses(inputs, data_samples))
+
+    def write_hypotheses(self, inputs, data_samples, low_logits, return_logits=None):
+        """Write the outputs of the class docstring from the head's low-res logits.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) preprocessed images (their size).
+            data_samples (list[SegDataSample]): the batch's samples, written in place.
+            low_logits (Tensor): (B, M, h, w) from :meth:`low_res_hypotheses`.
+            return_logits (bool, optional): keep ``hypothesis_logits``; None: test_cfg's.
+
+        Returns:
+            list[SegDataSample]: ``data_samples``.
+        """
+        if return_logits is None:
+            return_logits = self.test_cfg.get('return_logits', False)
         low_res = self.test_cfg.get('output_resize', 'logits') == 'low_res_probabilities'
-        if low_res:
-            low_logits = self.low_res_hypotheses(inputs, data_samples)
+        logits = low_logits
+        if low_res or logits.shape[-2:] != inputs.shape[-2:]:
             logits = F.interpolate(low_logits, size=inputs.shape[-2:], mode='bilinear',
                                    align_corners=self.align_corners)
-        else:
-            logits = self.predict_hypotheses(inputs, data_samples)
         threshold = torch.logit(torch.tensor(float(self.decode_head.threshold))).item()
         for i, (sample, sample_logits) in enumerate(zip(data_samples, logits)):
             h, w = sample.img_shape[:2]
@@ -110,6 +132,6 @@ class MultiHypothesisSegmentor(SAMSegmentor):
             consensus = 2 * hypotheses.sum(0, keepdim=True) > hypotheses.shape[0]
             sample.pred_hypotheses = PixelData(data=hypotheses)
             sample.pred_sem_seg = PixelData(data=consensus.long())
-            if self.test_cfg.get('return_logits', False):
+            if return_logits:
                 sample.hypothesis_logits = PixelData(data=sample_logits)
         return data_samples
