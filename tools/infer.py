@@ -4,6 +4,8 @@ labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis mo
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR
         [--intensity auto|window|percentile|minmax|unit|raw] [--window LOW HIGH]   # scans
         [--box X0 Y0 X1 Y1 [--slices A:B] | --prompts FILE.json]                  # box heads
+        [--points X Y Z LABEL ...] [--previous-mask NAME_logits.npz] [--save-logits]  # clicks
+        [--embedding-cache DIR]
         [--pictures 2 | --picture-slices K ...] [--max-voxels N] [--batch-size 8]
         [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--amp]
         [--cfg-options k=v ...]
@@ -14,7 +16,9 @@ geometry), PNG/JPEG images and mmsam 2D slice / volume / multi-annotator ``.npz`
 and written by :mod:`mmsam.apis.file_inference`). Slices are fitted into the model's input by
 the config's test pipeline and data preprocessor exactly as ``tools/test.py`` does; 3D models
 run their sliding window. Box-prompted models take ``--box`` / ``--prompts`` (schema in
-:mod:`mmsam.apis.prompts`). What each input gives: docs/outputs.md#inference and
+:mod:`mmsam.apis.prompts`); clicks (``--points``, the file's ``points``) and a previous
+run's logits refine the answer, and ``--embedding-cache DIR`` keeps the encoder's features so
+the next call on the same scan does not run the encoder (docs/interactive.md). What each input gives: docs/outputs.md#inference and
 docs/deployment.md. Every input is checked before the model is built (errors name the file);
 outputs are staged and moved into ``DIR`` once complete, and their paths printed. The same
 tool runs exported ONNX models: ``tools/deployment/onnx_infer.py``.
@@ -33,8 +37,12 @@ from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,
                                        hypothesis_visualizer, prepare_npz,
                                        read_ct_statistics, segment_file, unique_names)
 from mmsam.apis.inference import config_test_pipeline, model_kind
-from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts,
-                                load_prompts)
+from mmsam.apis.inference_embedding_cache import attach_embedding_cache
+from mmsam.apis.interactive_scan import (inference_scan_interactive, logits_file_name,
+                                         write_logits_file)
+from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts, has_clicks,
+                                load_prompts, points_for, previous_mask_for,
+                                with_extra_points)
 from mmsam.apis.scan_inference import inference_scan
 from mmsam.apis.scan_outputs import scan_name, write_scan_outputs
 from mmsam.datasets.io.scan import MedicalImageError, describe_scan, expand_scan_folders, scan_kind
@@ -74,6 +82,20 @@ def parse_args(argv=None):
                         help='scans: the slices A <= k < B that --box prompts (default all)')
     parser.add_argument('--prompts', metavar='FILE.json',
                         help='scans: per-slice box prompts (schema in mmsam/apis/prompts.py)')
+    parser.add_argument('--points', type=float, nargs='+', metavar='X Y Z LABEL',
+                        help='scans: clicks, groups of 4 numbers: x y (pixels of the slice), z '
+                        '(slice index) and label (1 foreground, 0 background); with --box or '
+                        'alone, added to --prompts\' clicks')
+    parser.add_argument('--previous-mask', metavar='NAME_logits.npz',
+                        help='scans: the logits a previous --save-logits run wrote for the same '
+                        'scan, fed back as the mask prompt of the slices it covers')
+    parser.add_argument('--save-logits', action='store_true',
+                        help='scans: also write NAME_logits.npz (the next call\'s '
+                        '--previous-mask); on whenever clicks or a previous mask are given')
+    parser.add_argument('--embedding-cache', metavar='DIR',
+                        help='keep the image encoder\'s features in DIR (keyed by the input '
+                        'pixels, the config and the weights): a later call on the same input '
+                        'does not run the encoder')
     parser.add_argument('--intensity', default='auto',
                         choices=('auto', 'window', 'percentile', 'minmax', 'unit', 'raw'),
                         help='scans: how stored values (HU, MR) map to the model\'s input; auto: '
@@ -141,6 +163,14 @@ def check_args(parser, args):
                      'FILE.json, not both')
     if args.prompts is not None and not osp.isfile(args.prompts):
         parser.error(f'--prompts {args.prompts}: no such file')
+    if args.prompts is not None and args.previous_mask is not None:
+        parser.error('give the previous mask either with --previous-mask or as the prompts '
+                     'file\'s "previous_mask", not both')
+    if args.previous_mask is not None and not osp.isfile(args.previous_mask):
+        parser.error(f'--previous-mask {args.previous_mask}: no such file')
+    if args.embedding_cache is not None and osp.exists(args.embedding_cache) and \
+            not osp.isdir(args.embedding_cache):
+        parser.error(f'--embedding-cache {args.embedding_cache}: not a folder')
 
 
 def load_torch_model(parser, args, cfg):
@@ -167,6 +197,13 @@ def main(argv=None, load_model=load_torch_model, parse=None):
     others = [p for p in args.images if scan_kind(p) is None]
     if (args.slices is not None or args.prompts is not None) and others:
         parser.error(f'--slices / --prompts are for scans; {others[0]} is not one (use --box)')
+    interactive_options = [name for name, value in (
+        ('--points', args.points), ('--previous-mask', args.previous_mask),
+        ('--save-logits', args.save_logits)) if value]
+    if interactive_options and others:
+        parser.error(f'{" / ".join(interactive_options)} are for scans (NIfTI, MetaImage, '
+                     f'DICOM); {others[0]} is not one: for 2D images use '
+                     'mmsam.apis.InteractiveSession')
     plan = plan_scans(parser, args, cfg, kind, scans) if scans else []
     written = []
     amp = autocast_for(torch.device(args.device).type, args.amp_dtype) \
@@ -185,12 +222,14 @@ def main(argv=None, load_model=load_torch_model, parse=None):
 
 # Scans (NIfTI, DICOM, MetaImage) -----------------------------------------------------------
 def plan_scans(parser, args, cfg, kind, scans):
-    """Check every scan's header and prompts before the model is built: [(path, boxes)]."""
+    """Check every scan's header and prompts before the model is built:
+    [(path, boxes, points, previous mask)]; points is None outside the interactive path."""
     try:
-        prompts = load_prompts(args.prompts) if args.prompts else command_line_prompts(
-            args.box, args.slices)
+        prompts = with_extra_points(load_prompts(args.prompts), args.points) if args.prompts \
+            else command_line_prompts(args.box, args.slices, args.points, args.previous_mask)
     except PromptError as err:
         parser.error(str(err))
+    interactive = has_clicks(prompts) or args.save_logits
     if kind == 'hypotheses' and prompts is None:
         parser.error(f'{args.config} builds a box-prompted model ({cfg.model.decode_head.type}): '
                      'give the box prompts with --box X0 Y0 X1 Y1 [--slices a:b] or --prompts '
@@ -202,10 +241,14 @@ def plan_scans(parser, args, cfg, kind, scans):
     for path in scans:
         try:
             shape = describe_scan(path, max_voxels=args.max_voxels)
-            boxes = boxes_for(prompts, path, shape) if prompts is not None else None
+            boxes = boxes_for(prompts, path, shape, required=not interactive) \
+                if prompts is not None else None
+            points = points_for(prompts, path, shape) if interactive else None
         except (MedicalImageError, PromptError) as err:
             parser.error(str(err))
-        plan.append((path, boxes))
+        if interactive and not boxes and not points:
+            parser.error(f'{path}: no box or point prompt for it')
+        plan.append((path, boxes, points, previous_mask_for(prompts, path)))
     return plan
 
 
@@ -213,22 +256,32 @@ def infer_scans(parser, args, cfg, plan, load_model):
     """Label NIfTI (and hypotheses, agreement) plus overlays of each scan, in its geometry."""
     intensity_properties = read_data_meta(parser, args)
     model = load_model(parser, args, cfg)
+    cache = embedding_cache_for(parser, args, model)
     classes, palette = class_names_and_palette(model, cfg)
     if model_kind(cfg) == 'hypotheses':
         classes, palette = ['background', 'foreground'], None
-    names = unique_names([scan_name(p) + '.scan' for p, _ in plan])
+    names = unique_names([scan_name(p[0]) + '.scan' for p in plan])
     written = []
-    for name, (path, boxes) in zip(names, plan):
+    for name, (path, boxes, points, previous_mask) in zip(names, plan):
         how = 'by sliding window' if model_kind(cfg) == 'volume' else 'slice by slice'
         print(f'{path}: segmenting {how}', file=sys.stderr)
+        window = None if args.window is None else tuple(args.window)
         try:
-            prediction = inference_scan(
-                model, path, intensity=args.intensity,
-                window=None if args.window is None else tuple(args.window), boxes=boxes,
-                batch_size=args.batch_size, progress=True, max_voxels=args.max_voxels,
-                intensity_properties=intensity_properties)
+            if points is None:
+                prediction = inference_scan(
+                    model, path, intensity=args.intensity, window=window, boxes=boxes,
+                    batch_size=args.batch_size, progress=True, max_voxels=args.max_voxels,
+                    intensity_properties=intensity_properties)
+            else:
+                prediction, logits, digest = inference_scan_interactive(
+                    model, path, boxes, points, previous_mask, intensity=args.intensity,
+                    window=window, max_voxels=args.max_voxels, embedding_cache=cache)
             paths = write_scan_outputs(args.out_dir, name, prediction, classes, palette,
-                                       args.pictures, args.picture_slices, boxes=boxes)
+                                       args.pictures, args.picture_slices, boxes=boxes,
+                                       points=points)
+            if points is not None:
+                paths.append(write_logits_file(logits_file_name(args.out_dir, name), logits,
+                                               prediction.labels.shape, digest))
         except (OSError, KeyError, ValueError) as err:
             message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             parser.error(message if path in message else f'input {path}: {message}')
@@ -236,6 +289,21 @@ def infer_scans(parser, args, cfg, plan, load_model):
             print(p)
         written += paths
     return written
+
+
+def embedding_cache_for(parser, args, model):
+    """The on-disk embedding cache of ``--embedding-cache`` attached to ``model`` (or None)."""
+    if args.embedding_cache is None:
+        return None
+    if model_kind(model.cfg) == 'volume':
+        parser.error(f'--embedding-cache is for 2D encoders; {args.config} builds a 3D '
+                     f'{model.cfg.model.get("type")}')
+    try:
+        cache = attach_embedding_cache(model, args.embedding_cache)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    print(f'embedding cache: {cache.cache_dir}', file=sys.stderr)
+    return cache
 
 
 def read_data_meta(parser, args):
@@ -257,6 +325,7 @@ def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
     except ValueError as err:
         parser.error(str(err))
     model = load_model(parser, args, cfg)
+    embedding_cache_for(parser, args, model)
     visualizer = hypothesis_visualizer(cfg)
     written = []
     for name, (packed, image) in zip(unique_names(args.images), inputs):
@@ -286,6 +355,8 @@ def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model)
         except (OSError, KeyError, ValueError) as err:
             parser.error(f'input {path}: {err}')
     model = load_model(parser, args, cfg)
+    if not volume_model:
+        embedding_cache_for(parser, args, model)
     classes, palette = class_names_and_palette(model, cfg)
 
     written = []

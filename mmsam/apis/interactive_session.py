@@ -55,25 +55,55 @@ class InteractiveSession:
         model (nn.Module): a ``MultiHypothesisSegmentor`` with a ``BoxPromptHead`` from
             :func:`mmsam.apis.init_model`.
         image (ndarray): (H, W) in [0, 1] or (H, W, 3) in 0-255.
+        embedding_cache (callable, optional): ``cache(backbone, inputs, data_samples)`` in place
+            of ``backbone(inputs)``, e.g. an on-disk
+            :class:`~mmsam.apis.inference_embedding_cache.InferenceEmbeddingCache`, so a new
+            session on the same image does not run the encoder again.
+        where (str): the image's name in errors.
     """
 
     @torch.no_grad()
-    def __init__(self, model: nn.Module, image: np.ndarray):
+    def __init__(self, model: nn.Module, image: np.ndarray, embedding_cache=None,
+                 where: str = 'the session image'):
+        self.check_model(model)
+        self.model = model
+        packed = pack_slice(slice_pipeline(model.cfg), image, where=where)
+        data = model.data_preprocessor(
+            dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]), False)
+        self.inputs = data['inputs']
+        self.sample = data['data_samples'][0]
+        self.image_shape = tuple(self.sample.ori_shape[:2])
+        self.backbone_features = (model.backbone(self.inputs) if embedding_cache is None else
+                                  embedding_cache(model.backbone, self.inputs, [self.sample]))
+        self.previous_logits: Optional[torch.Tensor] = None
+
+    @staticmethod
+    def check_model(model: nn.Module) -> None:
+        """Raise a ValueError naming the model unless it is box-prompted."""
         if not is_hypothesis_model(model) or not isinstance(
                 getattr(model, 'decode_head', None), BoxPromptHead):
             raise ValueError(f'InteractiveSession needs a box-prompted model (MedSAM, SAM-MCL, '
                              f'SeqSAM, P-SAM: a MultiHypothesisSegmentor with a BoxPromptHead), '
                              f'got {type(model).__name__} with '
                              f'{type(getattr(model, "decode_head", None)).__name__}')
-        self.model = model
-        packed = pack_slice(slice_pipeline(model.cfg), image, where='the session image')
-        data = model.data_preprocessor(
-            dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]), False)
-        self.inputs = data['inputs']
-        self.sample = data['data_samples'][0]
-        self.image_shape = tuple(self.sample.ori_shape[:2])
-        self.backbone_features = model.backbone(self.inputs)
-        self.previous_logits: Optional[torch.Tensor] = None
+
+    @property
+    def low_res_shape(self) -> tuple:
+        """(h, w) of the low-resolution logits the head gives and takes as a mask prompt."""
+        size = self.model.decode_head.prompt_encoder.mask_input_size
+        return tuple(int(s) for s in size)
+
+    def set_previous_logits(self, logits, where: str = 'previous logits') -> None:
+        """Use ``logits`` (h, w) (e.g. read back from a file) as the next mask prompt.
+
+        Raises:
+            ValueError: naming ``where``, when the shape is not :attr:`low_res_shape`.
+        """
+        logits = torch.as_tensor(np.asarray(logits, np.float32))
+        if tuple(logits.shape) != self.low_res_shape:
+            raise ValueError(f'{where}: low-resolution logits of shape {tuple(logits.shape)} '
+                             f'do not fit this model, whose mask prompt is {self.low_res_shape}')
+        self.previous_logits = logits.to(self.inputs.device)
 
     @torch.no_grad()
     def predict(self, box: Optional[Sequence[float]] = None,
