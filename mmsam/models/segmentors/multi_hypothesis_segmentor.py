@@ -6,6 +6,7 @@ from mmengine.structures import PixelData
 from mmsam.registry import MODELS
 from ..decode_heads.box_prompt_head import mean_probability_logit
 from ..utils.low_res_probability_resize import low_res_probability_masks
+from .click_training import check_click_trainable, click_train_settings, click_training_losses
 from .interactive_protocol import check_interactive_cfg, run_interactive_protocol
 from .sam_segmentor import SAMSegmentor
 
@@ -61,6 +62,19 @@ class MultiHypothesisSegmentor(SAMSegmentor):
                             f'(e.g. MedSAMHead, SAMMCLHead), got {type(self.decode_head).__name__}')
         if self.test_cfg.get('interactive') is not None:  # the CVPR25 protocol at test time
             check_interactive_cfg(self.test_cfg['interactive'])
+        # train_cfg=dict(click_iterations=N): iterative click training (click_training.py)
+        self.click_train = click_train_settings(self.train_cfg, type(self).__name__)
+        if self.click_train['click_iterations']:
+            check_click_trainable(self.decode_head, type(self).__name__)
+
+    def loss(self, inputs, data_samples):
+        """Training losses (``decode.`` keys): the head's box-prompted loss, or with
+        ``train_cfg.click_iterations`` > 0 its average over click rounds (see
+        :func:`click_training_losses`)."""
+        if not self.click_train['click_iterations']:
+            return super().loss(inputs, data_samples)
+        losses = click_training_losses(self, inputs, data_samples, **self.click_train)
+        return {f'decode.{k}': v for k, v in losses.items()}
 
     def low_res_hypotheses(self, inputs, data_samples):
         """The head's hypothesis logits at its own resolution: (B, M, h, w)."""
