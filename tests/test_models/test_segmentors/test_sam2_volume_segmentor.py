@@ -1,0 +1,208 @@
+"""SAM2VolumeSegmentor: propagation from a key-slice prompt equals sam2's own video predictor.
+
+A tiny SAM 2.1 (Hiera-t shrunk by hydra overrides: 64 px, width 32, memory width 16) is built by
+the ``sam2`` package with random weights; the segmentor gets the same weights.
+"""
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmseg.structures import SegDataSample
+
+pytest.importorskip('sam2')
+import sam2.sam2_video_predictor as video_predictor_module  # noqa: E402
+from sam2.build_sam import build_sam2, build_sam2_video_predictor  # noqa: E402
+from sam2.sam2_image_predictor import SAM2ImagePredictor  # noqa: E402
+
+from mmsam.models.segmentors.sam2_volume_segmentor import (  # noqa: E402
+    SAM2VolumeSegmentor, largest_component)
+
+D, MEM, S, T = 32, 16, 64, 6
+SAM21_T = 'configs/sam2.1/sam2.1_hiera_t.yaml'
+TINY_OVERRIDES = [
+    f'++model.image_size={S}',
+    '++model.image_encoder.trunk.embed_dim=8', '++model.image_encoder.trunk.num_heads=1',
+    '++model.image_encoder.trunk.stages=[1,2,2,1]',
+    '++model.image_encoder.trunk.global_att_blocks=[4]',
+    f'++model.image_encoder.neck.d_model={D}',
+    '++model.image_encoder.neck.backbone_channel_list=[64,32,16,8]',
+    f'++model.image_encoder.neck.position_encoding.num_pos_feats={D}',
+    f'++model.memory_attention.d_model={D}', '++model.memory_attention.num_layers=2',
+    f'++model.memory_attention.layer.d_model={D}',
+    '++model.memory_attention.layer.dim_feedforward=64',
+    f'++model.memory_attention.layer.self_attention.embedding_dim={D}',
+    f'++model.memory_attention.layer.self_attention.feat_sizes=[{S // 16},{S // 16}]',
+    f'++model.memory_attention.layer.cross_attention.embedding_dim={D}',
+    f'++model.memory_attention.layer.cross_attention.feat_sizes=[{S // 16},{S // 16}]',
+    f'++model.memory_attention.layer.cross_attention.kv_in_dim={MEM}',
+    f'++model.memory_encoder.out_dim={MEM}', f'++model.memory_encoder.in_dim={D}',
+    f'++model.memory_encoder.position_encoding.num_pos_feats={MEM}',
+    f'++model.memory_encoder.mask_downsampler.embed_dim={D}',
+    f'++model.memory_encoder.fuser.layer.dim={D}',
+]
+TRACKER = dict(d_model=D, mem_dim=MEM, image_size=S,
+               memory_attention=dict(num_layers=2, dim_feedforward=64))
+
+
+@pytest.fixture(scope='module')
+def reference():
+    """sam2's video predictor with random weights (seeded)."""
+    torch.manual_seed(0)
+    return build_sam2_video_predictor(SAM21_T, None, device='cpu',
+                                      hydra_overrides_extra=TINY_OVERRIDES)
+
+
+def segmentor_like(reference, **kwargs):
+    """A SAM2VolumeSegmentor with the reference's weights (its encoder: sam2's ImageEncoder)."""
+    seg = SAM2VolumeSegmentor(backbone=copy.deepcopy(reference.image_encoder),
+                              tracker=TRACKER, **kwargs)
+    state = {k: v for k, v in reference.state_dict().items()
+             if not k.startswith('image_encoder.')}
+    seg.tracker.load_state_dict(state, strict=True)
+    return seg.eval()
+
+
+@pytest.fixture(scope='module')
+def segmentor(reference):
+    return segmentor_like(reference)
+
+
+def video_predictor_logits(reference, frames, key, box=None, mask=None):
+    """MedSAM2's inference with sam2's video predictor on ``frames`` (T, 3, S, S): prompt on
+    ``key``, propagate forwards; reset, prompt again, propagate backwards. Returns (T, S, S)."""
+    loader = video_predictor_module.load_video_frames
+    video_predictor_module.load_video_frames = lambda **kw: (frames.clone(), S, S)
+    try:
+        state = reference.init_state('frames given in memory')
+    finally:
+        video_predictor_module.load_video_frames = loader
+    out = {}
+    for reverse in (False, True):
+        reference.reset_state(state)
+        if mask is not None:
+            reference.add_new_mask(state, frame_idx=key, obj_id=1, mask=mask)
+        else:
+            reference.add_new_points_or_box(state, frame_idx=key, obj_id=1, box=box)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # fill-hole post-processing: no CUDA extension
+            for t, _, logits in reference.propagate_in_video(state, reverse=reverse):
+                out.setdefault(t, logits[0, 0])
+    return torch.stack([out[t] for t in range(frames.shape[0])])
+
+
+def upsampled(low_res):
+    return F.interpolate(low_res, size=(S, S), mode='bilinear', align_corners=False)[:, 0]
+
+
+def random_volume(seed, batch=1):
+    return torch.rand(batch, 1, T, S, S, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize('key', [0, 2, T - 1])
+def test_box_propagation_equals_video_predictor(reference, segmentor, key):
+    frames = segmentor.slices_of(random_volume(1)[0])
+    box = [10.0, 12.0, 40.0, 50.0]
+    expected = video_predictor_logits(reference, frames, key, box=box)
+    ours = upsampled(segmentor.propagate(frames, key, box))
+    assert (ours - expected).abs().max().item() <= 1e-4
+    assert 0 < (expected > 0).float().mean() < 1  # a mask, not all or nothing
+
+
+def test_mask_prompt_equals_video_predictor(reference, segmentor):
+    frames = segmentor.slices_of(random_volume(2)[0])
+    mask = torch.zeros(S, S, dtype=torch.bool)
+    mask[20:44, 16:40] = True
+    expected = video_predictor_logits(reference, frames, 3, mask=mask)
+    ours = upsampled(segmentor.propagate(frames, 3, mask=mask))
+    assert (ours - expected).abs().max().item() <= 1e-4
+
+
+def test_the_comparison_sees_the_memory_rules(reference, segmentor):
+    """Tracking the backward pass as if forwards changes slices before the key by > 1e-3:
+    the equality above is not blind to the memory selection."""
+    frames = segmentor.slices_of(random_volume(1)[0])
+    box, key = [10.0, 12.0, 40.0, 50.0], 3
+    expected = video_predictor_logits(reference, frames, key, box=box)
+    wrong = segmentor_like(reference, test_cfg=dict(memory_bf16=False))
+    original = wrong.tracker.track_step
+
+    def forwards_only(**kwargs):
+        kwargs['track_in_reverse'] = False
+        return original(**kwargs)
+
+    wrong.tracker.track_step = forwards_only
+    ours = upsampled(wrong.propagate(frames, key, box))
+    assert (ours[:key] - expected[:key]).abs().max().item() > 1e-3
+
+
+def test_key_slice_equals_image_predictor(reference, segmentor):
+    image_model = build_sam2(SAM21_T, None, device='cpu', hydra_overrides_extra=TINY_OVERRIDES)
+    image_model.load_state_dict(reference.state_dict(), strict=True)
+    predictor = SAM2ImagePredictor(image_model)
+    predictor._bb_feat_sizes = [(S // 4, S // 4), (S // 8, S // 8), (S // 16, S // 16)]  # 1024 px
+    volume = random_volume(3)[0]
+    key, box = 4, np.array([8.0, 20.0, 50.0, 44.0])
+    predictor.set_image(volume[0, key, :, :, None].expand(S, S, 3).numpy())
+    _, _, low_res = predictor.predict(box=box, multimask_output=False, return_logits=True)
+    ours = segmentor.propagate(segmentor.slices_of(volume), key, box)[key, 0]
+    assert (ours - torch.as_tensor(low_res[0])).abs().max().item() <= 1e-4
+
+
+def test_encoder_runs_once_per_slice(segmentor):
+    calls = []
+    hook = segmentor.backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        segmentor.propagate(segmentor.slices_of(random_volume(4)[0]), 2, [5, 5, 30, 30])
+    finally:
+        hook.remove()
+    assert sum(calls) == T
+
+
+def prompted_sample(key, box, case_id):
+    return SegDataSample(metainfo=dict(case_id=case_id, key_slice=key, prompt_box=box))
+
+
+def test_cases_do_not_interact(segmentor):
+    volumes = random_volume(5, batch=2)
+    samples = lambda: [prompted_sample(1, [6.0, 8.0, 44.0, 40.0], 'a'),  # noqa: E731
+                       prompted_sample(4, [20.0, 10.0, 60.0, 30.0], 'b')]
+    first = segmentor.predict(volumes, samples())
+    perturbed = volumes.clone()
+    perturbed[1] = torch.rand(1, T, S, S, generator=torch.Generator().manual_seed(9))
+    second = segmentor.predict(perturbed, samples())
+    alone = segmentor.predict(volumes[:1], samples()[:1])
+    assert torch.equal(first[0].object_logits, second[0].object_logits)
+    assert torch.equal(first[0].object_logits, alone[0].object_logits)
+    assert torch.equal(first[0].pred_sem_seg.data, second[0].pred_sem_seg.data)
+    assert not torch.equal(first[1].object_logits, second[1].object_logits)
+
+
+def test_predict_labels_and_native_grid(segmentor):
+    volume = random_volume(6)
+    sample = SegDataSample(metainfo=dict(key_slices=[1, 3], prompt_boxes=[[4, 4, 30, 30],
+                                                                          [30, 30, 60, 60]],
+                                         prompt_labels=[2, 5], native_shape=(T, 40, 50)))
+    out = segmentor.predict(volume, [sample])[0]
+    labels = out.pred_sem_seg.data
+    assert labels.shape == (T, 40, 50)
+    assert set(labels.unique().tolist()) <= {0, 2, 5}
+    low = segmentor.propagate(segmentor.slices_of(volume[0]), 3, [30, 30, 60, 60])
+    expected = largest_component(
+        (F.interpolate(low, size=(40, 50), mode='bilinear', align_corners=False)[:, 0] > 0)
+        .numpy())
+    assert np.array_equal((labels == 5).numpy(), expected)  # the later object wins overlaps
+
+
+def test_largest_component_is_26_connected():
+    mask = np.zeros((3, 5, 5), bool)
+    mask[0, 0, 0] = mask[1, 1, 1] = True  # corner neighbours: one component
+    mask[2, 3:5, 3:5] = True  # 4 voxels, apart
+    mask[0, 4, 0] = True
+    kept = largest_component(mask)
+    assert kept.sum() == 4 and kept[2, 3:5, 3:5].all()
+    mask[0, 2, 2] = True  # joins (0,0,0)-(1,1,1) diagonally: 3 voxels, still fewer
+    assert largest_component(mask).sum() == 4
+    assert not largest_component(np.zeros((2, 2, 2), bool)).any()
