@@ -12,9 +12,9 @@ disagree is where the model is unsure, so a click there is likely to help. The d
   (default 0.75: with M = 3 binary masks, the pixels one hypothesis disputes);
 - the suggested region is the one with the largest disagreement mass ``sum(1 - a)`` (size
   times depth of the doubt; a single noisy pixel weighs little), and the suggested point is
-  that region's centre: its pixel farthest from the region's boundary (as
-  :func:`mmsam.datasets.transforms.click_simulator.largest_region_centre`, the click
-  simulator's choice inside an error region).
+  that region's centre: its pixel farthest from the region's boundary (as the click
+  simulator's choice inside an error region), ties going to the pixel nearest the mean of the
+  tied ones (the middle of a thin band).
 """
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from mmsam.datasets.transforms.click_simulator import index_to_xyz, largest_region_centre
+from mmsam.datasets.transforms.click_simulator import index_to_xyz
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -110,8 +110,17 @@ def suggest_next_click(hypotheses: ArrayLike, logits: bool = False,
     masses = np.asarray(ndimage.sum(1.0 - agreement, regions, ids))
     best = int(ids[np.argmax(masses)])  # ties: the first region in raster order
     region = regions == best
-    index, _, size = largest_region_centre(region, rng=0, spacing=spacing)
-    row, col = index
-    return ClickSuggestion(point=index_to_xyz(index), agreement=float(agreement[row, col]),
-                           share=float(share[row, col]), region_size=int(size),
+    row, col = region_centre(region, spacing)
+    return ClickSuggestion(point=index_to_xyz((row, col)), agreement=float(agreement[row, col]),
+                           share=float(share[row, col]), region_size=int(region.sum()),
                            region_mass=float(masses[best - 1]))
+
+
+def region_centre(region: np.ndarray, spacing: Optional[Sequence[float]] = None) -> tuple:
+    """The pixel of a region farthest from its boundary (the array's edge counting as
+    boundary); among equally deep pixels, the one nearest their mean position, so a thin
+    band's centre is its middle. Returns (row, col)."""
+    depth = ndimage.distance_transform_edt(np.pad(region, 1), sampling=spacing)[1:-1, 1:-1]
+    deepest = np.argwhere(depth == depth.max())
+    nearest = np.argmin(((deepest - deepest.mean(0)) ** 2).sum(1))
+    return tuple(int(v) for v in deepest[nearest])
