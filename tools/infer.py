@@ -197,13 +197,15 @@ def main(argv=None, load_model=load_torch_model, parse=None):
     others = [p for p in args.images if scan_kind(p) is None]
     if (args.slices is not None or args.prompts is not None) and others:
         parser.error(f'--slices / --prompts are for scans; {others[0]} is not one (use --box)')
-    interactive_options = [name for name, value in (
-        ('--points', args.points), ('--previous-mask', args.previous_mask),
-        ('--save-logits', args.save_logits)) if value]
-    if interactive_options and others:
-        parser.error(f'{" / ".join(interactive_options)} are for scans (NIfTI, MetaImage, '
-                     f'DICOM); {others[0]} is not one: for 2D images use '
+    scan_options = [name for name, value in (
+        ('--previous-mask', args.previous_mask), ('--save-logits', args.save_logits)) if value]
+    if scan_options and others:
+        parser.error(f'{" / ".join(scan_options)} are for scans (NIfTI, MetaImage, DICOM); '
+                     f'{others[0]} is not one: for 2D images keep the logits in an '
                      'mmsam.apis.InteractiveSession')
+    if args.points and others and kind != 'hypotheses':
+        parser.error(f'--points are for box-prompted models; {args.config} builds a '
+                     f'{cfg.model.get("type")}')
     plan = plan_scans(parser, args, cfg, kind, scans) if scans else []
     written = []
     amp = autocast_for(torch.device(args.device).type, args.amp_dtype) \
@@ -322,6 +324,7 @@ def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
         cfg.merge_from_dict({'model.test_cfg.num_hypotheses': args.num_hypotheses})
     try:  # every input is read before the model is built, so a bad file fails at once
         inputs = hypothesis_inputs(cfg, args.images, args.box)
+        add_image_clicks(args.images, inputs, args.points)
     except ValueError as err:
         parser.error(str(err))
     model = load_model(parser, args, cfg)
@@ -337,6 +340,18 @@ def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
         written.append(out_file)
         print(out_file)
     return written
+
+
+def add_image_clicks(paths, inputs, points):
+    """Put ``--points`` (z = 0) into each packed 2D input's prompts, checked against its size."""
+    clicks = command_line_prompts(None, None, points)
+    if clicks is None:
+        return
+    for path, (packed, image) in zip(paths, inputs):
+        per_slice = points_for(clicks, path, (1, ) + tuple(image.shape[:2]))
+        coords, labels = per_slice[0]
+        packed['data_samples'].set_metainfo(dict(prompt_points=coords,
+                                                 prompt_point_labels=labels))
 
 
 def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model):

@@ -149,3 +149,24 @@ def test_bad_clicks_and_previous_masks_are_named(infer, mcl_checkpoint, scan, tm
                                   str(tmp_path / 'o' / 'other_logits.npz')],
                  capsys, 'other_logits.npz', 'written for another input', 'lesion.nii.gz')
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_clicks_on_a_2d_image_with_the_cache(infer, mcl_checkpoint, tmp_path, capsys):
+    import cv2
+    image = (np.random.default_rng(1).random((48, 40, 3)) * 255).astype(np.uint8)
+    path = tmp_path / 'photo.png'
+    cv2.imwrite(str(path), image)
+    common = [str(MCL), mcl_checkpoint, str(path), '--box', '5', '6', '30', '40',
+              '--embedding-cache', str(tmp_path / 'cache')]
+    first, second = CountingLoader(infer), CountingLoader(infer)
+    infer.main(common + ['--out-dir', str(tmp_path / 'a')], load_model=first)
+    infer.main(common + ['--out-dir', str(tmp_path / 'b'), '--points', '20', '25', '0', '1'],
+               load_model=second)
+    assert (first.calls, second.calls) == (1, 0)
+    a, b = (cv2.imread(str(tmp_path / d / 'photo.png')) for d in 'ab')
+    assert a.shape == b.shape and (a != b).any()  # the click changes the hypotheses drawn
+    expect_error(infer, common + ['--out-dir', str(tmp_path / 'c'), '--points', '20', '25',
+                                  '1', '1'], capsys, '--points group 1', 'outside', 'photo.png',
+                 '0 <= z <= 0')
+    expect_error(infer, common + ['--out-dir', str(tmp_path / 'c'), '--save-logits'], capsys,
+                 '--save-logits are for scans')
