@@ -123,9 +123,12 @@ def propagate_from_box(model: nn.Module, image: np.ndarray, box: Sequence[float]
                    img_path=where, **_intensity_info(model, intensity_properties))
     packed = _run_pipeline(steps, results, where, model.cfg)
     sample = packed['data_samples']
+    # the prompt in pixels of the network input (the pipeline may resize the slices)
+    height, width = packed['inputs'].shape[-2:]
+    scale = np.array([width / shape[2], height / shape[1]] * 2, np.float32)
     sample.set_metainfo(dict(prompt_labels=np.array([1], np.int64),
                              key_slices=np.array([key_slice], np.int64),
-                             prompt_boxes=box[None]))
+                             prompt_boxes=(box * scale)[None], native_shape=shape))
     (out, ) = model.test_step(dict(inputs=[packed['inputs']], data_samples=[sample]))
     labels = out.pred_sem_seg.data.cpu().numpy()
     labels = labels.reshape(labels.shape[-3:])
