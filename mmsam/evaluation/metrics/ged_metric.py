@@ -6,7 +6,8 @@ from prettytable import PrettyTable
 
 from mmsam.registry import METRICS
 from ..functional.ged import (d_avg, d_max, d_max_per_annotation, diversity,
-                              generalized_energy_distance)
+                              generalized_energy_distance, majority_vote)
+from ..functional.nsd import nsd
 
 # Where each field comes from, for the error when a sample lacks it.
 _SOURCES = {
@@ -62,8 +63,14 @@ class GEDMetric(BaseMetric):
       pairs (``diversity_pairs='all'``, the official code's ``sample_diversity``, GED's third
       term) or over the M(M-1) distinct pairs (``'distinct'``).
 
-    Only these numbers are kept per image, not the masks. Units: the Dice scores in percent
-    (0-100), as in SeqSAM's Table 1; ``GED`` and ``diversity`` as fractions.
+    - ``NSD_avg`` (with ``nsd_tolerance``): the normalised surface Dice
+      (:func:`mmsam.evaluation.functional.nsd`, DeepMind's definition) of the majority vote
+      with each annotation at that tolerance, averaged over annotations (D_avg's pairing); in
+      the units of the sample's ``spacing`` metainfo (its last two values, (y, x)) when there
+      is one, else pixels; a vote and an annotation both empty score ``empty_dice``.
+
+    Only these numbers are kept per image, not the masks. Units: the Dice scores (and NSD_avg)
+    in percent (0-100), as in SeqSAM's Table 1; ``GED`` and ``diversity`` as fractions.
 
     Args:
         empty_dice (float): Dice of an empty mask against an empty annotation. Default 0, the
@@ -71,12 +78,19 @@ class GEDMetric(BaseMetric):
         diversity_pairs (str): ``'all'`` or ``'distinct'`` (see above).
         collect_device (str): 'cpu' or 'gpu', where results are gathered across ranks.
         prefix (str | None): prefix of the returned keys.
+        nsd_tolerance (float | None): if set, also ``NSD_avg`` at this tolerance (spacing units,
+            or pixels); the CVPR challenges use 2 mm.
     """
 
     default_prefix = None
 
-    def __init__(self, empty_dice=0.0, diversity_pairs='all', collect_device='cpu', prefix=None):
+    def __init__(self, empty_dice=0.0, diversity_pairs='all', collect_device='cpu', prefix=None,
+                 nsd_tolerance=None):
         super().__init__(collect_device=collect_device, prefix=prefix)
+        if nsd_tolerance is not None and not (np.isfinite(nsd_tolerance) and nsd_tolerance >= 0):
+            raise ValueError(f'GEDMetric: nsd_tolerance must be a number >= 0 or None, got '
+                             f'{nsd_tolerance!r}')
+        self.nsd_tolerance = nsd_tolerance
         if diversity_pairs not in DIVERSITY_PAIRS:
             raise ValueError(f'GEDMetric: diversity_pairs must be one of {DIVERSITY_PAIRS}, got '
                              f'{diversity_pairs!r}')
@@ -103,6 +117,17 @@ class GEDMetric(BaseMetric):
                 D_max=d_max(gts, preds, self.empty_dice),
                 D_max_per_annotation=d_max_per_annotation(gts, preds, self.empty_dice),
                 diversity=diversity(preds, self_pairs=self.diversity_pairs == 'all')))
+            if self.nsd_tolerance is not None:
+                self.results[-1]['NSD_avg'] = self._nsd_avg(sample, preds, gts)
+
+    def _nsd_avg(self, sample, preds, gts):
+        """NSD of the hypotheses' majority vote with each annotation, averaged (fraction)."""
+        meta = sample.to_dict() if hasattr(sample, 'to_dict') else sample
+        spacing = meta.get('spacing')
+        spacing = None if spacing is None else tuple(float(v) for v in spacing)[-2:]
+        vote = majority_vote(preds)
+        return float(np.mean([nsd(vote, gt, spacing, float(self.nsd_tolerance),
+                                  both_empty=self.empty_dice) for gt in gts]))
 
     def compute_metrics(self, results):
         """Average the per-image scores and log them as a table.
@@ -114,12 +139,15 @@ class GEDMetric(BaseMetric):
         Returns:
             dict[str, float]: the means; the Dice scores in percent.
         """
-        metrics = {key: float(np.mean([r[key] for r in results])) for key in KEYS}
-        for key in PERCENT_KEYS:
-            metrics[key] *= 100
+        keys = KEYS + (('NSD_avg', ) if self.nsd_tolerance is not None else ())
+        metrics = {key: float(np.mean([r[key] for r in results])) for key in keys}
+        percent = PERCENT_KEYS + ('NSD_avg', )
+        for key in keys:
+            if key in percent:
+                metrics[key] *= 100
         table = PrettyTable()
-        table.field_names = ['images'] + [f'{k} (%)' if k in PERCENT_KEYS else k for k in KEYS]
-        table.add_row([len(results)] + [f'{metrics[k]:.2f}' if k in PERCENT_KEYS else
-                                        f'{metrics[k]:.4f}' for k in KEYS])
+        table.field_names = ['images'] + [f'{k} (%)' if k in percent else k for k in keys]
+        table.add_row([len(results)] + [f'{metrics[k]:.2f}' if k in percent else
+                                        f'{metrics[k]:.4f}' for k in keys])
         print_log('\n' + table.get_string(), logger='current')
         return metrics
