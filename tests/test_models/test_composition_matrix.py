@@ -3,6 +3,10 @@
 Each head's model comes from its tiny synthetic config (what users run), shrunk to the tests'
 tiny ViT, with the adapter swapped in. The DConv column feeds the 2D segmentor a batch of
 B * T slices, b-major, as ``VolumeSAMSegmentor`` does after its stem.
+
+The SAM 2 rows put the same configs on a tiny Hiera (``SAM2ImageEncoder``) with SAM 2's prompt
+encoder and mask decoder (``SAM2PromptEncoder`` / ``SAM2MaskDecoder``): the config change a
+user makes. A head that cannot run on SAM 2 has a row asserting the error that says why.
 """
 import copy
 from functools import lru_cache
@@ -17,6 +21,7 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from conftest import TINY_ARCH, TINY_IMG
+from mmsam.models.backbones.sam2_image_encoder import SAM2_TINY_ARCH
 from mmsam.registry import MODELS
 
 CONFIGS = Path(__file__).parents[2] / 'configs'
@@ -36,6 +41,12 @@ ADAPTERS = {
     'DConv': dict(type='DepthBlockAdapter', adapter=dict(type='DConvAdapter')),
 }
 WIDTH = TINY_ARCH['out_chans']
+SAM2_ADAPTERS = ('none', 'LoRA')
+# heads that cannot run on SAM 2: (config, the error's message)
+SAM2_UNSUPPORTED = {
+    'MaskSAMHead': ('masksam/masksam_vit-tiny_synthetic-abdomen-3d.py',
+                    'MaskSAMHead runs on SAM 1 only.*MaskSAMPromptGenerator'),
+}
 SEMANTIC_ORI = (48, 48)  # loaded image size; the network input is TINY_IMG
 BOX_ORI = (40, 40)
 NUM_ANNOTATORS = 4
@@ -68,6 +79,33 @@ def tiny_model_cfg(head, adapter):
     model.decode_head.mask_decoder.update(transformer_dim=WIDTH, transformer_mlp_dim=64,
                                           transformer_num_heads=2, iou_head_hidden_dim=32,
                                           checkpoint=None)
+    return model, cfg.optim_wrapper
+
+
+def on_sam2(model, adapter=None):
+    """``model`` (a head's config model) moved onto the tests' tiny SAM 2: the backbone, prompt
+    encoder and mask decoder configs replaced, as a user's SAM 2 config does."""
+    if 'size' in model.data_preprocessor:
+        model.data_preprocessor.size = (TINY_IMG, TINY_IMG)
+    model.backbone = dict(type='SAM2ImageEncoder', arch=dict(SAM2_TINY_ARCH), img_size=TINY_IMG,
+                          checkpoint=None, frozen=model.backbone.get('frozen', False),
+                          adapter=copy.deepcopy(adapter))
+    width = SAM2_TINY_ARCH['d_model']
+    model.decode_head.prompt_encoder = dict(type='SAM2PromptEncoder', embed_dim=width,
+                                            img_size=TINY_IMG, checkpoint=None)
+    model.decode_head.mask_decoder = dict(type='SAM2MaskDecoder', transformer_dim=width,
+                                          transformer_mlp_dim=64, transformer_num_heads=2,
+                                          iou_head_hidden_dim=32, checkpoint=None)
+    return model
+
+
+def tiny_sam2_model_cfg(head, adapter):
+    """The head's config model on the tests' tiny SAM 2 (Hiera + SAM 2's decoder path)."""
+    cfg = _load(HEADS[head][0])
+    model = on_sam2(copy.deepcopy(cfg.model), ADAPTERS[adapter])
+    assert model.decode_head.type == head, f'{HEADS[head][0]} does not use {head}'
+    if ADAPTERS[adapter] is not None:
+        model.backbone['frozen'] = True
     return model, cfg.optim_wrapper
 
 
@@ -109,8 +147,29 @@ def _grad_norm(params):
 @pytest.mark.parametrize('adapter', list(ADAPTERS))
 @pytest.mark.parametrize('head', list(HEADS))
 def test_head_on_adapter_trains_one_step_and_predicts(head, adapter):
+    train_one_step_and_predict(head, adapter, *tiny_model_cfg(head, adapter))
+
+
+@pytest.mark.parametrize('adapter', SAM2_ADAPTERS)
+@pytest.mark.parametrize('head', list(HEADS))
+def test_head_on_sam2_trains_one_step_and_predicts(head, adapter):
+    model = train_one_step_and_predict(head, adapter, *tiny_sam2_model_cfg(head, adapter))
+    assert type(model.backbone).__name__ == 'SAM2ImageEncoder'
+    assert type(model.decode_head.mask_decoder).__name__ == 'SAM2MaskDecoder'
+
+
+@pytest.mark.parametrize('head', list(SAM2_UNSUPPORTED))
+def test_head_that_cannot_run_on_sam2_says_why(head):
+    config, message = SAM2_UNSUPPORTED[head]
+    model = on_sam2(copy.deepcopy(_load(config).model))
+    assert model.decode_head.type == head
+    with pytest.raises(ValueError, match=message):
+        MODELS.build(model)
+
+
+def train_one_step_and_predict(head, adapter, model_cfg, optim_cfg):
+    """Build, one optimiser step (checking where gradients land), one prediction."""
     torch.manual_seed(0)
-    model_cfg, optim_cfg = tiny_model_cfg(head, adapter)
     model = MODELS.build(model_cfg)
     model.init_weights()
     model.train()
@@ -174,6 +233,7 @@ def test_head_on_adapter_trains_one_step_and_predicts(head, adapter):
             assert set(pred.unique().tolist()) <= {0, 1}
     if adapter == 'DConv':
         check_slices_mix_only_within_a_case(model, data)
+    return model
 
 
 def _logits(model, inputs, samples):

@@ -136,6 +136,9 @@ class HSAMHead(SAMDecodeHead):
                               skip_connection=hierarchical_pixel_decoder)
         else:
             stage2_cfg = dict(mask_decoder, checkpoint=None)
+            if hasattr(self.mask_decoder, 'prepare_features'):
+                # SAM 2: stage 2 reads the embedding and pixel features stage 1 prepared
+                stage2_cfg.update(use_high_res_features=False, no_mem_embed=False)
         self.stage2_decoder = MODELS.build(stage2_cfg)
         self.prior_resize = prior_resize
         self.loss_label_resize = loss_label_resize
@@ -231,13 +234,13 @@ class HSAMHead(SAMDecodeHead):
             input size (B, C, H, W) (official: 16h x 16w), or (B, C, 4h, 4w) without the
             hierarchical pixel decoder.
         """
-        embedding = inputs[-1]
+        embedding, high_res = self.image_features(inputs)
         b, _, h, w = embedding.shape
         pe = self.prompt_encoder.get_dense_pe()
         sparse, dense = self.prompt_free_embeddings(embedding)
 
         hs1, src1 = self.mask_decoder.decode_tokens(embedding, pe, sparse, dense)
-        half1, quarter1 = self.mask_decoder.upscale(src1)
+        half1, quarter1 = self.upscale(src1, high_res)
         logits1, _ = self.mask_decoder.masks_from_tokens(hs1, quarter1)
 
         stage2_input = self.perturb_embedding(embedding)

@@ -13,6 +13,14 @@ from .sam_decode_head import SAMDecodeHead
 PROMPT_MODES = ('mask', 'box', 'mask_box', 'mask_avg_box')
 BOX_PIXEL_GRIDS = ('encoder_input', 'patch')
 MASK_POSTPROCESS = ('direct', 'sam')
+SAM2_UNSUPPORTED = (
+    'MaskSAMHead runs on SAM 1 only, not on SAM 2 (mask_decoder=SAM2MaskDecoder): its prompts '
+    'come from MaskSAMPromptGenerator, which decodes the ViT encoder\'s raw block outputs '
+    '(out_indices, all at the embedding grid, plus the neck output) and passes the neck output '
+    'on as the image embedding; SAM 2\'s Hiera encoder gives FPN levels at three resolutions '
+    'instead, and SAM 2\'s decoder also needs no_mem_embed and its high-resolution features. '
+    'Use SAMImageEncoder with SAMMaskDecoder / SAMPromptEncoder (see configs/README.md, '
+    '"Heads on SAM 2")')
 
 
 def semantic_scores(cls_logits, mask_logits):
@@ -126,6 +134,8 @@ class MaskSAMHead(SAMDecodeHead):
         loss_decode = dict(loss_decode)
         loss_decode.setdefault('num_classes', num_classes)
         super().__init__(num_classes, prompt_encoder, mask_decoder, loss_decode, **kwargs)
+        if hasattr(self.mask_decoder, 'prepare_features'):
+            raise ValueError(SAM2_UNSUPPORTED)
         self.num_frames, self.num_queries = int(num_frames), int(num_queries)
         self.prompt_mode, self.mask_threshold = prompt_mode, float(mask_threshold)
         width = self.prompt_encoder.embed_dim

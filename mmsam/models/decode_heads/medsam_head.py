@@ -47,11 +47,13 @@ class MedSAMHead(BoxPromptHead):
         Returns:
             Tensor: (B, 1, 4h, 4w) logits.
         """
-        embedding = inputs[-1]
+        embedding, high_res = self.image_features(inputs)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
-        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
-                                             sparse, dense)
-        return masks[:, :1]
+        masks, iou = self.decode_masks(embedding, self.prompt_encoder.get_dense_pe(), sparse,
+                                       dense, high_res)
+        # SAM 2's decoder may fall back to a multimask output at eval (single_mask)
+        single_mask = getattr(self.mask_decoder, 'single_mask', None)
+        return masks[:, :1] if single_mask is None else single_mask(masks, iou)[0]
 
     def loss_by_feat(self, seg_logits, batch_data_samples):
         """Args: seg_logits (Tensor): (B, 1, h, w); batch_data_samples: with

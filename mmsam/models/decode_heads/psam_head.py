@@ -7,6 +7,7 @@ from mmsam.models.losses.kl_divergence_loss import KLDivergenceLoss, diagonal_ga
 from mmsam.models.utils.latent_gaussian_encoder import LatentGaussianEncoder
 from mmsam.registry import MODELS
 from .box_prompt_head import BoxPromptHead
+from .sam_decode_head import repeat_high_res
 
 NET_INPUTS = ('image', 'embedding')
 TRAIN_TARGETS = ('prompted', 'any_annotation')
@@ -139,14 +140,20 @@ class PSAMHead(BoxPromptHead):
 
     def split_inputs(self, inputs):
         """(embedding, image or None) from the head's inputs (see the class docstring)."""
+        features, image = self.split_features(inputs)
+        return features[-1], image
+
+    def split_features(self, inputs):
+        """(encoder features, image or None) from the head's inputs (see the class
+        docstring)."""
         if not self.reads_image:
-            return inputs[-1], None
+            return inputs, None
         image = inputs[-1]
         if len(inputs) < 2 or image.dim() != 4 or image.shape[1] != self.image_channels:
             raise ValueError('PSAMHead with net_input="image" expects (..., image embedding, '
                              'preprocessed image) as inputs, as MultiHypothesisSegmentor passes '
                              'them; got shapes ' + str([tuple(x.shape) for x in inputs]))
-        return inputs[-2], image
+        return inputs[:-1], image
 
     def net_features(self, embedding, image):
         """The prior/posterior nets' input: the image or the embedding, (B, C', H', W')."""
@@ -200,7 +207,7 @@ class PSAMHead(BoxPromptHead):
             target = F.interpolate(target, size=logits.shape[-2:], mode='nearest')
         return self.sum_losses(logits[:, 0], target[:, 0])
 
-    def decode(self, embedding, sparse, dense, z=None):
+    def decode(self, embedding, sparse, dense, z=None, high_res=None):
         """SAM's single-mask output with the prompts shifted by the projected latent.
 
         Args:
@@ -208,6 +215,8 @@ class PSAMHead(BoxPromptHead):
             sparse (Tensor): (N, T, C) prompt tokens.
             dense (Tensor): (N, C, h, w) dense prompts.
             z (Tensor, optional): (N, L) latents; None decodes the prompts unchanged.
+            high_res (list[Tensor], optional): SAM 2's high-resolution features of the N
+                items (see :meth:`image_features`).
 
         Returns:
             Tensor: (N, 1, 4h, 4w) logits.
@@ -217,8 +226,8 @@ class PSAMHead(BoxPromptHead):
             sparse = sparse + shift[:, None]
             if self.modulate_dense:
                 dense = dense + shift[:, :, None, None]
-        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
-                                             sparse, dense)
+        masks, _ = self.decode_masks(embedding, self.prompt_encoder.get_dense_pe(), sparse,
+                                     dense, high_res)
         return masks[:, :1]
 
     def forward(self, inputs, batch_data_samples, num_hypotheses=None, z=None):
@@ -243,7 +252,8 @@ class PSAMHead(BoxPromptHead):
             raise ValueError(f'PSAMHead: the number of hypotheses M must be an integer >= 1, '
                              f'got {num!r}')
         num = int(num)
-        embedding, image = self.split_inputs(inputs)
+        features, image = self.split_features(inputs)
+        embedding, high_res = self.image_features(features)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
         batch = embedding.shape[0]
         if z is None:
@@ -253,9 +263,12 @@ class PSAMHead(BoxPromptHead):
         elif z.shape[::2] != (batch, self.latent_dim):
             raise ValueError(f'PSAMHead: z must be (B={batch}, M, L={self.latent_dim}), got '
                              f'{tuple(z.shape)}')
+        # SAM 2's high-resolution features, repeated like the embedding (SAM: none)
+        extra = {} if high_res is None else dict(high_res=repeat_high_res(high_res, num))
         logits = self.decode(embedding.repeat_interleave(num, 0),
                              sparse.repeat_interleave(num, 0),
-                             dense.repeat_interleave(num, 0), z.reshape(batch * num, -1))
+                             dense.repeat_interleave(num, 0), z.reshape(batch * num, -1),
+                             **extra)
         return logits.reshape(batch, num, *logits.shape[-2:])
 
     def predict_hypotheses(self, inputs, batch_data_samples, num_hypotheses=None):
@@ -269,7 +282,8 @@ class PSAMHead(BoxPromptHead):
             dict[str, Tensor]: ``loss_dice``, ``loss_bce`` (``loss_decode``'s names),
             ``loss_kl`` (already times beta_t), and the logged ``kl`` and ``kl_beta``.
         """
-        embedding, image = self.split_inputs(inputs)
+        features, image = self.split_features(inputs)
+        embedding, high_res = self.image_features(features)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
         x = self.net_features(embedding, image)
         target = self.training_targets(batch_data_samples).to(x.device)
@@ -278,7 +292,8 @@ class PSAMHead(BoxPromptHead):
         mu_p, log_std_p = self.prior_net(x)
         mu_q, log_std_q = self.posterior_net(torch.cat([x, annotation], dim=1))
         z = mu_q + log_std_q.exp() * torch.randn_like(mu_q)
-        losses = self.mask_losses(self.decode(embedding, sparse, dense, z), target)
+        extra = {} if high_res is None else dict(high_res=high_res)  # SAM 2 only
+        losses = self.mask_losses(self.decode(embedding, sparse, dense, z, **extra), target)
         beta = self.current_beta()
         losses[self.loss_kl.loss_name] = beta * self.loss_kl(mu_q, log_std_q, mu_p, log_std_p)
         kl = diagonal_gaussian_kl(mu_q, log_std_q, mu_p, log_std_p).sum(-1).mean()

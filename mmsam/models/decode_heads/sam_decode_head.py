@@ -7,6 +7,14 @@ from mmseg.models.losses import accuracy
 from mmsam.registry import MODELS
 
 
+def repeat_high_res(high_res, repeats):
+    """Each item's high-resolution features repeated ``repeats`` times (as
+    ``repeat_interleave`` on the embedding), or None: list[Tensor] | None."""
+    if high_res is None:
+        return None
+    return [f.repeat_interleave(repeats, dim=0) for f in high_res]
+
+
 class SAMDecodeHead(BaseDecodeHead):
     """Owns SAM's prompt encoder and mask decoder; heads decide how they are run.
 
@@ -32,6 +40,42 @@ class SAMDecodeHead(BaseDecodeHead):
         del self.conv_seg, self.dropout
         self.prompt_encoder = MODELS.build(prompt_encoder)
         self.mask_decoder = MODELS.build(mask_decoder)
+
+    def image_features(self, inputs):
+        """The decoder's image inputs from the encoder's features.
+
+        SAM's decoder reads the image embedding (the last feature); SAM 2's
+        (:class:`SAM2MaskDecoder`) adds ``no_mem_embed`` to it and projects the stride-4 and
+        stride-8 FPN levels for its pixel decoder (``prepare_features``).
+
+        Args:
+            inputs (tuple[Tensor]): encoder features, the (B, C, h, w) image embedding last.
+
+        Returns:
+            tuple: the (B, C, h, w) embedding and the high-resolution features (a list of
+            tensors, SAM 2) or None (SAM).
+        """
+        prepare = getattr(self.mask_decoder, 'prepare_features', None)
+        return (inputs[-1], None) if prepare is None else prepare(inputs)
+
+    def decode_masks(self, embedding, image_pe, sparse, dense, high_res=None, decoder=None):
+        """``decoder.predict`` (default: ``mask_decoder``), given the high-resolution
+        features where the decoder uses them.
+
+        Returns:
+            tuple[Tensor, Tensor]: masks (N, num_mask_tokens, 4h, 4w) logits and IoU (N, .).
+        """
+        decoder = self.mask_decoder if decoder is None else decoder
+        if high_res is None:
+            return decoder.predict(embedding, image_pe, sparse, dense)
+        return decoder.predict(embedding, image_pe, sparse, dense, high_res_features=high_res)
+
+    def upscale(self, src, high_res=None):
+        """``mask_decoder.upscale`` with the high-resolution features where it uses them:
+        [(N, C/4, 2h, 2w), (N, C/8, 4h, 4w)]."""
+        if high_res is None:
+            return self.mask_decoder.upscale(src)
+        return self.mask_decoder.upscale(src, high_res)
 
     def prompt_free_embeddings(self, embedding):
         """SAM's prompt embeddings for "no prompt": no sparse tokens, the no-mask embedding.

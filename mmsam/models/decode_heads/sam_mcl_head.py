@@ -48,10 +48,10 @@ class SAMMCLHead(BoxPromptHead):
         Returns:
             Tensor: (B, M, 4h, 4w) logits.
         """
-        embedding = inputs[-1]
+        embedding, high_res = self.image_features(inputs)
         sparse, dense = self.box_prompt_embeddings(batch_data_samples, embedding.device)
-        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
-                                             sparse, dense)
+        masks, _ = self.decode_masks(embedding, self.prompt_encoder.get_dense_pe(), sparse,
+                                     dense, high_res)
         return masks[:, 1:]
 
     def loss_by_feat(self, seg_logits, batch_data_samples):

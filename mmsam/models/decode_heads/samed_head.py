@@ -87,8 +87,8 @@ class SAMedHead(SAMDecodeHead):
         Returns:
             Tensor: (B, num_classes, 4h, 4w) logits.
         """
-        embedding = inputs[-1]
+        embedding, high_res = self.image_features(inputs)
         sparse, dense = self.prompt_free_embeddings(embedding)
-        masks, _ = self.mask_decoder.predict(embedding, self.prompt_encoder.get_dense_pe(),
-                                             sparse, dense)
+        masks, _ = self.decode_masks(embedding, self.prompt_encoder.get_dense_pe(), sparse,
+                                     dense, high_res)
         return masks

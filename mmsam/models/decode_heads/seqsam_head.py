@@ -150,7 +150,7 @@ class SeqSAMHead(BoxPromptHead):
         num = self.num_hypotheses if num_hypotheses is None else int(num_hypotheses)
         if num < 1:
             raise ValueError(f'SeqSAMHead: the number of hypotheses must be >= 1, got {num}')
-        embedding = inputs[-1]
+        embedding, high_res = self.image_features(inputs)
         image_pe = self.prompt_encoder.get_dense_pe()
         # step 0: the box (and any clicks or previous mask); later steps: the previous output
         sparse, z = self.box_prompt_embeddings(batch_data_samples, embedding.device)
@@ -162,8 +162,8 @@ class SeqSAMHead(BoxPromptHead):
                 _, z = self.prompt_encoder(points=None, boxes=None, masks=previous)
             parts = [hidden, z] if self.recurrent_input_order == 'hz' else [z, hidden]
             state = torch.cat(parts, dim=1)
-            masks, iou = self.mask_decoder.predict(embedding, image_pe, sparse,
-                                                   self.conv1(state))
+            masks, iou = self.decode_masks(embedding, image_pe, sparse, self.conv1(state),
+                                           high_res)
             outputs.append(masks[:, :1])
             ious.append(iou[:, :1])
             if step + 1 < num:  # the last H(m + 1) would feed no step
