@@ -29,6 +29,7 @@ from scipy import ndimage
 from mmsam.registry import MODELS
 from ..utils.native_grid_resampling import labels_on_native_grid
 from ..utils.sam2_memory_tracker import SAM2MemoryTracker
+from ..utils.sam2_memory_training import sequence_losses
 
 #: SAM 2's (and MedSAM2's) input normalisation of [0, 1] RGB images (ImageNet statistics)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,7 +40,10 @@ _TEST_DEFAULTS = dict(memory_bf16=True, largest_component=True, native_resamplin
 #: predictor resizes them to the video resolution (the depth must be the scan's);
 #: ``'nnunet'`` / ``'trilinear'``: through :func:`labels_on_native_grid` like other 3D models.
 NATIVE_RESAMPLING = ('sam2', 'nnunet', 'trilinear')
-_TRAIN_DEFAULTS = dict(prob_box=0.5, box_noise=0.1, box_noise_bound=20,
+#: MedSAM2's ``sam2.1_hiera_tiny_finetune512_dev.yaml`` (SAM2Train arguments and loss)
+_TRAIN_DEFAULTS = dict(prob_point_input=0.5, prob_box_given_points=1.0, num_init_cond_frames=2,
+                       num_frames_to_correct=2, num_correction_points=7, prob_click_from_gt=0.1,
+                       box_noise=0.1, box_noise_bound=20,
                        loss_weights=dict(mask=20.0, dice=1.0, iou=1.0, occlusion=1.0),
                        focal_alpha=0.25, focal_gamma=2.0)
 
@@ -81,12 +85,18 @@ class SAM2VolumeSegmentor(BaseSegmentor):
     predictor), ``largest_component`` (keep each object's largest 3D component, as MedSAM2),
     ``native_resampling`` (:data:`NATIVE_RESAMPLING`).
 
-    ``train_cfg`` keys (MedSAM2's ``sam2.1_hiera_tiny_finetune512`` recipe): ``prob_box``
-    (0.5: ``prob_to_use_pt_input_for_train`` x ``prob_to_use_box_input_for_train`` = 0.5 x 1.0;
-    otherwise the key slice's ground-truth mask is the prompt), ``box_noise`` /
-    ``box_noise_bound`` (sam2's ``sample_box_points``: the GT box jittered by up to 10% of its
-    size, at most 20 px), ``loss_weights`` (mask focal 20, dice 1, IoU L1 1, occlusion 1),
-    ``focal_alpha`` / ``focal_gamma``.
+    Training (:meth:`loss`) follows MedSAM2's ``sam2.1_hiera_tiny_finetune512_dev.yaml``
+    (SAM 2's ``SAM2Train``) on a sequence of T slices whose ``key_slice`` shows the object:
+    ``train_cfg`` ``prob_point_input`` (0.5; else the ground-truth masks of the conditioning
+    slices are the prompt), ``prob_box_given_points`` (1.0: the point prompt is a box, sam2's
+    ``sample_box_points`` with ``box_noise`` 0.1 / ``box_noise_bound`` 20 px; else one click),
+    ``num_init_cond_frames`` (2: the key slice plus, half of the time, one more prompted
+    slice), ``num_frames_to_correct`` (2) and ``num_correction_points`` (7: with point
+    prompts, 7 correction clicks sampled from the error region -- from the ground truth with
+    ``prob_click_from_gt`` 0.1 -- on the conditioning slices and on up to one more slice, which
+    then becomes a conditioning slice), ``loss_weights`` (mask focal 20, dice 1, IoU L1 1,
+    occlusion 1), ``focal_alpha`` / ``focal_gamma`` (0.25 / 2). The conditioning slices are
+    processed first, then the slices after the key forwards and those before it backwards.
 
     Args:
         backbone (dict | nn.Module): ``SAM2ImageEncoder`` config (or an encoder module
@@ -405,7 +415,61 @@ class SAM2VolumeSegmentor(BaseSegmentor):
                 for o in self.object_prompts(sample.metainfo)]))
         return torch.stack(out)
 
-    def loss(self, inputs, data_samples):
-        """Training losses (see ``train_cfg``)."""
-        raise NotImplementedError('SAM2VolumeSegmentor.loss: the MedSAM2 training step lands in '
-                                  'the next commit; this version predicts only')
+    def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
+        """MedSAM2's training losses on (B, C, T, H, W) slice sequences (see the class doc).
+
+        Cases that share a key slice are tracked together (SAM 2's modules treat the batch
+        items independently); the losses are summed over prediction steps, slices and cases and
+        divided by the number of cases, as SAM 2 divides by the number of objects.
+
+        Returns:
+            dict[str, Tensor]: ``loss_mask``, ``loss_dice``, ``loss_iou``, ``loss_occlusion``
+            (weighted).
+        """
+        num_cases, num = inputs.shape[0], inputs.shape[2]
+        targets = self.training_targets(data_samples, num, inputs.device)
+        feats, pos, sizes = self.extract_feat(inputs)
+        groups: Dict[int, List[int]] = {}
+        for b, sample in enumerate(data_samples):
+            groups.setdefault(self.training_key_slice(sample, targets[b]), []).append(b)
+        totals = dict(mask=0, dice=0, iou=0, occlusion=0)
+        for key, cases in groups.items():
+
+            def features(t, cases=cases):
+                rows = torch.tensor([b * num + t for b in cases], device=inputs.device)
+                return [f[:, rows] for f in feats], [p[:, rows] for p in pos]
+
+            losses = sequence_losses(self.tracker, features, sizes, targets[cases], key,
+                                     self.train_cfg)
+            for name, value in losses.items():
+                totals[name] = totals[name] + value
+        weights = self.train_cfg['loss_weights']
+        return {f'loss_{name}': weights[name] * value / num_cases
+                for name, value in totals.items()}
+
+    def training_targets(self, data_samples: List, num: int, device) -> torch.Tensor:
+        """(B, T, S, S) float 0/1 targets from the samples' ``gt_sem_seg`` (T, S, S)."""
+        size = self.tracker.image_size
+        targets = []
+        for sample in data_samples:
+            gt = sample.gt_sem_seg.data if 'gt_sem_seg' in sample else None
+            if gt is None or tuple(gt.shape[-3:]) != (num, size, size):
+                raise ValueError(
+                    f'{sample.metainfo.get("case_id", "a sample")}: SAM2VolumeSegmentor.loss '
+                    f'needs gt_sem_seg ({num}, {size}, {size}) (one object, 0/1), got '
+                    f'{None if gt is None else tuple(gt.shape)}')
+            targets.append((gt.reshape(num, size, size) > 0).float())
+        return torch.stack(targets).to(device)
+
+    @staticmethod
+    def training_key_slice(sample, target: torch.Tensor) -> int:
+        """The sample's ``key_slice``, checked to show the object in ``target`` (T, S, S)."""
+        where = sample.metainfo.get('case_id', 'a sample')
+        if 'key_slice' not in sample.metainfo:
+            raise KeyError(f"{where}: SAM2VolumeSegmentor.loss needs metainfo 'key_slice' (use "
+                           'SampleSliceSequence in the training pipeline)')
+        key = int(sample.metainfo['key_slice'])
+        if not 0 <= key < target.shape[0] or not bool(target[key].any()):
+            raise ValueError(f'{where}: key_slice={key} does not show the object (the prompt '
+                             'slice must, as MedSAM2 samples it)')
+        return key

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 pytest.importorskip('sam2')
@@ -206,3 +207,68 @@ def test_largest_component_is_26_connected():
     mask[0, 2, 2] = True  # joins (0,0,0)-(1,1,1) diagonally: 3 voxels, still fewer
     assert largest_component(mask).sum() == 4
     assert not largest_component(np.zeros((2, 2, 2), bool)).any()
+
+
+def training_sample(key, target, case_id):
+    sample = prompted_sample(key, None, case_id)
+    sample.gt_sem_seg = PixelData(data=target)
+    return sample
+
+
+def training_batch(seed=7):
+    targets = torch.zeros(2, T, S, S, dtype=torch.uint8)
+    targets[0, 1:5, 16:40, 20:44] = 1
+    targets[1, :, 30:60, 8:30] = 1
+    samples = [training_sample(1, targets[0], 'a'), training_sample(3, targets[1], 'b')]
+    return random_volume(seed, batch=2), samples
+
+
+@pytest.mark.parametrize('prob_point_input', [0.0, 1.0])
+def test_loss_step_gives_finite_grads(reference, prob_point_input):
+    torch.manual_seed(0)
+    seg = segmentor_like(reference, train_cfg=dict(prob_point_input=prob_point_input,
+                                                   num_correction_points=2)).train()
+    volumes, samples = training_batch()
+    losses = seg.loss(volumes, samples)
+    assert set(losses) == {'loss_mask', 'loss_dice', 'loss_iou', 'loss_occlusion'}
+    total = sum(losses.values())
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    grads = {name: p.grad for name, p in seg.named_parameters() if p.grad is not None}
+    assert all(torch.isfinite(g).all() for g in grads.values())
+    for part in ('backbone.', 'tracker.memory_attention.', 'tracker.memory_encoder.',
+                 'tracker.sam_mask_decoder.', 'tracker.obj_ptr_proj.'):
+        assert any(name.startswith(part) and g.abs().sum() > 0 for name, g in grads.items()), part
+
+
+def test_loss_refuses_a_key_slice_without_the_object(reference):
+    seg = segmentor_like(reference).train()
+    volumes, samples = training_batch()
+    samples[0].set_metainfo(dict(key_slice=5))
+    with pytest.raises(ValueError, match='key_slice=5'):
+        seg.loss(volumes, samples)
+
+
+def test_step_losses_worked_by_hand():
+    from mmsam.models.utils.sam2_memory_losses import sam2_step_losses
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).view(1, 1, 2, 2)
+    logits = torch.zeros(1, 2, 2, 2)
+    logits[0, 1] = torch.tensor([[9.0, -9.0], [-9.0, -9.0]])  # candidate 2 is right
+    weights = dict(mask=20.0, dice=1.0)
+    one = sam2_step_losses(logits[:, :1], torch.tensor([[0.3]]), torch.zeros(1, 1), target,
+                           weights)
+    # p = 0.5 everywhere: focal = ln2 * 0.5^2 * mean(0.25, 0.75, 0.75, 0.75); dice = 1 - 2/4;
+    # no pixel > 0 -> actual IoU 0 -> |0.3 - 0|; occlusion = BCE(0, present) = ln2
+    assert one['mask'].item() == pytest.approx(np.log(2) * 0.25 * 2.5 / 4, rel=1e-5)
+    assert one['dice'].item() == pytest.approx(0.5, rel=1e-6)
+    assert one['iou'].item() == pytest.approx(0.3, rel=1e-6)
+    assert one['occlusion'].item() == pytest.approx(np.log(2), rel=1e-6)
+    two = sam2_step_losses(logits, torch.tensor([[0.3, 0.8]]), torch.zeros(1, 1), target,
+                           weights)
+    p = torch.sigmoid(torch.tensor(9.0)).item()
+    assert two['dice'].item() == pytest.approx(1 - (2 * p + 1) / (p + 3 * (1 - p) + 1 + 1),
+                                               abs=1e-6)  # the best candidate's
+    assert two['iou'].item() == pytest.approx((0.3 + 0.2) / 2, rel=1e-6)  # mean over both
+    empty = sam2_step_losses(logits, torch.tensor([[0.3, 0.8]]), torch.zeros(1, 1),
+                             torch.zeros_like(target), weights)
+    assert empty['mask'] == 0 and empty['dice'] == 0 and empty['iou'] == 0
