@@ -1,10 +1,12 @@
 """SAM2ImageEncoder against the `sam2` package's own encoder (random weights, official layout)."""
 import inspect
+from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose
 from hydra.utils import instantiate
+from mmengine.config import Config
 from sam2.build_sam import build_sam2
 from sam2.modeling.backbones.hieradet import Hiera
 
@@ -290,3 +292,16 @@ def test_bad_arch_and_sizes_are_named():
     with pytest.raises(ValueError, match=r'\(B, 3, 64, 64\)'):
         encoder(torch.randn(1, 3, 128, 128))
     assert set(SAM2_ARCHS) == {'hiera_t', 'hiera_s', 'hiera_b+', 'hiera_l'}
+
+
+def test_tiny_base_config_equals_tiny_arch():
+    """configs/_base_/models/sam2_hiera-tiny_128.py is SAM2_TINY_ARCH and builds."""
+    path = Path(__file__).parents[3] / 'configs/_base_/models/sam2_hiera-tiny_128.py'
+    cfg = Config.fromfile(str(path))
+    assert {k: tuple(v) if isinstance(v, (list, tuple)) else v
+            for k, v in cfg.tiny_hiera_arch.items()} == SAM2_TINY_ARCH
+    encoder = MODELS.build(cfg.sam2_hiera_tiny_128_backbone)
+    assert all(p.requires_grad for p in encoder.parameters())
+    with torch.no_grad():
+        out = encoder(torch.randn(1, 3, 128, 128))
+    assert [tuple(o.shape) for o in out] == [(1, 32, 32, 32), (1, 32, 16, 16), (1, 32, 8, 8)]
