@@ -4,6 +4,7 @@ labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis mo
     python tools/infer.py CONFIG CHECKPOINT INPUT [INPUT ...] --out-dir DIR
         [--intensity auto|window|percentile|minmax|unit|raw] [--window LOW HIGH]   # scans
         [--box X0 Y0 X1 Y1 [--slices A:B] | --prompts FILE.json]                  # box heads
+        [--box X0 Y0 X1 Y1 --slices K]                          # SAM 2 (MedSAM2): key slice
         [--points X Y Z LABEL ...] [--previous-mask NAME_logits.npz] [--save-logits]  # clicks
         [--embedding-cache DIR]
         [--pictures 2 | --picture-slices K ...] [--max-voxels N] [--batch-size 8]
@@ -43,6 +44,8 @@ from mmsam.apis.interactive_scan import (inference_scan_interactive, logits_file
 from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts, has_clicks,
                                 load_prompts, points_for, previous_mask_for,
                                 with_extra_points)
+from mmsam.apis.sam2_volume_inference import (inference_scan_sam2, is_sam2_volume_config,
+                                               key_slice_prompt)
 from mmsam.apis.scan_inference import inference_scan
 from mmsam.apis.scan_outputs import scan_name, write_scan_outputs
 from mmsam.datasets.io.scan import MedicalImageError, describe_scan, expand_scan_folders, scan_kind
@@ -193,6 +196,8 @@ def main(argv=None, load_model=load_torch_model, parse=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     kind = model_kind(cfg)
+    if is_sam2_volume_config(cfg):  # a box on one key slice, propagated by SAM 2's memory
+        return infer_sam2_scans(parser, args, cfg, load_model)
     scans = [p for p in args.images if scan_kind(p) is not None]
     others = [p for p in args.images if scan_kind(p) is None]
     if (args.slices is not None or args.prompts is not None) and others:
@@ -306,6 +311,37 @@ def embedding_cache_for(parser, args, model):
         parser.error(str(err))
     print(f'embedding cache: {cache.cache_dir}', file=sys.stderr)
     return cache
+
+
+def infer_sam2_scans(parser, args, cfg, load_model):
+    """SAM2VolumeSegmentor: each scan segmented from ``--box`` on key slice ``--slices K``."""
+    if args.prompts or args.points:
+        parser.error('a SAM2VolumeSegmentor takes --box X0 Y0 X1 Y1 --slices K, not --prompts '
+                     '/ --points')
+    try:
+        key_slice = key_slice_prompt(args.images, args.box, args.slices, args.max_voxels)
+    except ValueError as err:
+        parser.error(str(err))
+    intensity_properties = read_data_meta(parser, args)
+    model = load_model(parser, args, cfg)
+    names = unique_names([scan_name(p) + '.scan' for p in args.images])
+    written = []
+    for name, path in zip(names, args.images):
+        print(f'{path}: propagating the box on slice {key_slice}', file=sys.stderr)
+        try:
+            prediction = inference_scan_sam2(
+                model, path, args.box, key_slice, intensity=args.intensity,
+                window=None if args.window is None else tuple(args.window),
+                max_voxels=args.max_voxels, intensity_properties=intensity_properties)
+            written += write_scan_outputs(args.out_dir, name, prediction,
+                                          ['background', 'foreground'], None, args.pictures,
+                                          args.picture_slices, boxes={key_slice: args.box})
+        except (OSError, KeyError, ValueError) as err:
+            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+            parser.error(message if path in message else f'input {path}: {message}')
+    for p in written:
+        print(p)
+    return written
 
 
 def read_data_meta(parser, args):

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from mmsam.datasets.io.scan import read_scan
+from mmsam.datasets.io.scan import describe_scan, read_scan, scan_kind
 from mmsam.registry import MODELS
 from .inference import _intensity_info, _run_pipeline, training_data_meta, volume_test_pipeline
 from .intensity import apply_intensity, resolve_intensity
@@ -63,6 +63,36 @@ def check_key_prompt(box: Sequence[float], key_slice: int, shape: Tuple[int, int
         raise ValueError(f'{where}: key slice {key_slice} is not one of the scan\'s slices '
                          f'0..{depth - 1}')
     return box, int(key_slice)
+
+
+def key_slice_prompt(paths: Sequence[str], box: Optional[Sequence[float]],
+                     slices: Optional[str], max_voxels: Optional[int] = None) -> int:
+    """Check ``--box X0 Y0 X1 Y1 --slices K`` against every scan's header (before a model is
+    built) and return K.
+
+    Args:
+        paths (Sequence[str]): the inputs; each must be a scan (NIfTI, DICOM, MetaImage).
+        box (Sequence[float] | None): the box in pixels of slice K.
+        slices (str | None): the key slice, one index.
+        max_voxels (int, optional): the reader's voxel limit.
+
+    Raises:
+        ValueError: naming the option or the file.
+    """
+    if box is None or slices is None:
+        raise ValueError(f'a {SEGMENTOR} segments a scan from a box on one key slice: give '
+                         '--box X0 Y0 X1 Y1 --slices K (pixels of slice K)')
+    try:
+        key_slice = int(slices)
+    except ValueError:
+        raise ValueError(f'--slices {slices}: a {SEGMENTOR} takes one key slice K (the box\'s '
+                         'slice), not a range') from None
+    for path in paths:
+        if scan_kind(path) is None:
+            raise ValueError(f'{path}: a {SEGMENTOR} segments scans (NIfTI, MetaImage, a DICOM '
+                             'series folder)')
+        check_key_prompt(box, key_slice, describe_scan(path, max_voxels=max_voxels), path)
+    return key_slice
 
 
 def map_prompt(box: np.ndarray, key_slice: int, shape: Sequence[int],
