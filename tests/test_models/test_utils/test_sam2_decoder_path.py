@@ -230,3 +230,65 @@ def test_prepare_features_rejects_a_single_scale_encoder(sam21_file):
     assert high_res is None
     torch.testing.assert_close(embedding, vit_like[-1] + no_high_res.no_mem_embed.reshape(
         1, -1, 1, 1))
+
+
+def sam2_reference_all_masks(model, predictor, sparse):
+    """sam2's own MaskDecoder.predict_masks on the predictor's features: every token's mask."""
+    features = predictor._features
+    pe = model.sam_prompt_encoder
+    grid = features['image_embed'].shape[-2:]
+    dense = pe.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, *grid)
+    with torch.no_grad():
+        masks, iou, _, _ = model.sam_mask_decoder.predict_masks(
+            image_embeddings=features['image_embed'], image_pe=pe.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, repeat_image=False,
+            high_res_features=features['high_res_feats'])
+    return masks, iou
+
+
+@pytest.mark.parametrize('head_type', ['SAMedHead', 'HSAMHead'])
+def test_prompt_free_heads_on_sam2_equal_sam2s_decoder(sam21_tiny, sam21_file,
+                                                       predictor_and_features, head_type):
+    """Prompt-free: no sparse tokens, the no-mask embedding; 4 classes = SAM 2's 4 tokens, kept
+    from the file (reinit_class_tokens=False). H-SAM's stage 1 is the same decoder call."""
+    predictor, features = predictor_and_features
+    ref, _ = sam2_reference_all_masks(sam21_tiny, predictor, torch.empty(1, 0, 256))
+    prompt_encoder, mask_decoder = sam2_parts(sam21_file)
+    head = MODELS.build(dict(type=head_type, num_classes=4, prompt_encoder=prompt_encoder,
+                             mask_decoder=mask_decoder, reinit_class_tokens=False,
+                             loss_decode=dict(type='CrossEntropyLoss')))
+    head.init_weights()
+    head.eval()
+    with torch.no_grad():
+        out = head.forward(features)
+    logits = out[0] if head_type == 'HSAMHead' else out
+    assert logits.shape == (1, 4, IMG // 4, IMG // 4)
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=0)
+    if head_type == 'HSAMHead':
+        assert out[1].shape == (1, 4, IMG, IMG)  # stage 2 at the input size
+
+
+@pytest.mark.parametrize('head_type', ['SeqSAMHead', 'PSAMHead'])
+def test_seqsam_step0_and_psam_start_as_sam2s_single_mask(sam21_tiny, sam21_file,
+                                                          predictor_and_features, head_type):
+    """SeqSAM's conv1 starts as the identity on Z and pSAM's latent MLP at zero, so before
+    training their first / every hypothesis is SAM 2's box-prompted token-0 mask."""
+    predictor, features = predictor_and_features
+    sam21_tiny.sam_mask_decoder.dynamic_multimask_via_stability = False
+    _, _, low_ref = predictor.predict(box=BOX, multimask_output=False, return_logits=True)
+    sam21_tiny.sam_mask_decoder.dynamic_multimask_via_stability = True
+    prompt_encoder, mask_decoder = sam2_parts(sam21_file)
+    extra = dict(net_input='embedding') if head_type == 'PSAMHead' else {}
+    head = MODELS.build(dict(type=head_type, prompt_encoder=prompt_encoder,
+                             mask_decoder=mask_decoder, num_hypotheses=3,
+                             loss_decode=dict(type='MaskDiceLoss'), **extra))
+    head.init_weights()
+    head.eval()
+    with torch.no_grad():
+        logits = head.forward(features, [sample(box=BOX)])
+    assert logits.shape == (1, 3, IMG // 4, IMG // 4)
+    first = logits[0, :1] if head_type == 'SeqSAMHead' else logits[0]
+    for mask in first:
+        np.testing.assert_allclose(mask.clamp(-32, 32).numpy(), low_ref[0], atol=1e-5, rtol=0)
+    if head_type == 'SeqSAMHead':  # later steps re-encode the previous mask
+        assert (logits[0, 1] - logits[0, 0]).abs().max() > 1e-4
