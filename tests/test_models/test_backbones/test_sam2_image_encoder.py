@@ -115,11 +115,13 @@ def test_hiera_t_equals_sam2_at_1024(tmp_path):
     assert out[-1].shape == (1, 256, 64, 64)
 
 
+@pytest.mark.parametrize('yaml', [YAML, 'configs/sam2/sam2_hiera_{}.yaml'], ids=['2.1', '2.0'])
 @pytest.mark.parametrize('arch,letter', [('hiera_t', 't'), ('hiera_s', 's'), ('hiera_b+', 'b+'),
                                          ('hiera_l', 'l')])
-def test_arch_constants_equal_official_yaml(arch, letter):
-    """Every trunk/neck value equals the SAM 2.1 yaml's, or Hiera's default where it sets none."""
-    cfg = compose(config_name=YAML.format(letter)).model.image_encoder
+def test_arch_constants_equal_official_yaml(arch, letter, yaml):
+    """Every trunk/neck value equals the SAM 2.1 (and SAM 2.0) yaml's, or Hiera's default where
+    it sets none: the encoders of both releases are the same."""
+    cfg = compose(config_name=yaml.format(letter)).model.image_encoder
     assert cfg.scalp == 1
     defaults = {k: p.default for k, p in inspect.signature(Hiera).parameters.items()}
     hp = resolve_sam2_arch(arch)
@@ -305,3 +307,21 @@ def test_tiny_base_config_equals_tiny_arch():
     with torch.no_grad():
         out = encoder(torch.randn(1, 3, 128, 128))
     assert [tuple(o.shape) for o in out] == [(1, 32, 32, 32), (1, 32, 16, 16), (1, 32, 8, 8)]
+
+
+@pytest.mark.parametrize('lora_first', [True, False])
+def test_lora_and_depth_adapters_compose(lora_first, tiny_checkpoint):
+    """ComposeAdapters in either order: LoRA sits inside the depth-adapted blocks' attention."""
+    lora = dict(type='LoRA', rank=2)
+    depth = dict(type='HieraDepthBlockAdapter', adapter=dict(type='DConvAdapter', zero_init=True))
+    adapters = [lora, depth] if lora_first else [depth, lora]
+    encoder = _tiny_encoder(tiny_checkpoint, num_frames=2,
+                            adapter=dict(type='ComposeAdapters', adapters=adapters))
+    names = set(encoder.adapter_param_names)
+    assert {n for n, p in encoder.named_parameters() if p.requires_grad} == names
+    assert any('.lora_' in n for n in names) and any('space_adapter' in n for n in names)
+    assert all(isinstance(b.attn.qkv, LoRAQKVLinear) for b in encoder.trunk.blocks)
+    x = torch.randn(4, 3, TINY_IMG, TINY_IMG)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(x)[-1], _tiny_encoder(tiny_checkpoint)(x)[-1],
+                                   atol=1e-6, rtol=0)
