@@ -12,7 +12,7 @@ kept. This segmentor does the same with SAM 2's own per-frame code
 * the key slice's prediction and memory are those of the video predictor (memory encoded from
   the upsampled low-res logits, binarized); both passes start from them, so the two passes agree
   on the key slice and the union of their masks is simply each slice's own pass;
-* spatial memories are stored in bfloat16 as the video predictor stores them
+* spatial memories are rounded to bfloat16 as the video predictor stores them
   (``test_cfg.memory_bf16``);
 * each case is propagated on its own: nothing crosses cases.
 """
@@ -98,9 +98,14 @@ class SAM2VolumeSegmentor(BaseSegmentor):
     occlusion 1), ``focal_alpha`` / ``focal_gamma`` (0.25 / 2). The conditioning slices are
     processed first, then the slices after the key forwards and those before it backwards.
 
+    Weights: ``backbone.checkpoint`` and ``tracker.checkpoint`` name the same official SAM 2.1
+    or MedSAM2 file; each part loads its keys strictly in ``init_weights``. MedSAM2's training
+    keeps the image encoder frozen (SAM2Train's default ``freeze_image_encoder=True``, which
+    its config leaves): ``SAM2ImageEncoder(frozen=True)``.
+
     Args:
-        backbone (dict | nn.Module): ``SAM2ImageEncoder`` config (or an encoder module
-            returning SAM 2's ``ImageEncoder`` dict).
+        backbone (dict | nn.Module): ``SAM2ImageEncoder`` config without ``num_frames`` (or an
+            encoder module returning SAM 2's ``ImageEncoder`` dict).
         tracker (dict): :class:`SAM2MemoryTracker` arguments.
         pixel_mean, pixel_std (Sequence[float]): RGB normalisation of [0, 1] inputs.
         train_cfg, test_cfg (dict, optional): see above.
@@ -117,6 +122,9 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         tracker.pop('type', None)
         self.tracker = SAM2MemoryTracker(**tracker)
         size = self.tracker.image_size
+        if getattr(self.backbone, 'num_frames', None) is not None:
+            raise ValueError('SAM2VolumeSegmentor encodes one slice at a time (memory carries '
+                             'the depth): build the backbone without num_frames')
         enc_size = getattr(self.backbone, 'img_size', size)
         if enc_size != size:
             raise ValueError(f'SAM2VolumeSegmentor: backbone.img_size={enc_size} but '
@@ -222,7 +230,10 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         """What the memory bank keeps of a frame's output (the video predictor's compact
         output; spatial memory in bfloat16 with ``memory_bf16``)."""
         if self.test_cfg['memory_bf16']:
-            maskmem_features = maskmem_features.to(torch.bfloat16)
+            # rounded to bfloat16 as the video predictor stores them, kept in the features'
+            # dtype: the same values once concatenated with the float32 pointers, and the
+            # memory attention never meets an all-bfloat16 memory outside autocast
+            maskmem_features = maskmem_features.to(torch.bfloat16).to(maskmem_features.dtype)
         return dict(maskmem_features=maskmem_features, maskmem_pos_enc=maskmem_pos_enc,
                     pred_masks=out['pred_masks'], obj_ptr=out['obj_ptr'],
                     object_score_logits=out['object_score_logits'])

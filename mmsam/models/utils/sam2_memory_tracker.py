@@ -27,6 +27,7 @@ from sam2.modeling.sam.transformer import RoPEAttention
 from sam2.modeling.sam2_base import SAM2Base
 
 from mmsam.registry import MODELS
+from .sam2_checkpoint import load_sam2_state, read_sam2_state_dict
 
 #: SAM 2.1's tracking options, the ``model`` keys of every ``sam2.1_hiera_*.yaml`` (tiny to
 #: large) and of MedSAM2's ``sam2.1_hiera_t512`` / finetune configs.
@@ -112,7 +113,8 @@ class SAM2MemoryTracker(SAM2Base):
             (``num_layers``, ``dim_feedforward``, ``num_heads``, ``dropout``).
         memory_encoder (dict, optional): :func:`build_memory_encoder` overrides.
         checkpoint (str, optional): official SAM 2 / MedSAM2 file; every key but
-            ``image_encoder.*`` is loaded strictly, weights only.
+            ``image_encoder.*`` is loaded strictly, weights only, by :meth:`init_weights` (as
+            ``SAM2ImageEncoder`` loads its part).
         **options: SAM2Base arguments over :data:`SAM21_TRACKING` and
             :data:`VIDEO_PREDICTOR_OPTIONS`.
     """
@@ -135,13 +137,13 @@ class SAM2MemoryTracker(SAM2Base):
             image_size=image_size, backbone_stride=backbone_stride, **kwargs)
         del self.image_encoder  # features come from mmsam's encoder
         self.checkpoint = checkpoint
-        if checkpoint is not None:
-            self.load_official(checkpoint)
 
-    def load_official(self, path: str) -> None:
-        """Load an official SAM 2 / MedSAM2 file's non-encoder weights strictly."""
-        from .sam2_checkpoint import load_sam2_state, read_sam2_state_dict
-        state = {k: v for k, v in read_sam2_state_dict(path).items()
+    def init_weights(self) -> None:
+        """Load ``checkpoint`` (when given): all its keys but ``image_encoder.*``, strictly."""
+        if self.checkpoint is None:
+            return
+        state = {k: v for k, v in read_sam2_state_dict(self.checkpoint).items()
                  if not k.startswith('image_encoder.')}
-        load_sam2_state(self, state, path, 'SAM 2 tracker (memory + SAM heads)',
-                        hint='Check d_model / mem_dim / image_size against the file.')
+        load_sam2_state(self, state, self.checkpoint, 'SAM 2 tracker (memory + SAM heads)',
+                        hint='Check d_model / mem_dim / image_size / memory_attention against '
+                             'the file (official SAM 2.1 and MedSAM2: 256 / 64 / 4 layers).')

@@ -18,6 +18,7 @@ import sam2.sam2_video_predictor as video_predictor_module  # noqa: E402
 from sam2.build_sam import build_sam2, build_sam2_video_predictor  # noqa: E402
 from sam2.sam2_image_predictor import SAM2ImagePredictor  # noqa: E402
 
+from mmsam.registry import MODELS  # noqa: E402
 from mmsam.models.segmentors.sam2_volume_segmentor import (  # noqa: E402
     SAM2VolumeSegmentor, largest_component)
 
@@ -44,6 +45,8 @@ TINY_OVERRIDES = [
     f'++model.memory_encoder.mask_downsampler.embed_dim={D}',
     f'++model.memory_encoder.fuser.layer.dim={D}',
 ]
+TINY_ARCH = dict(embed_dim=8, num_heads=1, stages=(1, 2, 2, 1), global_att_blocks=(4, ),
+                 window_pos_embed_bkg_spatial_size=(7, 7), d_model=D)  # as TINY_OVERRIDES
 TRACKER = dict(d_model=D, mem_dim=MEM, image_size=S,
                memory_attention=dict(num_layers=2, dim_feedforward=64))
 
@@ -56,19 +59,35 @@ def reference():
                                       hydra_overrides_extra=TINY_OVERRIDES)
 
 
-def segmentor_like(reference, **kwargs):
-    """A SAM2VolumeSegmentor with the reference's weights (its encoder: sam2's ImageEncoder)."""
-    seg = SAM2VolumeSegmentor(backbone=copy.deepcopy(reference.image_encoder),
-                              tracker=TRACKER, **kwargs)
-    state = {k: v for k, v in reference.state_dict().items()
-             if not k.startswith('image_encoder.')}
-    seg.tracker.load_state_dict(state, strict=True)
+@pytest.fixture(scope='module')
+def official_file(reference, tmp_path_factory):
+    """The reference's weights in the official layout ({'model': state_dict})."""
+    path = tmp_path_factory.mktemp('sam2') / 'tiny_sam2.1.pt'
+    torch.save({'model': reference.state_dict()}, path)
+    return str(path)
+
+
+def segmentor_like(reference, checkpoint=None, **kwargs):
+    """SAM2VolumeSegmentor with the reference's weights: built from a config with mmsam's
+    SAM2ImageEncoder when the official-layout ``checkpoint`` is given (each part loads its keys
+    strictly), else around a copy of sam2's own ImageEncoder."""
+    if checkpoint is None:
+        seg = SAM2VolumeSegmentor(backbone=copy.deepcopy(reference.image_encoder),
+                                  tracker=TRACKER, **kwargs)
+        state = {k: v for k, v in reference.state_dict().items()
+                 if not k.startswith('image_encoder.')}
+        seg.tracker.load_state_dict(state, strict=True)
+        return seg.eval()
+    seg = MODELS.build(dict(type='SAM2VolumeSegmentor', backbone=dict(
+        type='SAM2ImageEncoder', arch=TINY_ARCH, img_size=S, checkpoint=checkpoint,
+        frozen=False), tracker=dict(TRACKER, checkpoint=checkpoint), **kwargs))
+    seg.init_weights()
     return seg.eval()
 
 
 @pytest.fixture(scope='module')
-def segmentor(reference):
-    return segmentor_like(reference)
+def segmentor(reference, official_file):
+    return segmentor_like(reference, official_file)
 
 
 def video_predictor_logits(reference, frames, key, box=None, mask=None):
@@ -121,13 +140,13 @@ def test_mask_prompt_equals_video_predictor(reference, segmentor):
     assert (ours - expected).abs().max().item() <= 1e-4
 
 
-def test_the_comparison_sees_the_memory_rules(reference, segmentor):
+def test_the_comparison_sees_the_memory_rules(reference, segmentor, official_file):
     """Tracking the backward pass as if forwards changes slices before the key by > 1e-3:
     the equality above is not blind to the memory selection."""
     frames = segmentor.slices_of(random_volume(1)[0])
     box, key = [10.0, 12.0, 40.0, 50.0], 3
     expected = video_predictor_logits(reference, frames, key, box=box)
-    wrong = segmentor_like(reference, test_cfg=dict(memory_bf16=False))
+    wrong = segmentor_like(reference, official_file, test_cfg=dict(memory_bf16=False))
     original = wrong.tracker.track_step
 
     def forwards_only(**kwargs):
@@ -224,9 +243,9 @@ def training_batch(seed=7):
 
 
 @pytest.mark.parametrize('prob_point_input', [0.0, 1.0])
-def test_loss_step_gives_finite_grads(reference, prob_point_input):
+def test_loss_step_gives_finite_grads(reference, official_file, prob_point_input):
     torch.manual_seed(0)
-    seg = segmentor_like(reference, train_cfg=dict(prob_point_input=prob_point_input,
+    seg = segmentor_like(reference, official_file, train_cfg=dict(prob_point_input=prob_point_input,
                                                    num_correction_points=2)).train()
     volumes, samples = training_batch()
     losses = seg.loss(volumes, samples)
@@ -272,3 +291,19 @@ def test_step_losses_worked_by_hand():
     empty = sam2_step_losses(logits, torch.tensor([[0.3, 0.8]]), torch.zeros(1, 1),
                              torch.zeros_like(target), weights)
     assert empty['mask'] == 0 and empty['dice'] == 0 and empty['iou'] == 0
+
+
+def test_sam2_encoder_module_gives_the_same_masks(reference, segmentor):
+    """Around sam2's own ImageEncoder (dict output) the segmentor predicts what it predicts
+    with mmsam's SAM2ImageEncoder loaded from the official-layout file."""
+    frames = segmentor.slices_of(random_volume(8)[0])
+    around_sam2 = segmentor_like(reference)
+    assert torch.allclose(around_sam2.propagate(frames, 2, [4, 8, 50, 40]),
+                          segmentor.propagate(frames, 2, [4, 8, 50, 40]), atol=1e-5, rtol=0)
+
+
+def test_encoder_with_num_frames_is_refused(official_file):
+    with pytest.raises(ValueError, match='num_frames'):
+        MODELS.build(dict(type='SAM2VolumeSegmentor', backbone=dict(
+            type='SAM2ImageEncoder', arch=TINY_ARCH, img_size=S, num_frames=2),
+            tracker=TRACKER))
