@@ -69,17 +69,24 @@ def _tiny_encoder(checkpoint=None, **kwargs):
 def _assert_equals_sam2(model, encoder, x):
     """FPN levels, vision_features and position encodings against one sam2 forward_image.
 
-    forward_image projects levels 0 and 1 with the mask decoder's conv_s0 / conv_s1 (SAM 2's
-    high-res features), which are not in the encoder: they are applied here to ours.
+    The raw FPN levels are taken from ``model.image_encoder``'s output inside that call (a hook
+    copies them before forward_image replaces levels 0 and 1 by the mask decoder's conv_s0 /
+    conv_s1 projections, SAM 2's high-res features); those projections of ours are checked too.
     """
+    raw = {}
+    hook = model.image_encoder.register_forward_hook(
+        lambda module, args, output: raw.update(fpn=list(output['backbone_fpn'])))
     with torch.no_grad():
         expected = model.forward_image(x)
         out = encoder(x)
         pos = encoder.position_encodings(out)
-        projected = (model.sam_mask_decoder.conv_s0(out[0]),
-                     model.sam_mask_decoder.conv_s1(out[1]), out[2])
+        projected = [model.sam_mask_decoder.conv_s0(out[0]),
+                     model.sam_mask_decoder.conv_s1(out[1]), out[2]]
+    hook.remove()
     assert len(out) == 3 and len(pos) == 3
-    for ours, theirs in zip(projected + pos, expected['backbone_fpn'] + expected['vision_pos_enc']):
+    pairs = zip(list(out) + projected + list(pos),
+                raw['fpn'] + expected['backbone_fpn'] + expected['vision_pos_enc'])
+    for ours, theirs in pairs:
         assert ours.shape == theirs.shape
         torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
     torch.testing.assert_close(out[-1], expected['vision_features'], atol=1e-5, rtol=0)
