@@ -37,7 +37,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _TEST_DEFAULTS = dict(memory_bf16=True, largest_component=True, native_resampling='sam2')
 #: ``'sam2'``: the low-res logits are resized bilinearly to the native slice size, as SAM 2's video
-#: predictor resizes them to the video resolution (the depth must be the scan's);
+#: predictor resizes them to the video resolution (a resampled depth: nearest slice);
 #: ``'nnunet'`` / ``'trilinear'``: through :func:`labels_on_native_grid` like other 3D models.
 NATIVE_RESAMPLING = ('sam2', 'nnunet', 'trilinear')
 #: MedSAM2's ``sam2.1_hiera_tiny_finetune512_dev.yaml`` (SAM2Train arguments and loss)
@@ -324,12 +324,12 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         mode = self.test_cfg['native_resampling']
         num = low_res.shape[0]
         if mode == 'sam2':
-            if native_shape[0] != num:
-                raise ValueError(f'test_cfg.native_resampling="sam2" resizes slices only, but '
-                                 f'the native grid has {native_shape[0]} slices and the input '
-                                 f'{num}; use "nnunet"')
             logits = F.interpolate(low_res, size=tuple(native_shape[1:]), mode='bilinear',
                                    align_corners=False)[:, 0]
+            if native_shape[0] != num:  # resampled along z: each native slice takes the
+                # nearest model slice (the centre rule that maps the key slice)
+                rows = np.floor((np.arange(native_shape[0]) + 0.5) * num / native_shape[0])
+                logits = logits[torch.as_tensor(np.clip(rows, 0, num - 1).astype(np.int64))]
             mask = (logits > 0).cpu().numpy()
         else:
             size = self.tracker.image_size

@@ -307,3 +307,14 @@ def test_encoder_with_num_frames_is_refused(official_file):
         MODELS.build(dict(type='SAM2VolumeSegmentor', backbone=dict(
             type='SAM2ImageEncoder', arch=TINY_ARCH, img_size=S, num_frames=2),
             tracker=TRACKER))
+
+
+def test_native_depth_takes_the_nearest_slice(segmentor):
+    volume = random_volume(10)
+    meta = dict(key_slice=2, prompt_box=[6.0, 6.0, 50.0, 50.0], native_shape=(2 * T, S, S))
+    seg = copy.deepcopy(segmentor)
+    seg.test_cfg['largest_component'] = False
+    out = seg.predict(volume, [SegDataSample(metainfo=meta)])[0]
+    same_depth = seg.predict(volume, [SegDataSample(metainfo=dict(meta, native_shape=(T, S, S)))])
+    labels, per_slice = out.pred_sem_seg.data, same_depth[0].pred_sem_seg.data
+    assert torch.equal(labels[0::2], per_slice) and torch.equal(labels[1::2], per_slice)
