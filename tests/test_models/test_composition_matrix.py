@@ -41,7 +41,11 @@ ADAPTERS = {
     'DConv': dict(type='DepthBlockAdapter', adapter=dict(type='DConvAdapter')),
 }
 WIDTH = TINY_ARCH['out_chans']
-SAM2_ADAPTERS = ('none', 'LoRA')
+SAM2_ADAPTERS = {  # the same columns on Hiera (its depth adapter wraps Hiera's blocks)
+    'none': None,
+    'LoRA': dict(type='LoRA', rank=4),
+    'DConv': dict(type='HieraDepthBlockAdapter', adapter=dict(type='DConvAdapter')),
+}
 # heads that cannot run on SAM 2: (config, the error's message)
 SAM2_UNSUPPORTED = {
     'MaskSAMHead': ('masksam/masksam_vit-tiny_synthetic-abdomen-3d.py',
@@ -102,10 +106,12 @@ def on_sam2(model, adapter=None):
 def tiny_sam2_model_cfg(head, adapter):
     """The head's config model on the tests' tiny SAM 2 (Hiera + SAM 2's decoder path)."""
     cfg = _load(HEADS[head][0])
-    model = on_sam2(copy.deepcopy(cfg.model), ADAPTERS[adapter])
+    model = on_sam2(copy.deepcopy(cfg.model), SAM2_ADAPTERS[adapter])
     assert model.decode_head.type == head, f'{HEADS[head][0]} does not use {head}'
-    if ADAPTERS[adapter] is not None:
+    if SAM2_ADAPTERS[adapter] is not None:
         model.backbone['frozen'] = True
+    if adapter == 'DConv':
+        model.backbone['num_frames'] = NUM_FRAMES
     return model, cfg.optim_wrapper
 
 
@@ -150,7 +156,7 @@ def test_head_on_adapter_trains_one_step_and_predicts(head, adapter):
     train_one_step_and_predict(head, adapter, *tiny_model_cfg(head, adapter))
 
 
-@pytest.mark.parametrize('adapter', SAM2_ADAPTERS)
+@pytest.mark.parametrize('adapter', list(SAM2_ADAPTERS))
 @pytest.mark.parametrize('head', list(HEADS))
 def test_head_on_sam2_trains_one_step_and_predicts(head, adapter):
     model = train_one_step_and_predict(head, adapter, *tiny_sam2_model_cfg(head, adapter))
@@ -189,7 +195,7 @@ def train_one_step_and_predict(head, adapter, model_cfg, optim_cfg):
     assert _grad_norm(model.decode_head.mask_decoder.parameters()) > 0
     named = dict(encoder.named_parameters())
     adapter_names = set(encoder.adapter_param_names)
-    if ADAPTERS[adapter] is not None:
+    if adapter != 'none':
         assert adapter_names, 'the adapter added no parameters'
     if encoder.frozen:
         with_grad = {n for n, p in named.items() if p.grad is not None}
