@@ -6,7 +6,7 @@ labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis mo
         [--box X0 Y0 X1 Y1 [--slices A:B] | --prompts FILE.json]                  # box heads
         [--box X0 Y0 X1 Y1 --slices K]                          # SAM 2 (MedSAM2): key slice
         [--points X Y Z LABEL ...] [--previous-mask NAME_logits.npz] [--save-logits]  # clicks
-        [--embedding-cache DIR]
+        [--embedding-cache DIR] [--propagate]
         [--pictures 2 | --picture-slices K ...] [--max-voxels N] [--batch-size 8]
         [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--amp]
         [--cfg-options k=v ...]
@@ -39,9 +39,11 @@ from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,
                                        read_ct_statistics, segment_file, unique_names)
 from mmsam.apis.inference import config_test_pipeline, model_kind
 from mmsam.apis.inference_embedding_cache import attach_embedding_cache
-from mmsam.apis.interactive_scan import (inference_scan_interactive, logits_file_name,
+from mmsam.apis.interactive_scan import (inference_scan_interactive,
+                                         inference_scan_propagated, logits_file_name,
                                          write_logits_file)
-from mmsam.apis.prompts import (PromptError, boxes_for, command_line_prompts, has_clicks,
+from mmsam.apis.prompts import (PromptError, boxes_for, click_list, command_line_prompts,
+                                has_clicks,
                                 load_prompts, points_for, previous_mask_for,
                                 with_extra_points)
 from mmsam.apis.sam2_volume_inference import (inference_scan_sam2, is_sam2_volume_config,
@@ -95,6 +97,10 @@ def parse_args(argv=None):
     parser.add_argument('--save-logits', action='store_true',
                         help='scans: also write NAME_logits.npz (the next call\'s '
                         '--previous-mask); on whenever clicks or a previous mask are given')
+    parser.add_argument('--propagate', action='store_true',
+                        help='scans: each box slice is a key slice whose mask propagates to '
+                        'the neighbouring slices (MedSAM\'s 3D rule), then the clicks refine '
+                        'and re-propagate, in order (mmsam.apis.VolumeInteractiveSession)')
     parser.add_argument('--embedding-cache', metavar='DIR',
                         help='keep the image encoder\'s features in DIR (keyed by the input '
                         'pixels, the config and the weights): a later call on the same input '
@@ -169,6 +175,9 @@ def check_args(parser, args):
     if args.prompts is not None and args.previous_mask is not None:
         parser.error('give the previous mask either with --previous-mask or as the prompts '
                      'file\'s "previous_mask", not both')
+    if args.propagate and args.previous_mask is not None:
+        parser.error('--propagate replays the boxes and clicks in order (the session\'s own '
+                     'logits are fed back): it takes no --previous-mask')
     if args.previous_mask is not None and not osp.isfile(args.previous_mask):
         parser.error(f'--previous-mask {args.previous_mask}: no such file')
     if args.embedding_cache is not None and osp.exists(args.embedding_cache) and \
@@ -203,7 +212,8 @@ def main(argv=None, load_model=load_torch_model, parse=None):
     if (args.slices is not None or args.prompts is not None) and others:
         parser.error(f'--slices / --prompts are for scans; {others[0]} is not one (use --box)')
     scan_options = [name for name, value in (
-        ('--previous-mask', args.previous_mask), ('--save-logits', args.save_logits)) if value]
+        ('--previous-mask', args.previous_mask), ('--save-logits', args.save_logits),
+        ('--propagate', args.propagate)) if value]
     if scan_options and others:
         parser.error(f'{" / ".join(scan_options)} are for scans (NIfTI, MetaImage, DICOM); '
                      f'{others[0]} is not one: for 2D images keep the logits in an '
@@ -230,13 +240,17 @@ def main(argv=None, load_model=load_torch_model, parse=None):
 # Scans (NIfTI, DICOM, MetaImage) -----------------------------------------------------------
 def plan_scans(parser, args, cfg, kind, scans):
     """Check every scan's header and prompts before the model is built:
-    [(path, boxes, points, previous mask)]; points is None outside the interactive path."""
+    [dict(path, boxes, points, clicks, previous_mask)]; points is None outside the
+    interactive path, clicks (in order) is None outside ``--propagate``."""
     try:
         prompts = with_extra_points(load_prompts(args.prompts), args.points) if args.prompts \
             else command_line_prompts(args.box, args.slices, args.points, args.previous_mask)
     except PromptError as err:
         parser.error(str(err))
-    interactive = has_clicks(prompts) or args.save_logits
+    interactive = has_clicks(prompts) or args.save_logits or args.propagate
+    if kind != 'hypotheses' and (args.propagate or args.save_logits):
+        parser.error(f'--propagate / --save-logits are for box-prompted models; {args.config} '
+                     f'builds a {cfg.model.get("type")}')
     if kind == 'hypotheses' and prompts is None:
         parser.error(f'{args.config} builds a box-prompted model ({cfg.model.decode_head.type}): '
                      'give the box prompts with --box X0 Y0 X1 Y1 [--slices a:b] or --prompts '
@@ -251,11 +265,17 @@ def plan_scans(parser, args, cfg, kind, scans):
             boxes = boxes_for(prompts, path, shape, required=not interactive) \
                 if prompts is not None else None
             points = points_for(prompts, path, shape) if interactive else None
+            clicks = click_list(prompts, path, shape) if args.propagate else None
         except (MedicalImageError, PromptError) as err:
             parser.error(str(err))
         if interactive and not boxes and not points:
             parser.error(f'{path}: no box or point prompt for it')
-        plan.append((path, boxes, points, previous_mask_for(prompts, path)))
+        previous_mask = previous_mask_for(prompts, path)
+        if args.propagate and previous_mask is not None:
+            parser.error(f'--propagate replays the boxes and clicks in order: remove the '
+                         f'"previous_mask" of {path} from the prompts file')
+        plan.append(dict(path=path, boxes=boxes, points=points, clicks=clicks,
+                         previous_mask=previous_mask))
     return plan
 
 
@@ -267,21 +287,26 @@ def infer_scans(parser, args, cfg, plan, load_model):
     classes, palette = class_names_and_palette(model, cfg)
     if model_kind(cfg) == 'hypotheses':
         classes, palette = ['background', 'foreground'], None
-    names = unique_names([scan_name(p[0]) + '.scan' for p in plan])
+    names = unique_names([scan_name(p['path']) + '.scan' for p in plan])
     written = []
-    for name, (path, boxes, points, previous_mask) in zip(names, plan):
+    for name, entry in zip(names, plan):
+        path, boxes, points = entry['path'], entry['boxes'], entry['points']
         how = 'by sliding window' if model_kind(cfg) == 'volume' else 'slice by slice'
         print(f'{path}: segmenting {how}', file=sys.stderr)
         window = None if args.window is None else tuple(args.window)
         try:
-            if points is None:
+            if entry['clicks'] is not None:
+                prediction, logits, digest = inference_scan_propagated(
+                    model, path, boxes, entry['clicks'], intensity=args.intensity,
+                    window=window, max_voxels=args.max_voxels, embedding_cache=cache)
+            elif points is None:
                 prediction = inference_scan(
                     model, path, intensity=args.intensity, window=window, boxes=boxes,
                     batch_size=args.batch_size, progress=True, max_voxels=args.max_voxels,
                     intensity_properties=intensity_properties)
             else:
                 prediction, logits, digest = inference_scan_interactive(
-                    model, path, boxes, points, previous_mask, intensity=args.intensity,
+                    model, path, boxes, points, entry['previous_mask'], intensity=args.intensity,
                     window=window, max_voxels=args.max_voxels, embedding_cache=cache)
             paths = write_scan_outputs(args.out_dir, name, prediction, classes, palette,
                                        args.pictures, args.picture_slices, boxes=boxes,

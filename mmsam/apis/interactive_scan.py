@@ -15,7 +15,7 @@ previous run's low-resolution logits back as SAM's mask prompt. The logits it gi
 """
 import hashlib
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch.nn as nn
@@ -24,6 +24,7 @@ from mmsam.datasets.io.scan import read_scan
 from mmsam.utils.io import atomic_savez
 from .interactive_session import InteractiveSession
 from .scan_inference import ScanPrediction, model_space
+from .volume_interactive_session import VolumeInteractiveSession
 
 LOGITS_SUFFIX = '_logits.npz'
 
@@ -129,6 +130,52 @@ def inference_scan_interactive(
     prediction = ScanPrediction(labels=labels, geometry=geometry, image=image,
                                 hypotheses=hypotheses, agreement=agreement, prompted=prompted)
     return prediction, logits, digest
+
+
+def inference_scan_propagated(
+        model: nn.Module, path: str, boxes: Dict[int, tuple],
+        clicks: List[Tuple[float, float, int, int]], intensity: str = 'auto',
+        window: Optional[Tuple[float, float]] = None, max_voxels: Optional[int] = None,
+        embedding_cache=None, box_margin: int = 0
+) -> Tuple[ScanPrediction, Dict[int, np.ndarray], str]:
+    """Replay a :class:`VolumeInteractiveSession` on a scan: each box slice is a key slice
+    (``segment_box``, in slice order), then the clicks in the order given (``click``).
+
+    With an ``embedding_cache`` a replay with one more click runs only the decoder: the
+    session's state (propagated boxes, fed-back logits) is rebuilt from the prompts, so the
+    answer equals one session given the same boxes and clicks in turn.
+
+    Args:
+        model (nn.Module): a box-prompted ``MultiHypothesisSegmentor``.
+        path (str): the scan.
+        boxes (dict[int, tuple]): key slice -> (x0, y0, x1, y1).
+        clicks (list[tuple]): (x, y, z, label) in order (:func:`mmsam.apis.prompts.click_list`).
+        intensity, window, max_voxels: as in :func:`mmsam.apis.inference_scan`.
+        embedding_cache (callable, optional): see :class:`InteractiveSession`.
+        box_margin (int): see :class:`VolumeInteractiveSession`.
+
+    Returns:
+        tuple: as :func:`inference_scan_interactive`'s (every segmented slice in ``prompted``).
+    """
+    volume, geometry = read_scan(path, max_voxels=max_voxels)
+    image = model_space(model, volume, geometry, intensity, window)
+    session = VolumeInteractiveSession(model, image, embedding_cache=embedding_cache,
+                                       box_margin=box_margin)
+    for k in sorted(boxes):
+        session.segment_box(boxes[k], k)
+    for x, y, z, label in clicks:
+        session.click(x, y, z, label)
+    segmented = sorted(session.answers)
+    num = session.answers[segmented[0]].hypotheses.shape[0]
+    hypotheses = np.zeros((num, ) + image.shape, np.uint8)
+    for k in segmented:
+        hypotheses[:, k] = session.answers[k].hypotheses
+    logits = {k: session.slice_session(k).previous_logits.float().cpu().numpy() for k in segmented}
+    prediction = ScanPrediction(labels=session.masks.copy(), geometry=geometry, image=image,
+                                hypotheses=hypotheses,
+                                agreement=hypotheses.mean(0, dtype=np.float32),
+                                prompted=segmented)
+    return prediction, logits, volume_digest(volume)
 
 
 def logits_file_name(out_dir: str, name: str) -> str:

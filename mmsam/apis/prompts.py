@@ -34,7 +34,7 @@ Files without ``points`` / ``previous_mask`` read exactly as before.
 """
 import json
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -295,9 +295,37 @@ def boxes_for(prompts: dict, input_path: str, shape: Tuple[int, int, int],
     return boxes
 
 
+def click_list(prompts: dict, input_path: str,
+               shape: Tuple[int, int, int]) -> List[Tuple[float, float, int, int]]:
+    """The clicks of one input in the order given, checked against its (D, H, W) shape.
+
+    Returns:
+        list[tuple]: (x, y, z, label) per click.
+
+    Raises:
+        PromptError: a click outside the volume, or without a slice in a volume.
+    """
+    depth, height, width = shape
+    out = []
+    for (x, y), z, label, where in _section_for(prompts, 'points', input_path, []):
+        if z is None:
+            if depth != 1:
+                raise PromptError(f'{where}: the point ({x:g}, {y:g}) has no slice; give '
+                                  f'[x, y, z] or "slice": z ({input_path} has {depth} slices)')
+            z = 0
+        if not (0 <= x <= width - 1 and 0 <= y <= height - 1 and 0 <= z < depth):
+            raise PromptError(f'{where}: the point (x={x:g}, y={y:g}, z={z}) lies outside '
+                              f'{input_path} ({width} x {height} x {depth}, W x H x D); need '
+                              f'0 <= x <= {width - 1}, 0 <= y <= {height - 1}, '
+                              f'0 <= z <= {depth - 1}')
+        out.append((x, y, z, label))
+    return out
+
+
 def points_for(prompts: dict, input_path: str,
                shape: Tuple[int, int, int]) -> Dict[int, Tuple[np.ndarray, np.ndarray]]:
-    """Per-slice clicks of one input, checked against its (D, H, W) shape.
+    """Per-slice clicks of one input, checked against its (D, H, W) shape
+    (:func:`click_list` grouped by slice).
 
     Args:
         prompts (dict): from :func:`load_prompts` / :func:`command_line_prompts`.
@@ -311,19 +339,8 @@ def points_for(prompts: dict, input_path: str,
     Raises:
         PromptError: a click outside the volume, or without a slice in a volume.
     """
-    depth, height, width = shape
     out = {}
-    for (x, y), z, label, where in _section_for(prompts, 'points', input_path, []):
-        if z is None:
-            if depth != 1:
-                raise PromptError(f'{where}: the point ({x:g}, {y:g}) has no slice; give '
-                                  f'[x, y, z] or "slice": z ({input_path} has {depth} slices)')
-            z = 0
-        if not (0 <= x <= width - 1 and 0 <= y <= height - 1 and 0 <= z < depth):
-            raise PromptError(f'{where}: the point (x={x:g}, y={y:g}, z={z}) lies outside '
-                              f'{input_path} ({width} x {height} x {depth}, W x H x D); need '
-                              f'0 <= x <= {width - 1}, 0 <= y <= {height - 1}, '
-                              f'0 <= z <= {depth - 1}')
+    for x, y, z, label in click_list(prompts, input_path, shape):
         coords, labels = out.setdefault(z, ([], []))
         coords.append((x, y))
         labels.append(label)

@@ -153,7 +153,7 @@ class VolumeInteractiveSession:
             raise ValueError(f'VolumeInteractiveSession.{what}: slice {z!r} is outside the '
                              f'volume (need an integer 0 <= z <= {depth - 1})')
 
-    def _session(self, z: int) -> InteractiveSession:
+    def slice_session(self, z: int) -> InteractiveSession:
         """Slice ``z``'s session, encoding the slice the first time it is needed."""
         if z not in self._sessions:
             self._sessions[z] = InteractiveSession(self.model, self.volume[z],
@@ -162,7 +162,7 @@ class VolumeInteractiveSession:
         return self._sessions[z]
 
     def _predict(self, z, box=None, points=None, point_labels=None, use_previous=True):
-        answer = self._session(z).predict(box=box, points=points, point_labels=point_labels,
+        answer = self.slice_session(z).predict(box=box, points=points, point_labels=point_labels,
                                           use_previous=use_previous)
         self.answers[z] = answer
         self.masks[z] = answer.mask

@@ -170,3 +170,28 @@ def test_clicks_on_a_2d_image_with_the_cache(infer, mcl_checkpoint, tmp_path, ca
                  '0 <= z <= 0')
     expect_error(infer, common + ['--out-dir', str(tmp_path / 'c'), '--save-logits'], capsys,
                  '--save-logits are for scans')
+
+
+def test_propagate_replays_a_volume_session(infer, mcl_checkpoint, scan, tmp_path, capsys):
+    path, volume = scan
+    base = [str(MCL), mcl_checkpoint, str(path), '--intensity', 'unit', '--box', *BOX,
+            '--slices', '1', '--propagate', '--embedding-cache', str(tmp_path / 'cache'),
+            '--pictures', '0']
+    first, second = CountingLoader(infer), CountingLoader(infer)
+    infer.main(base + ['--out-dir', str(tmp_path / 'a')], load_model=first)
+    clicks = ['30', '40', '2', '0']
+    infer.main(base + ['--out-dir', str(tmp_path / 'b'), '--points', *clicks],
+               load_model=second)
+    assert first.calls == 4 and second.calls == 0  # every slice once, then none
+    a, b = consensus(tmp_path / 'a'), consensus(tmp_path / 'b')
+    assert (a[2] != b[2]).any()
+
+    from mmsam.apis import VolumeInteractiveSession
+    session = VolumeInteractiveSession(second.model, volume)
+    assert np.array_equal(session.segment_box([float(v) for v in BOX], 1), a)
+    assert np.array_equal(session.click(30., 40., 2, 0), b)
+    logits = np.load(tmp_path / 'b' / 'lesion_logits.npz')
+    assert logits['slices'].tolist() == [0, 1, 2, 3]
+    expect_error(infer, base + ['--out-dir', str(tmp_path / 'c'), '--previous-mask',
+                                str(tmp_path / 'b' / 'lesion_logits.npz')], capsys,
+                 '--propagate replays')
