@@ -126,8 +126,8 @@ class VolumeInteractiveSession:
             ValueError: a click outside the volume or a label other than 0 / 1 (nothing runs).
         """
         depth, height, width = self.volume.shape
-        if not (0 <= x <= width - 1 and 0 <= y <= height - 1 and
-                isinstance(z, (int, np.integer)) and 0 <= z < depth):
+        whole = isinstance(z, (int, np.integer, float, np.floating)) and float(z).is_integer()
+        if not (0 <= x <= width - 1 and 0 <= y <= height - 1 and whole and 0 <= z < depth):
             raise ValueError(f'VolumeInteractiveSession.click: ({x}, {y}, {z}) lies outside '
                              f'the volume of {width} x {height} x {depth} (W x H x D) voxels; '
                              f'need 0 <= x <= {width - 1}, 0 <= y <= {height - 1} and an '

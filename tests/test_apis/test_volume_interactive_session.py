@@ -134,3 +134,19 @@ def test_clicks_outside_the_volume_are_refused(model, volume, counter, x, y, z):
     with pytest.raises(ValueError, match='label must be 1'):
         session.click(5, 5, 0, label=2)
     assert counter == [] and not session.masks.any()
+
+
+def test_a_simulated_user_clicks_at_the_largest_error(model, volume, counter):
+    from mmsam.datasets.transforms.click_simulator import next_click
+    gt = np.zeros(volume.shape, bool)
+    gt[1:5, 15:35, 10:30] = True
+    session = VolumeInteractiveSession(model, volume)
+    session.segment_box(BOX, z=2)
+    for _ in range(3):
+        before = session.masks.copy()
+        (x, y, z), label = next_click(before, gt, rng=0)
+        error = (gt & ~before.astype(bool)) if label == 1 else (before.astype(bool) & ~gt)
+        assert error[int(z), int(y), int(x)]  # (x, y, z) indexes the volume as (z, y, x)
+        session.click(x, y, z, label)
+        assert session.clicks[int(z)][-1] == (float(x), float(y), label)
+    assert len(counter) == len(session.encoded_slices) <= 6
