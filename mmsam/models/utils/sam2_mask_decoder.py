@@ -88,11 +88,6 @@ class SAM2MaskDecoder(MaskDecoder):
         if frozen:
             self.requires_grad_(False)
 
-    @property
-    def num_special_tokens(self) -> int:
-        """Tokens before the mask tokens in the transformer: object score (if any) and IoU."""
-        return 2 if self.pred_obj_scores else 1
-
     def init_weights(self) -> None:
         """Load ``sam_mask_decoder.*`` (and ``no_mem_embed``) of ``checkpoint`` when given."""
         if self.checkpoint is None:
