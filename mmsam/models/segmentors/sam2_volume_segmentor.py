@@ -35,7 +35,8 @@ from ..utils.sam2_memory_training import sequence_losses
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-_TEST_DEFAULTS = dict(memory_bf16=True, largest_component=True, native_resampling='sam2')
+_TEST_DEFAULTS = dict(memory_bf16=True, largest_component=True, native_resampling='sam2',
+                      share_features=True)
 #: ``'sam2'``: the low-res logits are resized bilinearly to the native slice size, as SAM 2's video
 #: predictor resizes them to the video resolution (a resampled depth: nearest slice);
 #: ``'nnunet'`` / ``'trilinear'``: through :func:`labels_on_native_grid` like other 3D models.
@@ -83,7 +84,9 @@ class SAM2VolumeSegmentor(BaseSegmentor):
 
     ``test_cfg`` keys: ``memory_bf16`` (store spatial memories in bfloat16, as SAM 2's video
     predictor), ``largest_component`` (keep each object's largest 3D component, as MedSAM2),
-    ``native_resampling`` (:data:`NATIVE_RESAMPLING`).
+    ``native_resampling`` (:data:`NATIVE_RESAMPLING`), ``share_features`` (several objects of
+    a case: encode each slice once and keep the features of all slices while the case is
+    segmented, about T x 5 MB at 512 px; False: once per slice and object).
 
     Training (:meth:`loss`) follows MedSAM2's ``sam2.1_hiera_tiny_finetune512_dev.yaml``
     (SAM 2's ``SAM2Train``) on a sequence of T slices whose ``key_slice`` shows the object:
@@ -240,7 +243,8 @@ class SAM2VolumeSegmentor(BaseSegmentor):
 
     @torch.no_grad()
     def propagate(self, slices: torch.Tensor, key_slice: int, box=None, points=None,
-                  point_labels=None, mask=None) -> torch.Tensor:
+                  point_labels=None, mask=None, feature_cache: Optional[Dict] = None
+                  ) -> torch.Tensor:
         """Low-res mask logits of every slice from a prompt on the key slice.
 
         The key slice is segmented as an initial conditioning frame, its memory encoded; then
@@ -252,6 +256,8 @@ class SAM2VolumeSegmentor(BaseSegmentor):
             slices (Tensor): (T, 3, S, S) normalised frames of one case.
             key_slice (int): the prompted slice.
             box, points, point_labels, mask: the key slice's prompt (:meth:`key_prompt`).
+            feature_cache (dict, optional): slice -> encoder features, filled and reused
+                (several objects of one case share their slices' features).
 
         Returns:
             Tensor: (T, 1, S/4, S/4) float32 logits.
@@ -263,8 +269,18 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         key = int(key_slice)
         point_inputs, mask_inputs = self.key_prompt(box, points, point_labels, mask,
                                                     slices.device)
-        key_feats = self.encode_frames(slices[key:key + 1])
-        feats, pos, sizes = key_feats
+        cache = {} if feature_cache is None else feature_cache
+
+        def features(t):
+            if t in cache:
+                return cache[t]
+            feats, pos, sizes = self.encode_frames(slices[t:t + 1])
+            out = feats, pos[-1:], sizes  # tracking reads the last level's position encoding
+            if feature_cache is not None or t == key:  # the key slice serves both passes
+                cache[t] = out
+            return out
+
+        feats, pos, sizes = features(key)
         cond = tracker.track_step(
             frame_idx=key, is_init_cond_frame=True, current_vision_feats=feats,
             current_vision_pos_embeds=pos, feat_sizes=sizes, point_inputs=point_inputs,
@@ -284,7 +300,7 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         for reverse, order in ((False, range(key + 1, num)), (True, range(key - 1, -1, -1))):
             bank = dict(cond_frame_outputs={key: cond_entry}, non_cond_frame_outputs={})
             for t in order:
-                feats, pos, sizes = self.encode_frames(slices[t:t + 1])
+                feats, pos, sizes = features(t)
                 out = tracker.track_step(
                     frame_idx=t, is_init_cond_frame=False, current_vision_feats=feats,
                     current_vision_pos_embeds=pos, feat_sizes=sizes, point_inputs=None,
@@ -362,9 +378,11 @@ class SAM2VolumeSegmentor(BaseSegmentor):
             native = tuple(meta.get('native_shape') or (slices.shape[0], size, size))
             labels = np.zeros(native, np.int64)
             all_logits = []
-            for obj in self.object_prompts(meta):
+            objects = self.object_prompts(meta)
+            cache = {} if len(objects) > 1 and self.test_cfg['share_features'] else None
+            for obj in objects:
                 low = self.propagate(slices, obj['key_slice'], obj.get('box'), obj.get('points'),
-                                     obj.get('point_labels'), obj.get('mask'))
+                                     obj.get('point_labels'), obj.get('mask'), cache)
                 all_logits.append(F.interpolate(low, size=(size, size), mode='bilinear',
                                                 align_corners=False)[:, 0])
                 labels[self.object_mask(low, native, meta)] = obj['label']

@@ -318,3 +318,33 @@ def test_native_depth_takes_the_nearest_slice(segmentor):
     same_depth = seg.predict(volume, [SegDataSample(metainfo=dict(meta, native_shape=(T, S, S)))])
     labels, per_slice = out.pred_sem_seg.data, same_depth[0].pred_sem_seg.data
     assert torch.equal(labels[0::2], per_slice) and torch.equal(labels[1::2], per_slice)
+
+
+def test_objects_of_a_case_share_slice_features(segmentor):
+    volume = random_volume(11)
+    meta = dict(key_slices=[1, 4], prompt_boxes=[[4, 4, 30, 30], [30, 30, 60, 60]],
+                prompt_labels=[1, 2])
+    calls = []
+    hook = segmentor.backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        shared = segmentor.predict(volume, [SegDataSample(metainfo=meta)])[0]
+        segmentor.test_cfg['share_features'] = False
+        apart = segmentor.predict(volume, [SegDataSample(metainfo=meta)])[0]
+    finally:
+        segmentor.test_cfg['share_features'] = True
+        hook.remove()
+    assert calls == [1] * (T + 2 * T)  # shared: each slice once; apart: once per object
+    assert torch.equal(shared.object_logits, apart.object_logits)
+
+
+def test_cases_sharing_a_key_slice_train_apart(reference, official_file):
+    """The loss of two cases tracked together is the sum of their losses tracked alone
+    (eval mode: no dropout; mask prompts, one conditioning slice: no random draws per case)."""
+    seg = segmentor_like(reference, official_file, train_cfg=dict(
+        prob_point_input=0.0, num_init_cond_frames=1))
+    volumes, samples = training_batch()
+    samples[1].set_metainfo(dict(key_slice=1))
+    together = seg.loss(volumes, samples)
+    alone = [seg.loss(volumes[b:b + 1], samples[b:b + 1]) for b in range(2)]
+    for name, value in together.items():
+        assert torch.allclose(2 * value, alone[0][name] + alone[1][name], rtol=1e-5, atol=1e-6)
