@@ -2,7 +2,6 @@
 with one more click reads the encoder's features from --embedding-cache (the backbone does not
 run) and feeds the first call's logits back; bad clicks and files are named."""
 import json
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
