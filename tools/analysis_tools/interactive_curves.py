@@ -38,7 +38,7 @@ from mmsam.visualization.interactive_steps import render_interactive_steps
 USER_STYLES = {'error': '-', 'suggestion': '--'}
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--run', nargs='+', action='append', required=True,
                         metavar='NAME CONFIG CHECKPOINT', help='a method: name, config, '
@@ -54,7 +54,7 @@ def parse_args():
     parser.add_argument('--max-images', type=int, default=None, help='test only the first N')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides for every config, e.g. test_dataloader.dataset.data_root')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def check_runs(runs, seeds):
@@ -115,7 +115,7 @@ def run_protocol(name, config, checkpoint, user, seed, args, pictures):
                 picture = render_interactive_steps(
                     picture_of(image, sample), sample.interactive_steps.data.numpy(),
                     sample.interactive_clicks, box=sample.metainfo.get('prompt_box'),
-                    target=sample.gt_sem_seg.data[0].numpy() != 0,
+                    target=sample.interactive_target.data[0].numpy() != 0,
                     agreement=sample.interactive_agreement.data.numpy())
                 path = osp.join(args.out_dir, f'steps_{name}_{user}_{drawn}.png')
                 cv2.imwrite(path, picture[..., ::-1])
@@ -179,8 +179,8 @@ def table(summary, num_clicks):
     return '\n'.join(lines)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     runs = check_runs(args.run, args.seeds)
     os.makedirs(args.out_dir, exist_ok=True)
     summary = {}
@@ -201,6 +201,7 @@ def main():
                        seeds=args.seeds, runs=summary), f, indent=1)
     plot(summary, args.num_clicks, osp.join(args.out_dir, 'interactive_curves.png'))
     print(table(summary, args.num_clicks))
+    return summary
 
 
 if __name__ == '__main__':

@@ -37,7 +37,8 @@ def _field(sample, key, where):
 class InteractiveProtocolMetric(BaseMetric):
     """Scores the masks that ``MultiHypothesisSegmentor``'s interactive protocol stored.
 
-    Per image, against the target (``gt_sem_seg`` != 0, ``ignore_index`` left out of both
+    Per image, against the target (``interactive_target``, the label the protocol clicked
+    from, else ``gt_sem_seg``; != 0 is foreground, ``ignore_index`` left out of both
     masks) and for each step s = 0 (the box) .. N (the N-th click) of ``interactive_steps``:
     the Dice and the NSD (:func:`mmsam.evaluation.functional.nsd` at ``nsd_tolerance``, in
     the units of the sample's ``spacing`` or in pixels). As the challenge's script does, the
@@ -109,7 +110,8 @@ class InteractiveProtocolMetric(BaseMetric):
                 sample = sample.to_dict()
             where = sample.get('img_path') or 'a sample'
             steps = _array(_field(sample, 'interactive_steps', where))
-            label = _array(_field(sample, 'gt_sem_seg', where))
+            label = _array(_field(sample, 'interactive_target' if 'interactive_target' in
+                                  sample else 'gt_sem_seg', where))
             label = label[0] if label.ndim == 3 else label
             if steps.ndim != 3 or steps.shape[1:] != label.shape:
                 raise ValueError(f'InteractiveProtocolMetric: {where}: interactive_steps '

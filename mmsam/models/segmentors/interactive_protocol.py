@@ -25,6 +25,8 @@ Outputs on each SegDataSample (see docs/interactive.md):
 - ``interactive_clicks``: list of S dicts ``point`` ([x, y] or None), ``label`` (1/0 or
   None), ``source`` ('box', 'error', 'suggestion', 'error_fallback' or None when no click was
   made) and ``agreement`` (the suggestion's agreement value, else None);
+- ``interactive_target``: PixelData (1, H, W), the label map the clicks were simulated from
+  (``gt_sem_seg``, or the prompted reader's mask where the pipeline resized ``gt_sem_seg``);
 - ``interactive_agreement`` (with ``keep_agreement=True``): PixelData (S, H, W) float32, the
   hypotheses' agreement ``max(p, 1 - p)`` after each step;
 - ``pred_sem_seg`` / ``pred_hypotheses`` (/ ``hypothesis_logits``): the last step's, and the
@@ -84,18 +86,25 @@ def _slice_features(feats, index):
 
 
 def _target(sample, ignore_index):
-    """(target, valid) bool (H, W) from ``gt_sem_seg`` at the original size."""
+    """(target, valid) bool (H, W) at the original size: ``gt_sem_seg``, or where the pipeline
+    resized it, the prompted reader's mask (``gt_annotations[prompt_annotation]``, packed at
+    the loaded size by ``PackMultiAnnotatorInputs``)."""
     if 'gt_sem_seg' not in sample:
         raise KeyError(f'{sample.metainfo.get("img_path")}: the interactive protocol simulates '
                        'clicks from gt_sem_seg, which this test sample lacks (pack the label '
                        'in the test pipeline)')
     label = sample.gt_sem_seg.data.detach().cpu().numpy()[0]
+    chosen = sample.metainfo.get('prompt_annotation')
+    if label.shape != tuple(sample.ori_shape[:2]) and 'gt_annotations' in sample and \
+            chosen is not None:  # the prompted reader's mask at the loaded size
+        annotations = sample.gt_annotations.data.detach().cpu().numpy()
+        label = annotations[chosen] if chosen >= 0 else np.zeros_like(annotations[0])
     if label.shape != tuple(sample.ori_shape[:2]):
         raise ValueError(f'{sample.metainfo.get("img_path")}: gt_sem_seg is {label.shape} but '
                          f'predictions are at ori_shape {tuple(sample.ori_shape[:2])}; load the '
                          'label after the Resize in the test pipeline')
     valid = label != ignore_index
-    return (label != 0) & valid, valid
+    return (label != 0) & valid, valid, label
 
 
 def _rng(sample, seed, step):
@@ -159,7 +168,7 @@ def _decode(segmentor, inputs, sample, points, labels, mask_logits):
 
 
 def _run_sample(segmentor, inputs, sample, cfg):
-    target, valid = _target(sample, cfg['ignore_index'])
+    target, valid, label = _target(sample, cfg['ignore_index'])
     meta = sample.metainfo
     points = [list(p) for p in np.asarray(meta.get('prompt_points', np.zeros((0, 2))),
                                           np.float32).reshape(-1, 2)]
@@ -199,6 +208,7 @@ def _run_sample(segmentor, inputs, sample, cfg):
                              prompt_point_labels=np.asarray(labels, np.int64)))
     sample.interactive_steps = PixelData(data=torch.stack(steps))
     sample.interactive_clicks = clicks
+    sample.interactive_target = PixelData(data=torch.from_numpy(np.asarray(label)[None]))
     if cfg['keep_agreement']:
         sample.interactive_agreement = PixelData(data=torch.from_numpy(np.stack(
             [agreement_map(a) for a in agreements]).astype(np.float32)))

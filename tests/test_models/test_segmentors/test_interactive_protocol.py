@@ -143,3 +143,19 @@ def test_bad_interactive_cfg_is_named():
     del sample.gt_sem_seg
     with pytest.raises(KeyError, match='gt_sem_seg'):
         model.predict(torch.randn(1, 3, TINY_IMG, TINY_IMG), [sample])
+
+
+def test_resized_label_falls_back_to_the_prompted_reader():
+    sample = samples(1)[0]
+    readers = torch.zeros(2, *ORI, dtype=torch.uint8)
+    readers[1, 10:20, 12:30] = 1
+    sample.gt_annotations = PixelData(data=readers)
+    sample.gt_sem_seg = PixelData(data=torch.zeros(1, TINY_IMG, TINY_IMG, dtype=torch.uint8))
+    sample.set_metainfo(dict(prompt_annotation=1))
+    with torch.no_grad():
+        (out, ) = build(num_clicks=1).predict(torch.randn(1, 3, TINY_IMG, TINY_IMG), [sample])
+    assert torch.equal(out.interactive_target.data[0], readers[1])
+    assert out.interactive_clicks[1]['label'] in (0, 1)
+    x, y = (int(v) for v in out.interactive_clicks[1]['point'])
+    step0 = out.interactive_steps.data[0].numpy()
+    assert step0[y, x] != readers[1, y, x]  # the click lies in an error of that reader's mask
