@@ -194,3 +194,16 @@ def test_propagate_replays_a_volume_session(infer, mcl_checkpoint, scan, tmp_pat
     expect_error(infer, base + ['--out-dir', str(tmp_path / 'c'), '--previous-mask',
                                 str(tmp_path / 'b' / 'lesion_logits.npz')], capsys,
                  '--propagate replays')
+
+
+def test_the_session_path_equals_the_batched_box_path(infer, mcl_checkpoint, scan, tmp_path):
+    path, _ = scan
+    common = [str(MCL), mcl_checkpoint, str(path), '--intensity', 'unit', '--box', *BOX,
+              '--slices', '1:3', '--pictures', '0']
+    plain = infer.main(common + ['--out-dir', str(tmp_path / 'a')])
+    saved = infer.main(common + ['--out-dir', str(tmp_path / 'b'), '--save-logits'])
+    assert [p.replace('/b/', '/a/') for p in saved[:-1]] == plain  # + NAME_logits.npz
+    for name in ('lesion_consensus.nii.gz', 'lesion_hypothesis1.nii.gz',
+                 'lesion_agreement.nii.gz'):
+        a, b = (np.asarray(nib.load(str(tmp_path / d / name)).dataobj) for d in 'ab')
+        assert np.array_equal(a, b), name
