@@ -82,8 +82,8 @@ class SAM2VolumeSegmentor(BaseSegmentor):
     is labelled ``prompt_label`` if given, else 1; ``object_logits`` (K, T, H, W) float
     tensor, each object's logits on the network grid.
 
-    ``test_cfg`` keys: ``memory_bf16`` (store spatial memories in bfloat16, as SAM 2's video
-    predictor), ``largest_component`` (keep each object's largest 3D component, as MedSAM2),
+    ``test_cfg`` keys: ``memory_bf16`` (round spatial memories to bfloat16, as SAM 2's video
+    predictor stores them), ``largest_component`` (keep each object's largest 3D component, as MedSAM2),
     ``native_resampling`` (:data:`NATIVE_RESAMPLING`), ``share_features`` (several objects of
     a case: encode each slice once and keep the features of all slices while the case is
     segmented, about T x 5 MB at 512 px; False: once per slice and object).
@@ -135,6 +135,8 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         self.register_buffer('pixel_mean', torch.tensor(pixel_mean).view(1, 3, 1, 1), False)
         self.register_buffer('pixel_std', torch.tensor(pixel_std).view(1, 3, 1, 1), False)
         self.train_cfg = {**_TRAIN_DEFAULTS, **(train_cfg or {})}
+        self.train_cfg['loss_weights'] = {**_TRAIN_DEFAULTS['loss_weights'],
+                                          **self.train_cfg['loss_weights']}
         self.test_cfg = {**_TEST_DEFAULTS, **(test_cfg or {})}
         for name, cfg, allowed in (('train_cfg', self.train_cfg, _TRAIN_DEFAULTS),
                                    ('test_cfg', self.test_cfg, _TEST_DEFAULTS)):
