@@ -348,3 +348,44 @@ def test_cases_sharing_a_key_slice_train_apart(reference, official_file):
     alone = [seg.loss(volumes[b:b + 1], samples[b:b + 1]) for b in range(2)]
     for name, value in together.items():
         assert torch.allclose(2 * value, alone[0][name] + alone[1][name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # ~10 s: two 39M-parameter models on CPU
+def test_sam21_tiny_dimensions_equal_video_predictor(tmp_path):
+    """SAM 2.1-tiny's own sizes (Hiera-t, d_model 256, memory 64, 4 memory-attention layers:
+    the tracker's defaults) at a 128-px input: the official-layout file loads strictly into
+    SAM2ImageEncoder('hiera_t') + SAM2MemoryTracker, and propagation equals the video
+    predictor."""
+    size = 128
+    torch.manual_seed(1)
+    reference = build_sam2_video_predictor(SAM21_T, None, device='cpu', hydra_overrides_extra=[
+        f'++model.image_size={size}',
+        f'++model.memory_attention.layer.self_attention.feat_sizes=[{size // 16},{size // 16}]',
+        f'++model.memory_attention.layer.cross_attention.feat_sizes=[{size // 16},{size // 16}]'])
+    path = str(tmp_path / 'sam2.1_tiny_random.pt')
+    torch.save({'model': reference.state_dict()}, path)
+    seg = MODELS.build(dict(type='SAM2VolumeSegmentor', backbone=dict(
+        type='SAM2ImageEncoder', arch='hiera_t', img_size=size, checkpoint=path),
+        tracker=dict(image_size=size, checkpoint=path)))
+    seg.init_weights()
+    seg.eval()
+    frames = seg.slices_of(torch.rand(1, 4, size, size, generator=torch.Generator().manual_seed(3)))
+    box = [20.0, 30.0, 90.0, 100.0]
+    loader = video_predictor_module.load_video_frames
+    video_predictor_module.load_video_frames = lambda **kw: (frames.clone(), size, size)
+    try:
+        state = reference.init_state('frames given in memory')
+    finally:
+        video_predictor_module.load_video_frames = loader
+    expected = {}
+    for reverse in (False, True):
+        reference.reset_state(state)
+        reference.add_new_points_or_box(state, frame_idx=1, obj_id=1, box=box)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for t, _, logits in reference.propagate_in_video(state, reverse=reverse):
+                expected.setdefault(t, logits[0, 0])
+    expected = torch.stack([expected[t] for t in range(4)])
+    ours = F.interpolate(seg.propagate(frames, 1, box), size=(size, size), mode='bilinear',
+                         align_corners=False)[:, 0]
+    assert (ours - expected).abs().max().item() <= 1e-4
