@@ -109,3 +109,28 @@ def test_scan_with_other_slice_size_scales_the_box(tiny_sam2_volume_model):
     np.testing.assert_allclose(seen['box'], [[32, 24, 96, 80]], rtol=1e-6)
     with pytest.raises(ValueError, match=r'the volume: key slice 9'):
         propagate_from_box(model, volume, [24, 18, 72, 60], 9)
+
+
+def test_official_layout_file_loads_through_the_config(tiny_sam2_volume_model, tmp_path):
+    """A file in SAM 2's official layout ({'model': {image_encoder.*, memory_attention.*, ...}})
+    named once as backbone.checkpoint and tracker.checkpoint fills the whole model through
+    init_weights (the route for MedSAM2_latest.pt / sam2.1_hiera_tiny.pt), and the segmentor
+    then predicts as the model the file came from."""
+    from mmsam.apis import init_model, propagate_from_box
+    source = tiny_sam2_volume_model
+    official = {f'image_encoder.{k}': v for k, v in source.backbone.state_dict().items()}
+    official.update(source.tracker.state_dict())
+    path = tmp_path / 'official_layout.pt'
+    torch.save({'model': official}, path)
+    torch.manual_seed(1)
+    model = init_model(TINY_CONFIG, None, cfg_options={
+        'model.backbone.checkpoint': str(path), 'model.tracker.checkpoint': str(path),
+        'model.test_cfg.largest_component': False})
+    model.init_weights()
+    loaded, expected = model.state_dict(), source.state_dict()
+    assert loaded.keys() == expected.keys()
+    for key in expected:
+        assert torch.equal(loaded[key], expected[key]), key
+    volume = organ_scan(size=128)
+    np.testing.assert_array_equal(propagate_from_box(model, volume, [25, 20, 75, 60], 2),
+                                  propagate_from_box(source, volume, [25, 20, 75, 60], 2))
