@@ -88,6 +88,10 @@ class OnnxSegmentor:
         feeds['boxes'] = boxes.numpy().astype(np.float32)
         return self._head(feeds)
 
+    # The exported head gives the hypotheses at the input size (S, S), which is what
+    # MultiHypothesisSegmentor.write_hypotheses accepts as its "low-res" logits.
+    low_res_hypotheses = predict_hypotheses
+    write_hypotheses = MultiHypothesisSegmentor.write_hypotheses
     postprocess_result = BaseSegmentor.postprocess_result
 
     def predict(self, inputs: Tensor,
