@@ -39,6 +39,13 @@ def test_curves_json_plot_pictures_and_table(tmp_path, capsys):
         assert (tmp_path / 'out' / name).stat().st_size > 1000
     table = capsys.readouterr().out
     assert '| MCL | error |' in table and '| MCL | suggestion |' in table
+    merged = curves.main(['--merge', str(tmp_path / 'out' / 'interactive_curves.json'),
+                          '--num-clicks', '2', '--out-dir', str(tmp_path / 'merged')])
+    assert merged.keys() == summary.keys()
+    assert merged['MCL|error']['mean'] == summary['MCL|error']['mean']
+    with pytest.raises(SystemExit, match='not --num-clicks 5'):
+        curves.main(['--merge', str(tmp_path / 'out' / 'interactive_curves.json'),
+                     '--out-dir', str(tmp_path / 'merged')])
     with pytest.raises(SystemExit, match='one per seed'):
         curves.main(['--run', 'MCL', str(SAM_MCL_RANDOM_CONFIG), str(checkpoint),
                      str(checkpoint), '--seeds', '0', '1', '2', '--out-dir', str(tmp_path)])

@@ -16,7 +16,7 @@ mask is the target, on multi-reader data) and the protocol's tie breaks.
 Writes ``<out-dir>/interactive_curves.json`` (per run: the metrics of every seed, their mean and
 sample std), ``interactive_curves.png`` (DSC and NSD vs clicks, mean +- std over seeds; solid:
 users who click at the largest error, dashed: users who click at the suggestion) and a markdown
-table on stdout; with ``--pictures K``, ``<out-dir>/steps_<name>_<user>_<k>.png`` for the first
+table on stdout (``--merge`` adds the runs of earlier JSON files); with ``--pictures K``, ``<out-dir>/steps_<name>_<user>_<k>.png`` for the first
 K test images of the first seed (:func:`render_interactive_steps`).
 """
 import argparse
@@ -40,7 +40,7 @@ USER_STYLES = {'error': '-', 'suggestion': '--'}
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--run', nargs='+', action='append', required=True,
+    parser.add_argument('--run', nargs='+', action='append', default=[],
                         metavar='NAME CONFIG CHECKPOINT', help='a method: name, config, '
                         'checkpoint(s) (one, or one per seed)')
     parser.add_argument('--users', nargs='+', default=['error', 'suggestion'],
@@ -52,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--pictures', type=int, default=0, help='step pictures per method/user')
     parser.add_argument('--max-images', type=int, default=None, help='test only the first N')
+    parser.add_argument('--merge', nargs='+', default=[], metavar='JSON',
+                        help='earlier interactive_curves.json files whose runs join the plot '
+                        'and table (e.g. methods run one at a time)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='overrides for every config, e.g. test_dataloader.dataset.data_root')
     return parser.parse_args(argv)
@@ -183,7 +186,16 @@ def main(argv=None):
     args = parse_args(argv)
     runs = check_runs(args.run, args.seeds)
     os.makedirs(args.out_dir, exist_ok=True)
+    if not runs and not args.merge:
+        raise SystemExit('give --run NAME CONFIG CHECKPOINT... and/or --merge JSON...')
     summary = {}
+    for path in args.merge:
+        with open(path) as f:
+            merged = json.load(f)
+        if merged['num_clicks'] != args.num_clicks:
+            raise SystemExit(f'--merge {path}: {merged["num_clicks"]} clicks, not '
+                             f'--num-clicks {args.num_clicks}')
+        summary.update(merged['runs'])
     for name, config, checkpoints in runs:
         for user in args.users:
             per_seed = {}
