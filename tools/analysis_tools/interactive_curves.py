@@ -51,6 +51,8 @@ def parse_args(argv=None):
                         help='NSD tolerance (spacing units, else pixels)')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--pictures', type=int, default=0, help='step pictures per method/user')
+    parser.add_argument('--picture-size', type=int, default=128,
+                        help='smallest panel side of the step pictures, pixels')
     parser.add_argument('--max-images', type=int, default=None, help='test only the first N')
     parser.add_argument('--merge', nargs='+', default=[], metavar='JSON',
                         help='earlier interactive_curves.json files whose runs join the plot '
@@ -119,7 +121,8 @@ def run_protocol(name, config, checkpoint, user, seed, args, pictures):
                     picture_of(image, sample), sample.interactive_steps.data.numpy(),
                     sample.interactive_clicks, box=sample.metainfo.get('prompt_box'),
                     target=sample.interactive_target.data[0].numpy() != 0,
-                    agreement=sample.interactive_agreement.data.numpy())
+                    agreement=sample.interactive_agreement.data.numpy(),
+                    min_panel_size=args.picture_size)
                 path = osp.join(args.out_dir, f'steps_{name}_{user}_{drawn}.png')
                 cv2.imwrite(path, picture[..., ::-1])
                 drawn += 1
