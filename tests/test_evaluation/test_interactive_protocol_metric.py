@@ -19,11 +19,12 @@ def test_click_curve_auc_by_hand():
     assert np.isnan(click_curve_auc([0.5, 0.7]))  # one click step: no interval
 
 
-def make_sample(steps, label, spacing=None):
+def make_sample(steps, label, spacing=None, points=None):
     sample = SegDataSample(gt_sem_seg=PixelData(data=torch.from_numpy(label[None])))
     sample.interactive_steps = PixelData(data=torch.from_numpy(np.stack(steps).astype(np.uint8)))
-    sample.interactive_clicks = [dict(source='box')] + [dict(source='error')] * (len(steps) - 2) \
-        + [dict(source=None)]
+    points = points or [None] * (len(steps) - 1)
+    sample.interactive_clicks = [dict(source='box')] + [
+        dict(source='error', point=p) for p in points[:-1]] + [dict(source=None, point=None)]
     if spacing is not None:
         sample.set_metainfo(dict(spacing=spacing))
     return sample
@@ -38,8 +39,12 @@ def test_metric_per_step_auc_and_final_by_hand():
     speck[2, 2] = 1  # 1 of 16: Dice 2/17 < 0.2, so NSD is gated to 0
     steps = [empty, exact, half, speck, exact, exact]
     metric = InteractiveProtocolMetric(nsd_tolerance=1.0)
-    metric.process(None, [make_sample(steps, label).to_dict()])
+    # clicks after steps 0..3: (3, 3) missed by the empty mask; (0, 0) right in the exact
+    # mask; (4, 5) missed by the half mask; (2, 2) right in the speck
+    points = [[3, 3], [0, 0], [4, 5], [2, 2], None]
+    metric.process(None, [make_sample(steps, label, points=points).to_dict()])
     out = metric.compute_metrics(metric.results)
+    assert out['clicks_on_error'] == 0.5
     dsc = [0, 1, 2 / 3, 2 / 17, 1, 1]
     nsd_half = nsd(half, label, None, 1.0)
     assert 0 < nsd_half < 1

@@ -172,7 +172,8 @@ def plot(summary, num_clicks, path):
 
 def table(summary, num_clicks):
     cols = [f'DSC {s}' for s in range(num_clicks + 1)] + ['DSC_AUC', 'NSD_AUC', 'DSC final',
-                                                          'NSD final', 'suggested clicks']
+                                                          'NSD final', 'suggested clicks',
+                                                          'clicks on an error']
     lines = ['| method | user | ' + ' | '.join(cols) + ' |', '|' + '---|' * (len(cols) + 2)]
     for key, entry in summary.items():
         name, user = key.split('|')
@@ -181,6 +182,7 @@ def table(summary, num_clicks):
         cells += [f'{mean[k]:.3f} ± {std[k]:.3f}' for k in
                   ('DSC_AUC', 'NSD_AUC', 'DSC_final', 'NSD_final')]
         cells.append(f'{mean["clicks_suggestion"]:.2f} / {num_clicks}')
+        cells.append(f'{mean["clicks_on_error"]:.2f}' if 'clicks_on_error' in mean else 'n/a')
         lines.append(f'| {name} | {user} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

@@ -53,7 +53,10 @@ class InteractiveProtocolMetric(BaseMetric):
 
     Returned: the means over images of those, ``DSC_step<s>`` / ``NSD_step<s>`` per step, and
     ``clicks_<source>``: the mean number of clicks per image by source ('error',
-    'suggestion', 'error_fallback'). Scores are fractions in [0, 1] as in the challenge.
+    'suggestion', 'error_fallback'), and ``clicks_on_error``: the share of all clicks made
+    that fall on an error of the previous step's mask (1 for the error user; for the
+    suggestion user, how often the suggestion finds a mistake). Scores are fractions in
+    [0, 1] as in the challenge.
 
     Args:
         nsd_tolerance (float): NSD tolerance in spacing units (the challenge: 2 mm).
@@ -120,8 +123,20 @@ class InteractiveProtocolMetric(BaseMetric):
             dsc, nsds = self.score_steps(steps, label, self._spacing(sample))
             clicks = _field(sample, 'interactive_clicks', where)
             sources = [c.get('source') for c in clicks[1:]]
-            self.results.append(dict(dsc=dsc, nsd=nsds, **{
-                f'clicks_{s}': sources.count(s) for s in CLICK_SOURCES}))
+            self.results.append(dict(dsc=dsc, nsd=nsds, on_error=self._on_error(
+                steps, label, clicks), **{f'clicks_{s}': sources.count(s) for s in CLICK_SOURCES}))
+
+    def _on_error(self, steps, label, clicks):
+        """(made, on an error of the previous step's mask) counts of the clicks."""
+        target = (label != 0) & (label != self.ignore_index)
+        made = wrong = 0
+        for step, click in enumerate(clicks[1:], start=1):
+            if click.get('point') is None:
+                continue
+            x, y = (int(round(v)) for v in click['point'][:2])
+            made += 1
+            wrong += int((steps[step - 1][y, x] != 0) != target[y, x])
+        return made, wrong
 
     def compute_metrics(self, results):
         """Average the per-image scores; log a per-step table.
@@ -144,6 +159,8 @@ class InteractiveProtocolMetric(BaseMetric):
             metrics[f'{name}_final'] = float(curves[:, -1].mean())
         for source in CLICK_SOURCES:
             metrics[f'clicks_{source}'] = float(np.mean([r[f'clicks_{source}'] for r in results]))
+        made, wrong = np.sum([r['on_error'] for r in results], axis=0)
+        metrics['clicks_on_error'] = float(wrong / made) if made else float('nan')
         self._log_table(metrics, lengths.pop(), len(results))
         return metrics
 
