@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import iter_options, synthetic_abdomen_options
 
-pytestmark = pytest.mark.slow  # two tool subprocesses: ~95 s on the 2-core machine
+pytestmark = pytest.mark.slow  # two tool subprocesses: 35 s on a quiet machine, 95 s loaded
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs/medsam2/medsam2_hiera-tiny_synthetic-abdomen-3d.py'
