@@ -11,18 +11,19 @@ labelled pictures (images, mmsam .npz), or hypothesis grids (multi-hypothesis mo
         [--data-meta META.json] [--num-hypotheses M] [--device cpu] [--amp]
         [--cfg-options k=v ...]
 
-Inputs: scans (NIfTI, MetaImage, a folder of them, or a folder holding one DICOM series; read
-by :func:`mmsam.apis.inference_scan`, written by :mod:`mmsam.apis.scan_outputs` in the scan's
-geometry), PNG/JPEG images and mmsam 2D slice / volume / multi-annotator ``.npz`` files (read
-and written by :mod:`mmsam.apis.file_inference`). Slices are fitted into the model's input by
-the config's test pipeline and data preprocessor exactly as ``tools/test.py`` does; 3D models
-run their sliding window. Box-prompted models take ``--box`` / ``--prompts`` (schema in
-:mod:`mmsam.apis.prompts`); clicks (``--points``, the file's ``points``) and a previous
-run's logits refine the answer, and ``--embedding-cache DIR`` keeps the encoder's features so
-the next call on the same scan does not run the encoder (docs/interactive.md). What each input gives: docs/outputs.md#inference and
-docs/deployment.md. Every input is checked before the model is built (errors name the file);
-outputs are staged and moved into ``DIR`` once complete, and their paths printed. The same
-tool runs exported ONNX models: ``tools/deployment/onnx_infer.py``.
+Inputs: scans (NIfTI, MetaImage, a folder of them, or a folder holding one DICOM series; read by
+:func:`mmsam.apis.inference_scan`, prompts checked and run by :mod:`mmsam.apis.scan_jobs`,
+written by :mod:`mmsam.apis.scan_outputs` in the scan's geometry), PNG/JPEG images and mmsam 2D
+slice / volume / multi-annotator ``.npz`` files (read and written by
+:mod:`mmsam.apis.file_inference`). Slices are fitted into the model's input by the config's test
+pipeline and data preprocessor exactly as ``tools/test.py`` does; 3D models run their sliding
+window. Box-prompted models take ``--box`` / ``--prompts`` (schema in
+:mod:`mmsam.apis.prompts`); clicks (``--points``, the file's ``points``) and a previous run's
+logits refine the answer, and ``--embedding-cache DIR`` keeps the encoder's features so the next
+call on the same scan does not run the encoder (docs/interactive.md). What each input gives:
+docs/outputs.md#inference and docs/deployment.md. Every input is checked before the model is
+built (errors name the file); outputs are staged and moved into ``DIR`` once complete, and their
+paths printed. The same tool runs exported ONNX models: ``tools/deployment/onnx_infer.py``.
 """
 import argparse
 import contextlib
@@ -33,24 +34,17 @@ import torch
 from mmengine.config import DictAction
 
 from mmsam.apis import init_model
-from mmsam.apis.file_inference import (IMAGE_SUFFIXES, class_names_and_palette,
+from mmsam.apis.file_inference import (check_input_paths, class_names_and_palette,
                                        describe_input, draw_hypotheses, hypothesis_inputs,
                                        hypothesis_visualizer, prepare_npz,
                                        read_ct_statistics, segment_file, unique_names)
 from mmsam.apis.inference import config_test_pipeline, model_kind
 from mmsam.apis.inference_embedding_cache import attach_embedding_cache
-from mmsam.apis.interactive_scan import (inference_scan_interactive,
-                                         inference_scan_propagated, logits_file_name,
-                                         write_logits_file)
-from mmsam.apis.prompts import (PromptError, boxes_for, click_list, command_line_prompts,
-                                has_clicks,
-                                load_prompts, points_for, previous_mask_for,
-                                with_extra_points)
-from mmsam.apis.sam2_volume_inference import (inference_scan_sam2, is_sam2_volume_config,
-                                               key_slice_prompt)
-from mmsam.apis.scan_inference import inference_scan
-from mmsam.apis.scan_outputs import scan_name, write_scan_outputs
-from mmsam.datasets.io.scan import MedicalImageError, describe_scan, expand_scan_folders, scan_kind
+from mmsam.apis.prompts import PromptError, has_clicks
+from mmsam.apis.sam2_volume_inference import is_sam2_volume_config, key_slice_prompt
+from mmsam.apis.scan_jobs import plan_scan_jobs, run_sam2_scan_job, run_scan_job, scan_prompts
+from mmsam.apis.scan_outputs import scan_name
+from mmsam.datasets.io.scan import MedicalImageError, expand_scan_folders, scan_kind
 from mmsam.engine import ConfigArgumentError, ConfigError, load_config
 from mmsam.engine.amp import AMP_DTYPE_HELP, autocast_for
 from mmsam.engine.checkpoint import OfficialFormatError, check_official_format
@@ -136,37 +130,25 @@ def check_args(parser, args):
         check_official_format(args.checkpoint)
     except OfficialFormatError as err:
         parser.error(str(err))
-    for what, path in (('config', args.config), ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
+    for what, path in (('config', args.config), ('checkpoint', args.checkpoint),
+                       ('--data-meta', args.data_meta)):
+        if path is not None and not osp.isfile(path):
             parser.error(f'{what} {path}: no such file')
-    if args.data_meta is not None and not osp.isfile(args.data_meta):
-        parser.error(f'--data-meta {args.data_meta}: no such file')
-    for path in args.images:
-        if scan_kind(path) is not None:
-            if not osp.exists(path):
-                parser.error(f'input {path}: no such file or folder')
-            continue
-        if not osp.isfile(path):
-            parser.error(f'image {path}: no such file')
-        suffix = osp.splitext(path)[1].lower()
-        if suffix != '.npz' and suffix not in IMAGE_SUFFIXES:
-            parser.error(f'image {path}: unsupported type {suffix!r}; give a scan (.nii, '
-                         '.nii.gz, .mha, .mhd, a DICOM series folder), an .npz (mmsam '
-                         f'slice, volume or multi-annotator sample) or an image '
-                         f'({", ".join(IMAGE_SUFFIXES)})')
+    try:
+        check_input_paths(args.images)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
     if args.box is not None:
         x0, y0, x1, y1 = args.box
         if min(args.box) < 0 or x1 < x0 or y1 < y0:
             parser.error(f'--box {x0:g} {y0:g} {x1:g} {y1:g}: need 0 <= x0 <= x1 and '
                          '0 <= y0 <= y1 (pixels of the image)')
-    if args.num_hypotheses is not None and args.num_hypotheses < 1:
-        parser.error(f'--num-hypotheses must be >= 1, got {args.num_hypotheses}')
-    if args.batch_size < 1:
-        parser.error(f'--batch-size must be >= 1, got {args.batch_size}')
-    if args.pictures < 0:
-        parser.error(f'--pictures must be >= 0, got {args.pictures}')
-    if args.max_voxels is not None and args.max_voxels < 1:
-        parser.error(f'--max-voxels must be >= 1, got {args.max_voxels}')
+    for flag, value, least in (('--num-hypotheses', args.num_hypotheses, 1),
+                               ('--batch-size', args.batch_size, 1),
+                               ('--pictures', args.pictures, 0),
+                               ('--max-voxels', args.max_voxels, 1)):
+        if value is not None and value < least:
+            parser.error(f'{flag} must be >= {least}, got {value}')
     if args.prompts is not None and (args.box is not None or args.slices is not None):
         parser.error('give the box prompts either with --box [--slices a:b] or with --prompts '
                      'FILE.json, not both')
@@ -239,15 +221,12 @@ def main(argv=None, load_model=load_torch_model, parse=None):
 
 # Scans (NIfTI, DICOM, MetaImage) -----------------------------------------------------------
 def plan_scans(parser, args, cfg, kind, scans):
-    """Check every scan's header and prompts before the model is built:
-    [dict(path, boxes, points, clicks, previous_mask)]; points is None outside the
-    interactive path, clicks (in order) is None outside ``--propagate``."""
+    """Every scan's header and prompts checked before the model is built: [ScanJob]."""
     try:
-        prompts = with_extra_points(load_prompts(args.prompts), args.points) if args.prompts \
-            else command_line_prompts(args.box, args.slices, args.points, args.previous_mask)
+        prompts = scan_prompts(args.prompts, args.box, args.slices, args.points,
+                               args.previous_mask)
     except PromptError as err:
         parser.error(str(err))
-    interactive = has_clicks(prompts) or args.save_logits or args.propagate
     if kind != 'hypotheses' and (args.propagate or args.save_logits):
         parser.error(f'--propagate / --save-logits are for box-prompted models; {args.config} '
                      f'builds a {cfg.model.get("type")}')
@@ -258,25 +237,12 @@ def plan_scans(parser, args, cfg, kind, scans):
     if kind != 'hypotheses' and prompts is not None:
         parser.error(f'--box / --prompts are for box-prompted models; {args.config} builds a '
                      f'{cfg.model.get("type")}, which needs no prompt')
-    plan = []
-    for path in scans:
-        try:
-            shape = describe_scan(path, max_voxels=args.max_voxels)
-            boxes = boxes_for(prompts, path, shape, required=not interactive) \
-                if prompts is not None else None
-            points = points_for(prompts, path, shape) if interactive else None
-            clicks = click_list(prompts, path, shape) if args.propagate else None
-        except (MedicalImageError, PromptError) as err:
-            parser.error(str(err))
-        if interactive and not boxes and not points:
-            parser.error(f'{path}: no box or point prompt for it')
-        previous_mask = previous_mask_for(prompts, path)
-        if args.propagate and previous_mask is not None:
-            parser.error(f'--propagate replays the boxes and clicks in order: remove the '
-                         f'"previous_mask" of {path} from the prompts file')
-        plan.append(dict(path=path, boxes=boxes, points=points, clicks=clicks,
-                         previous_mask=previous_mask))
-    return plan
+    try:
+        return plan_scan_jobs(
+            scans, prompts, max_voxels=args.max_voxels, propagate=args.propagate,
+            interactive=has_clicks(prompts) or args.save_logits or args.propagate)
+    except (MedicalImageError, PromptError) as err:
+        parser.error(str(err))
 
 
 def infer_scans(parser, args, cfg, plan, load_model):
@@ -287,36 +253,19 @@ def infer_scans(parser, args, cfg, plan, load_model):
     classes, palette = class_names_and_palette(model, cfg)
     if model_kind(cfg) == 'hypotheses':
         classes, palette = ['background', 'foreground'], None
-    names = unique_names([scan_name(p['path']) + '.scan' for p in plan])
+    how = 'by sliding window' if model_kind(cfg) == 'volume' else 'slice by slice'
     written = []
-    for name, entry in zip(names, plan):
-        path, boxes, points = entry['path'], entry['boxes'], entry['points']
-        how = 'by sliding window' if model_kind(cfg) == 'volume' else 'slice by slice'
-        print(f'{path}: segmenting {how}', file=sys.stderr)
-        window = None if args.window is None else tuple(args.window)
+    for name, job in zip(unique_names([scan_name(j.path) + '.scan' for j in plan]), plan):
+        print(f'{job.path}: segmenting {how}', file=sys.stderr)
         try:
-            if entry['clicks'] is not None:
-                prediction, logits, digest = inference_scan_propagated(
-                    model, path, boxes, entry['clicks'], intensity=args.intensity,
-                    window=window, max_voxels=args.max_voxels, embedding_cache=cache)
-            elif points is None:
-                prediction = inference_scan(
-                    model, path, intensity=args.intensity, window=window, boxes=boxes,
-                    batch_size=args.batch_size, progress=True, max_voxels=args.max_voxels,
-                    intensity_properties=intensity_properties)
-            else:
-                prediction, logits, digest = inference_scan_interactive(
-                    model, path, boxes, points, entry['previous_mask'], intensity=args.intensity,
-                    window=window, max_voxels=args.max_voxels, embedding_cache=cache)
-            paths = write_scan_outputs(args.out_dir, name, prediction, classes, palette,
-                                       args.pictures, args.picture_slices, boxes=boxes,
-                                       points=points)
-            if points is not None:
-                paths.append(write_logits_file(logits_file_name(args.out_dir, name), logits,
-                                               prediction.labels.shape, digest))
+            paths = run_scan_job(
+                model, job, args.out_dir, name, classes, palette, intensity=args.intensity,
+                window=window_of(args), batch_size=args.batch_size,
+                max_voxels=args.max_voxels, intensity_properties=intensity_properties,
+                embedding_cache=cache, pictures=args.pictures,
+                picture_slices=args.picture_slices)
         except (OSError, KeyError, ValueError) as err:
-            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
-            parser.error(message if path in message else f'input {path}: {message}')
+            input_error(parser, job.path, err)
         for p in paths:
             print(p)
         written += paths
@@ -354,19 +303,27 @@ def infer_sam2_scans(parser, args, cfg, load_model):
     for name, path in zip(names, args.images):
         print(f'{path}: propagating the box on slice {key_slice}', file=sys.stderr)
         try:
-            prediction = inference_scan_sam2(
-                model, path, args.box, key_slice, intensity=args.intensity,
-                window=None if args.window is None else tuple(args.window),
-                max_voxels=args.max_voxels, intensity_properties=intensity_properties)
-            written += write_scan_outputs(args.out_dir, name, prediction,
-                                          ['background', 'foreground'], None, args.pictures,
-                                          args.picture_slices, boxes={key_slice: args.box})
+            written += run_sam2_scan_job(
+                model, path, args.out_dir, name, args.box, key_slice, intensity=args.intensity,
+                window=window_of(args), max_voxels=args.max_voxels,
+                intensity_properties=intensity_properties, pictures=args.pictures,
+                picture_slices=args.picture_slices)
         except (OSError, KeyError, ValueError) as err:
-            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
-            parser.error(message if path in message else f'input {path}: {message}')
+            input_error(parser, path, err)
     for p in written:
         print(p)
     return written
+
+
+def window_of(args):
+    """``--window`` as a (low, high) tuple, or None."""
+    return None if args.window is None else tuple(args.window)
+
+
+def input_error(parser, path, err):
+    """Stop with ``err``'s message, naming the input ``path`` unless the message does."""
+    message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+    parser.error(message if path in message else f'input {path}: {message}')
 
 
 def read_data_meta(parser, args):
@@ -384,8 +341,7 @@ def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
     if args.num_hypotheses is not None:
         cfg.merge_from_dict({'model.test_cfg.num_hypotheses': args.num_hypotheses})
     try:  # every input is read before the model is built, so a bad file fails at once
-        inputs = hypothesis_inputs(cfg, args.images, args.box)
-        add_image_clicks(args.images, inputs, args.points)
+        inputs = hypothesis_inputs(cfg, args.images, args.box, args.points)
     except ValueError as err:
         parser.error(str(err))
     model = load_model(parser, args, cfg)
@@ -401,18 +357,6 @@ def infer_hypotheses(parser, args, cfg, load_model=load_torch_model):
         written.append(out_file)
         print(out_file)
     return written
-
-
-def add_image_clicks(paths, inputs, points):
-    """Put ``--points`` (z = 0) into each packed 2D input's prompts, checked against its size."""
-    clicks = command_line_prompts(None, None, points)
-    if clicks is None:
-        return
-    for path, (packed, image) in zip(paths, inputs):
-        per_slice = points_for(clicks, path, (1, ) + tuple(image.shape[:2]))
-        coords, labels = per_slice[0]
-        packed['data_samples'].set_metainfo(dict(prompt_points=coords,
-                                                 prompt_point_labels=labels))
 
 
 def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model):
@@ -445,8 +389,7 @@ def infer_semantic(parser, args, cfg, volume_model, load_model=load_torch_model)
                                  batch_size=args.batch_size, pictures=args.pictures,
                                  intensity_properties=intensity_properties)
         except (OSError, KeyError, ValueError) as err:
-            message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
-            parser.error(message if path in message else f'input {path}: {message}')
+            input_error(parser, path, err)
         for p in paths:
             print(p)
         written += paths

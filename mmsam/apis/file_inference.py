@@ -12,6 +12,7 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from mmsam.datasets.io.npz import load_npz, npz_array_shape
+from mmsam.datasets.io.scan import scan_kind
 from mmsam.registry import DATASETS, TRANSFORMS
 from mmsam.visualization.hypothesis_visualizer import HypothesisVisualizer
 from mmsam.visualization.slice_choice import choose_slices, slice_scores
@@ -20,6 +21,7 @@ from mmsam.visualization.slice_overlay import (display_slice, render_slice_compa
 from mmsam.utils.io import atomic_savez, atomic_write_png
 from .inference import (config_test_pipeline, inference_model, is_loading, is_volume_model,
                         npz_keys, pack_slice, slice_pipeline, training_data_meta)
+from .prompts import command_line_prompts, points_for
 from .scan_inference import inference_volume
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
@@ -124,14 +126,18 @@ def prepare_image(path: str, steps: list, box: np.ndarray) -> Tuple[dict, np.nda
     return pack_slice(steps, image.astype(np.float32), box, where=path), image
 
 
-def hypothesis_inputs(cfg: Config, paths: List[str],
-                      box: Optional[Sequence[float]] = None) -> List[Tuple[dict, np.ndarray]]:
+def hypothesis_inputs(cfg: Config, paths: List[str], box: Optional[Sequence[float]] = None,
+                      points: Optional[Sequence[float]] = None
+                      ) -> List[Tuple[dict, np.ndarray]]:
     """Read and pack every multi-hypothesis input before a model is built.
 
     Args:
         cfg (Config): the model's config.
         paths (list[str]): ``.npz`` samples and image files (images need ``box``).
         box (Sequence[float], optional): the box prompt (replaces the samples' own).
+        points (Sequence[float], optional): clicks, flat groups of 4 numbers (x, y, z, label)
+            with z = 0, checked against each image's size and put into its packed sample's
+            ``prompt_points`` (N, 2) / ``prompt_point_labels`` (N,).
 
     Returns:
         list[tuple[dict, ndarray]]: per input, the packed inputs and the image to draw.
@@ -155,7 +161,48 @@ def hypothesis_inputs(cfg: Config, paths: List[str],
         except (OSError, KeyError, ValueError) as err:
             message = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
             raise ValueError(f'image {path}: {message}') from err
+    add_image_clicks(paths, inputs, points)
     return inputs
+
+
+def add_image_clicks(paths: Sequence[str], inputs: List[Tuple[dict, np.ndarray]],
+                     points: Optional[Sequence[float]]) -> None:
+    """Put clicks (flat groups of 4 numbers x, y, z = 0, label) into each packed 2D input's
+    prompts, checked against its (H, W) size; nothing without ``points``.
+
+    Raises:
+        PromptError: a click outside an image or off slice 0 (the message names the file).
+    """
+    clicks = command_line_prompts(None, None, points)
+    if clicks is None:
+        return
+    for path, (packed, image) in zip(paths, inputs):
+        coords, labels = points_for(clicks, path, (1, ) + tuple(image.shape[:2]))[0]
+        packed['data_samples'].set_metainfo(dict(prompt_points=coords,
+                                                 prompt_point_labels=labels))
+
+
+def check_input_paths(paths: Sequence[str]) -> None:
+    """Check that every input exists and is of a kind ``tools/infer.py`` reads: a scan
+    (NIfTI, MetaImage, DICOM series folder), an ``.npz`` or an image (:data:`IMAGE_SUFFIXES`).
+
+    Raises:
+        FileNotFoundError: a missing input (named).
+        ValueError: an unsupported file type (named, with the types that work).
+    """
+    for path in paths:
+        if scan_kind(path) is not None:
+            if not osp.exists(path):
+                raise FileNotFoundError(f'input {path}: no such file or folder')
+            continue
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'image {path}: no such file')
+        suffix = osp.splitext(path)[1].lower()
+        if suffix != '.npz' and suffix not in IMAGE_SUFFIXES:
+            raise ValueError(f'image {path}: unsupported type {suffix!r}; give a scan (.nii, '
+                             '.nii.gz, .mha, .mhd, a DICOM series folder), an .npz (mmsam '
+                             f'slice, volume or multi-annotator sample) or an image '
+                             f'({", ".join(IMAGE_SUFFIXES)})')
 
 
 def hypothesis_visualizer(cfg: Config) -> HypothesisVisualizer:
