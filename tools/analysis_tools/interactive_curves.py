@@ -146,7 +146,7 @@ def plot(summary, num_clicks, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(12.5, 3.8))
     steps = np.arange(num_clicks + 1)
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     names = sorted({key.split('|')[0] for key in summary}, key=list(
@@ -164,7 +164,7 @@ def plot(summary, num_clicks, path):
         ax.set_ylabel(metric)
         ax.set_xticks(steps)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc='lower right')
+    axes[1].legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
