@@ -9,6 +9,7 @@ from sam2.modeling.sam.transformer import TwoWayTransformer
 from mmsam.registry import MODELS
 from .masked_two_way_transformer import two_way_transformer_forward
 from .sam2_checkpoint import load_sam2_state, read_sam2_part, read_sam2_state_dict
+from .sam_mask_decoder import SAMMaskDecoder
 
 NO_MEM_EMBED_KEY = 'no_mem_embed'  # SAM2Base's top-level key in official files
 
@@ -220,24 +221,8 @@ class SAM2MaskDecoder(MaskDecoder):
         half = act1(ln1(dc1(src) + feat_s1))
         return [half, act2(dc2(half) + feat_s0)]
 
-    def masks_from_tokens(self, hs: torch.Tensor, pixels: torch.Tensor
-                          ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Masks from the mask tokens' hypernetworks and per-pixel features.
-
-        Args:
-            hs (Tensor): (N, 1 + num_mask_tokens + T, C) output tokens (SAM 1 layout).
-            pixels (Tensor): (N, C', H', W') features.
-
-        Returns:
-            tuple[Tensor, Tensor]: masks (N, num_mask_tokens, H', W') logits and IoU
-            predictions (N, num_mask_tokens).
-        """
-        mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens, :]
-        hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :])
-                                for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
-        b, c, h, w = pixels.shape
-        masks = (hyper_in @ pixels.reshape(b, c, h * w)).reshape(b, -1, h, w)
-        return masks, self.iou_prediction_head(hs[:, 0, :])
+    # The hypernetwork read-out is SAM 1's (same token layout and module names).
+    masks_from_tokens = SAMMaskDecoder.masks_from_tokens
 
     def predict(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
                 sparse_embeddings: torch.Tensor, dense_embeddings: torch.Tensor,
