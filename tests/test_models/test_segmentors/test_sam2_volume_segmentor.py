@@ -293,6 +293,47 @@ def test_step_losses_worked_by_hand():
     assert empty['mask'] == 0 and empty['dice'] == 0 and empty['iou'] == 0
 
 
+def test_step_losses_equal_sam2_training_loss():
+    """Summed over frames and steps and divided by the objects, the step losses equal SAM 2's
+    own ``training.loss_fns.MultiStepMultiMasksAndIous`` (shipped in the sam2 wheel; its
+    trainer module needs tensordict, so only its loss key is provided here) with MedSAM2's
+    settings, on random logits, multimask and single-mask steps, an empty target included."""
+    import sys
+    import types
+    trainer = types.ModuleType('training.trainer')
+    trainer.CORE_LOSS_KEY = 'core_loss'
+    sys.modules.setdefault('training.trainer', trainer)
+    loss_fns = pytest.importorskip('training.loss_fns')
+    from mmsam.models.utils.sam2_memory_losses import sam2_step_losses
+    gen = torch.Generator().manual_seed(3)
+    num_obj, size = 3, 16
+    targets = (torch.rand(2, num_obj, size, size, generator=gen) > 0.7).float()
+    targets[1, 2] = 0  # the object is absent from the second frame
+    frames = []
+    for _ in range(2):
+        steps = [(torch.randn(num_obj, m, size, size, generator=gen) * 3,
+                  torch.rand(num_obj, m, generator=gen), torch.randn(num_obj, 1, generator=gen))
+                 for m in (3, 1)]
+        frames.append(steps)
+    official = loss_fns.MultiStepMultiMasksAndIous(
+        weight_dict=dict(loss_mask=20.0, loss_dice=1.0, loss_iou=1.0, loss_class=1.0),
+        supervise_all_iou=True, iou_use_l1_loss=True, pred_obj_scores=True,
+        focal_gamma_obj_score=0.0, focal_alpha_obj_score=-1)
+    expected = official([dict(multistep_pred_multimasks_high_res=[s[0] for s in steps],
+                              multistep_pred_ious=[s[1] for s in steps],
+                              multistep_object_score_logits=[s[2] for s in steps])
+                         for steps in frames], targets)
+    ours = dict(mask=0, dice=0, iou=0, occlusion=0)
+    for steps, target in zip(frames, targets):
+        for logits, ious, obj in steps:
+            for name, value in sam2_step_losses(logits, ious, obj, target[:, None],
+                                                dict(mask=20.0, dice=1.0)).items():
+                ours[name] = ours[name] + value / num_obj
+    for name, key in (('mask', 'loss_mask'), ('dice', 'loss_dice'), ('iou', 'loss_iou'),
+                      ('occlusion', 'loss_class')):
+        assert ours[name].item() == pytest.approx(float(expected[key]), rel=1e-5), name
+
+
 def test_sam2_encoder_module_gives_the_same_masks(reference, segmentor):
     """Around sam2's own ImageEncoder (dict output) the segmentor predicts what it predicts
     with mmsam's SAM2ImageEncoder loaded from the official-layout file."""
