@@ -13,16 +13,17 @@ _base_ = [
 ]
 num_frames = 8  # MedSAM2's scratch.num_frames
 image_size = 128
+sam2_checkpoint = None  # from scratch (a file in SAM 2's layout would load into both parts)
 d_model = 32
 model = dict(
     type='SAM2VolumeSegmentor',
     data_preprocessor=dict(type='VolumeDataPreProcessor'),
     backbone=dict(
-        type='SAM2ImageEncoder', img_size=image_size, frozen=False, checkpoint=None,
+        type='SAM2ImageEncoder', img_size=image_size, frozen=False, checkpoint=sam2_checkpoint,
         arch=dict(embed_dim=16, num_heads=1, stages=(1, 1, 3, 1), global_att_blocks=(3, ),
                   window_spec=(8, 4, 6, 2), window_pos_embed_bkg_spatial_size=(4, 4),
                   d_model=d_model)),
-    tracker=dict(d_model=d_model, mem_dim=16, image_size=image_size,
+    tracker=dict(checkpoint=sam2_checkpoint, d_model=d_model, mem_dim=16, image_size=image_size,
                  memory_attention=dict(num_layers=1, dim_feedforward=64),
                  memory_encoder=dict(num_fuser_layers=1)),
     test_cfg=dict(memory_bf16=False),

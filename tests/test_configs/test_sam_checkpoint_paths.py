@@ -1,6 +1,6 @@
 """Every config loads its SAM parts from one file: the encoder, prompt encoder and mask decoder
-name the same checkpoint (one `sam_checkpoint` variable per model base or override), and no
-config file writes a checkpoint path twice."""
+(SAM 2 on volumes: the encoder and the memory tracker) name the same checkpoint (one variable
+per model base or override), and no config file writes a checkpoint path twice."""
 import re
 from pathlib import Path
 
@@ -32,10 +32,12 @@ def checkpoint_entries(node, where='model'):
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[str(p.relative_to(ROOT)) for p in CONFIGS])
 def test_sam_parts_share_one_checkpoint(path):
-    entries = checkpoint_entries(Config.fromfile(path).model.to_dict())
-    assert set(entries) == {'model.backbone.checkpoint',
-                            'model.decode_head.prompt_encoder.checkpoint',
-                            'model.decode_head.mask_decoder.checkpoint'}, entries
+    model = Config.fromfile(path).model
+    entries = checkpoint_entries(model.to_dict())
+    # SAM 2 on volumes: the Hiera encoder and the memory tracker (SAM 2's other parts)
+    parts = (('backbone', 'tracker') if model.type == 'SAM2VolumeSegmentor' else
+             ('backbone', 'decode_head.prompt_encoder', 'decode_head.mask_decoder'))
+    assert set(entries) == {f'model.{part}.checkpoint' for part in parts}, entries
     assert len(set(entries.values())) == 1, f'{path.name}: parts load different files: {entries}'
 
 
