@@ -380,11 +380,7 @@ class SAM2VolumeSegmentor(BaseSegmentor):
             native = tuple(meta.get('native_shape') or (slices.shape[0], size, size))
             labels = np.zeros(native, np.int64)
             all_logits = []
-            objects = self.object_prompts(meta)
-            cache = {} if len(objects) > 1 and self.test_cfg['share_features'] else None
-            for obj in objects:
-                low = self.propagate(slices, obj['key_slice'], obj.get('box'), obj.get('points'),
-                                     obj.get('point_labels'), obj.get('mask'), cache)
+            for obj, low in self.propagate_objects(slices, meta):
                 all_logits.append(F.interpolate(low, size=(size, size), mode='bilinear',
                                                 align_corners=False)[:, 0])
                 labels[self.object_mask(low, native, meta)] = obj['label']
@@ -430,21 +426,42 @@ class SAM2VolumeSegmentor(BaseSegmentor):
         return mask.astype(np.uint8), logits.float().cpu()
 
     # ------------------------------------------------------------------ base API
+    def propagate_objects(self, slices: torch.Tensor, meta: Dict):
+        """Propagate every prompted object of one case, sharing its slice features.
+
+        Args:
+            slices (Tensor): (T, 3, S, S) the case's slices (:meth:`slices_of`).
+            meta (dict): the case's metainfo with the prompts (:meth:`object_prompts`).
+
+        Yields:
+            tuple[dict, Tensor]: each object's prompt and its (T, 1, h, w) low-res logits.
+        """
+        objects = self.object_prompts(meta)
+        cache = {} if len(objects) > 1 and self.test_cfg['share_features'] else None
+        for obj in objects:
+            yield obj, self.propagate(slices, obj['key_slice'], obj.get('box'),
+                                      obj.get('points'), obj.get('point_labels'),
+                                      obj.get('mask'), cache)
+
     def encode_decode(self, inputs, batch_img_metas):
-        """Not used: a volume is segmented by propagation (:meth:`predict`)."""
-        raise NotImplementedError('SAM2VolumeSegmentor segments volumes by propagation; '
-                                  'call predict()')
+        """Logits (B, K, T, S, S) of every case's K prompted objects at the input size.
+
+        Args:
+            inputs (Tensor): (B, C, T, S, S) volumes in [0, 1].
+            batch_img_metas (list[dict]): per case, the prompts (same K in every case).
+        """
+        size = self.tracker.image_size
+        return torch.stack([torch.stack([
+            F.interpolate(low, size=(size, size), mode='bilinear', align_corners=False)[:, 0]
+            for _, low in self.propagate_objects(self.slices_of(volume), meta)])
+            for volume, meta in zip(inputs, batch_img_metas)])
 
     def _forward(self, inputs, data_samples=None):
         """Low-res logits (B, K, T, h, w) of every prompted object (for tracing / FLOPs)."""
-        out = []
-        for volume, sample in zip(inputs, data_samples):
-            slices = self.slices_of(volume)
-            out.append(torch.stack([
-                self.propagate(slices, o['key_slice'], o.get('box'), o.get('points'),
-                               o.get('point_labels'), o.get('mask'))[:, 0]
-                for o in self.object_prompts(sample.metainfo)]))
-        return torch.stack(out)
+        return torch.stack([torch.stack([
+            low[:, 0] for _, low in self.propagate_objects(self.slices_of(volume),
+                                                          sample.metainfo)])
+            for volume, sample in zip(inputs, data_samples)])
 
     def loss(self, inputs: torch.Tensor, data_samples: List) -> Dict[str, torch.Tensor]:
         """MedSAM2's training losses on (B, C, T, H, W) slice sequences (see the class doc).

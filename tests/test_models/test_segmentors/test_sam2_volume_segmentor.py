@@ -200,6 +200,17 @@ def test_cases_do_not_interact(segmentor):
     assert not torch.equal(first[1].object_logits, second[1].object_logits)
 
 
+def test_encode_decode_gives_predicts_object_logits(segmentor):
+    volumes = random_volume(5, batch=2)
+    samples = [prompted_sample(1, [6.0, 8.0, 44.0, 40.0], 'a'),
+               prompted_sample(4, [20.0, 10.0, 60.0, 30.0], 'b')]
+    logits = segmentor.encode_decode(volumes, [s.metainfo for s in samples])
+    predicted = segmentor.predict(volumes, samples)
+    assert logits.shape == (2, 1, T, S, S)
+    for case_logits, sample in zip(logits, predicted):
+        assert torch.equal(case_logits, sample.object_logits)
+
+
 def test_predict_labels_and_native_grid(segmentor):
     volume = random_volume(6)
     sample = SegDataSample(metainfo=dict(key_slices=[1, 3], prompt_boxes=[[4, 4, 30, 30],
