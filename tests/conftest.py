@@ -192,3 +192,13 @@ def mcl_checkpoint(tmp_path_factory):
     torch.save(dict(meta=dict(), state_dict=model.state_dict()), path)
     return str(path)
 
+
+def expect_error(infer, argv, capsys, *patterns):
+    """Run a CLI module's ``main(argv)`` and check it stops with exit code 2 (argparse's
+    ``parser.error``) and a message on stderr containing every pattern."""
+    with pytest.raises(SystemExit) as err:
+        infer.main(argv)
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    for pattern in patterns:
+        assert pattern in message, message

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import SAM_MCL_RANDOM_CONFIG as CONFIG
-from conftest import load_script
+from conftest import expect_error, load_script
 
 SPACING = 4  # HypothesisVisualizer's default gap between panels
 NUM_HYPOTHESES = 3  # SAM-MCL's outputs
@@ -78,15 +78,6 @@ def test_box_overrides_the_npz_annotation_box(infer, mcl_checkpoint, tmp_path):
     grid = cv2.imread(path)
     top = grid.shape[0] - 256
     assert is_red(grid[top + 126, 11]) and is_red(grid[top + 126, 21])
-
-
-def expect_error(infer, argv, capsys, *patterns):
-    with pytest.raises(SystemExit) as err:
-        infer.main(argv)
-    assert err.value.code == 2
-    message = capsys.readouterr().err
-    for pattern in patterns:
-        assert pattern in message, message
 
 
 def test_clear_errors(infer, mcl_checkpoint, tmp_path, capsys):

@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from conftest import SAM_MCL_RANDOM_CONFIG as MCL
-from conftest import load_script
+from conftest import expect_error, load_script
 
 AFFINE = np.array([[0.0, -0.6, 0.0, 30.0], [0.7, 0.0, 0.0, -12.0], [0.0, 0.0, 2.5, 4.0],
                    [0.0, 0.0, 0.0, 1.0]])
@@ -105,15 +105,6 @@ def test_prompts_file_points_equal_the_command_line(infer, mcl_checkpoint, scan,
     a, b = consensus(tmp_path / 'a'), consensus(tmp_path / 'b')
     assert np.array_equal(a, b)
     assert a[2].any() and not a[[0, 3]].any()  # slice 2: a click alone, no box
-
-
-def expect_error(infer, argv, capsys, *patterns):
-    with pytest.raises(SystemExit) as err:
-        infer.main(argv)
-    assert err.value.code == 2
-    message = capsys.readouterr().err
-    for pattern in patterns:
-        assert pattern in message, message
 
 
 def test_bad_clicks_and_previous_masks_are_named(infer, mcl_checkpoint, scan, tmp_path, capsys):

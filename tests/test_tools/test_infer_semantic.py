@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import load_script, train_shrunk_synthetic_abdomen
+from conftest import expect_error, load_script, train_shrunk_synthetic_abdomen
 
 pytestmark = pytest.mark.slow  # tools run end to end (see pytest.ini)
 
@@ -203,15 +203,6 @@ def test_3d_model_needs_the_ct_statistics(infer, random_3d_checkpoints, tmp_path
     written = infer.main([*argv[:5], '--data-meta', str(meta), '--pictures', '0', *argv[5:]])
     assert [Path(p).name for p in written] == ['patient_pred.npz']
     assert np.load(out / 'patient_pred.npz')['pred'].shape == (6, 96, 112)
-
-
-def expect_error(infer, argv, capsys, *patterns):
-    with pytest.raises(SystemExit) as err:
-        infer.main(argv)
-    assert err.value.code == 2
-    message = capsys.readouterr().err
-    for pattern in patterns:
-        assert pattern in message, message
 
 
 def test_semantic_errors_name_the_input(infer, random_3d_checkpoints, hsam_run, tmp_path,
