@@ -7,12 +7,13 @@ hold ``{'model': state_dict}`` with keys ``image_encoder.*``, ``sam_prompt_encod
 are read with ``weights_only=True``: tensors only, nothing else is unpickled from them.
 """
 import os.path as osp
-from functools import lru_cache
 from typing import Dict, Iterable, Optional
 
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
+
+from .sam_checkpoint import read_weight_file
 
 SAM2_CHECKPOINT_HELP = (
     'Official SAM 2.1 weights (sam2.1_hiera_tiny.pt, sam2.1_hiera_small.pt, '
@@ -23,23 +24,6 @@ SAM2_CHECKPOINT_HELP = (
     'layout, SAM 2.1-tiny) are on Hugging Face: https://huggingface.co/wanglab/MedSAM2. Nothing '
     'is downloaded at run time: put the file at the configured path (by default under '
     'checkpoints/), or set the path with --cfg-options.')
-
-
-@lru_cache(maxsize=1)
-def _read_state_dict(path: str, mtime: float) -> Dict[str, torch.Tensor]:
-    """Read a weight file once per (path, mtime): the SAM 2 parts share one read."""
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001  torch raises many types for bad files
-        raise RuntimeError(f'cannot read SAM 2 checkpoint {path}: {err}. It is not a torch weight '
-                           f'file (or is truncated). {SAM2_CHECKPOINT_HELP}') from err
-    for wrapper_key in ('model', 'state_dict'):
-        if isinstance(obj, dict) and isinstance(obj.get(wrapper_key), dict):
-            obj = obj[wrapper_key]
-    if not isinstance(obj, dict):
-        raise RuntimeError(f'SAM 2 checkpoint {path} holds a {type(obj).__name__}, not a state '
-                           f'dict. {SAM2_CHECKPOINT_HELP}')
-    return obj
 
 
 def read_sam2_state_dict(path: str) -> Dict[str, torch.Tensor]:
@@ -53,7 +37,8 @@ def read_sam2_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'SAM 2 checkpoint {path} not found. {SAM2_CHECKPOINT_HELP}')
-    return _read_state_dict(osp.abspath(path), osp.getmtime(path))
+    return read_weight_file(osp.abspath(path), osp.getmtime(path), 'SAM 2', SAM2_CHECKPOINT_HELP,
+                            ('model', 'state_dict'))
 
 
 def read_sam2_part(path: str, prefix: str, marker_key: Optional[str] = None

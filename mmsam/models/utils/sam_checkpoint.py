@@ -22,20 +22,31 @@ SAM_CHECKPOINT_HELP = (
     '--cfg-options.')
 
 
-@lru_cache(maxsize=1)
-def _read_state_dict(path, mtime):
-    """Read a weight file once per (path, mtime); the three SAM parts share one read."""
+@lru_cache(maxsize=2)
+def read_weight_file(path, mtime, kind='SAM', help_text=SAM_CHECKPOINT_HELP,
+                     wrapper_keys=('state_dict', 'model')):
+    """Read a weight file weights-only, once per (path, mtime): a model's parts share one read.
+
+    Args:
+        path (str): absolute path; mtime (float): its modification time (the cache key).
+        kind (str): what the file should be, for the messages ('SAM', 'SAM 2').
+        help_text (str): where such files come from, appended to the messages.
+        wrapper_keys (tuple[str]): dict keys unwrapped in this order ({'model': sd}, ...).
+
+    Returns:
+        dict[str, Tensor]: the state dict.
+    """
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # noqa: BLE001  torch raises many types for bad files
-        raise RuntimeError(f'cannot read SAM checkpoint {path}: {err}. It is not a torch weight '
-                           f'file (or is truncated). {SAM_CHECKPOINT_HELP}') from err
-    for wrapper_key in ('state_dict', 'model'):
+        raise RuntimeError(f'cannot read {kind} checkpoint {path}: {err}. It is not a torch '
+                           f'weight file (or is truncated). {help_text}') from err
+    for wrapper_key in wrapper_keys:
         if isinstance(obj, dict) and isinstance(obj.get(wrapper_key), dict):
             obj = obj[wrapper_key]
     if not isinstance(obj, dict):
-        raise RuntimeError(f'SAM checkpoint {path} holds a {type(obj).__name__}, '
-                           f'not a state dict. {SAM_CHECKPOINT_HELP}')
+        raise RuntimeError(f'{kind} checkpoint {path} holds a {type(obj).__name__}, '
+                           f'not a state dict. {help_text}')
     return obj
 
 
@@ -52,7 +63,7 @@ def read_sam_part(path, prefix, marker_key):
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'SAM checkpoint {path} not found. {SAM_CHECKPOINT_HELP}')
-    state = _read_state_dict(osp.abspath(path), osp.getmtime(path))
+    state = read_weight_file(osp.abspath(path), osp.getmtime(path))
     part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     if part:
         return part
